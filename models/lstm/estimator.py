@@ -1,0 +1,192 @@
+"""Estimator (builds windows, trains with Lightning) and predictor (turns a fitted network into forecasts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from models.features import COVARIATE_COLUMNS, add_covariates, future_rows, reference_prices, series_id
+from models.lstm.lightning_module import LSTMQuantileLightningModule
+from models.lstm.module import LSTMQuantileNetwork
+from models.lstm.windows import (
+    WindowDataset,
+    already_batched,
+    build_panel,
+    gather_windows,
+    training_window_starts,
+)
+
+UNKNOWN_SERIES_INDEX = 0
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    horizon: int = 28
+    context_length: int = 56
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.8, 0.9, 0.95)
+    hidden_size: int = 32
+    num_layers: int = 1
+    embedding_dim: int = 8
+    dropout: float = 0.0
+    learning_rate: float = 3e-3
+    batch_size: int = 256
+    max_epochs: int = 8
+    window_stride_days: int = 2
+    early_stopping_patience: int = 3
+    seed: int = 42
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+
+
+def quantile_column(level: float) -> str:
+    return f"q{level:g}"
+
+
+@dataclass
+class LSTMPredictor:
+    network: LSTMQuantileNetwork
+    config: LSTMConfig
+    series_index: dict[str, int]
+    reference_price: pd.Series = field(repr=False)
+
+    def predict(self, history: pd.DataFrame, future: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Quantile forecasts for the ``horizon`` days after each series' last history date.
+
+        ``history``: long sales (item_id, store_id, date, units, price, promo, event[, available]).
+        ``future``: planned covariates for those days; by default the last price, no promotion, no event.
+        Returns one row per series and day: item_id, store_id, date, q<level>... (units, clipped at 0).
+        """
+        horizon = self.config.horizon
+        future = future_rows(history, horizon) if future is None else future
+        combined = pd.concat([history, future.assign(units=np.nan)], ignore_index=True)
+        anchors = reference_prices(history).combine_first(self.reference_price)
+        combined = add_covariates(combined, anchors)
+        panel = build_panel(combined, self.config.context_length)
+
+        last_history = history.groupby(series_id(history))["date"].max()
+        first_future = panel.position(last_history.reindex(panel.series).to_numpy()) + 1
+        rows = np.arange(len(panel.series))
+        batch = gather_windows(panel, rows, first_future, horizon)
+        indices = np.array([self.series_index.get(s, UNKNOWN_SERIES_INDEX) for s in panel.series])
+        self.network.eval()
+        with torch.no_grad():
+            scaled, scale = self.network(
+                batch["past_target"], batch["past_observed"], batch["past_covariates"],
+                batch["future_covariates"], torch.from_numpy(indices),
+            )
+        quantiles = (scaled * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
+
+        item_store = pd.Series(panel.series).str.split("|", n=1, expand=True)
+        dates = last_history.reindex(panel.series).to_numpy()[:, None] + pd.to_timedelta(np.arange(1, horizon + 1), "D").to_numpy()
+        forecast = pd.DataFrame({
+            "item_id": np.repeat(item_store[0].to_numpy(), horizon),
+            "store_id": np.repeat(item_store[1].to_numpy(), horizon),
+            "date": dates.ravel(),
+        })
+        for position, level in enumerate(self.config.quantiles):
+            forecast[quantile_column(level)] = quantiles[:, :, position].ravel()
+        return forecast
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save(self.network.state_dict(), directory / "network.pt")
+        metadata = {
+            "config": asdict(self.config),
+            "series_index": self.series_index,
+            "reference_price": {k: (None if pd.isna(v) else float(v)) for k, v in self.reference_price.items()},
+        }
+        (directory / "predictor.json").write_text(json.dumps(metadata, indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> LSTMPredictor:
+        metadata = json.loads((directory / "predictor.json").read_text())
+        config = LSTMConfig(**{**metadata["config"], "quantiles": tuple(metadata["config"]["quantiles"])})
+        network = LSTMQuantileNetwork(**network_arguments(config, n_series=len(metadata["series_index"]) + 1))
+        network.load_state_dict(torch.load(directory / "network.pt", weights_only=True))
+        reference_price = pd.Series(metadata["reference_price"], dtype=float, name="reference_price")
+        return cls(network, config, metadata["series_index"], reference_price)
+
+
+def network_arguments(config: LSTMConfig, n_series: int) -> dict:
+    return {
+        "n_series": n_series,
+        "n_covariates": len(COVARIATE_COLUMNS),
+        "horizon": config.horizon,
+        "n_quantiles": len(config.quantiles),
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "embedding_dim": config.embedding_dim,
+        "dropout": config.dropout,
+    }
+
+
+class LSTMEstimator:
+    def __init__(self, config: LSTMConfig, checkpoint_dir: Path, logger: pl.loggers.Logger | bool = False) -> None:
+        self.config = config
+        self.checkpoint_dir = checkpoint_dir
+        self.logger = logger
+
+    def fit(self, features: pd.DataFrame) -> LSTMPredictor:
+        """Train on every series in ``features`` (long sales with covariates); the last ``horizon``
+        days are held out as the validation window for early stopping."""
+        config = self.config
+        pl.seed_everything(config.seed, workers=True)
+        panel = build_panel(features, config.context_length)
+        series_index = {s: i + 1 for i, s in enumerate(panel.series)}
+        embedding_rows = np.arange(1, len(panel.series) + 1)
+
+        last_position = panel.target.shape[1] - 1
+        validation_start = last_position - config.horizon + 1
+        train_rows, train_starts = training_window_starts(
+            panel, config.horizon, config.window_stride_days, last_target_position=validation_start - 1
+        )
+        val_rows, val_starts = training_window_starts(
+            panel, config.horizon, config.horizon, last_target_position=last_position
+        )
+        on_validation_start = val_starts == validation_start
+        val_rows, val_starts = val_rows[on_validation_start], val_starts[on_validation_start]
+        if len(train_rows) == 0 or len(val_rows) == 0:
+            raise ValueError(
+                f"too little history to train: need more than {2 * config.horizon} days per series "
+                f"(horizon {config.horizon} for validation plus at least one training window)"
+            )
+
+        loaders = [
+            DataLoader(
+                WindowDataset(panel, rows, starts, config.horizon, embedding_rows),
+                batch_size=config.batch_size,
+                shuffle=shuffle,
+                collate_fn=already_batched,
+                num_workers=0,  # workers cost far more than they save on 2 cores
+            )
+            for rows, starts, shuffle in ((train_rows, train_starts, True), (val_rows, val_starts, False))
+        ]
+        module = LSTMQuantileLightningModule(
+            network_kwargs=network_arguments(config, n_series=len(panel.series) + 1),
+            quantiles=list(config.quantiles),
+            learning_rate=config.learning_rate,
+        )
+        checkpoint = ModelCheckpoint(dirpath=self.checkpoint_dir, monitor="val_loss", save_last=True)
+        trainer = pl.Trainer(
+            max_epochs=config.max_epochs,
+            accelerator=config.accelerator,
+            devices=config.devices,
+            strategy=config.strategy,
+            callbacks=[EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience), checkpoint],
+            logger=self.logger,
+            log_every_n_steps=5,
+            deterministic=True,
+            enable_model_summary=False,
+        )
+        trainer.fit(module, *loaders)
+        best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+        return LSTMPredictor(best.network.cpu(), config, series_index, reference_prices(features))

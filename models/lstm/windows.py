@@ -1,0 +1,114 @@
+"""Series panel and training windows: long frames in, fixed-shape tensors out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from models.features import COVARIATE_COLUMNS, series_id
+
+
+@dataclass(frozen=True)
+class SeriesPanel:
+    """Every series on one daily grid, left-padded by ``context_length`` unobserved days."""
+
+    series: np.ndarray  # [series] ids "item|store"
+    start_date: pd.Timestamp  # date at padded position ``context_length``
+    context_length: int
+    target: np.ndarray  # [series, padded_time] units, 0 where unknown
+    observed: np.ndarray  # [series, padded_time] 1 where units are known
+    trainable: np.ndarray  # [series, padded_time] observed and not censored by a stockout
+    covariates: np.ndarray  # [series, padded_time, covariates]
+
+    def position(self, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+        return self.context_length + (pd.DatetimeIndex(dates) - self.start_date).days.to_numpy()
+
+
+def build_panel(frame: pd.DataFrame, context_length: int) -> SeriesPanel:
+    """``frame`` holds covariates for every row; ``units`` is NaN on rows to be forecast."""
+    ids = series_id(frame)
+    series, row_series = np.unique(ids.to_numpy(), return_inverse=True)
+    start_date = frame["date"].min()
+    n_days = (frame["date"].max() - start_date).days + 1
+    column = context_length + (frame["date"] - start_date).dt.days.to_numpy()
+    shape = (len(series), context_length + n_days)
+
+    units = frame["units"].to_numpy(dtype=float)
+    known = ~np.isnan(units)
+    available = frame["available"].to_numpy(dtype=float) if "available" in frame else np.ones(len(frame))
+    target = np.zeros(shape, dtype=np.float32)
+    observed = np.zeros(shape, dtype=np.float32)
+    trainable = np.zeros(shape, dtype=np.float32)
+    covariates = np.zeros((*shape, len(COVARIATE_COLUMNS)), dtype=np.float32)
+    target[row_series, column] = np.where(known, units, 0.0)
+    observed[row_series, column] = known
+    trainable[row_series, column] = known & (available > 0)
+    covariates[row_series, column] = frame[COVARIATE_COLUMNS].to_numpy(dtype=np.float32)
+    return SeriesPanel(series, start_date, context_length, target, observed, trainable, covariates)
+
+
+def gather_windows(
+    panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray, horizon: int
+) -> dict[str, torch.Tensor]:
+    """Cut one window per (series row, first forecast position) pair."""
+    context = panel.context_length
+    past = first_future[:, None] + np.arange(-context, 0)  # [windows, context]
+    future = first_future[:, None] + np.arange(horizon)  # [windows, horizon]
+    rows = series_rows[:, None]
+    return {
+        "past_target": torch.from_numpy(panel.target[rows, past]),  # [windows, context]
+        "past_observed": torch.from_numpy(panel.observed[rows, past]),  # [windows, context]
+        "past_covariates": torch.from_numpy(panel.covariates[rows, past]),  # [windows, context, covariates]
+        "future_covariates": torch.from_numpy(panel.covariates[rows, future]),  # [windows, horizon, covariates]
+        "future_target": torch.from_numpy(panel.target[rows, future]),  # [windows, horizon]
+        "future_mask": torch.from_numpy(panel.trainable[rows, future]),  # [windows, horizon]
+    }
+
+
+def training_window_starts(
+    panel: SeriesPanel, horizon: int, stride: int, last_target_position: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``stride``-th window whose targets end by ``last_target_position`` and that has
+    at least one observed past day and one trainable future day."""
+    candidates = np.arange(panel.context_length + 1, last_target_position - horizon + 2)[::-1][::stride]
+    rows, starts = np.meshgrid(np.arange(len(panel.series)), candidates, indexing="ij")
+    rows, starts = rows.ravel(), starts.ravel()
+    observed_cumsum = np.concatenate([np.zeros((len(panel.series), 1)), panel.observed.cumsum(axis=1)], axis=1)
+    trainable_cumsum = np.concatenate([np.zeros((len(panel.series), 1)), panel.trainable.cumsum(axis=1)], axis=1)
+    past_observed = observed_cumsum[rows, starts] - observed_cumsum[rows, starts - panel.context_length]
+    future_trainable = trainable_cumsum[rows, starts + horizon] - trainable_cumsum[rows, starts]
+    keep = (past_observed > 0) & (future_trainable > 0)
+    return rows[keep], starts[keep]
+
+
+class WindowDataset(Dataset):
+    """Windows cut on demand; ``__getitems__`` gathers a whole batch with one fancy index."""
+
+    def __init__(self, panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray,
+                 horizon: int, series_index: np.ndarray) -> None:
+        self.panel = panel
+        self.series_rows = series_rows
+        self.first_future = first_future
+        self.horizon = horizon
+        self.series_index = series_index  # [series] embedding index per panel row
+
+    def __len__(self) -> int:
+        return len(self.series_rows)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        picked = np.asarray(indices)
+        rows = self.series_rows[picked]
+        batch = gather_windows(self.panel, rows, self.first_future[picked], self.horizon)
+        batch["series_index"] = torch.from_numpy(self.series_index[rows])
+        return batch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {name: tensor[0] for name, tensor in self.__getitems__([index]).items()}
+
+
+def already_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return batch

@@ -1,0 +1,198 @@
+"""One typed settings object for the whole project.
+
+Values come, highest priority first, from ``--set key=value`` overrides, ``REPLENISH_*`` environment
+variables (nested with ``__``, e.g. ``REPLENISH_FORECAST__MAX_EPOCHS=3``), a YAML file, and the
+defaults below, which run on a laptop with no server.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+_config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SyntheticDataSettings(_Section):
+    n_items: int = Field(20, ge=1)
+    n_stores: int = Field(2, ge=1)
+    n_days: int = Field(365, ge=60)
+    start_date: str = "2024-01-01"
+    seed: int = 7
+
+
+class MasterDefaultsSettings(_Section):
+    """Fallbacks for sources without an item master, inventory snapshot or capacity table (M5, plain sales files)."""
+
+    unit_cost_share_of_price: float = Field(0.6, gt=0)
+    default_unit_cost: float = Field(1.0, ge=0)
+    holding_cost_rate: float = Field(0.25, ge=0)
+    lead_time_days: int = Field(7, ge=0)
+    case_pack: int = Field(1, ge=1)
+    moq: int = Field(0, ge=0)
+    unit_volume: float = Field(1.0, gt=0)
+    days_of_cover_on_hand: float = Field(14.0, ge=0)
+    capacity_headroom: float = Field(3.0, gt=0)
+
+
+class DataSettings(_Section):
+    format: Literal["synthetic", "long", "m5"] = "synthetic"
+    path: Path | None = None
+    synthetic: SyntheticDataSettings = SyntheticDataSettings()
+    master_defaults: MasterDefaultsSettings = MasterDefaultsSettings()
+
+    @model_validator(mode="after")
+    def _path_given_for_files(self) -> DataSettings:
+        if self.format != "synthetic" and self.path is None:
+            raise ValueError(f"data.path is required when data.format is {self.format!r}")
+        return self
+
+
+class ForecastSettings(_Section):
+    horizon_days: int = Field(28, ge=1)
+    context_length: int = Field(56, ge=7)
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.8, 0.9, 0.95)
+    hidden_size: int = Field(32, ge=1)
+    num_layers: int = Field(1, ge=1)
+    embedding_dim: int = Field(8, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    batch_size: int = Field(256, ge=1)
+    max_epochs: int = Field(8, ge=1)
+    window_stride_days: int = Field(2, ge=1)
+    early_stopping_patience: int = Field(3, ge=1)
+    seed: int = 42
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles_sorted_and_include_median(cls, quantiles: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < q < 1 for q in quantiles) or list(quantiles) != sorted(set(quantiles)):
+            raise ValueError("quantiles must be distinct, increasing and strictly between 0 and 1")
+        if 0.5 not in quantiles:
+            raise ValueError("quantiles must include 0.5, the point forecast")
+        return quantiles
+
+
+class PlanningSettings(_Section):
+    horizon_days: int = Field(28, ge=1)
+    demand_quantile: float = Field(0.5, gt=0, lt=1)
+    shortage_cost_multiplier: float = Field(2.0, ge=0)
+    order_cost_per_unit: float = Field(0.0, ge=0)
+    solver_time_limit_seconds: float = Field(60.0, gt=0)
+    solver_mip_rel_gap: float = Field(1e-4, ge=0)
+
+
+class TrackingSettings(_Section):
+    tracking_uri: str | None = None  # default: SQLite file inside work_dir
+    registry_uri: str | None = None  # default: same as tracking_uri
+    artifact_location: str | None = None  # default: folder inside work_dir (new experiments only)
+    experiment_name: str = "replenish"
+    registered_model_name: str = "replenish-demand-lstm"
+
+
+class OrchestrationSettings(_Section):
+    prefect_api_url: str | None = None  # default: Prefect's local mode, its database inside work_dir
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REPLENISH_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    work_dir: Path = Path(".replenish")
+    output_dir: Path = Path("output")
+    data: DataSettings = DataSettings()
+    forecast: ForecastSettings = ForecastSettings()
+    planning: PlanningSettings = PlanningSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
+
+    @field_validator("work_dir", "output_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # Relative paths are pinned at load time so a later chdir (Lightning, Prefect workers) cannot move them.
+        return path.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.tracking.tracking_uri or f"sqlite:///{self.work_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_registry_uri(self) -> str:
+        return self.tracking.registry_uri or self.mlflow_tracking_uri
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return self.tracking.artifact_location or (self.work_dir / "mlartifacts").as_uri()
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.work_dir / "prefect"
+
+    @property
+    def plan_path(self) -> Path:
+        return self.output_dir / "order_plan.csv"
+
+
+class SettingsError(ValueError):
+    """A settings file, environment variable or override that cannot be used."""
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn ``["forecast.max_epochs=3", "data.format=m5"]`` into a nested dict of YAML-typed values."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw_value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"override {pair!r} is not of the form key=value")
+        *parents, leaf = key.strip().split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw_value) if raw_value else None
+    return nested
+
+
+def load_settings(config_file: Path | None = None, overrides: list[str] | None = None) -> Settings:
+    if config_file is not None and not config_file.is_file():
+        raise SettingsError(f"settings file {config_file} does not exist")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**parse_overrides(overrides or []))
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        source = f" (file {config_file})" if config_file else ""
+        raise SettingsError(f"invalid settings{source}:\n{error}") from None
+    finally:
+        _config_file.reset(token)
