@@ -130,6 +130,20 @@ class Settings(BaseSettings):
         # Relative paths are pinned at load time so a later chdir (Lightning, Prefect workers) cannot move them.
         return path.expanduser().resolve()
 
+    @model_validator(mode="after")
+    def _planning_fits_forecast(self) -> Settings:
+        if self.planning.horizon_days > self.forecast.horizon_days:
+            raise ValueError(
+                f"planning.horizon_days ({self.planning.horizon_days}) exceeds forecast.horizon_days "
+                f"({self.forecast.horizon_days}): the plan needs a forecast for every day it covers"
+            )
+        if self.planning.demand_quantile not in self.forecast.quantiles:
+            raise ValueError(
+                f"planning.demand_quantile {self.planning.demand_quantile} is not one of forecast.quantiles "
+                f"{list(self.forecast.quantiles)}"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,

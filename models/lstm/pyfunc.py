@@ -1,0 +1,36 @@
+"""MLflow pyfunc flavour of the LSTM predictor: a long sales frame in, quantile forecasts out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+
+from models.lstm.estimator import LSTMPredictor
+
+# The columns and dtypes a caller passes; the model signature is inferred from an example in this shape.
+INPUT_DTYPES = {
+    "item_id": "str",
+    "store_id": "str",
+    "date": "datetime64[ns]",
+    "units": "float64",
+    "price": "float64",
+    "promo": "int64",
+    "event": "int64",
+    "available": "int64",
+}
+
+
+def as_model_input(sales: pd.DataFrame) -> pd.DataFrame:
+    return sales[list(INPUT_DTYPES)].astype(INPUT_DTYPES).reset_index(drop=True)
+
+
+class LSTMForecasterPyfunc(mlflow.pyfunc.PythonModel):
+    """Forecasts the configured horizon after each series' last date in the input frame."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        self.predictor = LSTMPredictor.load(Path(context.artifacts["predictor"]))
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow infers schemas from hints
+        return self.predictor.predict(as_model_input(model_input))

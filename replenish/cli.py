@@ -1,0 +1,99 @@
+"""The ``replenish`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="replenish",
+    help="Sales history in, validated data, a probabilistic demand forecast and an optimal order plan out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML settings file.", exists=False)]
+SetOption = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", help="Override one setting, e.g. --set forecast.max_epochs=3.")
+]
+DataOption = Annotated[Optional[Path], typer.Option("--data", help="Sales data: a long CSV/Parquet file or folder, or an M5 folder.")]
+FormatOption = Annotated[Optional[str], typer.Option("--format", help="long | m5 | synthetic (default: synthetic).")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+
+@app.callback()
+def replenish() -> None:
+    """Replenish: sales history in, validated data, a probabilistic demand forecast and an optimal order plan out."""
+
+
+def _overrides(set_values: list[str] | None, data: Path | None, data_format: str | None) -> list[str]:
+    overrides = list(set_values or [])
+    if data is not None:
+        overrides.append(f"data.path={data.resolve()}")
+        overrides.append(f"data.format={data_format or 'long'}")
+    elif data_format is not None:
+        overrides.append(f"data.format={data_format}")
+    return overrides
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    from expectations.validation import DataValidationError
+    from optimization.replenishment_lp import PlanInfeasibleError
+    from replenish.data.tables import DataFileError
+    from replenish.settings import SettingsError
+
+    return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError)
+
+
+def _fail(error: BaseException, debug: bool) -> None:
+    if debug:
+        raise error
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    data: DataOption = None,
+    data_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Run the whole job once: load, validate, train, evaluate, register, forecast, plan, publish.
+
+    Example: replenish run --set forecast.max_epochs=3
+    """
+    from replenish.runtime import configure_environment
+    from replenish.settings import load_settings
+
+    overrides = _overrides(set_values, data, data_format)
+    try:
+        settings = load_settings(config, overrides)
+        configure_environment(settings)
+        from flows.main import main_flow
+
+        summary = main_flow(config_file=str(config) if config else None, overrides=overrides)
+    except _user_error_types() as error:
+        _fail(error, debug)
+        return
+    registration, plan = summary.registration, summary.plan
+    metrics = summary.metrics
+    lines = [
+        "",
+        "Replenish run finished",
+        f"  forecast   LSTM RMSSE {metrics['lstm_rmsse']:.3f} vs seasonal naive {metrics['seasonal_naive_rmsse']:.3f}"
+        f" (MASE {metrics['lstm_mase']:.3f} vs {metrics['seasonal_naive_mase']:.3f}; 80% coverage {metrics['lstm_coverage_80']:.2f})",
+        f"  model      {registration.model_name} v{registration.version}"
+        f" ({'promoted to champion' if registration.promoted else 'not promoted'}: {registration.reason})",
+        f"  plan       {plan.orders} orders, {plan.units:,.0f} units, planned cost {plan.planned_cost:,.2f},"
+        f" expected fill rate {plan.expected_fill_rate:.1%} (solver: {plan.solver_status})",
+        f"  written    {plan.plan_path}",
+        f"  MLflow run {summary.mlflow_run_id}",
+        f"  open UI    mlflow ui --backend-store-uri {summary.tracking_uri}",
+    ]
+    typer.echo("\n".join(lines))
+

@@ -1,0 +1,174 @@
+"""MLflow at the edge: experiment, run, metrics, artifacts, model registry.
+
+Every call names its run explicitly (no reliance on MLflow's thread-local "active run"),
+so tasks can run on any thread or worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+import models
+from models.lstm.estimator import LSTMPredictor
+from models.lstm.pyfunc import LSTMForecasterPyfunc, as_model_input
+from replenish.settings import Settings
+
+CHAMPION = "champion"
+# Exact pins recorded with the model: inferring them costs 11-18 s per log_model call.
+MODEL_REQUIREMENTS = [
+    f"{name}=={version}"
+    for name, version in (
+        ("torch", "2.13.0"), ("pytorch-lightning", "2.6.6"), ("pandas", pd.__version__),
+        ("numpy", __import__("numpy").__version__), ("mlflow", mlflow.__version__),
+    )
+]
+
+
+def client_for(settings: Settings) -> MlflowClient:
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri, registry_uri=settings.mlflow_registry_uri)
+
+
+def experiment_id_for(client: MlflowClient, settings: Settings) -> str:
+    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(settings.tracking.experiment_name, artifact_location=settings.mlflow_artifact_location)
+    except MlflowException:  # created concurrently by another run
+        return client.get_experiment_by_name(settings.tracking.experiment_name).experiment_id
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """Order-independent hash of a table's content: the same rows give the same fingerprint."""
+    row_hashes = pd.util.hash_pandas_object(frame.sort_values(list(frame.columns[:3])), index=False)
+    return hashlib.sha256(row_hashes.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def start_run(settings: Settings, run_name: str, tags: Mapping[str, str]) -> str:
+    client = client_for(settings)
+    run = client.create_run(experiment_id_for(client, settings), run_name=run_name, tags=dict(tags))
+    client.log_batch(run.info.run_id, params=[
+        mlflow.entities.Param(key, str(value)[:6000])
+        for key, value in flatten(settings.model_dump(mode="json")).items()
+    ])
+    return run.info.run_id
+
+
+def log_metrics(settings: Settings, run_id: str, metrics: Mapping[str, float]) -> None:
+    client = client_for(settings)
+    client.log_batch(run_id, metrics=[
+        mlflow.entities.Metric(key, float(value), timestamp=0, step=0) for key, value in metrics.items()
+    ])
+
+
+def log_figure(settings: Settings, run_id: str, figure: Figure, artifact_file: str) -> None:
+    client_for(settings).log_figure(run_id, figure, artifact_file)
+
+
+def log_table(settings: Settings, run_id: str, table: pd.DataFrame, artifact_file: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / Path(artifact_file).name
+        table.to_csv(path, index=False)
+        client_for(settings).log_artifact(run_id, str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+
+def set_tags(settings: Settings, run_id: str, tags: Mapping[str, str]) -> None:
+    client = client_for(settings)
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
+def end_run(settings: Settings, run_id: str, status: str) -> None:
+    client_for(settings).set_terminated(run_id, status=status)
+
+
+def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, history_example: pd.DataFrame) -> ModelVersion:
+    """Log the predictor as a pyfunc with signature and input example, and register a new version."""
+    client_for(settings)
+    model_input = as_model_input(history_example)
+    with tempfile.TemporaryDirectory() as folder, mlflow.start_run(run_id=run_id):
+        predictor.save(Path(folder) / "predictor")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LSTMForecasterPyfunc(),
+            artifacts={"predictor": str(Path(folder) / "predictor")},
+            # Ship the model code with the model so it loads without this project installed.
+            code_paths=[str(Path(models.__file__).parent)],
+            signature=infer_signature(model_input, predictor.predict(model_input)),
+            input_example=model_input,
+            pip_requirements=MODEL_REQUIREMENTS,
+            registered_model_name=settings.tracking.registered_model_name,
+        )
+    return MlflowClient(registry_uri=settings.mlflow_registry_uri).get_model_version(
+        settings.tracking.registered_model_name, str(info.registered_model_version)
+    )
+
+
+def champion_version(settings: Settings) -> ModelVersion | None:
+    try:
+        return client_for(settings).get_model_version_by_alias(settings.tracking.registered_model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def load_champion(settings: Settings) -> mlflow.pyfunc.PyFuncModel:
+    client_for(settings)
+    return mlflow.pyfunc.load_model(f"models:/{settings.tracking.registered_model_name}@{CHAMPION}")
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    promote: bool
+    reason: str
+
+
+def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None) -> PromotionDecision:
+    if champion_rmsse is None:
+        return PromotionDecision(True, "first model: no champion yet")
+    if candidate_rmsse < champion_rmsse:
+        return PromotionDecision(True, f"holdout RMSSE {candidate_rmsse:.4f} beats champion's {champion_rmsse:.4f}")
+    return PromotionDecision(False, f"holdout RMSSE {candidate_rmsse:.4f} does not beat champion's {champion_rmsse:.4f}")
+
+
+def promote(settings: Settings, version: ModelVersion, decision: PromotionDecision) -> None:
+    client = client_for(settings)
+    name = settings.tracking.registered_model_name
+    client.set_model_version_tag(name, version.version, "promotion_decision", decision.reason)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version.version)

@@ -1,0 +1,38 @@
+"""Load, validate and complete the input tables."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from expectations.validation import ValidationReport, ensure_valid, validate_tables
+from replenish.data.long_format import load_long
+from replenish.data.m5 import load_m5
+from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
+from replenish.settings import DataSettings
+
+
+def read_tables(data: DataSettings) -> RawTables:
+    if data.format == "m5":
+        return load_m5(data.path)
+    if data.format == "long":
+        return load_long(data.path)
+    return generate_synthetic(SyntheticConfig(**data.synthetic.model_dump()))
+
+
+@task(name="load-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
+      retry_condition_fn=lambda task, task_run, state: isinstance(state.result(raise_on_failure=False), OSError))
+def load_data(data: DataSettings) -> RawTables:
+    return read_tables(data)
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate_data(raw: RawTables) -> ValidationReport:
+    return ensure_valid(validate_tables(raw))
+
+
+@task(name="complete-data", cache_policy=NO_CACHE)
+def complete_data(raw: RawTables, data: DataSettings) -> RetailData:
+    return complete_tables(raw, MasterDefaults(**data.master_defaults.model_dump()))
+

@@ -1,0 +1,81 @@
+"""Features, training and holdout evaluation of the demand forecaster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pytorch_lightning.loggers import MLFlowLogger
+
+from models.evaluation import HoldoutEvaluation, evaluate_holdout, seasonal_naive_forecast
+from models.features import build_feature_frame
+from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
+from replenish.settings import Settings
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    train: pd.DataFrame  # features up to and including the cutoff
+    actual: pd.DataFrame  # the following ``horizon`` days, for scoring only
+    cutoff: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class HoldoutResult:
+    evaluation: HoldoutEvaluation
+    lstm_forecast: pd.DataFrame
+    naive_forecast: pd.DataFrame
+
+
+def lstm_config(settings: Settings) -> LSTMConfig:
+    forecast = settings.forecast
+    return LSTMConfig(
+        horizon=forecast.horizon_days,
+        context_length=forecast.context_length,
+        quantiles=tuple(forecast.quantiles),
+        hidden_size=forecast.hidden_size,
+        num_layers=forecast.num_layers,
+        embedding_dim=forecast.embedding_dim,
+        dropout=forecast.dropout,
+        learning_rate=forecast.learning_rate,
+        batch_size=forecast.batch_size,
+        max_epochs=forecast.max_epochs,
+        window_stride_days=forecast.window_stride_days,
+        early_stopping_patience=forecast.early_stopping_patience,
+        seed=forecast.seed,
+        accelerator=forecast.accelerator,
+        devices=forecast.devices,
+        strategy=forecast.strategy,
+    )
+
+
+@task(name="build-features", cache_policy=NO_CACHE)
+def build_features(sales: pd.DataFrame) -> pd.DataFrame:
+    return build_feature_frame(sales)
+
+
+@task(name="split-holdout", cache_policy=NO_CACHE)
+def split_holdout(features: pd.DataFrame, horizon_days: int) -> HoldoutSplit:
+    cutoff = features["date"].max() - pd.Timedelta(days=horizon_days)
+    return HoldoutSplit(
+        train=features[features["date"] <= cutoff].reset_index(drop=True),
+        actual=features[features["date"] > cutoff].reset_index(drop=True),
+        cutoff=cutoff,
+    )
+
+
+@task(name="train-forecaster", cache_policy=NO_CACHE)
+def train_forecaster(train: pd.DataFrame, settings: Settings, run_id: str) -> LSTMPredictor:
+    logger = MLFlowLogger(tracking_uri=settings.mlflow_tracking_uri, run_id=run_id)
+    estimator = LSTMEstimator(lstm_config(settings), settings.work_dir / "checkpoints" / run_id, logger=logger)
+    return estimator.fit(train)
+
+
+@task(name="evaluate-forecaster", cache_policy=NO_CACHE)
+def evaluate_forecaster(predictor: LSTMPredictor, split: HoldoutSplit) -> HoldoutResult:
+    lstm_forecast = predictor.predict(split.train)
+    naive_forecast = seasonal_naive_forecast(split.train, predictor.config.horizon)
+    evaluation = evaluate_holdout(split.train, split.actual, lstm_forecast, naive_forecast)
+    return HoldoutResult(evaluation, lstm_forecast, naive_forecast)

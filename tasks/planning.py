@@ -1,0 +1,116 @@
+"""Forecast the planning horizon with the champion, solve the replenishment LP, publish the plan."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from models.lstm.estimator import quantile_column
+from models.lstm.pyfunc import as_model_input
+from optimization.replenishment_lp import (
+    CostSettings,
+    PlanningProblem,
+    PlanResult,
+    SolverSettings,
+    solve_replenishment_plan,
+)
+from replenish import tracking
+from replenish.data.tables import RetailData
+from replenish.settings import PlanningSettings, Settings
+
+
+@dataclass(frozen=True)
+class PublishedPlan:
+    plan_path: Path
+    demand_path: Path
+    orders: int
+    units: float
+    planned_cost: float
+    expected_fill_rate: float
+    solver_status: str
+
+
+@task(name="forecast-planning-horizon", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def forecast_planning_horizon(settings: Settings, sales: pd.DataFrame) -> pd.DataFrame:
+    """Quantile forecasts of the days after the snapshot, from the registered champion model."""
+    return tracking.load_champion(settings).predict(as_model_input(sales))
+
+
+def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
+    start_date = data.snapshot_date + pd.Timedelta(days=1)
+    horizon = forecast[forecast["date"] < start_date + pd.Timedelta(days=planning.horizon_days)]
+    demand = pd.DataFrame({
+        "item_id": horizon["item_id"],
+        "store_id": horizon["store_id"],
+        "period": (horizon["date"] - start_date).dt.days,
+        "demand": horizon[quantile_column(planning.demand_quantile)],
+    })
+    return PlanningProblem(
+        start_date=start_date,
+        n_periods=planning.horizon_days,
+        demand=demand.reset_index(drop=True),
+        items=data.items,
+        on_hand=data.inventory,
+        open_orders=data.open_orders,
+        capacity=data.capacity,
+    )
+
+
+@task(name="build-planning-problem", cache_policy=NO_CACHE)
+def build_planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
+    return planning_problem(data, forecast, planning)
+
+
+@task(name="optimize-orders", cache_policy=NO_CACHE)
+def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> PlanResult:
+    return solve_replenishment_plan(
+        problem,
+        CostSettings(shortage_cost_multiplier=planning.shortage_cost_multiplier,
+                     order_cost_per_unit=planning.order_cost_per_unit),
+        SolverSettings(time_limit_seconds=planning.solver_time_limit_seconds,
+                       mip_rel_gap=planning.solver_mip_rel_gap),
+    )
+
+
+def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
+    """Readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            table.to_csv(stream, index=False)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@task(name="publish-plan", cache_policy=NO_CACHE)
+def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult) -> PublishedPlan:
+    orders = plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
+    demand = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
+    demand_path = settings.output_dir / "plan_demand.csv"
+    write_csv_atomically(demand[["item_id", "store_id", "date", "demand"]], demand_path)
+    # The plan goes last: it is what downstream systems pick up.
+    write_csv_atomically(orders, settings.plan_path)
+    tracking.log_table(settings, run_id, orders, "plan/order_plan.csv")
+    tracking.log_table(settings, run_id, plan.inventory, "plan/projected_inventory.csv")
+    tracking.log_metrics(settings, run_id, {
+        "plan_orders": len(orders),
+        "plan_units": float(orders["quantity"].sum()),
+        "plan_cost": plan.objective,
+        "plan_expected_fill_rate": plan.expected_fill_rate,
+        "plan_solve_seconds": plan.solve_seconds,
+        **{f"plan_cost_{part}": value for part, value in plan.cost_breakdown.items()},
+    })
+    tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "solver_status": plan.solver_status})
+    return PublishedPlan(settings.plan_path, demand_path, len(orders), float(orders["quantity"].sum()),
+                         plan.objective, plan.expected_fill_rate, plan.solver_status)
