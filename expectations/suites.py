@@ -1,7 +1,8 @@
 """Great Expectations suites for the input tables.
 
 Each suite is built for the columns a table actually has, so a missing column is reported once by
-``ExpectColumnToExist`` instead of crashing every expectation that names it.
+its existence rule instead of crashing every expectation that names it. Every expectation carries
+its rule in plain words as its ``description``, which is what users see in errors and Data Docs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from great_expectations.expectations.expectation import Expectation
 
 SALES_KEY = ["item_id", "store_id", "date"]
 SALES_REQUIRED = [*SALES_KEY, "units"]
-ITEM_MASTER_REQUIRED = ["item_id", "unit_cost", "lead_time_days", "case_pack"]
+ITEM_MASTER_REQUIRED = ["item_id"]
 INVENTORY_REQUIRED = ["item_id", "store_id", "on_hand"]
 OPEN_ORDERS_REQUIRED = ["item_id", "store_id", "quantity", "arrival_date"]
-INTEGER_DTYPES = ["int8", "int16", "int32", "int64", "Int8", "Int16", "Int32", "Int64", "uint8", "uint16", "uint32", "uint64"]
+CAPACITY_REQUIRED = ["store_id", "capacity_volume"]
+# Text that reads as a non-negative whole number; every caller bounds below at 0 or more.
+WHOLE_NUMBER_TEXT = r"^\s*\d+(\.0*)?\s*$"
 # Daily unit sales beyond this are data errors (a misplaced decimal, a barcode in the units column).
 MAX_PLAUSIBLE_DAILY_UNITS = 1_000_000
 
@@ -24,85 +27,106 @@ def _existing(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     return [column for column in columns if column in frame.columns]
 
 
-def _columns_exist(frame: pd.DataFrame, required: list[str]) -> list[Expectation]:
-    return [gxe.ExpectColumnToExist(column=column) for column in required]
+def _required_columns(frame: pd.DataFrame, required: list[str]) -> list[Expectation]:
+    return [gxe.ExpectColumnToExist(column=column, description="required column must be present") for column in required]
 
 
-def sales_expectations(sales: pd.DataFrame, today: pd.Timestamp) -> list[Expectation]:
-    expectations: list[Expectation] = _columns_exist(sales, SALES_REQUIRED)
-    expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1))
-    for column in _existing(sales, SALES_REQUIRED):
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=column))
-    if "units" in sales.columns:
-        expectations += [
-            gxe.ExpectColumnValuesToBeInTypeList(column="units", type_list=INTEGER_DTYPES),
-            gxe.ExpectColumnValuesToBeBetween(column="units", min_value=0, max_value=MAX_PLAUSIBLE_DAILY_UNITS),
-        ]
-    if "date" in sales.columns:
-        if pd.api.types.is_datetime64_any_dtype(sales["date"]):
-            expectations.append(gxe.ExpectColumnValuesToBeBetween(column="date", max_value=today))
-        else:
-            expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(column="date"))
-    if set(SALES_KEY) <= set(sales.columns):
-        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=SALES_KEY))
-    if "price" in sales.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="price", min_value=0, strict_min=True))
-    for flag in _existing(sales, ["promo", "event", "available"]):
-        expectations.append(gxe.ExpectColumnValuesToBeInSet(column=flag, value_set=[0, 1, True, False]))
+def _not_null(column: str) -> Expectation:
+    return gxe.ExpectColumnValuesToNotBeNull(column=column, description="must not be empty")
+
+
+def _whole_numbers(frame: pd.DataFrame, column: str, minimum: int, maximum: int | None = None) -> list[Expectation]:
+    """Integer values within bounds; every offending row is named, whatever the column's dtype."""
+    bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum:,}"
+    if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+        return [gxe.ExpectColumnValuesToMatchRegex(
+            column=column, regex=WHOLE_NUMBER_TEXT, description=f"must be whole numbers {bounds}")]
+    expectations = [gxe.ExpectColumnValuesToBeBetween(
+        column=column, min_value=minimum, max_value=maximum, description=f"must be {bounds}")]
+    if not pd.api.types.is_integer_dtype(frame[column]):
+        # Floats are fine while they hold whole numbers (a Parquet export, a column with gaps).
+        expectations.append(gxe.ExpectColumnValuesToBeNull(
+            column=column, row_condition=f"`{column}` % 1 != 0", condition_parser="pandas",
+            description="must be whole numbers"))
     return expectations
 
 
-def item_master_expectations(items: pd.DataFrame, sold_item_ids: list[str]) -> list[Expectation]:
-    expectations: list[Expectation] = _columns_exist(items, ITEM_MASTER_REQUIRED)
+def _non_negative(column: str) -> Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, description="must be >= 0")
+
+
+def sales_expectations(sales: pd.DataFrame, today: pd.Timestamp, master_item_ids: list[str] | None) -> list[Expectation]:
+    expectations: list[Expectation] = _required_columns(sales, SALES_REQUIRED)
+    expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, description="must have at least one data row"))
+    expectations += [_not_null(column) for column in _existing(sales, SALES_REQUIRED)]
+    if "units" in sales.columns:
+        expectations += _whole_numbers(sales, "units", 0, MAX_PLAUSIBLE_DAILY_UNITS)
+    if "date" in sales.columns:
+        if pd.api.types.is_datetime64_any_dtype(sales["date"]):
+            expectations.append(gxe.ExpectColumnValuesToBeBetween(
+                column="date", max_value=today, description=f"must not be in the future (after {today:%Y-%m-%d})"))
+        else:
+            expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(
+                column="date", description="must be a date (YYYY-MM-DD)"))
+    if set(SALES_KEY) <= set(sales.columns):
+        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=SALES_KEY, description="one row per item, store and date (no duplicates)"))
+    if "price" in sales.columns:
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(
+            column="price", min_value=0, strict_min=True, description="must be > 0 where given"))
+    for flag in _existing(sales, ["promo", "event", "available"]):
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(
+            column=flag, value_set=[0, 1, True, False], description="must be a 0/1 flag"))
+    if master_item_ids is not None and "item_id" in sales.columns:
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(
+            column="item_id", value_set=master_item_ids, description="every item sold must have an item master row"))
+    return expectations
+
+
+def item_master_expectations(items: pd.DataFrame) -> list[Expectation]:
+    expectations: list[Expectation] = _required_columns(items, ITEM_MASTER_REQUIRED)
     if "item_id" in items.columns:
-        expectations += [
-            gxe.ExpectColumnValuesToNotBeNull(column="item_id"),
-            gxe.ExpectColumnValuesToBeUnique(column="item_id"),
-            gxe.ExpectColumnDistinctValuesToContainSet(column="item_id", value_set=sold_item_ids),
-        ]
+        expectations += [_not_null("item_id"), gxe.ExpectColumnValuesToBeUnique(
+            column="item_id", description="one row per item (no duplicates)")]
     if "lead_time_days" in items.columns:
-        expectations += [
-            gxe.ExpectColumnValuesToBeInTypeList(column="lead_time_days", type_list=INTEGER_DTYPES),
-            gxe.ExpectColumnValuesToBeBetween(column="lead_time_days", min_value=0),
-        ]
+        expectations += _whole_numbers(items, "lead_time_days", 0)
     if "case_pack" in items.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="case_pack", min_value=1))
-    for column in _existing(items, ["unit_cost", "holding_cost_rate", "moq", "unit_volume"]):
-        expectations += [
-            gxe.ExpectColumnValuesToNotBeNull(column=column),
-            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0),
-        ]
+        expectations += _whole_numbers(items, "case_pack", 1)
+    if "moq" in items.columns:
+        expectations += _whole_numbers(items, "moq", 0)
+    for column in _existing(items, ["unit_cost", "holding_cost_rate", "unit_volume"]):
+        expectations.append(_non_negative(column))
     return expectations
 
 
 def inventory_expectations(inventory: pd.DataFrame) -> list[Expectation]:
-    expectations: list[Expectation] = _columns_exist(inventory, INVENTORY_REQUIRED)
+    expectations: list[Expectation] = _required_columns(inventory, INVENTORY_REQUIRED)
     if "on_hand" in inventory.columns:
-        expectations += [
-            gxe.ExpectColumnValuesToNotBeNull(column="on_hand"),
-            gxe.ExpectColumnValuesToBeBetween(column="on_hand", min_value=0),
-        ]
+        expectations += [_not_null("on_hand"), _non_negative("on_hand")]
     if {"item_id", "store_id"} <= set(inventory.columns):
-        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=["item_id", "store_id"]))
+        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["item_id", "store_id"], description="one row per item and store (no duplicates)"))
     return expectations
 
 
 def open_orders_expectations(open_orders: pd.DataFrame, snapshot_date: pd.Timestamp) -> list[Expectation]:
-    expectations: list[Expectation] = _columns_exist(open_orders, OPEN_ORDERS_REQUIRED)
+    expectations: list[Expectation] = _required_columns(open_orders, OPEN_ORDERS_REQUIRED)
     if "quantity" in open_orders.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="quantity", min_value=0))
+        expectations.append(_non_negative("quantity"))
     if "arrival_date" in open_orders.columns:
-        # An order already received belongs in on hand, not in the pipeline.
-        expectations.append(
-            gxe.ExpectColumnValuesToBeBetween(
-                column="arrival_date", min_value=snapshot_date, strict_min=True
-            )
-        )
+        if pd.api.types.is_datetime64_any_dtype(open_orders["arrival_date"]):
+            # An order already received belongs in on hand, not in the pipeline.
+            expectations.append(gxe.ExpectColumnValuesToBeBetween(
+                column="arrival_date", min_value=snapshot_date, strict_min=True,
+                description=f"must be after the inventory snapshot date {snapshot_date:%Y-%m-%d}"))
+        else:
+            expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(
+                column="arrival_date", description="must be a date (YYYY-MM-DD)"))
     return expectations
 
 
 def capacity_expectations(capacity: pd.DataFrame) -> list[Expectation]:
-    expectations: list[Expectation] = _columns_exist(capacity, ["store_id", "capacity_volume"])
+    expectations: list[Expectation] = _required_columns(capacity, CAPACITY_REQUIRED)
     if "capacity_volume" in capacity.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="capacity_volume", min_value=0))
+        expectations.append(_non_negative("capacity_volume"))
     return expectations

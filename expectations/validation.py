@@ -28,11 +28,11 @@ class ExpectationFailure:
     sample_values: list[Any]
 
     def describe(self) -> str:
-        column = f", column '{self.column}'" if self.column else ""
-        count = f": {self.unexpected_count} row(s)" if self.unexpected_count else ""
+        where = f"column '{self.column}' of {self.table}" if self.column else f"table {self.table}"
+        count = f" in {self.unexpected_count} row(s)" if self.unexpected_count else ""
         rows = f"; rows {', '.join(map(str, self.sample_rows))}" if self.sample_rows else ""
         values = f"; values {self.sample_values}" if self.sample_values else ""
-        return f"{self.file} [{self.table}{column}] broke rule '{self.rule}'{count}{rows}{values}"
+        return f'{self.file}: {where} breaks rule "{self.rule}"{count}{rows}{values}'
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,6 @@ class DataValidationError(ValueError):
         self.failures = failures
         lines = "\n".join(f"  - {failure.describe()}" for failure in failures)
         super().__init__(f"input data failed validation ({len(failures)} rule(s) broken):\n{lines}")
-
-
-def _rule_text(expectation_type: str, kwargs: dict[str, Any]) -> str:
-    details = {
-        key: value
-        for key, value in kwargs.items()
-        if key not in {"column", "batch_id", "result_format", "include_config", "catch_exceptions", "meta"}
-        and value is not None
-        and not (key == "value_set" and len(value) > 8)
-    }
-    name = expectation_type.removeprefix("expect_").replace("_", " ")
-    return f"{name} {details}" if details else name
 
 
 def _parsed_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -96,7 +84,7 @@ def _failures(
                 table=table,
                 file=source,
                 column=column,
-                rule=_rule_text(config.type, config.kwargs),
+                rule=config.description or config.type,
                 unexpected_count=details.get("unexpected_count"),
                 sample_rows=[int(frame.index.get_loc(i)) + 1 for i in row_index if i in frame.index],
                 sample_values=list(values)[:SAMPLE_ROWS],
@@ -126,10 +114,15 @@ def validate_tables(raw: RawTables, today: pd.Timestamp | None = None) -> Valida
     today = (today or pd.Timestamp.now()).normalize()
     validator = TableValidator()
     sales = _parsed_dates(raw.sales, "date")
-    checks: list[tuple[str, pd.DataFrame, list[Expectation]]] = [("sales", sales, suites.sales_expectations(sales, today))]
-    if raw.items is not None and "item_id" in sales.columns:
-        sold = sorted(sales["item_id"].dropna().astype(str).unique())
-        checks.append(("items", raw.items, suites.item_master_expectations(raw.items, sold)))
+    master_item_ids = (
+        sorted(raw.items["item_id"].dropna().astype(str).unique())
+        if raw.items is not None and "item_id" in raw.items.columns else None
+    )
+    checks: list[tuple[str, pd.DataFrame, list[Expectation]]] = [
+        ("sales", sales, suites.sales_expectations(sales, today, master_item_ids))
+    ]
+    if raw.items is not None:
+        checks.append(("items", raw.items, suites.item_master_expectations(raw.items)))
     if raw.inventory is not None:
         checks.append(("inventory", raw.inventory, suites.inventory_expectations(raw.inventory)))
     if raw.open_orders is not None and pd.api.types.is_datetime64_any_dtype(sales.get("date")):

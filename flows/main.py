@@ -34,9 +34,9 @@ class MainRunSummary:
 def main_flow(config_file: str | None = None, overrides: list[str] | None = None) -> MainRunSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
-    validate_data(raw)
+    validation = validate_data(raw)
     data = complete_data(raw, settings.data)
-    run_id = start_tracking_run(settings, data)
+    run_id = start_tracking_run(settings, data, validation)
     try:
         features = build_features(data.sales)
         split = split_holdout(features, settings.forecast.horizon_days)

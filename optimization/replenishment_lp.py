@@ -5,9 +5,16 @@ Every item-store k and day t keeps the balance
     on_hand_end[k, t] = on_hand_end[k, t-1] + open_arrivals[k, t] + order[k, t - L_k]
                         - demand[k, t] + lost_sales[k, t]
 
-with 0 <= lost_sales <= demand, non-negative stock and orders, and a per-store limit on the
-volume left on hand at the end of each day.  Purchase, handling, holding and lost-sale
-penalties are minimised together.
+with 0 <= lost_sales <= demand, non-negative stock and orders.  Each store limits the volume
+on its shelves right after the day's deliveries arrive and before that day's sales:
+
+    sum_k unit_volume[k] * (on_hand_end[k, t-1] + open_arrivals[k, t] + order[k, t - L_k])
+        <= capacity_volume[store]
+
+(on_hand_end[k, -1] is the opening stock).  A limit on end-of-day stock would be pointless
+here: with daily ordering and a holding cost the optimal plan keeps no bought stock overnight,
+so only the space needed when deliveries land can shape the orders.  Purchase, handling,
+holding and lost-sale penalties are minimised together.
 """
 
 from __future__ import annotations
@@ -37,6 +44,15 @@ MAX_REPORTED_VIOLATIONS = 5
 ITEM_STORE_KEYS = ["item_id", "store_id"]
 ITEM_ATTRIBUTES = ["unit_cost", "holding_cost_rate", "lead_time_days", "unit_volume"]
 COST_COMPONENTS = ("purchase", "holding", "shortage", "ordering")
+CAPACITY_UTILISATION_COLUMNS = [
+    "store_id",
+    "period",
+    "date",
+    "volume_after_arrivals",
+    "capacity_volume",
+    "utilisation",
+    "binding",
+]
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,9 @@ class PlanResult:
     solver_status: str
     solve_seconds: float
     expected_fill_rate: float
+    # One row per capacitated store and period: store_id, period, date, volume_after_arrivals,
+    # capacity_volume, utilisation, binding.  Last, with a default, so older constructors work.
+    capacity_utilisation: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 class PlanInfeasibleError(ValueError):
@@ -103,7 +122,9 @@ def solve_replenishment_plan(
         # HiGHS reports an empty model as unsolved, yet planning nothing is trivially optimal.
         nothing = np.zeros(grid.demand.shape)
         no_costs = dict.fromkeys(COST_COMPONENTS, 0.0)
-        return _plan_result(grid, nothing, nothing, nothing, no_costs, "optimal", 0.0)
+        return _plan_result(
+            grid, problem.capacity, nothing, nothing, nothing, no_costs, "optimal", 0.0
+        )
     _raise_if_capacity_cannot_hold(grid, problem.capacity)
     model = _build_model_from_grid(grid, problem.capacity, costs)
 
@@ -116,6 +137,7 @@ def solve_replenishment_plan(
     cost_breakdown = {name: pyo.value(model.component(f"{name}_cost")) for name in COST_COMPONENTS}
     return _plan_result(
         grid,
+        problem.capacity,
         # Order slots that could not arrive inside the horizon stay 0.
         orders=_variable_matrix(model.order, grid.demand.shape),
         lost_sales=_variable_matrix(model.lost_sales, grid.demand.shape),
@@ -233,17 +255,19 @@ def _period_matrix(
 
 
 def _raise_if_capacity_cannot_hold(grid: _ItemStoreGrid, capacity: pd.DataFrame) -> None:
-    """The LP is infeasible exactly when the least stock it can possibly keep breaks capacity."""
-    volumes = _minimal_end_volumes(grid).merge(capacity, on="store_id", how="inner")
-    slack = CAPACITY_TOLERANCE * volumes["capacity_volume"].abs().clip(lower=1.0)
-    over = volumes.loc[volumes["minimal_volume"] > volumes["capacity_volume"] + slack]
+    """The LP is infeasible exactly when the least post-delivery stock possible breaks capacity."""
+    volumes = _minimal_volumes_after_arrivals(grid).merge(capacity, on="store_id", how="inner")
+    over = volumes.loc[
+        volumes["minimal_volume"]
+        > volumes["capacity_volume"] + _capacity_slack(volumes["capacity_volume"])
+    ]
     if over.empty:
         return
     first_violations = over.sort_values(["store_id", "period"]).head(MAX_REPORTED_VIOLATIONS)
     reasons = [
         f"capacity at store {row.store_id} on {_period_date(grid.start_date, row.period)} "
         f"(period {row.period}) is {row.capacity_volume} but opening stock and open orders "
-        f"already leave at least {row.minimal_volume} there"
+        f"already need at least {row.minimal_volume} there"
         for row in first_violations.itertuples()
     ]
     more = len(over) - len(reasons)
@@ -251,20 +275,30 @@ def _raise_if_capacity_cannot_hold(grid: _ItemStoreGrid, capacity: pd.DataFrame)
     raise PlanInfeasibleError("; ".join(reasons) + suffix)
 
 
+def _capacity_slack(capacity_volume: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """Relative tolerance on capacity, floored at an absolute one for near-zero capacities."""
+    return CAPACITY_TOLERANCE * np.maximum(np.abs(capacity_volume), 1.0)
+
+
 def _period_date(start_date: pd.Timestamp, period: int) -> str:
     return str((start_date + pd.Timedelta(days=int(period))).date())
 
 
-def _minimal_end_volumes(grid: _ItemStoreGrid) -> pd.DataFrame:
-    """Store volume per period with no new orders and all demand served from stock.
+def _minimal_volumes_after_arrivals(grid: _ItemStoreGrid) -> pd.DataFrame:
+    """Least store volume right after each day's deliveries that any feasible plan can reach.
 
-    Stock evolves as e[t] = max(0, e[t-1] + x[t]); with S the running total of
-    opening stock plus x, that is S[t] - min(0, min_{k<=t} S[k]).
+    That is no new orders and all demand served from stock: the least end stock is
+    e[t] = max(0, e[t-1] + x[t]) with x = open arrivals - demand (any plan's end stock is at
+    least that, since e[t] only grows with e[t-1] and orders), and with S the running total of
+    opening stock plus x, e[t] = S[t] - min(0, min_{k<=t} S[k]).  Stock on the shelf after
+    period t's deliveries is e[t-1] + open arrivals[t], as no plan can avoid a fixed arrival.
     """
     net_inflow = grid.open_arrivals - grid.demand
     opening = grid.item_stores["opening_on_hand"].to_numpy()[:, None]
     running = opening + np.cumsum(net_inflow, axis=1)
-    minimal_stock = running - np.minimum(np.minimum.accumulate(running, axis=1), 0.0)
+    minimal_end_stock = running - np.minimum(np.minimum.accumulate(running, axis=1), 0.0)
+    stock_before = np.hstack([opening, minimal_end_stock])[:, : running.shape[1]]
+    minimal_stock = stock_before + grid.open_arrivals
     volume = minimal_stock * grid.item_stores["unit_volume"].to_numpy()[:, None]
     per_item_store = pd.DataFrame(volume).assign(store_id=grid.item_stores["store_id"])
     return (
@@ -367,8 +401,18 @@ def _stock_balance_rule(model: pyo.ConcreteModel, k: int, t: int) -> pyo.Express
 
 
 def _store_capacity_rule(model: pyo.ConcreteModel, store: object, t: int) -> pyo.Expression:
+    """Volume on the shelf after day t's deliveries, before its sales, fits the store.
+
+    That stock, on_hand_end[k, t-1] + open_arrivals[k, t] + order[k, t - L_k], equals
+    on_hand_end[k, t] + demand[k, t] - lost_sales[k, t] by the stock balance.  The second
+    form is used because it always holds variables, whereas the first is all constants on
+    days before any order can land (opening stock and open orders only), which Pyomo would
+    reject as a trivial constraint.
+    """
     volume = pyo.quicksum(
-        model.unit_volume[k] * model.on_hand_end[k, t] for k in model.ITEM_STORES_IN_STORE[store]
+        model.unit_volume[k]
+        * (model.on_hand_end[k, t] + model.demand[k, t] - model.lost_sales[k, t])
+        for k in model.ITEM_STORES_IN_STORE[store]
     )
     return volume <= model.capacity_volume[store]
 
@@ -441,6 +485,7 @@ def _status_label(results: Results) -> str:
 
 def _plan_result(
     grid: _ItemStoreGrid,
+    capacity: pd.DataFrame,
     orders: np.ndarray,
     lost_sales: np.ndarray,
     on_hand_end: np.ndarray,
@@ -448,14 +493,22 @@ def _plan_result(
     solver_status: str,
     solve_seconds: float,
 ) -> PlanResult:
+    arrivals = grid.open_arrivals + _planned_arrivals(
+        orders, grid.item_stores["lead_time_days"].to_numpy()
+    )
+    opening = grid.item_stores["opening_on_hand"].to_numpy(dtype=float)[:, None]
+    # What the store's capacity limits: stock on the shelf before the day's sales.
+    stock_before = np.hstack([opening, on_hand_end])[:, : on_hand_end.shape[1]]
+    after_arrivals = stock_before + arrivals
     return PlanResult(
         orders=_orders_frame(grid, orders),
-        inventory=_inventory_frame(grid, orders, lost_sales, on_hand_end),
+        inventory=_inventory_frame(grid, arrivals, lost_sales, on_hand_end, after_arrivals),
         objective=sum(cost_breakdown.values()),
         cost_breakdown=cost_breakdown,
         solver_status=solver_status,
         solve_seconds=solve_seconds,
         expected_fill_rate=_fill_rate(grid.demand, lost_sales),
+        capacity_utilisation=_capacity_utilisation_frame(grid, capacity, after_arrivals),
     )
 
 
@@ -493,13 +546,15 @@ def _orders_frame(grid: _ItemStoreGrid, orders: np.ndarray) -> pd.DataFrame:
 
 
 def _inventory_frame(
-    grid: _ItemStoreGrid, orders: np.ndarray, lost_sales: np.ndarray, on_hand_end: np.ndarray
+    grid: _ItemStoreGrid,
+    arrivals: np.ndarray,
+    lost_sales: np.ndarray,
+    on_hand_end: np.ndarray,
+    after_arrivals: np.ndarray,
 ) -> pd.DataFrame:
     n_item_stores, n_periods = grid.demand.shape
     periods = np.tile(np.arange(n_periods), n_item_stores)
     keys = grid.item_stores[ITEM_STORE_KEYS].loc[np.repeat(np.arange(n_item_stores), n_periods)]
-    planned = _planned_arrivals(orders, grid.item_stores["lead_time_days"].to_numpy())
-    arrivals = grid.open_arrivals + planned
     return pd.DataFrame(
         {
             "item_id": keys["item_id"].to_numpy(),
@@ -510,8 +565,43 @@ def _inventory_frame(
             "arrivals": arrivals.ravel(),
             "lost_sales": lost_sales.ravel(),
             "on_hand_end": on_hand_end.ravel(),
+            "on_hand_after_arrivals": after_arrivals.ravel(),
         }
     )
+
+
+def _capacity_utilisation_frame(
+    grid: _ItemStoreGrid, capacity: pd.DataFrame, after_arrivals: np.ndarray
+) -> pd.DataFrame:
+    """Post-delivery volume against capacity for every capacitated store and period.
+
+    utilisation is volume / capacity (NaN for a zero capacity); binding means the volume is
+    within CAPACITY_TOLERANCE of capacity, relative, floored at an absolute tolerance.
+    """
+    capacity_by_store = _capacity_by_store(grid.item_stores, capacity)
+    n_periods = after_arrivals.shape[1]
+    if not capacity_by_store or n_periods == 0:
+        return pd.DataFrame(columns=CAPACITY_UTILISATION_COLUMNS)
+    volume = after_arrivals * grid.item_stores["unit_volume"].to_numpy(dtype=float)[:, None]
+    positions = _positions_by_store(grid.item_stores, capacity_by_store)
+    stores = list(capacity_by_store)
+    volumes = np.concatenate([volume[positions[store]].sum(axis=0) for store in stores])
+    limits = np.repeat([capacity_by_store[store] for store in stores], n_periods)
+    periods = np.tile(np.arange(n_periods), len(stores))
+    frame = pd.DataFrame(
+        {
+            "store_id": np.repeat(np.array(stores, dtype=object), n_periods),
+            "period": periods,
+            "date": grid.start_date + pd.to_timedelta(periods, unit="D"),
+            "volume_after_arrivals": volumes,
+            "capacity_volume": limits,
+            "utilisation": np.divide(
+                volumes, limits, out=np.full_like(volumes, np.nan), where=limits != 0.0
+            ),
+            "binding": np.abs(volumes - limits) <= _capacity_slack(limits),
+        }
+    )
+    return frame.sort_values(["store_id", "period"], ignore_index=True)
 
 
 def _fill_rate(demand: np.ndarray, lost_sales: np.ndarray) -> float:

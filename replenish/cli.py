@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -48,6 +49,25 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError)
 
 
+class _HideUserErrorTracebacks(logging.Filter):
+    """Keep Prefect's console quiet about errors the CLI reports itself; its API log keeps the details."""
+
+    def __init__(self, user_errors: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.user_errors = user_errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], self.user_errors))
+
+
+def _quiet_console(user_errors: tuple[type[BaseException], ...]) -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_HideUserErrorTracebacks(user_errors))
+
+
 def _fail(error: BaseException, debug: bool) -> None:
     if debug:
         raise error
@@ -71,13 +91,16 @@ def run(
     from replenish.settings import load_settings
 
     overrides = _overrides(set_values, data, data_format)
+    user_errors = _user_error_types()
     try:
         settings = load_settings(config, overrides)
         configure_environment(settings)
         from flows.main import main_flow
 
+        if not debug:
+            _quiet_console(user_errors)
         summary = main_flow(config_file=str(config) if config else None, overrides=overrides)
-    except _user_error_types() as error:
+    except user_errors as error:
         _fail(error, debug)
         return
     registration, plan = summary.registration, summary.plan

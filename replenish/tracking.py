@@ -24,7 +24,7 @@ from mlflow.models import infer_signature
 
 import models
 from models.lstm.estimator import LSTMPredictor
-from models.lstm.pyfunc import LSTMForecasterPyfunc, as_model_input
+from models.lstm.pyfunc import as_model_input
 from replenish.settings import Settings
 
 CHAMPION = "champion"
@@ -126,7 +126,7 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, hi
         predictor.save(Path(folder) / "predictor")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=LSTMForecasterPyfunc(),
+            python_model=str(Path(models.__file__).parent / "lstm" / "mlflow_model.py"),
             artifacts={"predictor": str(Path(folder) / "predictor")},
             # Ship the model code with the model so it loads without this project installed.
             code_paths=[str(Path(models.__file__).parent)],

@@ -9,6 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from expectations.validation import ValidationReport
 from models.evaluation import evaluate_holdout
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import as_model_input
@@ -32,7 +33,7 @@ class RegistrationResult:
 
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def start_tracking_run(settings: Settings, data: RetailData) -> str:
+def start_tracking_run(settings: Settings, data: RetailData, validation: ValidationReport) -> str:
     run_name = f"{flow_run.get_name() or 'replenish'}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     tags = {
         "data_source": data.sources.get("sales", "unknown"),
@@ -41,6 +42,8 @@ def start_tracking_run(settings: Settings, data: RetailData) -> str:
         "history": f"{data.sales['date'].min():%Y-%m-%d}..{data.snapshot_date:%Y-%m-%d}",
         "git_commit": tracking.git_commit(),
         "prefect_flow_run_id": str(flow_run.get_id() or "none"),
+        "validation_status": "passed" if validation.success else "failed",
+        "validation_expectations_checked": str(validation.expectations_checked),
     }
     return tracking.start_run(settings, run_name, tags)
 

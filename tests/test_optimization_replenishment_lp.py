@@ -19,6 +19,7 @@ from optimization.replenishment_lp import (
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
 AMPLE_CAPACITY = pd.DataFrame({"store_id": ["S1"], "capacity_volume": [1e6]})
+NO_CAPACITY = pd.DataFrame(columns=["store_id", "capacity_volume"])
 
 
 def _single_item_problem(
@@ -103,11 +104,60 @@ def _random_problem(
     )
 
 
-def _end_volumes(result: PlanResult, items: pd.DataFrame) -> pd.Series:
-    volumes = result.inventory.merge(items[["item_id", "unit_volume"]], on="item_id")
-    return (volumes["on_hand_end"] * volumes["unit_volume"]).groupby(
+def _capacity(volume: float) -> pd.DataFrame:
+    return pd.DataFrame({"store_id": ["S1"], "capacity_volume": [volume]})
+
+
+def _arrivals_by_cell(problem: PlanningProblem, result: PlanResult | None) -> pd.Series:
+    """Units landing per (item, store, period): open orders plus, if given, the plan's orders."""
+    columns = ["item_id", "store_id", "arrival_date", "quantity"]
+    frames = [problem.open_orders[columns]]
+    if result is not None:
+        frames.append(result.orders[columns])
+    arrivals = pd.concat(frames)
+    arrivals["period"] = (pd.to_datetime(arrivals["arrival_date"]) - START).dt.days.clip(lower=0)
+    return arrivals.groupby(["item_id", "store_id", "period"])["quantity"].sum()
+
+
+def _store_volumes(stock: pd.DataFrame, column: str, items: pd.DataFrame) -> pd.Series:
+    volumes = stock.merge(items[["item_id", "unit_volume"]], on="item_id")
+    return (volumes[column] * volumes["unit_volume"]).groupby(
         [volumes["store_id"], volumes["period"]]
     ).sum()
+
+
+def _recomputed_volumes_after_arrivals(problem: PlanningProblem, result: PlanResult) -> pd.Series:
+    """Store volume after each day's deliveries, rebuilt from orders, open orders and end stock."""
+    arrivals = _arrivals_by_cell(problem, result)
+    opening = problem.on_hand.set_index(["item_id", "store_id"])["on_hand"]
+    end_stock = result.inventory.set_index(["item_id", "store_id", "period"])["on_hand_end"]
+    rows = []
+    for item, store, period in end_stock.index:
+        before = (
+            opening.get((item, store), 0.0)
+            if period == 0
+            else end_stock.loc[(item, store, period - 1)]
+        )
+        after = before + arrivals.get((item, store, period), 0.0)
+        rows.append((item, store, period, after))
+    stock = pd.DataFrame(rows, columns=["item_id", "store_id", "period", "after_arrivals"])
+    return _store_volumes(stock, "after_arrivals", problem.items)
+
+
+def _forced_volumes_after_arrivals(problem: PlanningProblem) -> pd.Series:
+    """Post-delivery store volume with no new orders and every sale served that stock allows."""
+    arrivals = _arrivals_by_cell(problem, None)
+    demand = problem.demand.set_index(["item_id", "store_id", "period"])["demand"]
+    rows = []
+    for (item, store), stock in problem.on_hand.set_index(["item_id", "store_id"])[
+        "on_hand"
+    ].items():
+        for period in range(problem.n_periods):
+            after = stock + arrivals.get((item, store, period), 0.0)
+            rows.append((item, store, period, after))
+            stock = max(after - demand.get((item, store, period), 0.0), 0.0)
+    stock_frame = pd.DataFrame(rows, columns=["item_id", "store_id", "period", "after_arrivals"])
+    return _store_volumes(stock_frame, "after_arrivals", problem.items)
 
 
 def test_hand_computed_single_item_plan() -> None:
@@ -177,40 +227,145 @@ def test_overdue_open_orders_land_in_period_zero_and_late_ones_are_ignored() -> 
     assert result.orders.empty
 
 
-def test_tight_capacity_is_met_exactly_and_never_exceeded() -> None:
-    # 20 opening units of volume 2 less day 0's demand of 5 leave volume 30 that no plan avoids.
+def test_opening_stock_on_the_shelf_is_met_exactly_and_never_exceeded() -> None:
+    # 20 opening units of volume 2 fill 40 of space on day 0 before anything is sold.
     problem = _single_item_problem(
         daily_demand=[5.0] * 6,
         lead_time_days=0,
         opening_stock=20.0,
         unit_volume=2.0,
-        capacity=pd.DataFrame({"store_id": ["S1"], "capacity_volume": [30.0]}),
+        capacity=_capacity(40.0),
     )
 
     result = solve_replenishment_plan(problem)
-    volumes = _end_volumes(result, problem.items)
+    volumes = _recomputed_volumes_after_arrivals(problem, result)
 
     assert result.solver_status == "optimal"
-    assert volumes.loc[("S1", 0)] == pytest.approx(30.0)
-    assert (volumes <= 30.0 + 1e-6).all()
+    assert volumes.loc[("S1", 0)] == pytest.approx(40.0)
+    assert (volumes <= 40.0 + 1e-6).all()
     assert result.inventory["lost_sales"].sum() == pytest.approx(0.0)
+    utilisation = result.capacity_utilisation
+    assert utilisation["binding"].tolist() == [True, False, False, False, False, False]
+    assert utilisation["utilisation"].iloc[0] == pytest.approx(1.0)
 
 
-def test_capacity_binds_across_items_in_a_store() -> None:
+def test_tight_capacity_caps_each_delivery_although_no_stock_is_kept_overnight() -> None:
+    # Unconstrained, 30 units land each day from day 2; a one-shot order would bring 120.
+    demand = [0.0, 0.0, 30.0, 30.0, 30.0, 30.0]
+    loose = solve_replenishment_plan(
+        _single_item_problem(daily_demand=demand, lead_time_days=2, opening_stock=0.0)
+    )
+    problem = _single_item_problem(
+        daily_demand=demand, lead_time_days=2, opening_stock=0.0, capacity=_capacity(25.0)
+    )
+
+    result = solve_replenishment_plan(problem)
+    volumes = _recomputed_volumes_after_arrivals(problem, result)
+
+    assert loose.orders["quantity"].tolist() == pytest.approx([30.0] * 4)
+    assert loose.inventory["lost_sales"].sum() == pytest.approx(0.0)
+    # Every delivery is cut to the 25 that fit; the other 5 a day are lost sales.
+    assert result.orders["quantity"].tolist() == pytest.approx([25.0] * 4)
+    assert result.inventory["lost_sales"].tolist() == pytest.approx([0, 0, 5, 5, 5, 5])
+    # Nothing is ever left at day end, so an end-of-day limit could not have changed this plan.
+    assert result.inventory["on_hand_end"].tolist() == pytest.approx([0.0] * 6)
+    assert result.objective > loose.objective
+    assert (volumes <= 25.0 + 1e-6).all()
+    np.testing.assert_allclose(
+        result.inventory["on_hand_after_arrivals"], [0, 0, 25, 25, 25, 25], atol=1e-6
+    )
+    utilisation = result.capacity_utilisation
+    assert utilisation["binding"].tolist() == [False, False, True, True, True, True]
+    np.testing.assert_allclose(utilisation["volume_after_arrivals"], volumes.to_numpy(), atol=1e-6)
+
+
+def test_shared_shelf_space_goes_to_the_item_that_loses_most_per_volume() -> None:
+    # A and B cost the same, but B takes twice the space, so a lost B sale frees more room.
+    problem = PlanningProblem(
+        start_date=START,
+        n_periods=5,
+        demand=pd.DataFrame(
+            {
+                "item_id": ["A"] * 5 + ["B"] * 5,
+                "store_id": "S1",
+                "period": list(range(5)) * 2,
+                "demand": [20.0] * 5 + [10.0] * 5,
+            }
+        ),
+        items=pd.DataFrame(
+            {
+                "item_id": ["A", "B"],
+                "unit_cost": [10.0, 10.0],
+                "holding_cost_rate": [0.365, 0.365],
+                "lead_time_days": [0, 1],
+                "unit_volume": [1.0, 2.0],
+            }
+        ),
+        on_hand=pd.DataFrame({"item_id": ["B"], "store_id": ["S1"], "on_hand": [5.0]}),
+        open_orders=NO_OPEN_ORDERS,
+        capacity=_capacity(30.0),
+    )
+
+    result = solve_replenishment_plan(problem)
+    volumes = _recomputed_volumes_after_arrivals(problem, result)
+    lost = result.inventory.pivot(index="period", columns="item_id", values="lost_sales")
+    ordered = result.orders.groupby("item_id")["quantity"].sum()
+
+    # A fills 20 of the 30 every day; B gets the 10 left, i.e. 5 of its 10 units.
+    assert lost["A"].tolist() == pytest.approx([0.0] * 5)
+    assert lost["B"].tolist() == pytest.approx([5.0] * 5)
+    assert ordered.to_dict() == pytest.approx({"A": 100.0, "B": 20.0})
+    assert (volumes <= 30.0 + 1e-6).all()
+    assert result.capacity_utilisation["binding"].all()
+
+
+def test_capacity_binds_across_items_and_stores() -> None:
     problem = _random_problem(n_items=6, n_stores=2, n_periods=10, seed=3, capacity_volume=1e6)
     loose = solve_replenishment_plan(problem)
-    tightest = _end_volumes(loose, problem.items).groupby(level="store_id").max()
-    # The loose plan's peak volume is forced by opening stock and open orders, so it is feasible.
-    capacity = tightest.rename("capacity_volume").reset_index()
+    loose_peak = _recomputed_volumes_after_arrivals(problem, loose).groupby(level=0).max()
+    forced_peak = _forced_volumes_after_arrivals(problem).groupby(level=0).max()
+    # Halfway between what no plan avoids and what the unconstrained plan brings in.
+    limits = (loose_peak + forced_peak) / 2
+    assert (limits < loose_peak - 1.0).all()
+    capacity = limits.rename("capacity_volume").rename_axis("store_id").reset_index()
     tight_problem = PlanningProblem(**{**problem.__dict__, "capacity": capacity})
 
     result = solve_replenishment_plan(tight_problem)
-    volumes = _end_volumes(result, problem.items)
+    volumes = _recomputed_volumes_after_arrivals(tight_problem, result)
+    utilisation = result.capacity_utilisation.set_index(["store_id", "period"])
 
     assert result.solver_status == "optimal"
-    for store, limit in tightest.items():
-        assert volumes.loc[store].max() == pytest.approx(limit)
+    assert result.objective > loose.objective
+    for store, limit in limits.items():
         assert (volumes.loc[store] <= limit + 1e-6).all()
+        assert utilisation.loc[store, "binding"].any()
+        assert utilisation.loc[store, "capacity_volume"].eq(limit).all()
+    np.testing.assert_allclose(
+        utilisation["volume_after_arrivals"], volumes.loc[utilisation.index], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        utilisation["utilisation"],
+        utilisation["volume_after_arrivals"] / utilisation["capacity_volume"],
+    )
+
+
+def test_loosest_capacity_gives_the_same_plan_cost_as_no_capacity_row() -> None:
+    unlimited = _random_problem(n_items=8, n_stores=3, n_periods=14, seed=5, capacity_volume=0.0)
+    unlimited = PlanningProblem(**{**unlimited.__dict__, "capacity": NO_CAPACITY})
+    huge = PlanningProblem(
+        **{
+            **unlimited.__dict__,
+            "capacity": pd.DataFrame({"store_id": ["S0", "S1", "S2"], "capacity_volume": 1e12}),
+        }
+    )
+
+    free = solve_replenishment_plan(unlimited)
+    capped = solve_replenishment_plan(huge)
+
+    assert capped.objective == pytest.approx(free.objective, rel=1e-9)
+    assert free.capacity_utilisation.empty
+    assert len(capped.capacity_utilisation) == 3 * 14
+    assert not capped.capacity_utilisation["binding"].any()
 
 
 def test_lost_sales_cheaper_than_buying_means_no_orders() -> None:
@@ -235,7 +390,12 @@ def test_stock_stuck_above_capacity_names_store_and_date() -> None:
 
     with pytest.raises(PlanInfeasibleError, match=r"store S1 on 2024-03-04 \(period 3\)") as error:
         solve_replenishment_plan(problem)
-    assert "at least 180.0" in str(error.value)
+    # The 90 units stay unsold, so days 3 and 4 both start over capacity.
+    assert str(error.value) == (
+        "capacity at store S1 on 2024-03-04 (period 3) is 120.0 but opening stock and open "
+        "orders already need at least 180.0 there; capacity at store S1 on 2024-03-05 "
+        "(period 4) is 120.0 but opening stock and open orders already need at least 180.0 there"
+    )
 
 
 def test_demand_before_an_open_order_cannot_drain_what_arrives_later() -> None:
@@ -248,9 +408,28 @@ def test_demand_before_an_open_order_cannot_drain_what_arrives_later() -> None:
         capacity=pd.DataFrame({"store_id": ["S1"], "capacity_volume": [50.0]}),
     )
 
-    at_fault = r"store S1 on 2024-03-04 \(period 3\) is 50.0 .* at least 60.0"
+    at_fault = r"store S1 on 2024-03-04 \(period 3\) is 50.0 .* need at least 60.0"
     with pytest.raises(PlanInfeasibleError, match=at_fault):
         solve_replenishment_plan(problem)
+
+
+def test_sales_on_the_delivery_day_do_not_make_room_for_the_delivery() -> None:
+    # All 60 units sell on day 3, yet they all stand on the shelf first.
+    def problem(capacity_volume: float) -> PlanningProblem:
+        return _single_item_problem(
+            daily_demand=[0.0, 0.0, 0.0, 60.0, 0.0],
+            lead_time_days=1,
+            opening_stock=0.0,
+            open_orders=_open_order(60.0, "2024-03-04"),
+            capacity=_capacity(capacity_volume),
+        )
+
+    at_fault = r"^capacity at store S1 on 2024-03-04 \(period 3\) is 59.0 .* at least 60.0 there$"
+    with pytest.raises(PlanInfeasibleError, match=at_fault):
+        solve_replenishment_plan(problem(59.0))
+    result = solve_replenishment_plan(problem(60.0))
+    assert result.capacity_utilisation["binding"].tolist() == [False, False, False, True, False]
+    assert result.inventory["lost_sales"].sum() == pytest.approx(0.0)
 
 
 def test_capacity_a_hair_below_forced_stock_is_infeasible() -> None:
@@ -259,11 +438,26 @@ def test_capacity_a_hair_below_forced_stock_is_infeasible() -> None:
         lead_time_days=0,
         opening_stock=20.0,
         unit_volume=2.0,
-        capacity=pd.DataFrame({"store_id": ["S1"], "capacity_volume": [29.9]}),
+        capacity=_capacity(39.9),
     )
 
-    with pytest.raises(PlanInfeasibleError, match=r"store S1 on 2024-03-01 \(period 0\)"):
+    at_fault = r"store S1 on 2024-03-01 \(period 0\) is 39.9 .* need at least 40.0 there$"
+    with pytest.raises(PlanInfeasibleError, match=at_fault):
         solve_replenishment_plan(problem)
+
+
+def test_result_built_without_capacity_utilisation_still_constructs() -> None:
+    result = PlanResult(
+        orders=pd.DataFrame(),
+        inventory=pd.DataFrame(),
+        objective=0.0,
+        cost_breakdown={},
+        solver_status="optimal",
+        solve_seconds=0.0,
+        expected_fill_rate=1.0,
+    )
+
+    assert result.capacity_utilisation.empty
 
 
 def test_inventory_matches_an_independent_simulation_of_the_plan() -> None:
@@ -289,16 +483,24 @@ def test_inventory_matches_an_independent_simulation_of_the_plan() -> None:
             wanted = demand_by_cell.get((item, store, period), 0.0)
             stock = max(available - wanted, 0.0)
             lost = max(wanted - available, 0.0)
-            simulated_rows.append((item, store, period, stock, lost))
+            simulated_rows.append((item, store, period, stock, lost, available))
     simulated = pd.DataFrame(
-        simulated_rows, columns=["item_id", "store_id", "period", "on_hand_end", "lost_sales"]
+        simulated_rows,
+        columns=[
+            "item_id",
+            "store_id",
+            "period",
+            "on_hand_end",
+            "lost_sales",
+            "on_hand_after_arrivals",
+        ],
     )
     compared = simulated.merge(
         result.inventory, on=["item_id", "store_id", "period"], suffixes=("_simulated", "")
     )
 
     assert len(compared) == len(result.inventory) == len(opening) * problem.n_periods
-    for column in ["on_hand_end", "lost_sales"]:
+    for column in ["on_hand_end", "lost_sales", "on_hand_after_arrivals"]:
         np.testing.assert_allclose(compared[column], compared[f"{column}_simulated"], atol=1e-6)
 
 
@@ -362,5 +564,6 @@ def test_nothing_to_plan_gives_an_empty_optimal_plan() -> None:
     result = solve_replenishment_plan(empty)
 
     assert result.orders.empty and result.inventory.empty
+    assert result.capacity_utilisation.empty
     assert result.objective == 0.0
     assert result.expected_fill_rate == 1.0

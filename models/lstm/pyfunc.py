@@ -32,5 +32,6 @@ class LSTMForecasterPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.predictor = LSTMPredictor.load(Path(context.artifacts["predictor"]))
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 - MLflow infers schemas from hints
+    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
+                params: dict | None = None) -> pd.DataFrame:
         return self.predictor.predict(as_model_input(model_input))

@@ -1,0 +1,30 @@
+# The two commands a new machine needs:  make run  (set up, then run the whole job)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+
+.PHONY: setup run test benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
+	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: setup
+	$(BIN)/replenish run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+benchmark: setup
+	$(BIN)/python benchmarks/pipeline.py --out output/benchmark_pipeline.json
+
+clean:
+	rm -rf $(VENV) .replenish output

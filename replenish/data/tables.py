@@ -1,0 +1,298 @@
+"""Table contracts between the data sources and the rest of the pipeline.
+
+Loaders return `RawTables` (as read, untyped); validation checks them; `complete_tables`
+turns them into `RetailData`, the only shape the forecasting and ordering steps consume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SALES_COLUMNS = ["item_id", "store_id", "date", "units", "price", "promo", "event", "available"]
+
+ITEM_COLUMNS = [
+    "item_id",
+    "dept_id",
+    "cat_id",
+    "unit_cost",
+    "holding_cost_rate",
+    "lead_time_days",
+    "case_pack",
+    "moq",
+    "unit_volume",
+    "sell_price",
+]
+INVENTORY_COLUMNS = ["item_id", "store_id", "on_hand"]
+OPEN_ORDER_COLUMNS = ["item_id", "store_id", "quantity", "arrival_date"]
+CAPACITY_COLUMNS = ["store_id", "capacity_volume"]
+
+SERIES_KEY = ["item_id", "store_id"]
+HIERARCHY_COLUMNS = ["dept_id", "cat_id"]
+UNKNOWN_GROUP = "unknown"
+
+# Value a source's missing optional sales column stands for.
+OPTIONAL_FLAG_DEFAULTS = {"promo": 0, "event": 0, "available": 1}
+
+RECENT_DEMAND_DAYS = 28
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read at all: missing, empty, undecodable or of unknown format."""
+
+    def __init__(self, path: Path | str, message: str) -> None:
+        self.path = Path(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self) -> tuple[type[DataFileError], tuple[Path, str]]:
+        # Default exception pickling replays only the formatted text, which this __init__ rejects;
+        # workers that ship exceptions between processes need the two original arguments.
+        return (DataFileError, (self.path, self.message))
+
+
+@dataclass(frozen=True)
+class RawTables:
+    """Tables as read from their source, before validation: no type coercion of user files."""
+
+    sales: pd.DataFrame  # long: item_id, store_id, date, units[, price, promo, event, available, dept_id, cat_id]
+    items: pd.DataFrame | None = None  # item master, if the source has one
+    inventory: pd.DataFrame | None = None  # item_id, store_id, on_hand
+    open_orders: pd.DataFrame | None = None  # item_id, store_id, quantity, arrival_date
+    capacity: pd.DataFrame | None = None  # store_id, capacity_volume
+    sources: dict[str, str] = field(default_factory=dict)  # table name -> file path, or "synthetic(seed=..)"
+
+
+@dataclass(frozen=True)
+class MasterDefaults:
+    """Documented fallbacks for sources that lack an item master, inventory or capacity."""
+
+    unit_cost_share_of_price: float = 0.6  # unit cost = share × median price (or default_unit_cost when no price)
+    default_unit_cost: float = 1.0
+    holding_cost_rate: float = 0.25  # per year, share of unit cost
+    lead_time_days: int = 7
+    case_pack: int = 1
+    moq: int = 0
+    unit_volume: float = 1.0
+    days_of_cover_on_hand: float = 14.0  # opening on hand = this × mean daily units over the last 28 days (rounded)
+    capacity_headroom: float = 3.0  # store capacity = headroom × volume of the opening on hand (at least 1)
+
+    def __post_init__(self) -> None:
+        # sell_price falls back to unit_cost / share, so a zero or negative share would poison prices.
+        if not self.unit_cost_share_of_price > 0:
+            raise ValueError(f"unit_cost_share_of_price must be > 0, got {self.unit_cost_share_of_price}")
+
+
+@dataclass(frozen=True)
+class RetailData:
+    """Typed, complete tables; the rest of the pipeline consumes only this."""
+
+    # SALES_COLUMNS + dept_id, cat_id (+ any extra source columns, e.g. M5 snap), sorted by item_id, store_id, date;
+    # ids str, date datetime64[ns] at midnight, units int64, price float64 (NaN allowed), promo/event/available int8 0/1
+    sales: pd.DataFrame
+    items: pd.DataFrame  # ITEM_COLUMNS
+    inventory: pd.DataFrame  # item_id, store_id, on_hand (int)
+    open_orders: pd.DataFrame  # item_id, store_id, quantity (int), arrival_date (datetime64)
+    capacity: pd.DataFrame  # store_id, capacity_volume (float)
+    snapshot_date: pd.Timestamp  # last sales date; inventory is as of the end of this day
+    sources: dict[str, str]
+
+
+def complete_tables(raw: RawTables, defaults: MasterDefaults) -> RetailData:
+    """Cast the (already validated) raw tables to their types and fill whatever the source lacks from defaults.
+
+    Fallbacks, in order of preference:
+    * dept_id / cat_id: the sales column, then the item master, then the item_id prefix
+      (M5-style "FOODS_1_033" -> dept "FOODS_1", cat "FOODS"; "unknown" when item_id has no "_").
+    * optional sales columns: price NaN, promo 0, event 0, available 1.
+    * item master columns or cells: `defaults`; sell_price is the median observed price,
+      else unit_cost / unit_cost_share_of_price.
+    * inventory: without a table, `days_of_cover_on_hand` × mean units over the series' sales rows
+      of the last 28 days; with a table, a series it does not list has nothing on hand
+      (stock exports usually omit empty bins).
+    * capacity: `capacity_headroom` × opening on-hand volume (at least 1) for every store without a value.
+    Items, inventory and capacity cover exactly the items, series and stores that have sales.
+    Columns beyond the documented ones are kept, after them, as read.
+    """
+    hierarchy = _item_hierarchy(raw.sales, raw.items)
+    sales = _complete_sales(raw.sales, hierarchy)
+    snapshot_date = pd.Timestamp(sales["date"].max())
+    items = _complete_items(sales, hierarchy, raw.items, defaults)
+    inventory = _complete_inventory(sales, raw.inventory, snapshot_date, defaults)
+    return RetailData(
+        sales=sales,
+        items=items,
+        inventory=inventory,
+        open_orders=_complete_open_orders(raw.open_orders),
+        capacity=_complete_capacity(sales, inventory, items, raw.capacity, defaults),
+        snapshot_date=snapshot_date,
+        sources=dict(raw.sources),
+    )
+
+
+def derive_dept_id(item_ids: pd.Series) -> pd.Series:
+    """M5-style department: item_id without its last "_" segment; "unknown" when there is none."""
+    return _prefix_before_last_underscore(item_ids)
+
+
+def derive_cat_id(dept_ids: pd.Series) -> pd.Series:
+    """M5-style category: dept_id without its last "_" segment; the dept itself when there is none."""
+    return _prefix_before_last_underscore(dept_ids).where(dept_ids.str.contains("_", regex=False), dept_ids)
+
+
+def _prefix_before_last_underscore(ids: pd.Series) -> pd.Series:
+    prefix = ids.str.rpartition("_")[0]
+    return prefix.where(prefix != "", UNKNOWN_GROUP)
+
+
+def _as_id(values: pd.Series) -> pd.Series:
+    return values.astype(str)
+
+
+def _as_day(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.normalize().astype("datetime64[ns]")
+
+
+def _with_extra_columns_last(frame: pd.DataFrame, documented: list[str]) -> pd.DataFrame:
+    extras = [column for column in frame.columns if column not in documented]
+    return frame[documented + extras]
+
+
+def _item_hierarchy(sales: pd.DataFrame, items: pd.DataFrame | None) -> pd.DataFrame:
+    """One dept_id and cat_id per item, so sales and the item master can never disagree."""
+    hierarchy = pd.DataFrame({"item_id": pd.unique(_as_id(sales["item_id"]))})
+    hierarchy["dept_id"] = pd.Series(np.nan, index=hierarchy.index, dtype="str")
+    hierarchy["cat_id"] = pd.Series(np.nan, index=hierarchy.index, dtype="str")
+    for source in (sales, items):
+        if source is None:
+            continue
+        present = [column for column in HIERARCHY_COLUMNS if column in source.columns]
+        if not present:
+            continue
+        # astype(str) keeps missing cells missing, so groupby.first picks the first real label.
+        first_per_item = source[["item_id", *present]].astype(str).groupby("item_id", sort=False).first()
+        for column in present:
+            hierarchy[column] = hierarchy[column].fillna(hierarchy["item_id"].map(first_per_item[column]))
+    hierarchy["dept_id"] = hierarchy["dept_id"].fillna(derive_dept_id(hierarchy["item_id"]))
+    hierarchy["cat_id"] = hierarchy["cat_id"].fillna(derive_cat_id(hierarchy["dept_id"]))
+    return hierarchy
+
+
+def _complete_sales(raw_sales: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.DataFrame:
+    sales = raw_sales.drop(columns=HIERARCHY_COLUMNS, errors="ignore")
+    sales["item_id"] = _as_id(sales["item_id"])
+    sales["store_id"] = _as_id(sales["store_id"])
+    sales["date"] = _as_day(sales["date"])
+    sales["units"] = sales["units"].astype("int64")
+    sales["price"] = sales["price"].astype("float64") if "price" in sales.columns else np.nan
+    for column, default in OPTIONAL_FLAG_DEFAULTS.items():
+        sales[column] = _filled(sales, column, default).astype("int8")
+    sales = sales.merge(hierarchy, on="item_id", how="left", validate="many_to_one")
+    sales = _with_extra_columns_last(sales, SALES_COLUMNS + HIERARCHY_COLUMNS)
+    return sales.sort_values(["item_id", "store_id", "date"], kind="stable").reset_index(drop=True)
+
+
+def _complete_items(
+    sales: pd.DataFrame,
+    hierarchy: pd.DataFrame,
+    raw_items: pd.DataFrame | None,
+    defaults: MasterDefaults,
+) -> pd.DataFrame:
+    items = hierarchy.copy()
+    if raw_items is not None:
+        master = raw_items.drop(columns=HIERARCHY_COLUMNS, errors="ignore")
+        master["item_id"] = _as_id(master["item_id"])
+        items = items.merge(master, on="item_id", how="left", validate="one_to_one")
+
+    median_price = items["item_id"].map(sales.groupby("item_id")["price"].median()).astype("float64")
+    cost_from_price = (defaults.unit_cost_share_of_price * median_price).fillna(defaults.default_unit_cost)
+    items["unit_cost"] = _filled(items, "unit_cost", cost_from_price).astype("float64")
+    items["holding_cost_rate"] = _filled(items, "holding_cost_rate", defaults.holding_cost_rate).astype("float64")
+    items["lead_time_days"] = _filled(items, "lead_time_days", defaults.lead_time_days).astype("int64")
+    items["case_pack"] = _filled(items, "case_pack", defaults.case_pack).astype("int64")
+    items["moq"] = _filled(items, "moq", defaults.moq).astype("int64")
+    items["unit_volume"] = _filled(items, "unit_volume", defaults.unit_volume).astype("float64")
+    price_from_cost = median_price.fillna(items["unit_cost"] / defaults.unit_cost_share_of_price)
+    items["sell_price"] = _filled(items, "sell_price", price_from_cost).astype("float64")
+    items = _with_extra_columns_last(items, ITEM_COLUMNS)
+    return items.sort_values("item_id", kind="stable").reset_index(drop=True)
+
+
+def _filled(frame: pd.DataFrame, column: str, fallback: pd.Series | float) -> pd.Series:
+    """The column where the source has a value, else the fallback (which may vary per row)."""
+    fallback_series = pd.Series(fallback, index=frame.index)
+    return frame[column].fillna(fallback_series) if column in frame.columns else fallback_series
+
+
+def _series(sales: pd.DataFrame) -> pd.DataFrame:
+    return sales[SERIES_KEY].drop_duplicates().reset_index(drop=True)
+
+
+def _complete_inventory(
+    sales: pd.DataFrame,
+    raw_inventory: pd.DataFrame | None,
+    snapshot_date: pd.Timestamp,
+    defaults: MasterDefaults,
+) -> pd.DataFrame:
+    series = _series(sales)
+    if raw_inventory is None:
+        recent = sales[sales["date"] > snapshot_date - pd.Timedelta(days=RECENT_DEMAND_DAYS)]
+        recent_mean = recent.groupby(SERIES_KEY)["units"].mean().rename("recent_mean").reset_index()
+        mean_daily_units = series.merge(recent_mean, on=SERIES_KEY, how="left")["recent_mean"].fillna(0.0)
+        series["on_hand"] = np.rint(defaults.days_of_cover_on_hand * mean_daily_units).astype("int64")
+        return series
+    inventory = raw_inventory.copy()
+    inventory["item_id"] = _as_id(inventory["item_id"])
+    inventory["store_id"] = _as_id(inventory["store_id"])
+    inventory = series.merge(inventory, on=SERIES_KEY, how="left", validate="one_to_one")
+    inventory["on_hand"] = inventory["on_hand"].fillna(0).astype("int64")
+    return _with_extra_columns_last(inventory, INVENTORY_COLUMNS)
+
+
+def _complete_open_orders(raw_open_orders: pd.DataFrame | None) -> pd.DataFrame:
+    if raw_open_orders is None:
+        return pd.DataFrame(
+            {
+                "item_id": pd.Series(dtype="str"),
+                "store_id": pd.Series(dtype="str"),
+                "quantity": pd.Series(dtype="int64"),
+                "arrival_date": pd.Series(dtype="datetime64[ns]"),
+            }
+        )
+    orders = raw_open_orders.copy()
+    orders["item_id"] = _as_id(orders["item_id"])
+    orders["store_id"] = _as_id(orders["store_id"])
+    orders["quantity"] = orders["quantity"].astype("int64")
+    orders["arrival_date"] = _as_day(orders["arrival_date"])
+    orders = _with_extra_columns_last(orders, OPEN_ORDER_COLUMNS)
+    return orders.sort_values(["item_id", "store_id", "arrival_date"], kind="stable").reset_index(drop=True)
+
+
+def _complete_capacity(
+    sales: pd.DataFrame,
+    inventory: pd.DataFrame,
+    items: pd.DataFrame,
+    raw_capacity: pd.DataFrame | None,
+    defaults: MasterDefaults,
+) -> pd.DataFrame:
+    stores = pd.DataFrame({"store_id": pd.unique(sales["store_id"])})
+    on_hand_volume = (
+        inventory[["item_id", "store_id", "on_hand"]]
+        .merge(items[["item_id", "unit_volume"]], on="item_id", how="left")
+        .assign(volume=lambda frame: frame["on_hand"] * frame["unit_volume"])
+        .groupby("store_id")["volume"]
+        .sum()
+    )
+    default_capacity = np.maximum(
+        defaults.capacity_headroom * stores["store_id"].map(on_hand_volume).fillna(0.0), 1.0
+    )
+    if raw_capacity is not None:
+        capacity = raw_capacity.copy()
+        capacity["store_id"] = _as_id(capacity["store_id"])
+        stores = stores.merge(capacity, on="store_id", how="left", validate="one_to_one")
+    stores["capacity_volume"] = _filled(stores, "capacity_volume", default_capacity).astype("float64")
+    stores = _with_extra_columns_last(stores, CAPACITY_COLUMNS)
+    return stores.sort_values("store_id", kind="stable").reset_index(drop=True)

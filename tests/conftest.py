@@ -1,0 +1,57 @@
+"""Test-wide environment: Prefect, MLflow, GX and matplotlib keep their state in a throwaway folder.
+
+Set before any test module imports Prefect, which reads its settings at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="replenish-tests-"))
+os.environ.update({
+    "PREFECT_HOME": str(_SESSION_HOME / "prefect"),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "GX_ANALYTICS_ENABLED": "false",
+    "MPLCONFIGDIR": str(_SESSION_HOME / "matplotlib"),
+    "MPLBACKEND": "Agg",
+})
+for name in [name for name in os.environ if name.startswith("REPLENISH_") and name != "REPLENISH_M5_PATH"]:
+    del os.environ[name]
+
+# Small enough to train in seconds on 2 cores, big enough for every stage to do real work.
+TINY_RUN = [
+    "data.synthetic.n_items=10",
+    "data.synthetic.n_stores=2",
+    "data.synthetic.n_days=200",
+    "forecast.max_epochs=2",
+    "forecast.context_length=28",
+    "forecast.hidden_size=16",
+]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``replenish`` command the way a user does, in its own process."""
+    command = Path(sys.executable).parent / "replenish"
+    return subprocess.run([str(command), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def set_options(overrides: list[str]) -> list[str]:
+    return [part for override in overrides for part in ("--set", override)]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_overrides(workspace: Path) -> list[str]:
+    return [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN]

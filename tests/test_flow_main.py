@@ -1,0 +1,102 @@
+"""The main flow end to end on a tiny synthetic set, and on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from conftest import run_cli, set_options
+from models.lstm.pyfunc import as_model_input
+from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.tables import MasterDefaults, complete_tables
+from replenish.settings import load_settings
+
+pytestmark = pytest.mark.slow
+TOLERANCE = 1e-4
+
+
+def recomputed_inventory(plan: pd.DataFrame, demand: pd.DataFrame, items: pd.DataFrame,
+                         on_hand: pd.DataFrame, open_orders: pd.DataFrame) -> pd.DataFrame:
+    """Walk every item-store through the horizon from the published plan alone (lost sales)."""
+    lead_times = items.set_index("item_id")["lead_time_days"]
+    rows = []
+    for (item_id, store_id), days in demand.sort_values("date").groupby(["item_id", "store_id"]):
+        stock = float(on_hand.set_index(["item_id", "store_id"]).loc[(item_id, store_id), "on_hand"])
+        mine = plan[(plan["item_id"] == item_id) & (plan["store_id"] == store_id)]
+        pipeline = open_orders[(open_orders["item_id"] == item_id) & (open_orders["store_id"] == store_id)]
+        for day in days.itertuples():
+            assert (mine["arrival_date"] - mine["order_date"]).dt.days.eq(lead_times[item_id]).all()
+            arriving = mine.loc[mine["arrival_date"] == day.date, "quantity"].sum() + pipeline.loc[
+                pipeline["arrival_date"] == day.date, "quantity"].sum()
+            after_arrivals = stock + arriving
+            stock = max(after_arrivals - day.demand, 0.0)
+            rows.append((item_id, store_id, day.date, after_arrivals, stock))
+    return pd.DataFrame(rows, columns=["item_id", "store_id", "date", "after_arrivals", "on_hand_end"])
+
+
+def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
+    result = run_cli("run", *set_options(tiny_overrides))
+    assert result.returncode == 0, result.stderr[-3000:]
+    settings = load_settings(overrides=tiny_overrides)
+    assert "expected fill rate" in result.stdout and str(settings.plan_path) in result.stdout
+
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["validation_status"] == "passed"
+    for metric in ["lstm_rmsse", "lstm_mase", "seasonal_naive_rmsse", "lstm_coverage_80", "plan_cost", "train_loss"]:
+        assert np.isfinite(run.data.metrics[metric]), metric
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert "plots/holdout_forecast.png" in artifacts
+
+    name = settings.tracking.registered_model_name
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.run_id == run.info.run_id
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200)), MasterDefaults())
+    forecast = model.predict(as_model_input(data.sales))
+    assert len(forecast) == data.sales.groupby(["item_id", "store_id"]).ngroups * settings.forecast.horizon_days
+    assert (forecast["q0.1"] <= forecast["q0.9"]).all() and (forecast["q0.1"] >= 0).all()
+
+    plan = pd.read_csv(settings.plan_path, parse_dates=["order_date", "arrival_date"])
+    assert list(plan.columns) == ["item_id", "store_id", "order_date", "quantity", "arrival_date"]
+    assert len(plan) > 0 and (plan["quantity"] >= 0).all()
+    assert (plan["order_date"] > data.snapshot_date).all()
+    demand = pd.read_csv(settings.output_dir / "plan_demand.csv", parse_dates=["date"])
+    inventory = recomputed_inventory(plan, demand, data.items, data.inventory, data.open_orders)
+    assert (inventory["on_hand_end"] >= -TOLERANCE).all()
+    volume = inventory.merge(data.items[["item_id", "unit_volume"]], on="item_id").merge(
+        data.sales[["item_id", "store_id"]].drop_duplicates(), on=["item_id", "store_id"])
+    used = (volume["after_arrivals"] * volume["unit_volume"]).groupby([volume["store_id"], volume["date"]]).sum()
+    capacity = data.capacity.set_index("store_id")["capacity_volume"]
+    assert (used <= used.index.get_level_values("store_id").map(capacity).to_numpy() + TOLERANCE).all()
+
+
+def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path) -> None:
+    sales = generate_synthetic(SyntheticConfig(n_items=3, n_stores=1, n_days=120)).sales
+    sales.loc[[5, 17], "units"] = -4
+    bad_file = workspace / "sales.csv"
+    sales[["item_id", "store_id", "date", "units", "price", "promo"]].to_csv(bad_file, index=False)
+    settings = load_settings(overrides=tiny_overrides)
+    settings.plan_path.parent.mkdir(parents=True)
+    settings.plan_path.write_bytes(b"item_id,store_id,order_date,quantity,arrival_date\nA,S,2024-01-01,1,2024-01-02\n")
+    published_before = settings.plan_path.read_bytes()
+
+    result = run_cli("run", "--data", str(bad_file), *set_options(tiny_overrides))
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = result.stderr[result.stderr.index("error: "):]
+    assert str(bad_file) in message and "column 'units'" in message
+    assert "between" in message and "rows 6, 18" in message
+    assert settings.plan_path.read_bytes() == published_before
+    assert not (settings.output_dir / "plan_demand.csv").exists()
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    assert client.search_model_versions(f"name='{settings.tracking.registered_model_name}'") == []
