@@ -14,7 +14,7 @@ INPUT_DTYPES = {
     "item_id": "str",
     "store_id": "str",
     "date": "datetime64[ns]",
-    "units": "float64",
+    "units": "int64",
     "price": "float64",
     "promo": "int64",
     "event": "int64",

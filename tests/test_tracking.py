@@ -1,0 +1,58 @@
+"""MLflow records and the champion rule, on a real SQLite-backed registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from models.features import build_feature_frame
+from models.lstm.estimator import LSTMConfig, LSTMEstimator
+from replenish import tracking
+from replenish.settings import load_settings
+from tests.test_model_lstm import weekly_sales
+
+
+def test_promotion_requires_a_strictly_better_holdout_score() -> None:
+    assert tracking.decide_promotion(0.9, None).promote
+    assert tracking.decide_promotion(0.8, 0.9).promote
+    assert not tracking.decide_promotion(0.9, 0.9).promote
+    assert not tracking.decide_promotion(1.1, 0.9).promote
+
+
+def test_data_fingerprint_follows_content_not_row_order() -> None:
+    sales = weekly_sales(n_series=2, n_days=20)
+    assert tracking.data_fingerprint(sales) == tracking.data_fingerprint(sales.sample(frac=1, random_state=1))
+    changed = sales.copy()
+    changed.loc[3, "units"] += 1
+    assert tracking.data_fingerprint(sales) != tracking.data_fingerprint(changed)
+
+
+def test_flatten_joins_nested_keys() -> None:
+    assert tracking.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+@pytest.mark.slow
+def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    sales = weekly_sales(n_series=2, n_days=80)
+    predictor = LSTMEstimator(LSTMConfig(horizon=7, context_length=14, max_epochs=1), tmp_path / "ckpt").fit(
+        build_feature_frame(sales))
+    first_run = tracking.start_run(settings, "first", {})
+    first = tracking.log_forecaster(settings, first_run, predictor, sales)
+    tracking.promote(settings, first, tracking.decide_promotion(0.8, None))
+    second_run = tracking.start_run(settings, "second", {})
+    second = tracking.log_forecaster(settings, second_run, predictor, sales)
+    tracking.promote(settings, second, tracking.decide_promotion(0.95, 0.8))
+
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    name = settings.tracking.registered_model_name
+    assert client.get_model_version_by_alias(name, "champion").version == first.version
+    assert "does not beat" in client.get_model_version(name, second.version).tags["promotion_decision"]
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    forecast = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(sales)
+    pd.testing.assert_frame_equal(forecast, predictor.predict(sales), check_dtype=False)
+    assert str(tmp_path) in client.get_run(first_run).info.artifact_uri
