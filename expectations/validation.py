@@ -65,6 +65,17 @@ def _parsed_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
     return frame.assign(**{column: parsed})
 
 
+def _parsed_numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Swap text number columns for numbers when every value parses, so range and integer rules can run."""
+    parsed = {}
+    for column in columns:
+        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column]):
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            if numbers.isna().sum() == frame[column].isna().sum():
+                parsed[column] = numbers
+    return frame.assign(**parsed) if parsed else frame
+
+
 def _failures(
     table: str, source: str, frame: pd.DataFrame, result: ExpectationSuiteValidationResult
 ) -> list[ExpectationFailure]:
@@ -113,7 +124,7 @@ def validate_tables(raw: RawTables, today: pd.Timestamp | None = None) -> Valida
     """Validate every table the source provided; return a report, raising nothing."""
     today = (today or pd.Timestamp.now()).normalize()
     validator = TableValidator()
-    sales = _parsed_dates(raw.sales, "date")
+    sales = _parsed_numbers(_parsed_dates(raw.sales, "date"), ["units", "price"])
     master_item_ids = (
         sorted(raw.items["item_id"].dropna().astype(str).unique())
         if raw.items is not None and "item_id" in raw.items.columns else None
@@ -122,14 +133,18 @@ def validate_tables(raw: RawTables, today: pd.Timestamp | None = None) -> Valida
         ("sales", sales, suites.sales_expectations(sales, today, master_item_ids))
     ]
     if raw.items is not None:
-        checks.append(("items", raw.items, suites.item_master_expectations(raw.items)))
+        items = _parsed_numbers(raw.items, ["unit_cost", "holding_cost_rate", "lead_time_days", "case_pack", "moq", "unit_volume"])
+        checks.append(("items", items, suites.item_master_expectations(items)))
     if raw.inventory is not None:
-        checks.append(("inventory", raw.inventory, suites.inventory_expectations(raw.inventory)))
-    if raw.open_orders is not None and pd.api.types.is_datetime64_any_dtype(sales.get("date")):
-        open_orders = _parsed_dates(raw.open_orders, "arrival_date")
-        checks.append(("open_orders", open_orders, suites.open_orders_expectations(open_orders, sales["date"].max())))
+        inventory = _parsed_numbers(raw.inventory, ["on_hand"])
+        checks.append(("inventory", inventory, suites.inventory_expectations(inventory)))
+    snapshot_date = sales["date"].max() if pd.api.types.is_datetime64_any_dtype(sales.get("date")) else pd.NaT
+    if raw.open_orders is not None and pd.notna(snapshot_date):
+        open_orders = _parsed_numbers(_parsed_dates(raw.open_orders, "arrival_date"), ["quantity"])
+        checks.append(("open_orders", open_orders, suites.open_orders_expectations(open_orders, snapshot_date)))
     if raw.capacity is not None:
-        checks.append(("capacity", raw.capacity, suites.capacity_expectations(raw.capacity)))
+        capacity = _parsed_numbers(raw.capacity, ["capacity_volume"])
+        checks.append(("capacity", capacity, suites.capacity_expectations(capacity)))
 
     failures: list[ExpectationFailure] = []
     for table, frame, expectations in checks:

@@ -10,7 +10,6 @@ import typer
 
 app = typer.Typer(
     name="replenish",
-    help="Sales history in, validated data, a probabilistic demand forecast and an optimal order plan out.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -27,7 +26,10 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceb
 
 @app.callback()
 def replenish() -> None:
-    """Replenish: sales history in, validated data, a probabilistic demand forecast and an optimal order plan out."""
+    """Replenish: sales history in, validated data, a probabilistic demand forecast and an optimal order plan out.
+
+    Example: replenish run --data sales.csv --set forecast.max_epochs=20
+    """
 
 
 def _overrides(set_values: list[str] | None, data: Path | None, data_format: str | None) -> list[str]:
@@ -92,6 +94,8 @@ def run(
 
     overrides = _overrides(set_values, data, data_format)
     user_errors = _user_error_types()
+    if data is not None and not data.exists():
+        _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
     try:
         settings = load_settings(config, overrides)
         configure_environment(settings)

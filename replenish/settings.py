@@ -8,6 +8,7 @@ defaults below, which run on a laptop with no server.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +32,7 @@ class SyntheticDataSettings(_Section):
     n_items: int = Field(20, ge=1)
     n_stores: int = Field(2, ge=1)
     n_days: int = Field(365, ge=60)
-    start_date: str = "2024-01-01"
+    start_date: date = date(2024, 1, 1)
     seed: int = 7
 
 
@@ -184,6 +185,20 @@ class SettingsError(ValueError):
     """A settings file, environment variable or override that cannot be used."""
 
 
+def _override_value(raw_value: str) -> Any:
+    """Lists, mappings and null are read as YAML; anything else stays text for pydantic to coerce,
+    so "2024-03-01" stays a date string and "2024" can still name an experiment."""
+    stripped = raw_value.strip()
+    if not stripped or stripped in {"null", "~"}:
+        return None
+    if stripped[0] in "[{":
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError as error:
+            raise SettingsError(f"override value {raw_value!r} is not valid YAML: {error}") from None
+    return raw_value
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """Turn ``["forecast.max_epochs=3", "data.format=m5"]`` into a nested dict of YAML-typed values."""
     nested: dict[str, Any] = {}
@@ -195,7 +210,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         node = nested
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw_value) if raw_value else None
+        node[leaf] = _override_value(raw_value)
     return nested
 
 

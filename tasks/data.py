@@ -18,7 +18,7 @@ def read_tables(data: DataSettings) -> RawTables:
         return load_m5(data.path)
     if data.format == "long":
         return load_long(data.path)
-    return generate_synthetic(SyntheticConfig(**data.synthetic.model_dump()))
+    return generate_synthetic(SyntheticConfig(**data.synthetic.model_dump(mode="json")))
 
 
 @task(name="load-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],

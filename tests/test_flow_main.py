@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from conftest import run_cli, set_options
+from tests.conftest import run_cli, set_options
 from models.lstm.pyfunc import as_model_input
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, complete_tables

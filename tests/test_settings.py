@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -218,6 +219,18 @@ def test_m5_format_with_a_path_is_accepted(tmp_path: Path) -> None:
     assert settings.data.path == tmp_path / "m5"
 
 
+def test_shipped_server_settings_file_loads() -> None:
+    """deploy/servers.yaml is what deploy/README.md tells users to pass with --config."""
+    config = Path(__file__).resolve().parents[1] / "deploy" / "servers.yaml"
+
+    settings = load_settings(config)
+
+    assert settings.mlflow_tracking_uri == "http://127.0.0.1:5000"
+    assert settings.mlflow_registry_uri == "http://127.0.0.1:5000"
+    assert settings.orchestration.prefect_api_url == "http://127.0.0.1:4200/api"
+    assert settings.data.format == "synthetic"
+
+
 # --- invalid values ------------------------------------------------------------------------------------
 
 
@@ -306,30 +319,31 @@ def test_a_folder_is_not_a_settings_file(tmp_path: Path) -> None:
 # --- parse_overrides -----------------------------------------------------------------------------------
 
 
-def test_parse_overrides_types_values_like_yaml() -> None:
+def test_parse_overrides_reads_lists_as_yaml_and_keeps_scalars_as_text() -> None:
     parsed = parse_overrides([
         "forecast.max_epochs=3",
-        "forecast.learning_rate=0.01",
         "forecast.quantiles=[0.1, 0.5, 0.9]",
         "data.format=m5",
         "tracking.experiment_name=nightly run",
-        "forecast.accelerator=gpu",
         "data.synthetic.seed=-4",
     ])
 
     assert parsed == {
-        "forecast": {
-            "max_epochs": 3,
-            "learning_rate": 0.01,
-            "quantiles": [0.1, 0.5, 0.9],
-            "accelerator": "gpu",
-        },
-        "data": {"format": "m5", "synthetic": {"seed": -4}},
+        "forecast": {"max_epochs": "3", "quantiles": [0.1, 0.5, 0.9]},
+        "data": {"format": "m5", "synthetic": {"seed": "-4"}},
         "tracking": {"experiment_name": "nightly run"},
     }
-    assert type(parsed["forecast"]["max_epochs"]) is int
-    assert type(parsed["forecast"]["learning_rate"]) is float
     assert all(type(q) is float for q in parsed["forecast"]["quantiles"])
+
+
+def test_text_overrides_are_typed_by_the_settings_fields() -> None:
+    settings = load_settings(overrides=[
+        "forecast.max_epochs=3", "forecast.learning_rate=0.01", "data.synthetic.seed=-4", "forecast.devices=2",
+    ])
+
+    assert settings.forecast.max_epochs == 3 and type(settings.forecast.max_epochs) is int
+    assert settings.forecast.learning_rate == 0.01
+    assert settings.data.synthetic.seed == -4
 
 
 def test_parse_overrides_edge_values() -> None:
@@ -337,15 +351,14 @@ def test_parse_overrides_edge_values() -> None:
         "a=",  # empty value means "unset"
         "b=x=y",  # only the first '=' separates key and value
         "  c.d =7",  # whitespace around the key is ignored
-        "e='3'",  # quotes keep a number a string
-        "f=true",
+        "f=true",  # scalars stay text; the settings field types them
     ])
 
-    assert parsed == {"a": None, "b": "x=y", "c": {"d": 7}, "e": "3", "f": True}
+    assert parsed == {"a": None, "b": "x=y", "c": {"d": "7"}, "f": "true"}
 
 
 def test_parse_overrides_later_value_for_the_same_key_wins() -> None:
-    assert parse_overrides(["forecast.max_epochs=3", "forecast.max_epochs=5"]) == {"forecast": {"max_epochs": 5}}
+    assert parse_overrides(["forecast.max_epochs=3", "forecast.max_epochs=5"]) == {"forecast": {"max_epochs": "5"}}
     assert load_settings(overrides=["forecast.max_epochs=3", "forecast.max_epochs=5"]).forecast.max_epochs == 5
 
 
@@ -367,42 +380,26 @@ def test_malformed_override_surfaces_through_load_settings() -> None:
         load_settings(overrides=["forecast.max_epochs"])
 
 
-# --- known product bugs --------------------------------------------------------------------------------
+# --- regressions: bugs found while writing these tests ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_overrides YAML-types '2024-03-01' into a datetime.date, which the str field "
-    "data.synthetic.start_date rejects; the same value works via REPLENISH_DATA__SYNTHETIC__START_DATE",
-)
 def test_start_date_override_is_accepted() -> None:
     settings = load_settings(overrides=["data.synthetic.start_date=2024-03-01"])
 
-    assert settings.data.synthetic.start_date == "2024-03-01"
+    assert settings.data.synthetic.start_date == date(2024, 3, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an unquoted date in the YAML file becomes a datetime.date and is rejected by the str field "
-    "data.synthetic.start_date",
-)
 def test_start_date_in_yaml_is_accepted(tmp_path: Path) -> None:
     config = write_yaml(tmp_path / "settings.yaml", "data:\n  synthetic:\n    start_date: 2024-03-01\n")
 
-    assert load_settings(config).data.synthetic.start_date == "2024-03-01"
+    assert load_settings(config).data.synthetic.start_date == date(2024, 3, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_overrides turns a numeric-looking name into an int, which the str field "
-    "tracking.experiment_name rejects",
-)
 def test_numeric_experiment_name_override_is_accepted() -> None:
     assert load_settings(overrides=["tracking.experiment_name=2024"]).tracking.experiment_name == "2024"
 
 
-def test_start_date_from_env_is_a_string(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Control for the xfail above: the environment path keeps the value as text and works."""
+def test_start_date_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPLENISH_DATA__SYNTHETIC__START_DATE", "2024-03-01")
 
-    assert load_settings().data.synthetic.start_date == "2024-03-01"
+    assert load_settings().data.synthetic.start_date == date(2024, 3, 1)

@@ -152,6 +152,11 @@ def _as_id(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
+def _as_number(values: pd.Series, dtype: str) -> pd.Series:
+    # Validated text such as "3" or "3.0" from a CSV reads as a number first; astype alone rejects "3.0".
+    return pd.to_numeric(values).astype(dtype)
+
+
 def _as_day(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).dt.normalize().astype("datetime64[ns]")
 
@@ -186,8 +191,8 @@ def _complete_sales(raw_sales: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.Data
     sales["item_id"] = _as_id(sales["item_id"])
     sales["store_id"] = _as_id(sales["store_id"])
     sales["date"] = _as_day(sales["date"])
-    sales["units"] = sales["units"].astype("int64")
-    sales["price"] = sales["price"].astype("float64") if "price" in sales.columns else np.nan
+    sales["units"] = _as_number(sales["units"], "int64")
+    sales["price"] = _as_number(sales["price"], "float64") if "price" in sales.columns else np.nan
     for column, default in OPTIONAL_FLAG_DEFAULTS.items():
         sales[column] = _filled(sales, column, default).astype("int8")
     sales = sales.merge(hierarchy, on="item_id", how="left", validate="many_to_one")
@@ -209,14 +214,14 @@ def _complete_items(
 
     median_price = items["item_id"].map(sales.groupby("item_id")["price"].median()).astype("float64")
     cost_from_price = (defaults.unit_cost_share_of_price * median_price).fillna(defaults.default_unit_cost)
-    items["unit_cost"] = _filled(items, "unit_cost", cost_from_price).astype("float64")
-    items["holding_cost_rate"] = _filled(items, "holding_cost_rate", defaults.holding_cost_rate).astype("float64")
-    items["lead_time_days"] = _filled(items, "lead_time_days", defaults.lead_time_days).astype("int64")
-    items["case_pack"] = _filled(items, "case_pack", defaults.case_pack).astype("int64")
-    items["moq"] = _filled(items, "moq", defaults.moq).astype("int64")
-    items["unit_volume"] = _filled(items, "unit_volume", defaults.unit_volume).astype("float64")
+    items["unit_cost"] = _as_number(_filled(items, "unit_cost", cost_from_price), "float64")
+    items["holding_cost_rate"] = _as_number(_filled(items, "holding_cost_rate", defaults.holding_cost_rate), "float64")
+    items["lead_time_days"] = _as_number(_filled(items, "lead_time_days", defaults.lead_time_days), "int64")
+    items["case_pack"] = _as_number(_filled(items, "case_pack", defaults.case_pack), "int64")
+    items["moq"] = _as_number(_filled(items, "moq", defaults.moq), "int64")
+    items["unit_volume"] = _as_number(_filled(items, "unit_volume", defaults.unit_volume), "float64")
     price_from_cost = median_price.fillna(items["unit_cost"] / defaults.unit_cost_share_of_price)
-    items["sell_price"] = _filled(items, "sell_price", price_from_cost).astype("float64")
+    items["sell_price"] = _as_number(_filled(items, "sell_price", price_from_cost), "float64")
     items = _with_extra_columns_last(items, ITEM_COLUMNS)
     return items.sort_values("item_id", kind="stable").reset_index(drop=True)
 
@@ -248,7 +253,7 @@ def _complete_inventory(
     inventory["item_id"] = _as_id(inventory["item_id"])
     inventory["store_id"] = _as_id(inventory["store_id"])
     inventory = series.merge(inventory, on=SERIES_KEY, how="left", validate="one_to_one")
-    inventory["on_hand"] = inventory["on_hand"].fillna(0).astype("int64")
+    inventory["on_hand"] = _as_number(inventory["on_hand"].fillna(0), "int64")
     return _with_extra_columns_last(inventory, INVENTORY_COLUMNS)
 
 
@@ -265,7 +270,7 @@ def _complete_open_orders(raw_open_orders: pd.DataFrame | None) -> pd.DataFrame:
     orders = raw_open_orders.copy()
     orders["item_id"] = _as_id(orders["item_id"])
     orders["store_id"] = _as_id(orders["store_id"])
-    orders["quantity"] = orders["quantity"].astype("int64")
+    orders["quantity"] = _as_number(orders["quantity"], "int64")
     orders["arrival_date"] = _as_day(orders["arrival_date"])
     orders = _with_extra_columns_last(orders, OPEN_ORDER_COLUMNS)
     return orders.sort_values(["item_id", "store_id", "arrival_date"], kind="stable").reset_index(drop=True)
@@ -293,6 +298,6 @@ def _complete_capacity(
         capacity = raw_capacity.copy()
         capacity["store_id"] = _as_id(capacity["store_id"])
         stores = stores.merge(capacity, on="store_id", how="left", validate="one_to_one")
-    stores["capacity_volume"] = _filled(stores, "capacity_volume", default_capacity).astype("float64")
+    stores["capacity_volume"] = _as_number(_filled(stores, "capacity_volume", default_capacity), "float64")
     stores = _with_extra_columns_last(stores, CAPACITY_COLUMNS)
     return stores.sort_values("store_id", kind="stable").reset_index(drop=True)
