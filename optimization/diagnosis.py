@@ -1,0 +1,188 @@
+"""Why no plan exists: checks before solving, and a least-violation re-solve after HiGHS says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from optimization.formulation import Formulation, capacity_by_store
+from optimization.grid import MAX_REPORTED_VIOLATIONS, ItemStoreGrid
+from optimization.problem import ModelOptions, PlanInfeasibleError, ShortageMode
+
+# Slack for float sums in the capacity checks, well above HiGHS's feasibility tolerance.
+CAPACITY_TOLERANCE = 1e-6
+# Elastic values below this are solver noise, not a broken constraint.
+VIOLATION_TOLERANCE = 1e-6
+
+
+def capacity_slack(capacity_volume: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+    """Relative tolerance on capacity, floored at an absolute one for near-zero capacities."""
+    return CAPACITY_TOLERANCE * np.maximum(np.abs(capacity_volume), 1.0)
+
+
+def raise_if_capacity_cannot_hold(
+    grid: ItemStoreGrid, capacity: pd.DataFrame, shortage_mode: ShortageMode
+) -> None:
+    """Infeasible whatever the orders: the least post-delivery stock possible breaks capacity."""
+    volumes = _minimal_volumes_after_arrivals(grid, shortage_mode).merge(
+        capacity, on="store_id", how="inner"
+    )
+    over = volumes.loc[
+        volumes["minimal_volume"]
+        > volumes["capacity_volume"] + capacity_slack(volumes["capacity_volume"])
+    ]
+    if over.empty:
+        return
+    first_violations = over.sort_values(["store_id", "period"]).head(MAX_REPORTED_VIOLATIONS)
+    reasons = [
+        f"capacity at store {row.store_id} on {_date(grid, row.period)} "
+        f"(period {row.period}) is {row.capacity_volume} but opening stock and open orders "
+        f"already need at least {row.minimal_volume} there"
+        for row in first_violations.itertuples()
+    ]
+    more = len(over) - len(reasons)
+    suffix = f"; and {more} more store-periods" if more > 0 else ""
+    raise PlanInfeasibleError("; ".join(reasons) + suffix)
+
+
+def _date(grid: ItemStoreGrid, period: int) -> str:
+    return str(grid.period_dates(int(period)).date())
+
+
+def _minimal_volumes_after_arrivals(grid: ItemStoreGrid, shortage_mode: ShortageMode) -> pd.DataFrame:
+    """Least store volume right after each period's deliveries that any plan can reach.
+
+    That is no new orders and all demand served from stock.  With S the running total of
+    opening stock plus open arrivals less demand, the least end stock is S[t] - min(0, min_{k<=t}
+    S[k]) under lost sales (a stock-out resets stock to zero) and max(0, S[t]) under backorders
+    (later arrivals first refill the backlog).  Any plan's stock is at least that, and the shelf
+    after period t's deliveries holds the previous end stock plus that period's fixed arrivals.
+    With scenarios, the fullest scenario decides.
+    """
+    net_inflow = grid.open_arrivals[:, None, :] - grid.demand
+    opening = grid.column("opening_on_hand")[:, None, None]
+    running = opening + np.cumsum(net_inflow, axis=2)
+    if shortage_mode == "backorder":
+        minimal_end_stock = np.maximum(running, 0.0)
+    else:
+        minimal_end_stock = running - np.minimum(np.minimum.accumulate(running, axis=2), 0.0)
+    opening_per_scenario = np.broadcast_to(opening, (*running.shape[:2], 1))
+    stock_before = np.concatenate([opening_per_scenario, minimal_end_stock], axis=2)[:, :, :-1]
+    minimal_stock = (stock_before + grid.open_arrivals[:, None, :]).max(axis=1)
+    volume = minimal_stock * grid.column("unit_volume")[:, None]
+    per_item_store = pd.DataFrame(volume).assign(store_id=grid.item_stores["store_id"].to_numpy())
+    return (
+        per_item_store.groupby("store_id")
+        .sum()
+        .rename_axis(columns="period")
+        .stack()
+        .rename("minimal_volume")
+        .reset_index()
+    )
+
+
+def violations_frame(grid: ItemStoreGrid, formulation: Formulation, values: np.ndarray) -> pd.DataFrame:
+    """Every elastic column in use: which constraint, where, and by how much (worst scenario)."""
+    layout = formulation.layout
+    item_stores = grid.item_stores
+    parts = []
+    capacity = layout.capacity_rows.assign(amount=_elastic_values(layout.capacity_rows, values))
+    parts.append(
+        capacity.groupby(["store_id", "period"], as_index=False)["amount"]
+        .max()
+        .assign(constraint="store_capacity", item_id=None)
+    )
+    budget = layout.budget_rows.assign(amount=_elastic_values(layout.budget_rows, values))
+    parts.append(budget[["period", "amount"]].assign(constraint="budget", store_id=None, item_id=None))
+    targets = layout.target_rows.assign(amount=_elastic_values(layout.target_rows, values))
+    targets = targets.groupby(["position", "period"], as_index=False)["amount"].max()
+    parts.append(
+        targets.assign(
+            constraint="stock_target",
+            item_id=item_stores["item_id"].to_numpy()[targets["position"].to_numpy()],
+            store_id=item_stores["store_id"].to_numpy()[targets["position"].to_numpy()],
+        )
+    )
+    frame = pd.concat([part for part in parts if not part.empty] or [pd.DataFrame()], ignore_index=True)
+    columns = ["constraint", "store_id", "item_id", "period", "date", "amount"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame = frame.loc[frame["amount"] > VIOLATION_TOLERANCE].copy()
+    frame["period"] = frame["period"].astype(int)
+    frame["date"] = grid.period_dates(frame["period"].to_numpy())
+    return frame[columns].sort_values(["constraint", "period"], ignore_index=True)
+
+
+def _elastic_values(rows: pd.DataFrame, values: np.ndarray) -> np.ndarray:
+    columns = rows["elastic"].to_numpy(dtype=int)
+    return np.where(columns >= 0, values[np.clip(columns, 0, None)], 0.0) if len(columns) else np.zeros(0)
+
+
+def infeasibility_message(
+    grid: ItemStoreGrid,
+    capacity: pd.DataFrame,
+    options: ModelOptions,
+    violations: pd.DataFrame,
+) -> str:
+    """Name the constraints that the least-violation plan still has to break, and item limits
+    (MOQ, maximum order) that can never fit."""
+    reasons = [_reason(grid, capacity, options, row) for row in violations.itertuples()]
+    shown = reasons[:MAX_REPORTED_VIOLATIONS]
+    if len(reasons) > len(shown):
+        shown.append(f"and {len(reasons) - len(shown)} more violated constraints")
+    limits = item_limit_conflicts(grid, capacity, options)
+    shown.extend(limits[:MAX_REPORTED_VIOLATIONS])
+    if not shown:
+        return "HiGHS found no feasible plan, yet every constraint can be met when relaxed"
+    return "no feasible plan: " + "; ".join(shown)
+
+
+def _reason(grid: ItemStoreGrid, capacity: pd.DataFrame, options: ModelOptions, row: object) -> str:
+    when = f"period {row.period} ({row.date.date()})"
+    if row.constraint == "store_capacity":
+        limit = float(capacity.set_index("store_id").loc[row.store_id, "capacity_volume"])
+        return (
+            f"capacity at store {row.store_id} in {when} is below the minimum stock the targets "
+            f"require: {limit:g} available, {limit + row.amount:g} needed"
+        )
+    if row.constraint == "budget":
+        return (
+            f"budget in {when} is below what the targets require: {options.budget_per_period:g} "
+            f"available, {options.budget_per_period + row.amount:g} needed"
+        )
+    return (
+        f"stock target of item {row.item_id} at store {row.store_id} in {when} cannot be met "
+        f"by the allowed orders: short by {row.amount:g} units"
+    )
+
+
+def item_limit_conflicts(
+    grid: ItemStoreGrid, capacity: pd.DataFrame, options: ModelOptions
+) -> list[str]:
+    """Items with a stock target that can never be ordered: their MOQ exceeds capacity, the
+    maximum order or the budget."""
+    if not options.integer_orders or grid.safety_stock is None:
+        return []
+    items = grid.item_stores.assign(
+        needs_stock=(grid.safety_stock > 0).any(axis=1),
+        capacity_volume=grid.item_stores["store_id"].map(capacity_by_store(grid.item_stores, capacity)),
+    )
+    items = items.loc[items["needs_stock"] & (items["moq"] > 0)]
+    messages = []
+    for item in items.itertuples():
+        where = f"item {item.item_id} at store {item.store_id}"
+        moq_volume = item.moq * item.unit_volume
+        if pd.notna(item.capacity_volume) and moq_volume > item.capacity_volume:
+            messages.append(
+                f"MOQ exceeds capacity: {where} needs {moq_volume:g} volume for its MOQ of "
+                f"{item.moq:g}, store capacity is {item.capacity_volume:g}"
+            )
+        max_order = min(item.max_order, options.max_order_quantity or np.inf)
+        if item.moq > max_order:
+            messages.append(f"MOQ exceeds the maximum order: {where} has MOQ {item.moq:g} > {max_order:g}")
+        if options.budget_per_period is not None and item.moq * item.unit_cost > options.budget_per_period:
+            messages.append(
+                f"MOQ exceeds the budget: {where} costs {item.moq * item.unit_cost:g} at its MOQ, "
+                f"budget per period is {options.budget_per_period:g}"
+            )
+    return messages

@@ -1,0 +1,122 @@
+"""What a replenishment plan is asked to do, and what it returns: the planner's public types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+
+ShortageMode = Literal["lost_sales", "backorder"]
+Backend = Literal["pyomo", "highspy"]
+
+# Solver noise below this is not an order anyone should place.
+MIN_ORDER_QUANTITY = 1e-6
+
+CAPACITY_UTILISATION_COLUMNS = [
+    "store_id",
+    "period",
+    "date",
+    "volume_after_arrivals",
+    "capacity_volume",
+    "utilisation",
+    "binding",
+]
+EXPLANATION_COLUMNS = [
+    "item_id",
+    "store_id",
+    "order_date",
+    "quantity",
+    "lead_time_periods",
+    "demand_over_protection",
+    "safety_stock",
+    "on_hand",
+    "pipeline",
+    "inventory_position_after_order",
+    "binding",
+]
+VIOLATION_COLUMNS = ["constraint", "store_id", "item_id", "period", "date", "amount"]
+
+
+@dataclass(frozen=True)
+class PlanningProblem:
+    """Inputs of one plan; a period lasts `period_days` days and period 0 starts on `start_date`.
+
+    demand: item_id, store_id, period, demand, and optionally scenario (0..S-1, equally likely):
+      with a scenario column the plan is a two-stage stochastic program (orders shared, stock
+      and shortages per scenario).
+    items: item_id, unit_cost, holding_cost_rate (per year), lead_time_days, unit_volume, and
+      optionally case_pack, moq, max_order, shortage_cost (per unit, overrides the multiplier).
+    safety_stock: item_id, store_id, period, safety_stock: the least end-of-period stock the
+      service-level targets require (quantile mode); enforced from the first period an order can
+      reach.
+    """
+
+    start_date: pd.Timestamp
+    n_periods: int
+    demand: pd.DataFrame
+    items: pd.DataFrame
+    on_hand: pd.DataFrame
+    open_orders: pd.DataFrame
+    capacity: pd.DataFrame
+    period_days: int = 1
+    safety_stock: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    shortage_cost_multiplier: float = 2.0  # × unit cost, per lost unit (or per backlogged unit-period)
+    order_cost_per_unit: float = 0.0
+    fixed_order_cost: float = 0.0  # per order line placed; above 0 the model is a MILP
+    # Stock left at the horizon's end (net of backlog) is worth this share of its unit cost, so a
+    # finite horizon does not run stock down only because it ends.
+    ending_stock_value_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    time_limit_seconds: float = 60.0
+    mip_rel_gap: float = 1e-4
+    options: Mapping[str, object] = field(default_factory=dict)
+    backend: Backend = "pyomo"
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    shortage_mode: ShortageMode = "lost_sales"
+    # Orders are whole case packs with at least the supplier MOQ (integer variables, a MILP).
+    integer_orders: bool = False
+    max_order_quantity: float | None = None  # per order line, on top of any items.max_order
+    budget_per_period: float | None = None  # purchase spend per period, over all stores
+    review_periods: int = 1  # orders may be placed on periods 0, R, 2R, ...
+    # Soft mode: capacity, budget and stock targets may be broken at this cost per unit
+    # (volume, money or stock) so that a plan always comes back.
+    soft_constraints: bool = False
+    violation_penalty: float = 1e4
+    # Split the plan into one model per store when nothing but store constraints couples items.
+    decompose_by_location: bool = False
+    workers: int = 1
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    orders: pd.DataFrame
+    inventory: pd.DataFrame
+    objective: float
+    cost_breakdown: dict[str, float]
+    solver_status: str
+    solve_seconds: float
+    expected_fill_rate: float
+    # One row per capacitated store and period: CAPACITY_UTILISATION_COLUMNS.  Later fields have
+    # defaults so older constructors work.
+    capacity_utilisation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # One row per order: EXPLANATION_COLUMNS.
+    explanations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Soft mode only: every broken constraint, VIOLATION_COLUMNS.
+    violations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    build_seconds: float = 0.0
+
+
+class PlanInfeasibleError(ValueError):
+    """No plan satisfies every hard constraint; the message names the constraints at fault."""
