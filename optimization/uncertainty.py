@@ -1,0 +1,155 @@
+"""From quantile forecasts to what the planner needs: stock targets or demand scenarios.
+
+Forecast frames here have item_id, store_id, period and one column per quantile level, named
+"q<level>" as the forecaster writes them (q0.1, q0.5, ...).
+"""
+
+from __future__ import annotations
+
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+ITEM_STORE_KEYS = ["item_id", "store_id"]
+STANDARD_NORMAL = NormalDist()
+
+
+def quantile_levels(forecast: pd.DataFrame) -> dict[float, str]:
+    """Quantile level -> column, in increasing level order."""
+    levels = {}
+    for column in forecast.columns:
+        if isinstance(column, str) and column.startswith("q"):
+            try:
+                levels[float(column[1:])] = column
+            except ValueError:
+                continue
+    return dict(sorted(levels.items()))
+
+
+def safety_stock_from_quantiles(
+    forecast: pd.DataFrame,
+    service_level: float | pd.Series,
+    protection_periods: pd.Series,
+) -> pd.DataFrame:
+    """Least end stock per item-store and period for a cycle service level target.
+
+    Each period's forecast is read as normal: sigma = (q_a - q_0.5) / z_a for the forecast
+    quantile a nearest the target above the median.  Demand errors accumulate from today, and
+    a plan re-made every review period only needs to cover the errors of one protection
+    interval (lead time plus review period, P periods), so with independent periods
+
+        safety_stock[t] = z_target * sqrt(sum of sigma[j]^2 over the last P periods up to t).
+
+    service_level: one level, or a Series indexed by item_id.  protection_periods: a Series
+    indexed by (item_id, store_id).  Returns item_id, store_id, period, safety_stock.
+    """
+    levels = quantile_levels(forecast)
+    if 0.5 not in levels:
+        raise ValueError("the forecast needs a median column q0.5")
+    frame = forecast.sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
+    target = _per_row(frame, service_level).to_numpy(dtype=float)
+    if ((target <= 0.5) | (target >= 1)).any():
+        raise ValueError("service levels must lie strictly between 0.5 and 1")
+    upper_levels = np.array([level for level in levels if level > 0.5])
+    if len(upper_levels) == 0:
+        raise ValueError("the forecast needs at least one quantile above the median")
+    nearest = upper_levels[np.abs(upper_levels[None, :] - target[:, None]).argmin(axis=1)]
+    upper = np.choose(
+        np.searchsorted(upper_levels, nearest),
+        [frame[levels[level]].to_numpy(dtype=float) for level in upper_levels],
+    )
+    z_nearest = np.array([STANDARD_NORMAL.inv_cdf(level) for level in nearest])
+    sigma = np.maximum(upper - frame[levels[0.5]].to_numpy(dtype=float), 0.0) / z_nearest
+    window = frame[ITEM_STORE_KEYS].merge(
+        protection_periods.rename("window").reset_index(), on=ITEM_STORE_KEYS, how="left"
+    )["window"]
+    if window.isna().any():
+        raise ValueError("protection_periods lacks some item-stores of the forecast")
+    variance = _trailing_sums(frame, sigma**2, window.to_numpy(dtype=int))
+    z_target = np.array([STANDARD_NORMAL.inv_cdf(level) for level in target])
+    return frame[[*ITEM_STORE_KEYS, "period"]].assign(safety_stock=z_target * np.sqrt(variance))
+
+
+def _per_row(frame: pd.DataFrame, value: float | pd.Series) -> pd.Series:
+    if isinstance(value, pd.Series):
+        mapped = frame["item_id"].map(value)
+        if mapped.isna().any():
+            raise ValueError("service_level lacks some items of the forecast")
+        return mapped
+    return pd.Series(float(value), index=frame.index)
+
+
+def _trailing_sums(frame: pd.DataFrame, values: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Per row: sum of values over the `window` rows up to it, within its item-store."""
+    group_start = frame.groupby(ITEM_STORE_KEYS, sort=False).cumcount().to_numpy()
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    rows = np.arange(len(values))
+    first = rows - np.minimum(group_start, window - 1)
+    return cumulative[rows + 1] - cumulative[first]
+
+
+def sample_demand_scenarios(
+    forecast: pd.DataFrame, n_scenarios: int, seed: int, period_correlation: float = 0.0
+) -> pd.DataFrame:
+    """Demand paths drawn from the forecast quantiles.
+
+    Each period's distribution is the piecewise-linear quantile function through the forecast
+    quantiles, extended linearly to levels 0 and 1 (and kept at or above zero).  Periods of one
+    item-store share a Gaussian-copula correlation `period_correlation`, since forecast errors of
+    neighbouring days usually move together.  Returns item_id, store_id, scenario, period, demand.
+    """
+    if not 0 <= period_correlation < 1:
+        raise ValueError("period_correlation must lie in [0, 1)")
+    levels = quantile_levels(forecast)
+    if len(levels) < 2:
+        raise ValueError("sampling needs at least two forecast quantiles")
+    frame = forecast.sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
+    knots, values = _quantile_knots(frame, levels)
+    rng = np.random.default_rng(seed)
+    series = frame.groupby(ITEM_STORE_KEYS, sort=False).ngroup().to_numpy()
+    shared = rng.standard_normal((series.max() + 1 if len(series) else 0, n_scenarios))[series]
+    own = rng.standard_normal((len(frame), n_scenarios))
+    normal = np.sqrt(period_correlation) * shared + np.sqrt(1 - period_correlation) * own
+    draws = _interpolate_rows(knots, values, ndtr(normal))
+    return pd.DataFrame(
+        {
+            "item_id": np.repeat(frame["item_id"].to_numpy(), n_scenarios),
+            "store_id": np.repeat(frame["store_id"].to_numpy(), n_scenarios),
+            "scenario": np.tile(np.arange(n_scenarios), len(frame)),
+            "period": np.repeat(frame["period"].to_numpy(), n_scenarios),
+            "demand": draws.ravel(),
+        }
+    )
+
+
+def _quantile_knots(frame: pd.DataFrame, levels: dict[float, str]) -> tuple[np.ndarray, np.ndarray]:
+    """Levels 0, the forecast's, 1 and the matching values per row (monotone, non-negative)."""
+    level_values = np.array(list(levels))
+    quantiles = np.maximum.accumulate(frame[list(levels.values())].to_numpy(dtype=float), axis=1)
+    low_slope = (quantiles[:, 1] - quantiles[:, 0]) / (level_values[1] - level_values[0])
+    high_slope = (quantiles[:, -1] - quantiles[:, -2]) / (level_values[-1] - level_values[-2])
+    at_zero = np.maximum(quantiles[:, 0] - low_slope * level_values[0], 0.0)
+    at_one = quantiles[:, -1] + high_slope * (1 - level_values[-1])
+    values = np.column_stack([np.minimum(at_zero, quantiles[:, 0]), quantiles, at_one])
+    knots = np.concatenate([[0.0], level_values, [1.0]])
+    return knots, np.maximum(values, 0.0)
+
+
+def _interpolate_rows(knots: np.ndarray, values: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """values[row] interpolated at uniforms[row, :] on the shared knot levels."""
+    segment = np.clip(np.searchsorted(knots, uniforms, side="right") - 1, 0, len(knots) - 2)
+    left = np.take_along_axis(values, segment, axis=1)
+    right = np.take_along_axis(values, segment + 1, axis=1)
+    weight = (uniforms - knots[segment]) / (knots[segment + 1] - knots[segment])
+    return left + weight * (right - left)
+
+
+def expected_demand_from_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:
+    """Mean of the same piecewise-linear distribution the scenarios are drawn from."""
+    levels = quantile_levels(forecast)
+    knots, values = _quantile_knots(forecast, levels)
+    widths = np.diff(knots)
+    mean = ((values[:, :-1] + values[:, 1:]) / 2 * widths).sum(axis=1)
+    return forecast[[*ITEM_STORE_KEYS, "period"]].assign(demand=mean)
