@@ -10,8 +10,11 @@ from __future__ import annotations
 import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.metadata_types import FailureSeverity
 
 SALES_KEY = ["item_id", "store_id", "date"]
+# Derived by the validator (days since the same series' previous row); failures are reported on "date".
+GAP_COLUMN = "days_since_previous_date"
 SALES_REQUIRED = [*SALES_KEY, "units"]
 ITEM_MASTER_REQUIRED = ["item_id"]
 INVENTORY_REQUIRED = ["item_id", "store_id", "on_hand"]
@@ -55,7 +58,9 @@ def _non_negative(column: str) -> Expectation:
     return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, description="must be >= 0")
 
 
-def sales_expectations(sales: pd.DataFrame, today: pd.Timestamp, master_item_ids: list[str] | None) -> list[Expectation]:
+def sales_expectations(
+    sales: pd.DataFrame, today: pd.Timestamp, master_item_ids: list[str] | None, max_gap_days: int
+) -> list[Expectation]:
     expectations: list[Expectation] = _required_columns(sales, SALES_REQUIRED)
     expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, description="must have at least one data row"))
     expectations += [_not_null(column) for column in _existing(sales, SALES_REQUIRED)]
@@ -71,16 +76,42 @@ def sales_expectations(sales: pd.DataFrame, today: pd.Timestamp, master_item_ids
     if set(SALES_KEY) <= set(sales.columns):
         expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
             column_list=SALES_KEY, description="one row per item, store and date (no duplicates)"))
+    if GAP_COLUMN in sales.columns:
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(
+            column=GAP_COLUMN, max_value=max_gap_days, meta={"reported_column": "date", "quarantinable": False},
+            description=f"no gap over {max_gap_days} days between dates of an item and store "
+                        "(add rows with closed=1 for days the store was shut)"))
     if "price" in sales.columns:
         expectations.append(gxe.ExpectColumnValuesToBeBetween(
             column="price", min_value=0, strict_min=True, description="must be > 0 where given"))
-    for flag in _existing(sales, ["promo", "event", "available"]):
+    for flag in _existing(sales, ["promo", "event", "available", "closed"]):
         expectations.append(gxe.ExpectColumnValuesToBeInSet(
             column=flag, value_set=[0, 1, True, False], description="must be a 0/1 flag"))
     if master_item_ids is not None and "item_id" in sales.columns:
         expectations.append(gxe.ExpectColumnValuesToBeInSet(
             column="item_id", value_set=master_item_ids, description="every item sold must have an item master row"))
     return expectations
+
+
+def recent_sales_warnings(
+    recent: pd.DataFrame, baseline: pd.DataFrame, level_shift_ratio: float, zero_share_jump: float
+) -> list[Expectation]:
+    """Drift in the latest window against the history before it: warnings, since a real shift is possible."""
+    baseline_mean = float(baseline["units"].mean())
+    baseline_zero_share = float((baseline["units"] == 0).mean())
+    recent_days = recent["date"].nunique()
+    return [
+        gxe.ExpectColumnMeanToBeBetween(
+            column="units", min_value=baseline_mean / level_shift_ratio, max_value=baseline_mean * level_shift_ratio,
+            severity=FailureSeverity.WARNING,
+            description=f"mean daily units of the last {recent_days} days within {level_shift_ratio:g}x of "
+                        f"the earlier mean {baseline_mean:.2f} (sudden level shift)"),
+        gxe.ExpectColumnValuesToNotBeInSet(
+            column="units", value_set=[0], mostly=max(0.0, 1 - baseline_zero_share - zero_share_jump),
+            severity=FailureSeverity.WARNING,
+            description=f"share of zero-sales days in the last {recent_days} days at most "
+                        f"{baseline_zero_share + zero_share_jump:.0%} (earlier {baseline_zero_share:.0%})"),
+    ]
 
 
 def item_master_expectations(items: pd.DataFrame) -> list[Expectation]:

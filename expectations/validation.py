@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import great_expectations as gx
@@ -10,11 +11,21 @@ import pandas as pd
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 from great_expectations.data_context.types.base import ProgressBarsConfig
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.metadata_types import FailureSeverity
 
 from expectations import suites
 from replenish.data.tables import RawTables
 
 SAMPLE_ROWS = 5
+CRITICAL = FailureSeverity.CRITICAL.value
+
+
+@dataclass(frozen=True)
+class ValidationRules:
+    max_gap_days: int = 14
+    recent_days: int = 28
+    level_shift_ratio: float = 3.0
+    zero_share_jump: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -23,9 +34,12 @@ class ExpectationFailure:
     file: str
     column: str | None
     rule: str
+    severity: str  # "critical" stops the run; "warning" is reported and logged
     unexpected_count: int | None
     sample_rows: list[int]  # 1-based data rows (the header is not counted)
     sample_values: list[Any]
+    row_index: tuple[Any, ...] = field(default=(), repr=False)  # every failing row's index label
+    quarantinable: bool = False  # dropping the failing rows removes the failure
 
     def describe(self) -> str:
         where = f"column '{self.column}' of {self.table}" if self.column else f"table {self.table}"
@@ -40,6 +54,8 @@ class ValidationReport:
     tables: dict[str, int]  # table -> rows checked
     expectations_checked: int
     failures: list[ExpectationFailure] = field(default_factory=list)
+    warnings: list[ExpectationFailure] = field(default_factory=list)
+    data_docs: Path | None = None  # index.html of the rendered Great Expectations Data Docs
 
     @property
     def success(self) -> bool:
@@ -49,10 +65,12 @@ class ValidationReport:
 class DataValidationError(ValueError):
     """Input data broke the data contract; nothing downstream may run."""
 
-    def __init__(self, failures: list[ExpectationFailure]) -> None:
+    def __init__(self, failures: list[ExpectationFailure], data_docs: Path | None = None) -> None:
         self.failures = failures
+        self.data_docs = data_docs
         lines = "\n".join(f"  - {failure.describe()}" for failure in failures)
-        super().__init__(f"input data failed validation ({len(failures)} rule(s) broken):\n{lines}")
+        docs = f"\nData Docs: {data_docs}" if data_docs else ""
+        super().__init__(f"input data failed validation ({len(failures)} rule(s) broken):\n{lines}{docs}")
 
 
 def _parsed_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -76,6 +94,28 @@ def _parsed_numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.assign(**parsed) if parsed else frame
 
 
+def _with_gap_days(sales: pd.DataFrame) -> pd.DataFrame:
+    """Add the days since the same series' previous row, where keys and dates are clean enough to tell."""
+    keys = ["item_id", "store_id"]
+    if not set(suites.SALES_KEY) <= set(sales.columns) or not pd.api.types.is_datetime64_any_dtype(sales["date"]):
+        return sales
+    if sales[suites.SALES_KEY].isna().any().any():
+        return sales
+    ordered = sales[suites.SALES_KEY].sort_values(suites.SALES_KEY)
+    gaps = ordered.groupby(keys, sort=False)["date"].diff().dt.days
+    return sales.assign(**{suites.GAP_COLUMN: gaps.reindex(sales.index)})
+
+
+def _drift_windows(sales: pd.DataFrame, recent_days: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if not {"date", "units"} <= set(sales.columns) or not pd.api.types.is_datetime64_any_dtype(sales["date"]):
+        return None
+    if not pd.api.types.is_numeric_dtype(sales["units"]) or sales.empty:
+        return None
+    start = sales["date"].max() - pd.Timedelta(days=recent_days - 1)
+    recent, baseline = sales[sales["date"] >= start], sales[sales["date"] < start]
+    return (recent, baseline) if len(baseline) and baseline["units"].notna().any() else None
+
+
 def _failures(
     table: str, source: str, frame: pd.DataFrame, result: ExpectationSuiteValidationResult
 ) -> list[ExpectationFailure]:
@@ -85,8 +125,9 @@ def _failures(
             continue
         config = expectation_result.expectation_config
         details = expectation_result.result or {}
-        row_index = list(details.get("unexpected_index_list") or [])[:SAMPLE_ROWS]
-        column = config.kwargs.get("column") or ", ".join(config.kwargs.get("column_list") or []) or None
+        row_index = tuple(details.get("unexpected_index_list") or ())
+        column = (config.meta or {}).get("reported_column") or config.kwargs.get("column") \
+            or ", ".join(config.kwargs.get("column_list") or []) or None
         values = details.get("partial_unexpected_list") or []
         if not values and "observed_value" in details:
             values = [details["observed_value"]]
@@ -96,9 +137,12 @@ def _failures(
                 file=source,
                 column=column,
                 rule=config.description or config.type,
+                severity=FailureSeverity(config.severity).value,
                 unexpected_count=details.get("unexpected_count"),
-                sample_rows=[int(frame.index.get_loc(i)) + 1 for i in row_index if i in frame.index],
+                sample_rows=[int(frame.index.get_loc(i)) + 1 for i in row_index[:SAMPLE_ROWS] if i in frame.index],
                 sample_values=list(values)[:SAMPLE_ROWS],
+                row_index=row_index,
+                quarantinable=bool(row_index) and (config.meta or {}).get("quarantinable", True),
             )
         )
     return failures
@@ -108,30 +152,32 @@ class TableValidator:
     """Holds one ephemeral (in-memory, offline) GX context for a validation pass."""
 
     def __init__(self) -> None:
-        self._context = gx.get_context(mode="ephemeral")
-        self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
-        self._source = self._context.data_sources.add_pandas("replenish")
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self._source = self.context.data_sources.add_pandas("replenish")
+        self.results: list[ExpectationSuiteValidationResult] = []
 
     def validate(self, table: str, source: str, frame: pd.DataFrame, expectations: list[Expectation]) -> list[ExpectationFailure]:
         asset = self._source.add_dataframe_asset(table)
         batch = asset.add_batch_definition_whole_dataframe(table).get_batch(batch_parameters={"dataframe": frame})
-        suite = self._context.suites.add(gx.ExpectationSuite(name=f"{table}_contract", expectations=expectations))
+        suite = self.context.suites.add(gx.ExpectationSuite(name=f"{table}_contract", expectations=expectations))
         result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
+        self.results.append(result)
         return _failures(table, source, frame, result)
 
 
-def validate_tables(raw: RawTables, today: pd.Timestamp | None = None) -> ValidationReport:
-    """Validate every table the source provided; return a report, raising nothing."""
-    today = (today or pd.Timestamp.now()).normalize()
-    validator = TableValidator()
-    sales = _parsed_numbers(_parsed_dates(raw.sales, "date"), ["units", "price"])
+def _checks(raw: RawTables, rules: ValidationRules, today: pd.Timestamp) -> list[tuple[str, pd.DataFrame, list[Expectation]]]:
+    sales = _with_gap_days(_parsed_numbers(_parsed_dates(raw.sales, "date"), ["units", "price"]))
     master_item_ids = (
         sorted(raw.items["item_id"].dropna().astype(str).unique())
         if raw.items is not None and "item_id" in raw.items.columns else None
     )
-    checks: list[tuple[str, pd.DataFrame, list[Expectation]]] = [
-        ("sales", sales, suites.sales_expectations(sales, today, master_item_ids))
-    ]
+    checks = [("sales", sales, suites.sales_expectations(sales, today, master_item_ids, rules.max_gap_days))]
+    windows = _drift_windows(sales, rules.recent_days)
+    if windows is not None:
+        recent, baseline = windows
+        checks.append(("sales_recent", recent, suites.recent_sales_warnings(
+            recent, baseline, rules.level_shift_ratio, rules.zero_share_jump)))
     if raw.items is not None:
         items = _parsed_numbers(raw.items, ["unit_cost", "holding_cost_rate", "lead_time_days", "case_pack", "moq", "unit_volume"])
         checks.append(("items", items, suites.item_master_expectations(items)))
@@ -145,18 +191,61 @@ def validate_tables(raw: RawTables, today: pd.Timestamp | None = None) -> Valida
     if raw.capacity is not None:
         capacity = _parsed_numbers(raw.capacity, ["capacity_volume"])
         checks.append(("capacity", capacity, suites.capacity_expectations(capacity)))
+    return checks
 
-    failures: list[ExpectationFailure] = []
+
+def validate_tables(
+    raw: RawTables, today: pd.Timestamp | None = None, rules: ValidationRules = ValidationRules(),
+    docs_dir: Path | None = None,
+) -> ValidationReport:
+    """Validate every table the source provided; return a report (and Data Docs when asked), raising nothing."""
+    today = (today or pd.Timestamp.now()).normalize()
+    validator = TableValidator()
+    checks = _checks(raw, rules, today)
+    found: list[ExpectationFailure] = []
     for table, frame, expectations in checks:
-        failures += validator.validate(table, raw.sources.get(table, table), frame, expectations)
+        source = raw.sources.get(table.removesuffix("_recent"), table)
+        found += validator.validate(table, source, frame, expectations)
+    data_docs = None
+    if docs_dir is not None:
+        from expectations.data_docs import render_data_docs
+
+        data_docs = render_data_docs(validator.context, validator.results, docs_dir)
     return ValidationReport(
         tables={table: len(frame) for table, frame, _ in checks},
         expectations_checked=sum(len(expectations) for _, _, expectations in checks),
-        failures=failures,
+        failures=[failure for failure in found if failure.severity == CRITICAL],
+        warnings=[failure for failure in found if failure.severity != CRITICAL],
+        data_docs=data_docs,
     )
 
 
 def ensure_valid(report: ValidationReport) -> ValidationReport:
     if not report.success:
-        raise DataValidationError(report.failures)
+        raise DataValidationError(report.failures, report.data_docs)
     return report
+
+
+@dataclass(frozen=True)
+class QuarantinedTables:
+    tables: RawTables
+    dropped: dict[str, pd.DataFrame]  # table -> dropped rows with the rules they broke, in a "broken_rules" column
+
+
+def quarantine_failing_rows(raw: RawTables, report: ValidationReport) -> QuarantinedTables | None:
+    """Drop the rows named by row-level failures; None when some failure concerns a whole table or column,
+    which no amount of dropping rows can fix."""
+    if not all(failure.quarantinable for failure in report.failures):
+        return None
+    rules_by_table: dict[str, dict[Any, list[str]]] = {}
+    for failure in report.failures:
+        rows = rules_by_table.setdefault(failure.table, {})
+        for index in failure.row_index:
+            rows.setdefault(index, []).append(f"{failure.column}: {failure.rule}")
+    tables, dropped = raw, {}
+    for table, rules in rules_by_table.items():
+        frame: pd.DataFrame = getattr(raw, table)
+        labels = list(rules)
+        dropped[table] = frame.loc[labels].assign(broken_rules=["; ".join(rules[label]) for label in labels])
+        tables = replace(tables, **{table: frame.drop(index=labels).reset_index(drop=True)})
+    return QuarantinedTables(tables, dropped)

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow
 
 from replenish.settings import load_settings
-from tasks.data import complete_data, load_data, validate_data
+from tasks.data import complete_data, load_data
 from tasks.forecasting import build_features, evaluate_forecaster, split_holdout, train_forecaster
 from tasks.planning import PublishedPlan, build_planning_problem, forecast_planning_horizon, optimize_orders, publish_plan
 from tasks.tracking import (
@@ -19,6 +19,7 @@ from tasks.tracking import (
     score_champion,
     start_tracking_run,
 )
+from tasks.validation import report_validation, require_valid_data, validate_data
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,11 @@ class MainRunSummary:
 def main_flow(config_file: str | None = None, overrides: list[str] | None = None) -> MainRunSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
-    validation = validate_data(raw)
-    data = complete_data(raw, settings.data)
-    run_id = start_tracking_run(settings, data, validation)
+    run_id = start_tracking_run(settings, raw, "main")
     try:
+        checked = validate_data(raw, settings, run_id)
+        report_validation(settings, run_id, checked)
+        data = complete_data(require_valid_data(checked), settings.data)
         features = build_features(data.sales)
         split = split_holdout(features, settings.forecast.horizon_days)
         predictor = train_forecaster(split.train, settings, run_id)

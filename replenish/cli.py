@@ -63,6 +63,7 @@ class _HideUserErrorTracebacks(logging.Filter):
 
 
 def _quiet_console(user_errors: tuple[type[BaseException], ...]) -> None:
+    """Call after the flows are imported: importing them sets Prefect's logging up afresh."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
@@ -77,6 +78,16 @@ def _fail(error: BaseException, debug: bool) -> None:
     raise typer.Exit(code=1)
 
 
+def _start(config: Path | None, overrides: list[str], data: Path | None, debug: bool) -> None:
+    """Check the cheap things and set up the environment, before Prefect is imported."""
+    from replenish.runtime import configure_environment
+    from replenish.settings import load_settings
+
+    if data is not None and not data.exists():
+        _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
+    configure_environment(load_settings(config, overrides))
+
+
 @app.command()
 def run(
     config: ConfigOption = None,
@@ -89,22 +100,15 @@ def run(
 
     Example: replenish run --set forecast.max_epochs=3
     """
-    from replenish.runtime import configure_environment
-    from replenish.settings import load_settings
-
     overrides = _overrides(set_values, data, data_format)
-    user_errors = _user_error_types()
-    if data is not None and not data.exists():
-        _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
     try:
-        settings = load_settings(config, overrides)
-        configure_environment(settings)
+        _start(config, overrides, data, debug)
         from flows.main import main_flow
 
         if not debug:
-            _quiet_console(user_errors)
+            _quiet_console(_user_error_types())
         summary = main_flow(config_file=str(config) if config else None, overrides=overrides)
-    except user_errors as error:
+    except _user_error_types() as error:
         _fail(error, debug)
         return
     registration, plan = summary.registration, summary.plan
@@ -124,3 +128,37 @@ def run(
     ]
     typer.echo("\n".join(lines))
 
+
+@app.command()
+def validate(
+    data: DataOption = None,
+    data_format: FormatOption = None,
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Check input data against the data contract only: no training, no planning.
+
+    Renders Great Expectations Data Docs and logs them to MLflow. Exits 1 when an error rule breaks.
+
+    Example: replenish validate --data sales.csv
+    """
+    overrides = _overrides(set_values, data, data_format)
+    try:
+        _start(config, overrides, data, debug)
+        from flows.validation import validation_flow
+
+        if not debug:
+            _quiet_console(_user_error_types())
+        checked = validation_flow(config_file=str(config) if config else None, overrides=overrides)
+    except _user_error_types() as error:
+        _fail(error, debug)
+        return
+    report = checked.report
+    lines = [f"validation passed: {report.expectations_checked} expectations on "
+             + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items())]
+    lines += [f"  warning: {warning.describe()}" for warning in report.warnings]
+    lines += [f"  quarantined {len(rows)} row(s) of {table}" for table, rows in checked.quarantined.items()]
+    if report.data_docs:
+        lines.append(f"  Data Docs: {report.data_docs}")
+    typer.echo("\n".join(lines))

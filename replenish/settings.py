@@ -50,11 +50,22 @@ class MasterDefaultsSettings(_Section):
     capacity_headroom: float = Field(3.0, gt=0)
 
 
+class ValidationSettings(_Section):
+    """Data-contract knobs; the rules themselves live in ``expectations/``."""
+
+    max_gap_days: int = Field(14, ge=1)  # longest run of missing days allowed without closed=1 rows
+    recent_days: int = Field(28, ge=7)  # window compared with the history before it by the drift warnings
+    level_shift_ratio: float = Field(3.0, gt=1)  # warn when recent mean demand moves by more than this factor
+    zero_share_jump: float = Field(0.3, gt=0, lt=1)  # warn when the share of zero-sales days rises by more
+    quarantine: bool = False  # drop rows that break row rules (reported), instead of stopping the run
+
+
 class DataSettings(_Section):
     format: Literal["synthetic", "long", "m5"] = "synthetic"
     path: Path | None = None
     synthetic: SyntheticDataSettings = SyntheticDataSettings()
     master_defaults: MasterDefaultsSettings = MasterDefaultsSettings()
+    validation: ValidationSettings = ValidationSettings()
 
     @model_validator(mode="after")
     def _path_given_for_files(self) -> DataSettings:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
@@ -33,7 +34,7 @@ MODEL_REQUIREMENTS = [
     f"{name}=={version}"
     for name, version in (
         ("torch", "2.13.0"), ("pytorch-lightning", "2.6.6"), ("pandas", pd.__version__),
-        ("numpy", __import__("numpy").__version__), ("mlflow", mlflow.__version__),
+        ("numpy", np.__version__), ("mlflow", mlflow.__version__),
     )
 ]
 
@@ -66,9 +67,11 @@ def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:
-    """Order-independent hash of a table's content: the same rows give the same fingerprint."""
-    row_hashes = pd.util.hash_pandas_object(frame.sort_values(list(frame.columns[:3])), index=False)
-    return hashlib.sha256(row_hashes.to_numpy().tobytes()).hexdigest()[:16]
+    """Order-independent hash of a table's content: the same rows give the same fingerprint.
+    Works on raw, unvalidated tables too (mixed types, odd columns)."""
+    row_hashes = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
+    header = ",".join(map(str, frame.columns)).encode()
+    return hashlib.sha256(header + row_hashes.tobytes()).hexdigest()[:16]
 
 
 def git_commit() -> str:
@@ -106,6 +109,10 @@ def log_table(settings: Settings, run_id: str, table: pd.DataFrame, artifact_fil
         path = Path(folder) / Path(artifact_file).name
         table.to_csv(path, index=False)
         client_for(settings).log_artifact(run_id, str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
+
+
+def log_folder(settings: Settings, run_id: str, folder: Path, artifact_path: str) -> None:
+    client_for(settings).log_artifacts(run_id, str(folder), artifact_path)
 
 
 def set_tags(settings: Settings, run_id: str, tags: Mapping[str, str]) -> None:

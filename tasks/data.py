@@ -5,7 +5,6 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from expectations.validation import ValidationReport, ensure_valid, validate_tables
 from replenish.data.long_format import load_long
 from replenish.data.m5 import load_m5
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
@@ -25,11 +24,6 @@ def read_tables(data: DataSettings) -> RawTables:
       retry_condition_fn=lambda task, task_run, state: isinstance(state.result(raise_on_failure=False), OSError))
 def load_data(data: DataSettings) -> RawTables:
     return read_tables(data)
-
-
-@task(name="validate-data", cache_policy=NO_CACHE)
-def validate_data(raw: RawTables) -> ValidationReport:
-    return ensure_valid(validate_tables(raw))
 
 
 @task(name="complete-data", cache_policy=NO_CACHE)

@@ -9,12 +9,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from expectations.validation import ValidationReport
 from models.evaluation import evaluate_holdout
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import as_model_input
 from replenish import tracking
-from replenish.data.tables import RetailData
+from replenish.data.tables import RawTables
 from replenish.plots import holdout_forecast_figure
 from replenish.settings import Settings
 from tasks.forecasting import HoldoutResult, HoldoutSplit
@@ -33,17 +32,15 @@ class RegistrationResult:
 
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def start_tracking_run(settings: Settings, data: RetailData, validation: ValidationReport) -> str:
-    run_name = f"{flow_run.get_name() or 'replenish'}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
+def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
+    run_name = f"{job}-{flow_run.get_name() or 'local'}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     tags = {
-        "data_source": data.sources.get("sales", "unknown"),
+        "job": job,
+        "data_source": raw.sources.get("sales", "unknown"),
         "data_format": settings.data.format,
-        "data_hash": tracking.data_fingerprint(data.sales[["item_id", "store_id", "date", "units"]]),
-        "history": f"{data.sales['date'].min():%Y-%m-%d}..{data.snapshot_date:%Y-%m-%d}",
+        "data_hash": tracking.data_fingerprint(raw.sales),
         "git_commit": tracking.git_commit(),
         "prefect_flow_run_id": str(flow_run.get_id() or "none"),
-        "validation_status": "passed" if validation.success else "failed",
-        "validation_expectations_checked": str(validation.expectations_checked),
     }
     return tracking.start_run(settings, run_name, tags)
 

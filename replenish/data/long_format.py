@@ -47,16 +47,26 @@ def _read_table(path: Path) -> pd.DataFrame:
     return _read_csv(path) if suffix == ".csv" else _read_parquet(path)
 
 
+OTHER_DELIMITERS = (";", "\t", "|")
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         # utf-8-sig also strips the byte-order mark spreadsheet programs put before the first header.
-        return pd.read_csv(path, dtype=ID_DTYPES, encoding="utf-8-sig")
+        frame = pd.read_csv(path, dtype=ID_DTYPES, encoding="utf-8-sig")
     except pd.errors.EmptyDataError as error:
         raise DataFileError(path, "empty file: no header row") from error
     except UnicodeDecodeError as error:
         raise DataFileError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from error
     except pd.errors.ParserError as error:
         raise DataFileError(path, f"malformed CSV: {error}") from error
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for delimiter in OTHER_DELIMITERS:
+            if delimiter in header:
+                raise DataFileError(
+                    path, f"the header {header!r} looks delimited by {delimiter!r}; files must be comma-separated")
+    return frame
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

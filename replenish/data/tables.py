@@ -195,6 +195,10 @@ def _complete_sales(raw_sales: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.Data
     sales["price"] = _as_number(sales["price"], "float64") if "price" in sales.columns else np.nan
     for column, default in OPTIONAL_FLAG_DEFAULTS.items():
         sales[column] = _filled(sales, column, default).astype("int8")
+    if "closed" in sales.columns:
+        # A day the store was shut says nothing about demand: like a stockout, it is censored, not zero.
+        sales["closed"] = _filled(sales, "closed", 0).astype("int8")
+        sales.loc[sales["closed"] == 1, "available"] = 0
     sales = sales.merge(hierarchy, on="item_id", how="left", validate="many_to_one")
     sales = _with_extra_columns_last(sales, SALES_COLUMNS + HIERARCHY_COLUMNS)
     return sales.sort_values(["item_id", "store_id", "date"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,118 @@
+"""Check the input against the data contract, report it, and stop on errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from expectations.validation import (
+    ExpectationFailure,
+    ValidationReport,
+    ValidationRules,
+    ensure_valid,
+    quarantine_failing_rows,
+    validate_tables,
+)
+from replenish import tracking
+from replenish.data.tables import RawTables
+from replenish.settings import Settings, ValidationSettings
+
+
+@dataclass(frozen=True)
+class CheckedTables:
+    tables: RawTables  # without quarantined rows, when quarantine dropped any
+    report: ValidationReport
+    quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def validation_rules(settings: ValidationSettings) -> ValidationRules:
+    return ValidationRules(
+        max_gap_days=settings.max_gap_days,
+        recent_days=settings.recent_days,
+        level_shift_ratio=settings.level_shift_ratio,
+        zero_share_jump=settings.zero_share_jump,
+    )
+
+
+def check_tables(raw: RawTables, settings: ValidationSettings, docs_dir: Path) -> CheckedTables:
+    rules = validation_rules(settings)
+    report = validate_tables(raw, rules=rules, docs_dir=docs_dir)
+    if report.success or not settings.quarantine:
+        return CheckedTables(raw, report)
+    quarantined = quarantine_failing_rows(raw, report)
+    if quarantined is None:
+        return CheckedTables(raw, report)
+    # Re-validate what is left: dropping rows can empty a table or open a gap.
+    rechecked = validate_tables(quarantined.tables, rules=rules, docs_dir=docs_dir)
+    return CheckedTables(quarantined.tables, rechecked, quarantined.dropped)
+
+
+def _failure_rows(failures: list[ExpectationFailure], severity: str) -> list[str]:
+    return [
+        f"| {severity} | {f.table} | {f.column or ''} | {f.rule} | {f.unexpected_count or ''} "
+        f"| {', '.join(map(str, f.sample_rows))} |"
+        for f in failures
+    ]
+
+
+def validation_markdown(checked: CheckedTables, mlflow_run_id: str) -> str:
+    report = checked.report
+    status = "passed" if report.success else "FAILED"
+    lines = [
+        f"# Data validation {status}",
+        f"{report.expectations_checked} expectations on {', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
+        f"MLflow run `{mlflow_run_id}`, artifacts under `data_docs/`.",
+    ]
+    if report.data_docs:
+        lines.append(f"[Great Expectations Data Docs]({report.data_docs.as_uri()})")
+    for table, rows in checked.quarantined.items():
+        lines.append(f"Quarantined {len(rows)} row(s) of {table}; see `validation/quarantined_{table}.csv`.")
+    if report.failures or report.warnings:
+        lines += ["", "| severity | table | column | rule | rows failing | sample rows |", "|---|---|---|---|---|---|"]
+        lines += _failure_rows(report.failures, "error") + _failure_rows(report.warnings, "warning")
+    return "\n".join(lines)
+
+
+def _failures_table(report: ValidationReport) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"severity": f.severity, "table": f.table, "file": f.file, "column": f.column, "rule": f.rule,
+         "unexpected_count": f.unexpected_count, "sample_rows": f.sample_rows, "sample_values": f.sample_values}
+        for f in [*report.failures, *report.warnings]
+    ], columns=["severity", "table", "file", "column", "rule", "unexpected_count", "sample_rows", "sample_values"])
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate_data(raw: RawTables, settings: Settings, run_id: str) -> CheckedTables:
+    return check_tables(raw, settings.data.validation, settings.work_dir / "data_docs" / run_id)
+
+
+@task(name="report-validation", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
+def report_validation(settings: Settings, run_id: str, checked: CheckedTables) -> None:
+    report = checked.report
+    if report.data_docs is not None:
+        tracking.log_folder(settings, run_id, report.data_docs.parent, "data_docs")
+    tracking.log_table(settings, run_id, _failures_table(report), "validation/failures.csv")
+    for table, rows in checked.quarantined.items():
+        tracking.log_table(settings, run_id, rows, f"validation/quarantined_{table}.csv")
+    tracking.log_metrics(settings, run_id, {
+        "validation_errors": len(report.failures),
+        "validation_warnings": len(report.warnings),
+        "validation_quarantined_rows": sum(len(rows) for rows in checked.quarantined.values()),
+    })
+    tracking.set_tags(settings, run_id, {
+        "validation_status": "passed" if report.success else "failed",
+        "validation_expectations_checked": str(report.expectations_checked),
+    })
+    create_markdown_artifact(key="data-validation", markdown=validation_markdown(checked, run_id),
+                             description="Great Expectations data contract result")
+
+
+@task(name="require-valid-data", cache_policy=NO_CACHE)
+def require_valid_data(checked: CheckedTables) -> RawTables:
+    ensure_valid(checked.report)
+    return checked.tables
