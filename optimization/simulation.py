@@ -1,0 +1,166 @@
+"""Replay held-out days with actual demand under an ordering policy, and score it.
+
+Each day: on a review day the policy sees the state (stock, backlog, orders in transit, the
+demand observed so far) and orders; orders land after their lead time, at the start of a day,
+before that day's sales (a zero lead time lands the same day); demand is served from stock and
+the rest is lost or backlogged.
+
+Costs are the ones a policy is responsible for: holding (per unit and day on hand at day end),
+shortage (per unit lost, or per unit and day backlogged), and ordering (fixed per order line
+plus per unit).  Purchases are reported but not counted: every unit bought is either sold or
+still in stock at the end, valued at cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from optimization.problem import MIN_ORDER_QUANTITY, ShortageMode
+
+DAYS_PER_YEAR = 365
+
+
+@dataclass(frozen=True)
+class InventorySystem:
+    """Item-stores being replayed; every array has one entry (row) per item-store."""
+
+    unit_cost: np.ndarray
+    holding_cost_per_day: np.ndarray
+    shortage_cost: np.ndarray  # per unit lost, or per unit and day backlogged
+    lead_time_days: np.ndarray
+    opening_on_hand: np.ndarray
+    open_arrivals: np.ndarray  # item-store × day of the replay: orders placed before it
+    review_days: int = 1
+    shortage_mode: ShortageMode = "lost_sales"
+    fixed_order_cost: float = 0.0
+    order_cost_per_unit: float = 0.0
+    # Optional, to count days a store's shelf is over capacity right after deliveries.
+    unit_volume: np.ndarray | None = None
+    store_index: np.ndarray | None = None  # per item-store, into store_capacity
+    store_capacity: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ReviewState:
+    day: int
+    on_hand: np.ndarray  # at the start of the day, before its deliveries
+    backlog: np.ndarray
+    scheduled: np.ndarray  # item-store × day: deliveries still to land, from this day on
+    observed_demand: np.ndarray  # item-store × day: actual demand of the days before this one
+
+
+Policy = Callable[[ReviewState], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    metrics: dict[str, float]
+    orders: np.ndarray  # item-store × day, units ordered
+    on_hand_end: np.ndarray  # item-store × day
+    unmet_demand: np.ndarray  # item-store × day, demand not served on its day
+
+
+def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> SimulationResult:
+    n_item_stores, n_days = demand.shape
+    lead = system.lead_time_days.astype(int)
+    # Deliveries may land after the replay ends; they are then still in transit.
+    scheduled = np.zeros((n_item_stores, n_days + int(lead.max(initial=0)) + 1))
+    scheduled[:, :n_days] = system.open_arrivals
+    on_hand = system.opening_on_hand.astype(float).copy()
+    backlog = np.zeros(n_item_stores)
+    orders = np.zeros((n_item_stores, n_days))
+    on_hand_end = np.zeros((n_item_stores, n_days))
+    unmet = np.zeros((n_item_stores, n_days))
+    backlog_end = np.zeros((n_item_stores, n_days))
+    after_arrivals = np.zeros((n_item_stores, n_days))
+    rows = np.arange(n_item_stores)
+
+    for day in range(n_days):
+        if day % system.review_days == 0:
+            state = ReviewState(day, on_hand.copy(), backlog.copy(), scheduled[:, day:].copy(), demand[:, :day])
+            ordered = np.maximum(np.asarray(policy(state), dtype=float), 0.0)
+            ordered[ordered < MIN_ORDER_QUANTITY] = 0.0
+            orders[:, day] = ordered
+            scheduled[rows, day + lead] += ordered
+        available = on_hand + scheduled[:, day]
+        after_arrivals[:, day] = available
+        wanted = backlog + demand[:, day] if system.shortage_mode == "backorder" else demand[:, day]
+        served = np.minimum(available, wanted)
+        on_hand = available - served
+        short = wanted - served
+        if system.shortage_mode == "backorder":
+            backlog = short
+            # The backlog is served first, so today's own demand is what is left short.
+            unmet[:, day] = np.minimum(short, demand[:, day])
+        else:
+            unmet[:, day] = short
+        on_hand_end[:, day] = on_hand
+        backlog_end[:, day] = backlog
+
+    in_transit = scheduled[:, n_days:].sum(axis=1)
+    metrics = _metrics(system, demand, orders, on_hand_end, unmet, backlog_end, in_transit)
+    metrics["capacity_breach_store_days"] = _capacity_breaches(system, after_arrivals)
+    return SimulationResult(metrics=metrics, orders=orders, on_hand_end=on_hand_end, unmet_demand=unmet)
+
+
+def _metrics(
+    system: InventorySystem,
+    demand: np.ndarray,
+    orders: np.ndarray,
+    on_hand_end: np.ndarray,
+    unmet: np.ndarray,
+    backlog_end: np.ndarray,
+    in_transit: np.ndarray,
+) -> dict[str, float]:
+    n_days = demand.shape[1]
+    holding = float((on_hand_end * system.holding_cost_per_day[:, None]).sum())
+    shortage_units = backlog_end if system.shortage_mode == "backorder" else unmet
+    shortage = float((shortage_units * system.shortage_cost[:, None]).sum())
+    placed = orders > 0
+    ordering = float(system.fixed_order_cost * placed.sum() + system.order_cost_per_unit * orders.sum())
+    total_demand = float(demand.sum())
+    sold_value = float(((demand - unmet) * system.unit_cost[:, None]).sum())
+    average_stock_value = float((on_hand_end * system.unit_cost[:, None]).sum()) / n_days
+    return {
+        "total_cost": holding + shortage + ordering,
+        "holding_cost": holding,
+        "shortage_cost": shortage,
+        "ordering_cost": ordering,
+        "purchase_cost": float((orders * system.unit_cost[:, None]).sum()),
+        "fill_rate": 1.0 - float(unmet.sum()) / total_demand if total_demand > 0 else 1.0,
+        "cycle_service_level": _cycle_service_level(demand, unmet, system.review_days),
+        "stockout_days": float((unmet > MIN_ORDER_QUANTITY).sum()),
+        # Annualised cost of goods sold over the average stock at cost.
+        "turns": sold_value / average_stock_value * DAYS_PER_YEAR / n_days if average_stock_value > 0 else 0.0,
+        "average_on_hand": float(on_hand_end.sum(axis=0).mean()),
+        "ending_on_hand": float(on_hand_end[:, -1].sum()),
+        "ending_in_transit": float(in_transit.sum()),
+        "orders_placed": float(placed.sum()),
+    }
+
+
+def _cycle_service_level(demand: np.ndarray, unmet: np.ndarray, review_days: int) -> float:
+    """Share of review cycles with demand (per item-store) that had no shortage at all."""
+    n_days = demand.shape[1]
+    cycle = np.arange(n_days) // review_days
+    n_cycles = int(cycle.max()) + 1 if n_days else 0
+    demand_per_cycle = np.zeros((demand.shape[0], n_cycles))
+    unmet_per_cycle = np.zeros((demand.shape[0], n_cycles))
+    np.add.at(demand_per_cycle, (slice(None), cycle), demand)
+    np.add.at(unmet_per_cycle, (slice(None), cycle), unmet)
+    with_demand = demand_per_cycle > 0
+    if not with_demand.any():
+        return 1.0
+    return float((unmet_per_cycle[with_demand] <= MIN_ORDER_QUANTITY).mean())
+
+
+def _capacity_breaches(system: InventorySystem, after_arrivals: np.ndarray) -> float:
+    if system.store_capacity is None or system.store_index is None or system.unit_volume is None:
+        return 0.0
+    volume = np.zeros((len(system.store_capacity), after_arrivals.shape[1]))
+    np.add.at(volume, system.store_index, after_arrivals * system.unit_volume[:, None])
+    slack = 1e-6 * np.maximum(np.abs(system.store_capacity), 1.0)
+    return float((volume > (system.store_capacity + slack)[:, None]).sum())
