@@ -153,3 +153,35 @@ def expected_demand_from_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:
     widths = np.diff(knots)
     mean = ((values[:, :-1] + values[:, 1:]) / 2 * widths).sum(axis=1)
     return forecast[[*ITEM_STORE_KEYS, "period"]].assign(demand=mean)
+
+
+def planning_demand(
+    forecast: pd.DataFrame,
+    mode: str,
+    *,
+    demand_level: float = 0.5,
+    service_level: float | pd.Series = 0.95,
+    protection_periods: pd.Series | None = None,
+    n_scenarios: int = 50,
+    seed: int = 0,
+    period_correlation: float = 0.0,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Demand (and stock targets) for the planner from a quantile forecast by period.
+
+    "point": the demand_level quantile; "quantile": that plus service-level targets (needs
+    protection_periods); "scenario": sampled demand paths.
+    """
+    keys = [*ITEM_STORE_KEYS, "period"]
+    if mode == "scenario":
+        return sample_demand_scenarios(forecast, n_scenarios, seed, period_correlation), None
+    column = quantile_levels(forecast).get(demand_level)
+    if column is None:
+        raise ValueError(f"the forecast has no quantile {demand_level}")
+    point = forecast[keys].assign(demand=forecast[column].to_numpy(dtype=float))
+    if mode == "point":
+        return point, None
+    if mode == "quantile":
+        if protection_periods is None:
+            raise ValueError("quantile mode needs protection_periods (lead time plus review)")
+        return point, safety_stock_from_quantiles(forecast, service_level, protection_periods)
+    raise ValueError(f"unknown uncertainty mode {mode!r}; use point, quantile or scenario")

@@ -109,6 +109,26 @@ class PlanningSettings(_Section):
     order_cost_per_unit: float = Field(0.0, ge=0)
     solver_time_limit_seconds: float = Field(60.0, gt=0)
     solver_mip_rel_gap: float = Field(1e-4, ge=0)
+    # How forecast uncertainty enters the plan: "point" plans for the demand_quantile forecast;
+    # "quantile" adds safety-stock targets for service_level; "scenario" plans against
+    # n_scenarios demand paths sampled from the forecast quantiles (two-stage SAA).
+    uncertainty_mode: Literal["point", "quantile", "scenario"] = "point"
+    service_level: float = Field(0.95, gt=0.5, lt=1)
+    n_scenarios: int = Field(50, ge=1)
+    scenario_seed: int = 0
+    scenario_period_correlation: float = Field(0.0, ge=0, lt=1)
+    review_days: int = Field(1, ge=1)
+    shortage_mode: Literal["lost_sales", "backorder"] = "lost_sales"
+    fixed_order_cost: float = Field(0.0, ge=0)
+    integer_orders: bool = False  # case packs and MOQs as integers (a MILP)
+    max_order_quantity: float | None = Field(None, ge=0)
+    budget_per_period: float | None = Field(None, ge=0)
+    ending_stock_value_share: float = Field(0.0, ge=0, le=1)
+    soft_constraints: bool = False
+    violation_penalty: float = Field(1e4, gt=0)
+    decompose_by_location: bool = False
+    solver_workers: int = Field(1, ge=1)
+    solver_backend: Literal["pyomo", "highspy"] = "pyomo"
 
 
 class TrackingSettings(_Section):

@@ -11,15 +11,16 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from models.lstm.estimator import quantile_column
 from models.lstm.pyfunc import as_model_input
 from optimization.replenishment_lp import (
     CostSettings,
+    ModelOptions,
     PlanningProblem,
     PlanResult,
     SolverSettings,
     solve_replenishment_plan,
 )
+from optimization.uncertainty import planning_demand
 from replenish import tracking
 from replenish.data.tables import RetailData
 from replenish.settings import PlanningSettings, Settings
@@ -45,12 +46,23 @@ def forecast_planning_horizon(settings: Settings, sales: pd.DataFrame) -> pd.Dat
 def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
     start_date = data.snapshot_date + pd.Timedelta(days=1)
     horizon = forecast[forecast["date"] < start_date + pd.Timedelta(days=planning.horizon_days)]
-    demand = pd.DataFrame({
-        "item_id": horizon["item_id"],
-        "store_id": horizon["store_id"],
-        "period": (horizon["date"] - start_date).dt.days,
-        "demand": horizon[quantile_column(planning.demand_quantile)],
-    })
+    by_period = horizon.assign(period=(horizon["date"] - start_date).dt.days).drop(columns="date")
+    lead_times = data.items.set_index("item_id")["lead_time_days"]
+    keys = by_period[["item_id", "store_id"]].drop_duplicates()
+    protection = pd.Series(
+        (keys["item_id"].map(lead_times) + planning.review_days).to_numpy(),
+        index=pd.MultiIndex.from_frame(keys),
+    )
+    demand, safety_stock = planning_demand(
+        by_period,
+        planning.uncertainty_mode,
+        demand_level=planning.demand_quantile,
+        service_level=planning.service_level,
+        protection_periods=protection,
+        n_scenarios=planning.n_scenarios,
+        seed=planning.scenario_seed,
+        period_correlation=planning.scenario_period_correlation,
+    )
     return PlanningProblem(
         start_date=start_date,
         n_periods=planning.horizon_days,
@@ -59,6 +71,7 @@ def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: Plannin
         on_hand=data.inventory,
         open_orders=data.open_orders,
         capacity=data.capacity,
+        safety_stock=safety_stock,
     )
 
 
@@ -72,9 +85,21 @@ def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> Pla
     return solve_replenishment_plan(
         problem,
         CostSettings(shortage_cost_multiplier=planning.shortage_cost_multiplier,
-                     order_cost_per_unit=planning.order_cost_per_unit),
+                     order_cost_per_unit=planning.order_cost_per_unit,
+                     fixed_order_cost=planning.fixed_order_cost,
+                     ending_stock_value_share=planning.ending_stock_value_share),
         SolverSettings(time_limit_seconds=planning.solver_time_limit_seconds,
-                       mip_rel_gap=planning.solver_mip_rel_gap),
+                       mip_rel_gap=planning.solver_mip_rel_gap,
+                       backend=planning.solver_backend),
+        ModelOptions(shortage_mode=planning.shortage_mode,
+                     integer_orders=planning.integer_orders,
+                     max_order_quantity=planning.max_order_quantity,
+                     budget_per_period=planning.budget_per_period,
+                     review_periods=planning.review_days,
+                     soft_constraints=planning.soft_constraints,
+                     violation_penalty=planning.violation_penalty,
+                     decompose_by_location=planning.decompose_by_location,
+                     workers=planning.solver_workers),
     )
 
 

@@ -14,7 +14,11 @@ from optimization.replenishment_lp import (
     PlanningProblem,
     solve_replenishment_plan,
 )
-from optimization.uncertainty import expected_demand_from_quantiles, sample_demand_scenarios
+from optimization.uncertainty import (
+    expected_demand_from_quantiles,
+    planning_demand,
+    sample_demand_scenarios,
+)
 
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
@@ -272,3 +276,24 @@ def test_scenarios_follow_the_forecast_quantiles() -> None:
         )
     assert (scenarios["demand"] >= 0).all()
     assert np.corrcoef(by_period[0], by_period[1])[0, 1] == pytest.approx(0.5, abs=0.05)
+
+
+def test_planning_demand_modes_shape_the_problem_inputs() -> None:
+    forecast = pd.DataFrame(
+        {"item_id": "A", "store_id": "S1", "period": range(4), "q0.5": 10.0, "q0.9": 15.0}
+    )
+    protection = pd.Series([3], index=pd.MultiIndex.from_tuples([("A", "S1")], names=["item_id", "store_id"]))
+
+    point, no_targets = planning_demand(forecast, "point", demand_level=0.9)
+    median, targets = planning_demand(
+        forecast, "quantile", service_level=0.9, protection_periods=protection
+    )
+    scenarios, _ = planning_demand(forecast, "scenario", n_scenarios=7, seed=1)
+
+    assert no_targets is None and (point["demand"] == 15.0).all()
+    assert (median["demand"] == 10.0).all()
+    # sigma = 5 / z(0.9) a day, so z(0.9)·sigma·sqrt(days so far, at most 3) = 5·sqrt(...).
+    assert targets["safety_stock"].tolist() == pytest.approx(5 * np.sqrt([1, 2, 3, 3]))
+    assert sorted(scenarios["scenario"].unique()) == list(range(7))
+    with pytest.raises(ValueError, match="no quantile 0.8"):
+        planning_demand(forecast, "point", demand_level=0.8)
