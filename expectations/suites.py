@@ -22,6 +22,8 @@ OPEN_ORDERS_REQUIRED = ["item_id", "store_id", "quantity", "arrival_date"]
 CAPACITY_REQUIRED = ["store_id", "capacity_volume"]
 # Text that reads as a non-negative whole number; every caller bounds below at 0 or more.
 WHOLE_NUMBER_TEXT = r"^\s*\d+(\.0*)?\s*$"
+# Older dates in a daily sales extract are typos (1924 for 2024) or epoch defaults (1970-01-01).
+EARLIEST_PLAUSIBLE_DATE = pd.Timestamp("1990-01-01")
 # Daily unit sales beyond this are data errors (a misplaced decimal, a barcode in the units column).
 MAX_PLAUSIBLE_DAILY_UNITS = 1_000_000
 
@@ -68,8 +70,13 @@ def sales_expectations(
         expectations += _whole_numbers(sales, "units", 0, MAX_PLAUSIBLE_DAILY_UNITS)
     if "date" in sales.columns:
         if pd.api.types.is_datetime64_any_dtype(sales["date"]):
-            expectations.append(gxe.ExpectColumnValuesToBeBetween(
-                column="date", max_value=today, description=f"must not be in the future (after {today:%Y-%m-%d})"))
+            expectations += [
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="date", max_value=today, description=f"must not be in the future (after {today:%Y-%m-%d})"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="date", min_value=EARLIEST_PLAUSIBLE_DATE,
+                    description=f"must be on or after {EARLIEST_PLAUSIBLE_DATE:%Y-%m-%d} (a date typed wrong)"),
+            ]
         else:
             expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(
                 column="date", description="must be a date (YYYY-MM-DD)"))

@@ -445,3 +445,24 @@ def test_text_units_that_pass_validation_can_be_completed(raw: RawTables) -> Non
     completed = complete_tables(data, MasterDefaults())
 
     assert completed.sales["units"].dtype == "int64"
+
+
+def test_store_closure_rows_close_a_gap_and_are_not_demand(raw: RawTables) -> None:
+    sales = raw.sales.copy()
+    first_series = (sales["item_id"] == sales["item_id"].iloc[0]) & (sales["store_id"] == sales["store_id"].iloc[0])
+    shut = first_series & sales.index.isin(range(20, 40))
+    with_gap = corrupted(raw, "sales", lambda s: s.drop(index=s.index[shut]).reset_index(drop=True))
+    [gap] = failures_for(validate_tables(with_gap, TODAY), "sales", "date")
+    assert gap.rule.startswith("no gap over 14 days")
+
+    closed = dataclasses.replace(raw, sales=sales.assign(closed=shut.astype(int), units=sales["units"].where(~shut, 0)))
+    assert validate_tables(closed, TODAY).success
+    completed = complete_tables(closed, MasterDefaults())
+    closed_rows = completed.sales[completed.sales["closed"] == 1]
+    assert len(closed_rows) == 20 and (closed_rows["available"] == 0).all()
+
+
+def test_a_date_before_1990_is_a_typo(raw: RawTables) -> None:
+    bad = corrupted(raw, "sales", lambda s: set_cells(s, "date", [0], pd.Timestamp("1924-01-01")))
+    rules = {f.rule: f for f in failures_for(validate_tables(bad, TODAY), "sales", "date")}
+    assert rules["must be on or after 1990-01-01 (a date typed wrong)"].sample_rows == [1]
