@@ -224,27 +224,48 @@ def _lp_policy(args, settings, data, keys, item_stores, sales, test_start, predi
     )
     context_days = 2 * settings.forecast.context_length
 
-    def demand_model(state):  # noqa: ANN001, ANN202
-        today = test_start + pd.Timedelta(days=state.day)
-        recent = sales.loc[(sales["date"] < today) & (sales["date"] >= today - pd.Timedelta(days=context_days))]
+    def forecast_from(day: pd.Timestamp, periods: int) -> pd.DataFrame:
+        recent = sales.loc[(sales["date"] < day) & (sales["date"] >= day - pd.Timedelta(days=context_days))]
         forecast = predictor.predict(recent)
-        forecast = forecast.assign(period=(forecast["date"] - today).dt.days).drop(columns="date")
-        forecast = forecast.loc[forecast["period"] < n_periods].merge(keys, on=["item_id", "store_id"])
+        forecast = forecast.assign(period=(forecast["date"] - day).dt.days).drop(columns="date")
+        return forecast.loc[forecast["period"] < periods].merge(keys, on=["item_id", "store_id"])
+
+    correlation = planning.scenario_period_correlation
+    if args.lp_mode == "scenario" and not any(o.startswith("planning.scenario_period_correlation") for o in args.overrides):
+        correlation = _calibrated_correlation(forecast_from, sales, test_start, settings, max_lead + args.review_days)
+
+    def demand_model(state):  # noqa: ANN001, ANN202
         return planning_demand(
-            forecast,
+            forecast_from(test_start + pd.Timedelta(days=state.day), n_periods),
             args.lp_mode,
             demand_level=planning.demand_quantile,
             service_level=planning.service_level,
             protection_periods=protection,
             n_scenarios=planning.n_scenarios,
             seed=planning.scenario_seed + state.day,
-            period_correlation=planning.scenario_period_correlation,
+            period_correlation=correlation,
         )
 
     return lp_policy(
         keys, data.items, data.capacity, test_start, n_periods, demand_model,
         _costs(settings, ending_stock_value_share=1.0), _solver(settings), _options(settings, args.review_days),
     )
+
+
+def _calibrated_correlation(forecast_from, sales, test_start, settings, window_periods):  # noqa: ANN001, ANN202
+    """Fit the scenarios' period correlation on the forecast horizon just before the test window."""
+    from optimization.uncertainty import calibrate_period_correlation
+
+    horizon = settings.forecast.horizon_days
+    origin = test_start - pd.Timedelta(days=horizon)
+    forecast = forecast_from(origin, horizon)
+    dated = forecast.assign(date=origin + pd.to_timedelta(forecast["period"], unit="D"))
+    actual = dated.merge(sales[["item_id", "store_id", "date", "units"]], on=["item_id", "store_id", "date"], how="left")
+    correlation = calibrate_period_correlation(
+        forecast, actual["units"].fillna(0.0).to_numpy(), window_periods, seed=settings.planning.scenario_seed
+    )
+    print(f"scenario period correlation calibrated on {origin.date()} + {horizon} days: {correlation}", flush=True)
+    return correlation
 
 
 def _base_stock_policy(args, settings, item_stores, history):  # noqa: ANN001, ANN202

@@ -6,6 +6,7 @@ Forecast frames here have item_id, store_id, period and one column per quantile 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -93,26 +94,21 @@ def _trailing_sums(frame: pd.DataFrame, values: np.ndarray, window: np.ndarray) 
 def sample_demand_scenarios(
     forecast: pd.DataFrame, n_scenarios: int, seed: int, period_correlation: float = 0.0
 ) -> pd.DataFrame:
-    """Demand paths drawn from the forecast quantiles.
+    """Demand paths drawn from the forecast quantiles (see QuantileFunction).
 
-    Each period's distribution is the piecewise-linear quantile function through the forecast
-    quantiles, extended linearly to levels 0 and 1 (and kept at or above zero).  Periods of one
-    item-store share a Gaussian-copula correlation `period_correlation`, since forecast errors of
-    neighbouring days usually move together.  Returns item_id, store_id, scenario, period, demand.
+    Periods of one item-store share a Gaussian-copula correlation `period_correlation`, since
+    forecast errors of neighbouring days usually move together (a level the model misjudged).
+    Returns item_id, store_id, scenario, period, demand.
     """
     if not 0 <= period_correlation < 1:
         raise ValueError("period_correlation must lie in [0, 1)")
-    levels = quantile_levels(forecast)
-    if len(levels) < 2:
-        raise ValueError("sampling needs at least two forecast quantiles")
     frame = forecast.sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
-    knots, values = _quantile_knots(frame, levels)
     rng = np.random.default_rng(seed)
     series = frame.groupby(ITEM_STORE_KEYS, sort=False).ngroup().to_numpy()
     shared = rng.standard_normal((series.max() + 1 if len(series) else 0, n_scenarios))[series]
     own = rng.standard_normal((len(frame), n_scenarios))
     normal = np.sqrt(period_correlation) * shared + np.sqrt(1 - period_correlation) * own
-    draws = _interpolate_rows(knots, values, ndtr(normal))
+    draws = QuantileFunction.of(frame).at(ndtr(normal))
     return pd.DataFrame(
         {
             "item_id": np.repeat(frame["item_id"].to_numpy(), n_scenarios),
@@ -124,34 +120,93 @@ def sample_demand_scenarios(
     )
 
 
-def _quantile_knots(frame: pd.DataFrame, levels: dict[float, str]) -> tuple[np.ndarray, np.ndarray]:
-    """Levels 0, the forecast's, 1 and the matching values per row (monotone, non-negative)."""
-    level_values = np.array(list(levels))
-    quantiles = np.maximum.accumulate(frame[list(levels.values())].to_numpy(dtype=float), axis=1)
-    low_slope = (quantiles[:, 1] - quantiles[:, 0]) / (level_values[1] - level_values[0])
-    high_slope = (quantiles[:, -1] - quantiles[:, -2]) / (level_values[-1] - level_values[-2])
-    at_zero = np.maximum(quantiles[:, 0] - low_slope * level_values[0], 0.0)
-    at_one = quantiles[:, -1] + high_slope * (1 - level_values[-1])
-    values = np.column_stack([np.minimum(at_zero, quantiles[:, 0]), quantiles, at_one])
-    knots = np.concatenate([[0.0], level_values, [1.0]])
-    return knots, np.maximum(values, 0.0)
+@dataclass(frozen=True)
+class QuantileFunction:
+    """One demand distribution per forecast row, read off its quantiles.
+
+    Piecewise linear through the forecast quantiles; below the lowest, linear down to level 0
+    (never below zero); above the highest level a, an exponential tail through the two top
+    quantiles, q(u) = q_a + b·ln((1 - a) / (1 - u)).  Retail demand has long right tails, and
+    the plan's critical fractiles often lie above the forecaster's top quantile.
+    """
+
+    levels: np.ndarray  # 0 and the forecast's levels, increasing
+    values: np.ndarray  # rows × levels, non-decreasing along each row
+    tail_scale: np.ndarray  # b per row
+
+    @classmethod
+    def of(cls, forecast: pd.DataFrame) -> QuantileFunction:
+        levels = quantile_levels(forecast)
+        if len(levels) < 2:
+            raise ValueError("a demand distribution needs at least two forecast quantiles")
+        level_values = np.array(list(levels))
+        quantiles = np.maximum.accumulate(
+            np.maximum(forecast[list(levels.values())].to_numpy(dtype=float), 0.0), axis=1
+        )
+        low_slope = (quantiles[:, 1] - quantiles[:, 0]) / (level_values[1] - level_values[0])
+        at_zero = np.clip(quantiles[:, 0] - low_slope * level_values[0], 0.0, quantiles[:, 0])
+        top, below_top = level_values[-1], level_values[-2]
+        tail_scale = (quantiles[:, -1] - quantiles[:, -2]) / np.log((1 - below_top) / (1 - top))
+        return cls(
+            levels=np.concatenate([[0.0], level_values]),
+            values=np.column_stack([at_zero, quantiles]),
+            tail_scale=tail_scale,
+        )
+
+    def at(self, uniforms: np.ndarray) -> np.ndarray:
+        """Quantiles at levels uniforms[row, :]."""
+        top = self.levels[-1]
+        inside = np.minimum(uniforms, top)
+        segment = np.clip(np.searchsorted(self.levels, inside, side="right") - 1, 0, len(self.levels) - 2)
+        left = np.take_along_axis(self.values, segment, axis=1)
+        right = np.take_along_axis(self.values, segment + 1, axis=1)
+        weight = (inside - self.levels[segment]) / (self.levels[segment + 1] - self.levels[segment])
+        body = left + weight * (right - left)
+        excess = np.log((1 - top) / np.maximum(1 - uniforms, 1e-300))
+        return np.where(uniforms > top, self.values[:, -1:] + self.tail_scale[:, None] * excess, body)
+
+    def mean(self) -> np.ndarray:
+        widths = np.diff(self.levels)
+        body = ((self.values[:, :-1] + self.values[:, 1:]) / 2 * widths).sum(axis=1)
+        # E[-ln V] = 1 for V uniform on (0, 1).
+        return body + (1 - self.levels[-1]) * (self.values[:, -1] + self.tail_scale)
 
 
-def _interpolate_rows(knots: np.ndarray, values: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
-    """values[row] interpolated at uniforms[row, :] on the shared knot levels."""
-    segment = np.clip(np.searchsorted(knots, uniforms, side="right") - 1, 0, len(knots) - 2)
-    left = np.take_along_axis(values, segment, axis=1)
-    right = np.take_along_axis(values, segment + 1, axis=1)
-    weight = (uniforms - knots[segment]) / (knots[segment + 1] - knots[segment])
-    return left + weight * (right - left)
+def calibrate_period_correlation(
+    forecast: pd.DataFrame,
+    actual: np.ndarray,
+    window_periods: int,
+    grid: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.95, 0.1), 2)),
+    n_scenarios: int = 200,
+    seed: int = 0,
+) -> float:
+    """The copula correlation whose demand over the first `window_periods` best matches history.
+
+    What a plan needs right is demand summed over a protection interval, and its spread grows
+    with the correlation between periods.  For each candidate, the actual sum of each item-store
+    gets its level among the sampled sums (mid-rank for ties); the candidate whose levels are
+    closest to uniform (Cramér-von Mises distance) wins.  `actual` is aligned with the
+    forecast's rows.
+    """
+    frame = forecast.assign(actual=np.asarray(actual, dtype=float))
+    frame = frame.loc[frame["period"] < window_periods].sort_values([*ITEM_STORE_KEYS, "period"])
+    actual_sums = frame.groupby(ITEM_STORE_KEYS, sort=True)["actual"].sum().to_numpy()
+    distances = []
+    for correlation in grid:
+        paths = sample_demand_scenarios(frame.drop(columns="actual"), n_scenarios, seed, correlation)
+        sums = paths.groupby([*ITEM_STORE_KEYS, "scenario"], sort=True)["demand"].sum()
+        sums = sums.to_numpy().reshape(len(actual_sums), n_scenarios)
+        below = (sums < actual_sums[:, None]).mean(axis=1)
+        tied = (sums == actual_sums[:, None]).mean(axis=1)
+        levels = np.sort(below + tied / 2)
+        expected = (np.arange(len(levels)) + 0.5) / len(levels)
+        distances.append(float(((levels - expected) ** 2).mean()))
+    return float(grid[int(np.argmin(distances))])
 
 
 def expected_demand_from_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:
-    """Mean of the same piecewise-linear distribution the scenarios are drawn from."""
-    levels = quantile_levels(forecast)
-    knots, values = _quantile_knots(forecast, levels)
-    widths = np.diff(knots)
-    mean = ((values[:, :-1] + values[:, 1:]) / 2 * widths).sum(axis=1)
+    """Mean of the same distribution the scenarios are drawn from."""
+    mean = QuantileFunction.of(forecast).mean()
     return forecast[[*ITEM_STORE_KEYS, "period"]].assign(demand=mean)
 
 

@@ -15,6 +15,8 @@ from optimization.replenishment_lp import (
     solve_replenishment_plan,
 )
 from optimization.uncertainty import (
+    QuantileFunction,
+    calibrate_period_correlation,
     expected_demand_from_quantiles,
     planning_demand,
     sample_demand_scenarios,
@@ -297,3 +299,32 @@ def test_planning_demand_modes_shape_the_problem_inputs() -> None:
     assert sorted(scenarios["scenario"].unique()) == list(range(7))
     with pytest.raises(ValueError, match="no quantile 0.8"):
         planning_demand(forecast, "point", demand_level=0.8)
+
+
+def _paths(n_series: int, correlation: float, quantiles: dict[str, float], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    forecast = pd.MultiIndex.from_product(
+        [[f"I{i}" for i in range(n_series)], ["S1"], range(28)], names=["item_id", "store_id", "period"]
+    ).to_frame(index=False).assign(**quantiles).sort_values(["item_id", "store_id", "period"], ignore_index=True)
+    drawn = sample_demand_scenarios(forecast, n_scenarios=1, seed=seed, period_correlation=correlation)
+    return forecast, drawn
+
+
+@pytest.mark.parametrize("correlation", [0.0, 0.4])
+def test_period_correlation_is_recovered_from_forecast_errors(correlation: float) -> None:
+    # Slow movers: demand is exactly zero half the time, so sums of few periods tie often.
+    quantiles = {"q0.1": 0.0, "q0.5": 0.0, "q0.8": 1.0, "q0.9": 2.0, "q0.95": 3.0}
+    forecast, drawn = _paths(400, correlation, quantiles, seed=3)
+
+    estimate = calibrate_period_correlation(forecast, drawn["demand"].to_numpy(), window_periods=14, seed=4)
+
+    assert (drawn["demand"] == 0).mean() == pytest.approx(0.5, abs=0.03)
+    assert estimate == pytest.approx(correlation, abs=0.1)
+
+
+def test_the_upper_tail_beyond_the_top_quantile_is_exponential() -> None:
+    forecast = pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "period": [0], "q0.5": [10.0], "q0.9": [20.0], "q0.95": [25.0]})
+    quantile_function = QuantileFunction.of(forecast)
+
+    # Through q0.9 and q0.95: b = 5 / ln 2, so q0.99 = 25 + b·ln 5.
+    assert quantile_function.at(np.array([[0.99]]))[0, 0] == pytest.approx(25 + 5 / np.log(2) * np.log(5))
+    assert quantile_function.at(np.array([[0.9, 0.5]]))[0].tolist() == pytest.approx([20.0, 10.0])
