@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import run_cli, set_options
 from models.lstm.pyfunc import as_model_input
+from replenish import tracking
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, complete_tables
 from replenish.settings import load_settings
@@ -58,7 +59,7 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     name = settings.tracking.registered_model_name
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.run_id == run.info.run_id
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    tracking.client_for(settings)  # sets the tracking and the registry URI
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     data = complete_tables(generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200)), MasterDefaults())
     forecast = model.predict(as_model_input(data.sales))

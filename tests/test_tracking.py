@@ -52,7 +52,7 @@ def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
     name = settings.tracking.registered_model_name
     assert client.get_model_version_by_alias(name, "champion").version == first.version
     assert "does not beat" in client.get_model_version(name, second.version).tags["promotion_decision"]
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    tracking.client_for(settings)  # sets the tracking and the registry URI
     forecast = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(sales)
     pd.testing.assert_frame_equal(forecast, predictor.predict(sales), check_dtype=False)
     assert str(tmp_path) in client.get_run(first_run).info.artifact_uri
