@@ -7,7 +7,7 @@ import pandas as pd
 
 from optimization.formulation import Formulation, capacity_by_store
 from optimization.grid import MAX_REPORTED_VIOLATIONS, ItemStoreGrid
-from optimization.problem import ModelOptions, PlanInfeasibleError, ShortageMode
+from optimization.problem import VIOLATION_COLUMNS, ModelOptions, PlanInfeasibleError, ShortageMode
 
 # Slack for float sums in the capacity checks, well above HiGHS's feasibility tolerance.
 CAPACITY_TOLERANCE = 1e-6
@@ -104,13 +104,12 @@ def violations_frame(grid: ItemStoreGrid, formulation: Formulation, values: np.n
         )
     )
     frame = pd.concat([part for part in parts if not part.empty] or [pd.DataFrame()], ignore_index=True)
-    columns = ["constraint", "store_id", "item_id", "period", "date", "amount"]
     if frame.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=VIOLATION_COLUMNS)
     frame = frame.loc[frame["amount"] > VIOLATION_TOLERANCE].copy()
     frame["period"] = frame["period"].astype(int)
     frame["date"] = grid.period_dates(frame["period"].to_numpy())
-    return frame[columns].sort_values(["constraint", "period"], ignore_index=True)
+    return frame[VIOLATION_COLUMNS].sort_values(["constraint", "period"], ignore_index=True)
 
 
 def _elastic_values(rows: pd.DataFrame, values: np.ndarray) -> np.ndarray:

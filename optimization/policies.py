@@ -9,11 +9,11 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from optimization.grid import ITEM_STORE_KEYS
 from optimization.problem import CostSettings, ModelOptions, PlanningProblem, SolverSettings
 from optimization.replenishment_lp import solve_replenishment_plan
 from optimization.simulation import Policy, ReviewState
 
-ITEM_STORE_KEYS = ["item_id", "store_id"]
 WEEK = 7
 # What the planner needs from a forecast at a review: demand (point or scenarios, by period
 # from the review day) and, in quantile mode, stock targets.

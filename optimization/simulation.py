@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from optimization.grid import DAYS_PER_YEAR
 from optimization.problem import MIN_ORDER_QUANTITY, ShortageMode
-
-DAYS_PER_YEAR = 365
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-ITEM_STORE_KEYS = ["item_id", "store_id"]
+from optimization.grid import ITEM_STORE_KEYS
+
 STANDARD_NORMAL = NormalDist()
 
 
