@@ -72,8 +72,6 @@ def build_pyomo_model(program: LinearProgram) -> tuple[pyo.ConcreteModel, list[p
                 rule=_row_rule(matrix, columns, ids, program.row_lower, program.row_upper),
             ),
         )
-    for component_name, costs in program.costs.items():
-        model.add_component(f"{component_name}_cost", pyo.Expression(expr=_linear(costs, columns)))
     model.total_cost = pyo.Objective(
         expr=_linear(program.objective, columns), sense=pyo.minimize
     )
@@ -88,8 +86,11 @@ def _domain(program: LinearProgram, ids: np.ndarray) -> pyo.Set:
 
 
 def _bounds_rule(lower: np.ndarray, upper: np.ndarray):  # noqa: ANN202 - a Pyomo rule
+    """One shared bounds pair where a block's bounds agree (cheap), else a rule per variable."""
     lows = [None if not np.isfinite(value) else value for value in lower.tolist()]
     highs = [None if not np.isfinite(value) else value for value in upper.tolist()]
+    if len(set(lows)) <= 1 and len(set(highs)) <= 1:
+        return (lows[0] if lows else None, highs[0] if highs else None)
     return lambda model, position: (lows[position], highs[position])
 
 
