@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from flows.planning import PlanningSummary
+    from flows.training import TrainingSummary
+    from replenish.settings import Settings
 
 app = typer.Typer(
     name="replenish",
@@ -47,8 +53,10 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from optimization.replenishment_lp import PlanInfeasibleError
     from replenish.data.tables import DataFileError
     from replenish.settings import SettingsError
+    from tasks.planning import ChampionMissingError
 
-    return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError)
+    return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError,
+            ChampionMissingError)
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -71,21 +79,36 @@ def _quiet_console(user_errors: tuple[type[BaseException], ...]) -> None:
             handler.addFilter(_HideUserErrorTracebacks(user_errors))
 
 
-def _fail(error: BaseException, debug: bool) -> None:
+def _fail(error: BaseException, debug: bool) -> NoReturn:
     if debug:
         raise error
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=1)
 
 
-def _start(config: Path | None, overrides: list[str], data: Path | None, debug: bool) -> None:
-    """Check the cheap things and set up the environment, before Prefect is imported."""
+def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[str], data: Path | None,
+              debug: bool) -> tuple[Settings, Any]:
+    """Check the cheap things, set up the environment before Prefect is imported, then run one flow.
+    User errors end the command with one clear message."""
     from replenish.runtime import configure_environment
     from replenish.settings import load_settings
 
     if data is not None and not data.exists():
         _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
-    configure_environment(load_settings(config, overrides))
+    user_errors = _user_error_types()
+    try:
+        settings = load_settings(config, overrides)
+        configure_environment(settings)
+        flow = getattr(importlib.import_module(module), flow_name)
+        if not debug:
+            _quiet_console(user_errors)
+        return settings, flow(config_file=str(config) if config else None, overrides=overrides)
+    except user_errors as error:
+        _fail(error, debug)
+
+
+def _ui_line(settings: Settings) -> str:
+    return f"  open UI    mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"
 
 
 @app.command()
@@ -96,37 +119,69 @@ def run(
     data_format: FormatOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Run the whole job once: load, validate, train, evaluate, register, forecast, plan, publish.
+    """Run the whole job once: train (and promote a better model), then plan with the champion.
 
     Example: replenish run --set forecast.max_epochs=3
     """
-    overrides = _overrides(set_values, data, data_format)
-    try:
-        _start(config, overrides, data, debug)
-        from flows.main import main_flow
+    settings, summary = _run_flow("flows.main", "main_flow", config, _overrides(set_values, data, data_format),
+                                  data, debug)
+    typer.echo("\n".join(["", "Replenish run finished", *_training_lines(summary.training),
+                           *_planning_lines(summary.planning), _ui_line(settings)]))
 
-        if not debug:
-            _quiet_console(_user_error_types())
-        summary = main_flow(config_file=str(config) if config else None, overrides=overrides)
-    except _user_error_types() as error:
-        _fail(error, debug)
-        return
-    registration, plan = summary.registration, summary.plan
-    metrics = summary.metrics
-    lines = [
-        "",
-        "Replenish run finished",
+
+@app.command()
+def train(
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    data: DataOption = None,
+    data_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Validate, train, evaluate against seasonal naive and register; promote to champion only if better.
+
+    Example: replenish train --data sales.csv --set forecast.max_epochs=20
+    """
+    settings, summary = _run_flow("flows.training", "training_flow", config,
+                                  _overrides(set_values, data, data_format), data, debug)
+    typer.echo("\n".join(["", "Training finished", *_training_lines(summary), _ui_line(settings)]))
+
+
+@app.command()
+def plan(
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    data: DataOption = None,
+    data_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Forecast with the registered champion and publish an order plan for the latest data.
+
+    Example: replenish plan --data sales.csv --set planning.uncertainty_mode=quantile
+    """
+    settings, summary = _run_flow("flows.planning", "planning_flow", config,
+                                  _overrides(set_values, data, data_format), data, debug)
+    typer.echo("\n".join(["", "Planning finished", *_planning_lines(summary), _ui_line(settings)]))
+
+
+def _training_lines(summary: TrainingSummary) -> list[str]:
+    registration, metrics = summary.registration, summary.metrics
+    return [
         f"  forecast   LSTM RMSSE {metrics['lstm_rmsse']:.3f} vs seasonal naive {metrics['seasonal_naive_rmsse']:.3f}"
         f" (MASE {metrics['lstm_mase']:.3f} vs {metrics['seasonal_naive_mase']:.3f}; 80% coverage {metrics['lstm_coverage_80']:.2f})",
         f"  model      {registration.model_name} v{registration.version}"
         f" ({'promoted to champion' if registration.promoted else 'not promoted'}: {registration.reason})",
+        f"  MLflow run {summary.mlflow_run_id} (training)",
+    ]
+
+
+def _planning_lines(summary: PlanningSummary) -> list[str]:
+    plan = summary.plan
+    return [
         f"  plan       {plan.orders} orders, {plan.units:,.0f} units, planned cost {plan.planned_cost:,.2f},"
         f" expected fill rate {plan.expected_fill_rate:.1%} (solver: {plan.solver_status})",
         f"  written    {plan.plan_path}",
-        f"  MLflow run {summary.mlflow_run_id}",
-        f"  open UI    mlflow ui --backend-store-uri {summary.tracking_uri}",
+        f"  MLflow run {summary.mlflow_run_id} (planning)",
     ]
-    typer.echo("\n".join(lines))
 
 
 @app.command()
@@ -143,17 +198,8 @@ def validate(
 
     Example: replenish validate --data sales.csv
     """
-    overrides = _overrides(set_values, data, data_format)
-    try:
-        _start(config, overrides, data, debug)
-        from flows.validation import validation_flow
-
-        if not debug:
-            _quiet_console(_user_error_types())
-        checked = validation_flow(config_file=str(config) if config else None, overrides=overrides)
-    except _user_error_types() as error:
-        _fail(error, debug)
-        return
+    _, checked = _run_flow("flows.validation", "validation_flow", config,
+                           _overrides(set_values, data, data_format), data, debug)
     report = checked.report
     lines = [f"validation passed: {report.expectations_checked} expectations on "
              + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items())]

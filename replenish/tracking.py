@@ -121,6 +121,10 @@ def set_tags(settings: Settings, run_id: str, tags: Mapping[str, str]) -> None:
         client.set_tag(run_id, key, value)
 
 
+def run_tags(settings: Settings, run_id: str) -> dict[str, str]:
+    return client_for(settings).get_run(run_id).data.tags
+
+
 def end_run(settings: Settings, run_id: str, status: str) -> None:
     client_for(settings).set_terminated(run_id, status=status)
 

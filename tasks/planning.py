@@ -26,6 +26,14 @@ from replenish.data.tables import RetailData
 from replenish.settings import PlanningSettings, Settings
 
 
+FORECAST_ARTIFACT = "forecast/forecast.csv"
+PUBLISHED_TAG = "plan_published"
+
+
+class ChampionMissingError(LookupError):
+    """Planning needs a registered champion model."""
+
+
 @dataclass(frozen=True)
 class PublishedPlan:
     plan_path: Path
@@ -38,9 +46,23 @@ class PublishedPlan:
 
 
 @task(name="forecast-planning-horizon", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def forecast_planning_horizon(settings: Settings, sales: pd.DataFrame) -> pd.DataFrame:
-    """Quantile forecasts of the days after the snapshot, from the registered champion model."""
-    return tracking.load_champion(settings).predict(as_model_input(sales))
+def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFrame) -> pd.DataFrame:
+    """Quantile forecasts of the days after the snapshot, from the registered champion model.
+
+    The forecast is logged with the champion's version, so monitoring can later score it against
+    the sales that actually happened."""
+    champion = tracking.champion_version(settings)
+    if champion is None:
+        raise ChampionMissingError(
+            f"no model has alias 'champion' in {settings.tracking.registered_model_name!r} "
+            f"(registry {settings.mlflow_registry_uri}); run `replenish train` first")
+    forecast = tracking.load_champion(settings).predict(as_model_input(sales))
+    tracking.log_table(settings, run_id, forecast, FORECAST_ARTIFACT)
+    tracking.set_tags(settings, run_id, {
+        "model_version": str(champion.version),
+        "forecast_origin": f"{sales['date'].max():%Y-%m-%d}",
+    })
+    return forecast
 
 
 def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
@@ -118,12 +140,17 @@ def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
         raise
 
 
-@task(name="publish-plan", cache_policy=NO_CACHE)
+@task(name="publish-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult) -> PublishedPlan:
+    """Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
     orders = plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
+    published = PublishedPlan(settings.plan_path, settings.output_dir / "plan_demand.csv", len(orders),
+                              float(orders["quantity"].sum()), plan.objective, plan.expected_fill_rate,
+                              plan.solver_status)
+    if tracking.run_tags(settings, run_id).get(PUBLISHED_TAG) == "true":
+        return published
     demand = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
-    demand_path = settings.output_dir / "plan_demand.csv"
-    write_csv_atomically(demand[["item_id", "store_id", "date", "demand"]], demand_path)
+    write_csv_atomically(demand[["item_id", "store_id", "date", "demand"]], published.demand_path)
     # The plan goes last: it is what downstream systems pick up.
     write_csv_atomically(orders, settings.plan_path)
     tracking.log_table(settings, run_id, orders, "plan/order_plan.csv")
@@ -136,6 +163,6 @@ def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan
         "plan_solve_seconds": plan.solve_seconds,
         **{f"plan_cost_{part}": value for part, value in plan.cost_breakdown.items()},
     })
-    tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "solver_status": plan.solver_status})
-    return PublishedPlan(settings.plan_path, demand_path, len(orders), float(orders["quantity"].sum()),
-                         plan.objective, plan.expected_fill_rate, plan.solver_status)
+    tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "solver_status": plan.solver_status,
+                                         PUBLISHED_TAG: "true"})
+    return published

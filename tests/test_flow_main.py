@@ -48,17 +48,24 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
 
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
-    (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["validation_status"] == "passed"
-    for metric in ["lstm_rmsse", "lstm_mase", "seasonal_naive_rmsse", "lstm_coverage_80", "plan_cost", "train_loss"]:
+    runs = {run.data.tags["job"]: run for run in client.search_runs([experiment.experiment_id])}
+    assert set(runs) == {"train", "plan"}
+    run, planning_run = runs["train"], runs["plan"]
+    for tracked in runs.values():
+        assert tracked.info.status == "FINISHED"
+        assert tracked.data.tags["validation_status"] == "passed"
+        assert tracked.data.tags["prefect_flow_run_id"] != "none"
+    for metric in ["lstm_rmsse", "lstm_mase", "seasonal_naive_rmsse", "lstm_coverage_80", "train_loss"]:
         assert np.isfinite(run.data.metrics[metric]), metric
+    assert np.isfinite(planning_run.data.metrics["plan_cost"])
+    assert planning_run.data.tags["plan_published"] == "true"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert "plots/holdout_forecast.png" in artifacts
 
     name = settings.tracking.registered_model_name
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.run_id == run.info.run_id
+    assert planning_run.data.tags["model_version"] == str(champion.version)
     tracking.client_for(settings)  # sets the tracking and the registry URI
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     data = complete_tables(generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200)), MasterDefaults())

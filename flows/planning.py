@@ -1,0 +1,38 @@
+"""Plan orders with the registered champion on the latest validated data, and publish the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import flow
+
+from flows.common import tracked_run, validated_input
+from replenish.settings import load_settings
+from tasks.data import load_data
+from tasks.planning import (
+    PublishedPlan,
+    build_planning_problem,
+    forecast_planning_horizon,
+    optimize_orders,
+    publish_plan,
+)
+
+
+@dataclass(frozen=True)
+class PlanningSummary:
+    mlflow_run_id: str
+    plan: PublishedPlan
+
+
+@flow(name="replenish-plan", log_prints=True)
+def planning_flow(config_file: str | None = None, overrides: list[str] | None = None) -> PlanningSummary:
+    settings = load_settings(Path(config_file) if config_file else None, overrides or [])
+    raw = load_data(settings.data)
+    with tracked_run(settings, raw, "plan") as run_id:
+        data = validated_input(settings, raw, run_id)
+        forecast = forecast_planning_horizon(settings, run_id, data.sales)
+        problem = build_planning_problem(data, forecast, settings.planning)
+        plan = optimize_orders(problem, settings.planning)
+        published = publish_plan(settings, run_id, problem, plan)
+    return PlanningSummary(run_id, published)
