@@ -24,8 +24,8 @@ def reference_prices(sales: pd.DataFrame) -> pd.Series:
 
 def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFrame:
     dates = frame["date"]
-    day_of_week = dates.dt.dayofweek.to_numpy()
-    day_of_year = dates.dt.dayofyear.to_numpy()
+    day_of_week = dates.dt.day_of_week.to_numpy()
+    day_of_year = dates.dt.day_of_year.to_numpy()
     anchor = series_id(frame).map(reference_price).to_numpy(dtype=float)
     price = frame["price"].to_numpy(dtype=float)
     relative = np.log(price / anchor)

@@ -185,6 +185,87 @@ def _planning_lines(summary: PlanningSummary) -> list[str]:
 
 
 @app.command()
+def monitor(
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    data: DataOption = None,
+    data_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Score the champion's logged forecasts against the sales that arrived since; retrain when it degraded.
+
+    Example: replenish monitor --data latest_sales.csv
+    """
+    settings, summary = _run_flow("flows.monitoring", "monitoring_flow", config,
+                                  _overrides(set_values, data, data_format), data, debug)
+    report = summary.report
+    lines = ["", f"Monitoring finished: {'retrain' if report.decision.retrain else 'keep the champion'}",
+             *[f"  reason     {reason}" for reason in report.decision.reasons]]
+    lines += [f"  {name:<10} {value:.3f}" for name, value in {**report.performance, **report.drift}.items()]
+    if summary.training is not None:
+        lines += _training_lines(summary.training)
+    if summary.training_flow_run_id is not None:
+        lines.append(f"  retraining started as flow run {summary.training_flow_run_id}")
+    lines += [f"  MLflow run {summary.mlflow_run_id} (monitoring)", _ui_line(settings)]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def serve(config: ConfigOption = None, set_values: SetOption = None, debug: DebugOption = False) -> None:
+    """Serve the deployments here until stopped: daily planning, weekly monitoring, training on demand.
+
+    With orchestration.prefect_api_url set, they register with that server; otherwise with the local
+    Prefect database, where `replenish trigger` from another terminal finds them.
+
+    Example: replenish serve --config deploy/servers.yaml
+    """
+    from replenish.runtime import configure_environment
+    from replenish.settings import load_settings
+
+    overrides = list(set_values or [])
+    try:
+        configure_environment(load_settings(config, overrides))
+    except _user_error_types() as error:
+        _fail(error, debug)
+    from prefect import serve as serve_deployments
+
+    from flows.deployments import replenish_deployments
+
+    serve_deployments(*replenish_deployments(str(config.resolve()) if config else None, overrides))
+
+
+@app.command()
+def trigger(
+    flow: Annotated[str, typer.Argument(help="train | plan | monitor | main, or a full FLOW/DEPLOYMENT name.")],
+    params: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="A flow parameter, key=value.")] = None,
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run to finish.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Start an ad-hoc run of a served deployment and print its flow-run id.
+
+    Example: replenish trigger train --param 'overrides=["forecast.max_epochs=20"]'
+    """
+    from replenish.runtime import configure_environment
+    from replenish.settings import load_settings, parse_overrides
+
+    try:
+        configure_environment(load_settings(config, list(set_values or [])))
+        parameters = parse_overrides(list(params or []))
+    except _user_error_types() as error:
+        _fail(error, debug)
+    from prefect.deployments import run_deployment
+
+    from flows.deployments import SHORT_NAMES
+
+    flow_run = run_deployment(SHORT_NAMES.get(flow, flow), parameters=parameters, timeout=None if wait else 0)
+    typer.echo(f"flow run {flow_run.id} ({flow_run.name}): {flow_run.state.name if flow_run.state else 'scheduled'}")
+    if wait and flow_run.state is not None and not flow_run.state.is_completed():
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def validate(
     data: DataOption = None,
     data_format: FormatOption = None,

@@ -141,6 +141,15 @@ class TrackingSettings(_Section):
 
 class OrchestrationSettings(_Section):
     prefect_api_url: str | None = None  # default: Prefect's local mode, its database inside work_dir
+    # With a server, monitoring starts retraining through this deployment; without one, as a subflow.
+    training_deployment: str = "replenish-train/train-on-demand"
+
+
+class MonitoringSettings(_Section):
+    rmsse_ratio_to_validation: float = Field(1.3, gt=0)
+    rmsse_ratio_to_naive: float = Field(1.0, gt=0)
+    psi_limit: float = Field(0.5, gt=0)
+    min_days: int = Field(7, ge=1)
 
 
 class Settings(BaseSettings):
@@ -155,6 +164,7 @@ class Settings(BaseSettings):
     planning: PlanningSettings = PlanningSettings()
     tracking: TrackingSettings = TrackingSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @field_validator("work_dir", "output_dir")
     @classmethod

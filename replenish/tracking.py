@@ -121,6 +121,26 @@ def set_tags(settings: Settings, run_id: str, tags: Mapping[str, str]) -> None:
         client.set_tag(run_id, key, value)
 
 
+def latest_run(settings: Settings, tags: Mapping[str, str]) -> mlflow.entities.Run | None:
+    client = client_for(settings)
+    query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([experiment_id_for(client, settings)], filter_string=query,
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0] if runs else None
+
+
+def load_table(settings: Settings, run_id: str, artifact_file: str, **read_options: Any) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory() as folder:
+        path = client_for(settings).download_artifacts(run_id, artifact_file, folder)
+        return pd.read_csv(path, **read_options)
+
+
+def version_metric(settings: Settings, version: str, metric: str) -> float | None:
+    client = client_for(settings)
+    model_version = client.get_model_version(settings.tracking.registered_model_name, version)
+    return client.get_run(model_version.run_id).data.metrics.get(metric)
+
+
 def run_tags(settings: Settings, run_id: str) -> dict[str, str]:
     return client_for(settings).get_run(run_id).data.tags
 

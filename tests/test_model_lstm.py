@@ -25,7 +25,7 @@ def weekly_sales(n_series: int = 6, n_days: int = 160, seed: int = 0) -> pd.Data
         level = 1.0 + index / 2
         frames.append(pd.DataFrame({
             "item_id": f"ITEM_{index}", "store_id": "S1", "date": dates,
-            "units": rng.poisson(level * WEEKLY_PROFILE[dates.dayofweek]),
+            "units": rng.poisson(level * WEEKLY_PROFILE[dates.day_of_week]),
             "price": 2.0, "promo": 0, "event": 0, "available": 1,
         }))
     return pd.concat(frames, ignore_index=True)
@@ -84,7 +84,7 @@ def test_predictor_learns_the_weekly_pattern(fitted: LSTMPredictor) -> None:
     forecast = fitted.predict(history)
     assert len(forecast) == 6 * 14
     assert forecast["date"].min() == history["date"].max() + pd.Timedelta(days=1)
-    by_weekday = forecast.groupby(forecast["date"].dt.dayofweek)["q0.5"].mean()
+    by_weekday = forecast.groupby(forecast["date"].dt.day_of_week)["q0.5"].mean()
     assert np.corrcoef(by_weekday.to_numpy(), WEEKLY_PROFILE)[0, 1] > 0.8
     columns = ["q0.1", "q0.5", "q0.8", "q0.9", "q0.95"]
     assert (forecast[columns].diff(axis=1).iloc[:, 1:] >= 0).all().all()

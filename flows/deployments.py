@@ -1,0 +1,31 @@
+"""The scheduled deployments: daily planning, weekly monitoring, training on demand."""
+
+from __future__ import annotations
+
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.main import main_flow
+from flows.monitoring import monitoring_flow
+from flows.planning import planning_flow
+from flows.training import training_flow
+
+DAILY_PLANNING_CRON = "0 5 * * *"  # before stores open, after the nightly sales extract lands
+WEEKLY_MONITORING_CRON = "0 6 * * 1"  # Monday morning: a full week of actuals to score
+SHORT_NAMES = {
+    "plan": "replenish-plan/daily-planning",
+    "monitor": "replenish-monitor/weekly-monitoring",
+    "train": "replenish-train/train-on-demand",
+    "main": "replenish-main/main-on-demand",
+}
+
+
+def replenish_deployments(config_file: str | None, overrides: list[str]) -> list[RunnerDeployment]:
+    parameters = {"config_file": config_file, "overrides": overrides}
+    return [
+        planning_flow.to_deployment(name="daily-planning", cron=DAILY_PLANNING_CRON, parameters=parameters,
+                                    tags=["replenish"]),
+        monitoring_flow.to_deployment(name="weekly-monitoring", cron=WEEKLY_MONITORING_CRON, parameters=parameters,
+                                      tags=["replenish"]),
+        training_flow.to_deployment(name="train-on-demand", parameters=parameters, tags=["replenish"]),
+        main_flow.to_deployment(name="main-on-demand", parameters=parameters, tags=["replenish"]),
+    ]

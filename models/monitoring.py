@@ -1,0 +1,98 @@
+"""Forecast monitoring: how the champion's logged forecasts did against the sales that arrived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.evaluation import evaluate_holdout, seasonal_naive_forecast
+
+PSI_BINS = 10
+
+
+@dataclass(frozen=True)
+class MonitoringThresholds:
+    # Retrain when recent RMSSE exceeds the model's own validation RMSSE by this factor...
+    rmsse_ratio_to_validation: float = 1.3
+    # ...or is this factor worse than a seasonal naive forecast of the same days...
+    rmsse_ratio_to_naive: float = 1.0
+    # ...or when demand or price drifted this far (population stability index).
+    psi_limit: float = 0.5
+    min_days: int = 7  # fewer scored days than this say nothing yet
+
+
+@dataclass(frozen=True)
+class RetrainingDecision:
+    retrain: bool
+    reasons: list[str]
+
+
+def population_stability_index(reference: np.ndarray, current: np.ndarray, bins: int = PSI_BINS) -> float:
+    """PSI over the reference's quantile bins; 0 = same distribution, > 0.25 is commonly read as a shift."""
+    reference, current = reference[~np.isnan(reference)], current[~np.isnan(current)]
+    if len(reference) == 0 or len(current) == 0:
+        return 0.0
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return 0.0
+    edges[0], edges[-1] = -np.inf, np.inf
+    expected = np.histogram(reference, edges)[0] / len(reference)
+    actual = np.histogram(current, edges)[0] / len(current)
+    # A floor keeps empty bins from making the index infinite.
+    expected, actual = np.clip(expected, 1e-4, None), np.clip(actual, 1e-4, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def recent_performance(history: pd.DataFrame, actual: pd.DataFrame, forecast: pd.DataFrame) -> dict[str, float]:
+    """Scores of a logged forecast on the days that have arrived, beside a seasonal naive of the same days.
+
+    ``history``: sales up to the forecast origin; ``actual``: sales after it; ``forecast``: quantile columns."""
+    keys = ["item_id", "store_id", "date"]
+    scored_days = actual.merge(forecast[keys], on=keys)
+    horizon = int(scored_days["date"].nunique())
+    if horizon == 0:
+        return {"scored_days": 0.0}
+    naive = seasonal_naive_forecast(history, horizon)
+    evaluation = evaluate_holdout(history, scored_days, forecast, naive)
+    joined = scored_days.merge(forecast, on=keys)
+    bias = float((joined["q0.5"] - joined["units"]).sum() / max(joined["units"].sum(), 1.0))
+    return {
+        "scored_days": float(horizon),
+        "rmsse": evaluation.metrics["lstm_rmsse"],
+        "mase": evaluation.metrics["lstm_mase"],
+        "coverage_80": evaluation.metrics["lstm_coverage_80"],
+        "bias": bias,
+        "seasonal_naive_rmsse": evaluation.metrics["seasonal_naive_rmsse"],
+    }
+
+
+def input_drift(history: pd.DataFrame, recent: pd.DataFrame) -> dict[str, float]:
+    return {
+        "psi_units": population_stability_index(history["units"].to_numpy(float), recent["units"].to_numpy(float)),
+        "psi_price": population_stability_index(history["price"].to_numpy(float), recent["price"].to_numpy(float)),
+    }
+
+
+def decide_retraining(
+    performance: dict[str, float], drift: dict[str, float], validation_rmsse: float, thresholds: MonitoringThresholds
+) -> RetrainingDecision:
+    if performance.get("scored_days", 0) < thresholds.min_days:
+        return RetrainingDecision(False, [f"only {performance.get('scored_days', 0):.0f} day(s) of actuals so far "
+                                          f"(need {thresholds.min_days})"])
+    reasons = []
+    rmsse = performance["rmsse"]
+    if rmsse > thresholds.rmsse_ratio_to_validation * validation_rmsse:
+        reasons.append(f"recent RMSSE {rmsse:.3f} > {thresholds.rmsse_ratio_to_validation:g} x validation RMSSE "
+                       f"{validation_rmsse:.3f}")
+    if rmsse > thresholds.rmsse_ratio_to_naive * performance["seasonal_naive_rmsse"]:
+        reasons.append(f"recent RMSSE {rmsse:.3f} > {thresholds.rmsse_ratio_to_naive:g} x seasonal naive "
+                       f"{performance['seasonal_naive_rmsse']:.3f} on the same days")
+    for name, value in drift.items():
+        if value > thresholds.psi_limit:
+            reasons.append(f"{name} {value:.3f} > {thresholds.psi_limit:g}")
+    if reasons:
+        return RetrainingDecision(True, reasons)
+    return RetrainingDecision(False, [f"recent RMSSE {rmsse:.3f} within limits (validation {validation_rmsse:.3f}, "
+                                      f"seasonal naive {performance['seasonal_naive_rmsse']:.3f}); no drift"])

@@ -1,0 +1,119 @@
+"""Score the champion's logged forecasts against the sales that have arrived, and decide on retraining."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from models.monitoring import (
+    MonitoringThresholds,
+    RetrainingDecision,
+    decide_retraining,
+    input_drift,
+    recent_performance,
+)
+from replenish import tracking
+from replenish.data.tables import RetailData
+from replenish.settings import Settings
+from tasks.planning import FORECAST_ARTIFACT
+
+MLFLOW_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 5, 15]}
+
+
+@dataclass(frozen=True)
+class LoggedForecast:
+    planning_run_id: str
+    model_version: str
+    origin: pd.Timestamp
+    forecast: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class MonitoringReport:
+    model_version: str | None
+    validation_rmsse: float | None
+    performance: dict[str, float]
+    drift: dict[str, float]
+    decision: RetrainingDecision
+
+
+@task(name="find-champion-forecast", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
+def find_champion_forecast(settings: Settings) -> LoggedForecast | None:
+    """The newest forecast a planning run made with the current champion."""
+    champion = tracking.champion_version(settings)
+    if champion is None:
+        return None
+    run = tracking.latest_run(settings, {"job": "plan", "model_version": str(champion.version)})
+    if run is None:
+        return None
+    forecast = tracking.load_table(settings, run.info.run_id, FORECAST_ARTIFACT, parse_dates=["date"])
+    return LoggedForecast(run.info.run_id, str(champion.version), pd.Timestamp(run.data.tags["forecast_origin"]),
+                          forecast)
+
+
+def assess(data: RetailData, logged: LoggedForecast | None, validation_rmsse: float | None,
+           thresholds: MonitoringThresholds) -> MonitoringReport:
+    if logged is None or validation_rmsse is None:
+        return MonitoringReport(None, None, {}, {}, RetrainingDecision(
+            False, ["no champion forecast logged yet: run training and planning first"]))
+    sales = data.sales
+    history, actual = sales[sales["date"] <= logged.origin], sales[sales["date"] > logged.origin]
+    performance = recent_performance(history, actual, logged.forecast)
+    drift = input_drift(history, actual[actual["date"].isin(logged.forecast["date"])])
+    return MonitoringReport(logged.model_version, validation_rmsse, performance, drift,
+                            decide_retraining(performance, drift, validation_rmsse, thresholds))
+
+
+@task(name="assess-champion", cache_policy=NO_CACHE)
+def assess_champion(settings: Settings, data: RetailData, logged: LoggedForecast | None) -> MonitoringReport:
+    validation_rmsse = (
+        tracking.version_metric(settings, logged.model_version, "lstm_rmsse") if logged is not None else None
+    )
+    thresholds = MonitoringThresholds(**settings.monitoring.model_dump())
+    return assess(data, logged, validation_rmsse, thresholds)
+
+
+def monitoring_markdown(report: MonitoringReport) -> str:
+    verdict = "retrain" if report.decision.retrain else "keep the champion"
+    lines = [f"# Monitoring: {verdict}", f"Champion version: {report.model_version or 'none'}", ""]
+    lines += [f"- {reason}" for reason in report.decision.reasons]
+    if report.performance:
+        lines += ["", "| measure | value |", "|---|---|"]
+        lines += [f"| {name} | {value:.4f} |" for name, value in {**report.performance, **report.drift}.items()]
+    return "\n".join(lines)
+
+
+@task(name="record-monitoring", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
+def record_monitoring(settings: Settings, run_id: str, report: MonitoringReport) -> None:
+    tracking.log_metrics(settings, run_id, {
+        **{f"recent_{name}": value for name, value in report.performance.items()},
+        **report.drift,
+        "retrain": float(report.decision.retrain),
+    })
+    tracking.set_tags(settings, run_id, {
+        "monitored_model_version": report.model_version or "none",
+        "retrain": str(report.decision.retrain),
+        "retrain_reasons": "; ".join(report.decision.reasons)[:5000],
+    })
+    create_markdown_artifact(key="monitoring-decision", markdown=monitoring_markdown(report),
+                             description="Why the champion was or was not retrained")
+
+
+@task(name="record-retraining-outcome", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
+def record_retraining_outcome(settings: Settings, run_id: str, promoted: bool, reason: str) -> None:
+    tracking.set_tags(settings, run_id, {"retrained_model_promoted": str(promoted), "promotion_reason": reason})
+    create_markdown_artifact(key="monitoring-promotion", markdown=f"# Retraining: {'promoted' if promoted else 'not promoted'}\n{reason}",
+                             description="Outcome of the retraining that monitoring started")
+
+
+@task(name="trigger-training-deployment", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def trigger_training_deployment(settings: Settings, config_file: str | None, overrides: list[str]) -> str:
+    from prefect.deployments import run_deployment
+
+    flow_run = run_deployment(settings.orchestration.training_deployment,
+                              parameters={"config_file": config_file, "overrides": overrides}, timeout=0)
+    return str(flow_run.id)

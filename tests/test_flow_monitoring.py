@@ -1,0 +1,106 @@
+"""The feedback loop: a regime shift is detected, retrained and promoted; stable demand is left alone."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from replenish.cli import app
+from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.settings import load_settings
+
+pytestmark = pytest.mark.slow
+SHIFT_DAY = 150  # the champion is trained and plans on the days before; actuals after it arrive later
+NEW_WEEKLY_PROFILE = np.array([2.5, 2.0, 1.0, 0.6, 0.4, 0.3, 0.2])
+COLUMNS = ["item_id", "store_id", "date", "units", "price", "promo"]
+
+
+def sales_files(folder: Path, shifted: bool) -> tuple[Path, Path]:
+    """Sales known when the champion was trained, and sales 180 days later."""
+    sales = generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=330)).sales
+    sales["date"] = pd.to_datetime(sales["date"])
+    day = (sales["date"] - sales["date"].min()).dt.days
+    if shifted:
+        # Demand doubles and moves to the start of the week: the mean scaler alone cannot absorb that.
+        profile = NEW_WEEKLY_PROFILE / NEW_WEEKLY_PROFILE.mean()
+        factor = np.where(day >= SHIFT_DAY, 2.0 * profile[sales["date"].dt.day_of_week], 1.0)
+        sales["units"] = np.rint(sales["units"] * factor).astype(int)
+    before, after = folder / "sales_before.csv", folder / "sales_after.csv"
+    sales.loc[day < SHIFT_DAY, COLUMNS].to_csv(before, index=False)
+    sales[COLUMNS].to_csv(after, index=False)
+    return before, after
+
+
+def invoke(args: list[str]) -> tuple[int, str]:
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        exit_code = app(args, standalone_mode=False)
+    return exit_code or 0, stdout.getvalue()
+
+
+def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
+    before, after = sales_files(folder, shifted)
+    overrides = [f"work_dir={folder / 'state'}", f"output_dir={folder / 'out'}",
+                 "forecast.max_epochs=4", "forecast.context_length=28"]
+    options = [part for override in overrides for part in ("--set", override)]
+    for command, data in (("train", before), ("plan", before), ("monitor", after)):
+        exit_code, output = invoke([command, "--data", str(data), *options])
+        assert exit_code == 0, output
+    return overrides, output
+
+
+def test_regime_shift_is_detected_retrained_and_promoted(tmp_path: Path) -> None:
+    overrides, output = run_feedback_loop(tmp_path, shifted=True)
+
+    assert "Monitoring finished: retrain" in output
+    settings = load_settings(overrides=overrides)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    name = settings.tracking.registered_model_name
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    new_champion = client.get_model_version(name, "2")
+    decision = new_champion.tags["promotion_decision"]
+    candidate, old = (float(value) for value in
+                      re.findall(r"RMSSE (\d+\.\d+) beats champion's (\d+\.\d+)", decision)[0])
+    assert candidate < old  # the new champion's error on the recent window is lower than the old one's
+
+    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
+    [monitoring] = client.search_runs([experiment.experiment_id], "tags.job = 'monitor'")
+    assert monitoring.data.tags["retrain"] == "True"
+    assert "validation RMSSE" in monitoring.data.tags["retrain_reasons"]
+    assert monitoring.data.tags["retrained_model_promoted"] == "True"
+    assert monitoring.data.metrics["recent_rmsse"] > 1.3 * client.get_run(
+        client.get_model_version(name, "1").run_id).data.metrics["lstm_rmsse"]
+
+
+def test_stable_demand_is_not_retrained(tmp_path: Path) -> None:
+    overrides, output = run_feedback_loop(tmp_path, shifted=False)
+
+    assert "Monitoring finished: keep the champion" in output
+    settings = load_settings(overrides=overrides)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    assert [str(v.version) for v in client.search_model_versions(f"name='{settings.tracking.registered_model_name}'")] == ["1"]
+    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
+    [monitoring] = client.search_runs([experiment.experiment_id], "tags.job = 'monitor'")
+    assert monitoring.data.tags["retrain"] == "False"
+    assert monitoring.data.metrics["recent_scored_days"] == 28
+
+
+def test_the_decision_is_a_prefect_artifact(tmp_path: Path) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    exit_code, output = invoke(["monitor", "--set", f"work_dir={tmp_path / 'state'}",
+                                "--set", f"output_dir={tmp_path / 'out'}"])
+    assert exit_code == 0 and "no champion forecast logged yet" in output
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-decision"])))
+    newest = max(artifacts, key=lambda artifact: artifact.created)
+    assert "# Monitoring: keep the champion" in newest.data
