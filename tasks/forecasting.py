@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import inspect
+import json
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
 from pytorch_lightning.loggers import MLFlowLogger
 
 from models.evaluation import HoldoutEvaluation, evaluate_holdout, seasonal_naive_forecast
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
+from models.lstm.module import LSTMQuantileNetwork
 from replenish.settings import Settings
+from replenish.tracking import data_fingerprint
+
+# Cached features and models live in Prefect's result storage (inside work_dir by default).
+CACHE_LIFETIME = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -51,7 +62,28 @@ def lstm_config(settings: Settings) -> LSTMConfig:
     )
 
 
-@task(name="build-features", cache_policy=NO_CACHE)
+def _code_version(*functions: object) -> str:
+    """A change to the code that makes a result invalidates its cached copies too."""
+    source = "".join(inspect.getsource(inspect.getmodule(function)) for function in functions)
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def features_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"features-{data_fingerprint(parameters['sales'])}-{_code_version(build_feature_frame)}"
+
+
+def training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Same training data and same model settings give the same model: the MLflow run id is left out."""
+    config = json.dumps(asdict(lstm_config(parameters["settings"])), sort_keys=True)
+    return "-".join([
+        "lstm",
+        data_fingerprint(parameters["train"]),
+        hashlib.sha256(config.encode()).hexdigest()[:12],
+        _code_version(LSTMEstimator, LSTMQuantileNetwork),
+    ])
+
+
+@task(name="build-features", cache_key_fn=features_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
 def build_features(sales: pd.DataFrame) -> pd.DataFrame:
     return build_feature_frame(sales)
 
@@ -66,7 +98,7 @@ def split_holdout(features: pd.DataFrame, horizon_days: int) -> HoldoutSplit:
     )
 
 
-@task(name="train-forecaster", cache_policy=NO_CACHE)
+@task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
 def train_forecaster(train: pd.DataFrame, settings: Settings, run_id: str) -> LSTMPredictor:
     logger = MLFlowLogger(tracking_uri=settings.mlflow_tracking_uri, run_id=run_id)
     estimator = LSTMEstimator(lstm_config(settings), settings.work_dir / "checkpoints" / run_id, logger=logger)
