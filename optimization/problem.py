@@ -115,6 +115,7 @@ class PlanResult:
     explanations: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Soft mode only: every broken constraint, VIOLATION_COLUMNS.
     violations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # Inputs to arrays to the solver's model; with decomposition, both times sum the parts.
     build_seconds: float = 0.0
 
 
