@@ -90,21 +90,31 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
               debug: bool) -> tuple[Settings, Any]:
     """Check the cheap things, set up the environment before Prefect is imported, then run one flow.
     User errors end the command with one clear message."""
-    from replenish.runtime import configure_environment
-    from replenish.settings import load_settings
-
     if data is not None and not data.exists():
         _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
+    settings = _configured_settings(config, overrides, debug)
     user_errors = _user_error_types()
     try:
-        settings = load_settings(config, overrides)
-        configure_environment(settings)
         flow = getattr(importlib.import_module(module), flow_name)
         if not debug:
             _quiet_console(user_errors)
         return settings, flow(config_file=str(config) if config else None, overrides=overrides)
     except user_errors as error:
         _fail(error, debug)
+
+
+def _configured_settings(config: Path | None, overrides: list[str], debug: bool) -> Settings:
+    """Settings loaded and the process environment set, before anything imports Prefect: Prefect reads
+    its API URL and home folder once, at import."""
+    from replenish.runtime import configure_environment
+    from replenish.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config, overrides)
+    except SettingsError as error:
+        _fail(error, debug)
+    configure_environment(settings)
+    return settings
 
 
 def _ui_line(settings: Settings) -> str:
@@ -219,14 +229,8 @@ def serve(config: ConfigOption = None, set_values: SetOption = None, debug: Debu
 
     Example: replenish serve --config deploy/servers.yaml
     """
-    from replenish.runtime import configure_environment
-    from replenish.settings import load_settings
-
     overrides = list(set_values or [])
-    try:
-        configure_environment(load_settings(config, overrides))
-    except _user_error_types() as error:
-        _fail(error, debug)
+    _configured_settings(config, overrides, debug)
     from prefect import serve as serve_deployments
 
     from flows.deployments import replenish_deployments
@@ -247,13 +251,12 @@ def trigger(
 
     Example: replenish trigger train --param 'overrides=["forecast.max_epochs=20"]'
     """
-    from replenish.runtime import configure_environment
-    from replenish.settings import load_settings, parse_overrides
+    from replenish.settings import SettingsError, parse_overrides
 
+    _configured_settings(config, list(set_values or []), debug)
     try:
-        configure_environment(load_settings(config, list(set_values or [])))
         parameters = parse_overrides(list(params or []))
-    except _user_error_types() as error:
+    except SettingsError as error:
         _fail(error, debug)
     from prefect.deployments import run_deployment
 

@@ -210,8 +210,11 @@ class Settings(BaseSettings):
         return self.tracking.registry_uri or self.mlflow_tracking_uri
 
     @property
-    def mlflow_artifact_location(self) -> str:
-        return self.tracking.artifact_location or (self.work_dir / "mlartifacts").as_uri()
+    def mlflow_artifact_location(self) -> str | None:
+        """A folder inside work_dir for the embedded store; a tracking server picks its own by default."""
+        if self.tracking.artifact_location or self.tracking.tracking_uri:
+            return self.tracking.artifact_location
+        return (self.work_dir / "mlartifacts").as_uri()
 
     @property
     def prefect_home(self) -> Path:

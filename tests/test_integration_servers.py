@@ -1,0 +1,97 @@
+"""The flows against a real Prefect server and a real MLflow tracking server, both on PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import TINY_RUN, set_options
+from tests.servers import mlflow_server, postgres_database, postgres_unreachable_reason, prefect_server
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(postgres_unreachable_reason() is not None, reason=str(postgres_unreachable_reason())),
+]
+REPLENISH = str(Path(sys.executable).parent / "replenish")
+
+
+@dataclass(frozen=True)
+class Servers:
+    prefect_api: str
+    mlflow_uri: str
+    start_seconds: dict[str, float]
+
+    def overrides(self, workspace: Path) -> list[str]:
+        return [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN,
+                f"tracking.tracking_uri={self.mlflow_uri}", f"orchestration.prefect_api_url={self.prefect_api}"]
+
+    def flow_runs(self) -> list[dict]:
+        return httpx.post(f"{self.prefect_api}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
+
+    def flow_name(self, flow_id: str) -> str:
+        return httpx.get(f"{self.prefect_api}/flows/{flow_id}", timeout=30).json()["name"]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    root = tmp_path_factory.mktemp("servers")
+    with postgres_database() as prefect_db, postgres_database() as mlflow_db, \
+            prefect_server(prefect_db, root) as (prefect_api, prefect_seconds), \
+            mlflow_server(mlflow_db, root / "mlflow-artifacts") as (mlflow_uri, mlflow_seconds):
+        print(f"\nserver start: Prefect {prefect_seconds:.1f} s, MLflow {mlflow_seconds:.1f} s")
+        yield Servers(prefect_api, mlflow_uri, {"prefect": prefect_seconds, "mlflow": mlflow_seconds})
+
+
+def replenish(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([REPLENISH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(process: subprocess.Popen[str]) -> str:
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    return stdout
+
+
+def test_main_flow_runs_through_both_servers(servers: Servers, tmp_path: Path) -> None:
+    finished(replenish("run", *set_options(servers.overrides(tmp_path))))
+
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    experiment = client.get_experiment_by_name("replenish")
+    runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("job") in {"train", "plan"}]
+    jobs = {run.data.tags["job"]: run for run in runs}
+    assert set(jobs) == {"train", "plan"} and all(run.info.status == "FINISHED" for run in runs)
+    assert jobs["train"].info.artifact_uri.startswith("mlflow-artifacts:")
+    champion = client.get_model_version_by_alias("replenish-demand-lstm", "champion")
+    assert champion.run_id == jobs["train"].info.run_id
+
+    flow_runs = {servers.flow_name(run["flow_id"]): run for run in servers.flow_runs()}
+    for name in ["replenish-main", "replenish-train", "replenish-plan"]:
+        assert flow_runs[name]["state"]["type"] == "COMPLETED", name
+    prefect_ids = {run["id"] for run in flow_runs.values()}
+    assert jobs["train"].data.tags["prefect_flow_run_id"] in prefect_ids
+
+
+def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: Path) -> None:
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    versions_before = len(client.search_model_versions("name='replenish-demand-lstm'"))
+    runs_before = len(servers.flow_runs())
+
+    first = replenish("train", *set_options([*servers.overrides(tmp_path / "a"), "data.synthetic.seed=1"]))
+    second = replenish("train", *set_options([*servers.overrides(tmp_path / "b"), "data.synthetic.seed=2"]))
+    finished(first), finished(second)
+
+    versions = client.search_model_versions("name='replenish-demand-lstm'")
+    assert len(versions) == versions_before + 2
+    assert sorted(int(v.version) for v in versions) == list(range(1, len(versions) + 1))
+    champion = client.get_model_version_by_alias("replenish-demand-lstm", "champion")
+    assert client.get_run(champion.run_id).info.status == "FINISHED"
+    flow_runs = servers.flow_runs()
+    assert len(flow_runs) == runs_before + 2
+    assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
