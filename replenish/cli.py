@@ -189,7 +189,7 @@ def _planning_lines(summary: PlanningSummary) -> list[str]:
     return [
         f"  plan       {plan.orders} orders, {plan.units:,.0f} units, planned cost {plan.planned_cost:,.2f},"
         f" expected fill rate {plan.expected_fill_rate:.1%} (solver: {plan.solver_status})",
-        f"  written    {plan.plan_path}",
+        f"  written    {plan.plan_path} (explained: {plan.explained_path.name})",
         f"  MLflow run {summary.mlflow_run_id} (planning)",
     ]
 

@@ -38,6 +38,7 @@ class ChampionMissingError(LookupError):
 class PublishedPlan:
     plan_path: Path
     demand_path: Path
+    explained_path: Path
     orders: int
     units: float
     planned_cost: float
@@ -125,6 +126,13 @@ def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> Pla
     )
 
 
+def explained_orders(plan: PlanResult) -> pd.DataFrame:
+    """Each order with why: demand over lead time plus review, safety stock, on hand, pipeline, binding limits."""
+    keys = ["item_id", "store_id", "order_date"]
+    explanation = plan.explanations.drop(columns=["quantity"], errors="ignore")
+    return plan.orders[[*keys, "quantity", "arrival_date"]].merge(explanation, on=keys, how="left")
+
+
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
     """Readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,17 +152,22 @@ def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
 def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult) -> PublishedPlan:
     """Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
     orders = plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
-    published = PublishedPlan(settings.plan_path, settings.output_dir / "plan_demand.csv", len(orders),
+    published = PublishedPlan(settings.plan_path, settings.output_dir / "plan_demand.csv",
+                              settings.output_dir / "order_plan_explained.csv", len(orders),
                               float(orders["quantity"].sum()), plan.objective, plan.expected_fill_rate,
                               plan.solver_status)
     if tracking.run_tags(settings, run_id).get(PUBLISHED_TAG) == "true":
         return published
     demand = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
     write_csv_atomically(demand[["item_id", "store_id", "date", "demand"]], published.demand_path)
+    write_csv_atomically(explained_orders(plan), published.explained_path)
     # The plan goes last: it is what downstream systems pick up.
     write_csv_atomically(orders, settings.plan_path)
     tracking.log_table(settings, run_id, orders, "plan/order_plan.csv")
+    tracking.log_table(settings, run_id, explained_orders(plan), "plan/order_plan_explained.csv")
     tracking.log_table(settings, run_id, plan.inventory, "plan/projected_inventory.csv")
+    if not plan.violations.empty:
+        tracking.log_table(settings, run_id, plan.violations, "plan/constraint_violations.csv")
     tracking.log_metrics(settings, run_id, {
         "plan_orders": len(orders),
         "plan_units": float(orders["quantity"].sum()),

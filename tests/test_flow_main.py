@@ -85,6 +85,7 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     used = (volume["after_arrivals"] * volume["unit_volume"]).groupby([volume["store_id"], volume["date"]]).sum()
     capacity = data.capacity.set_index("store_id")["capacity_volume"]
     assert (used <= used.index.get_level_values("store_id").map(capacity).to_numpy() + TOLERANCE).all()
+    explained_plan_matches_the_plan(tiny_overrides)
 
 
 def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path) -> None:
@@ -108,3 +109,12 @@ def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path)
     assert not (settings.output_dir / "plan_demand.csv").exists()
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     assert client.search_model_versions(f"name='{settings.tracking.registered_model_name}'") == []
+
+
+def explained_plan_matches_the_plan(settings_overrides: list[str]) -> None:
+    settings = load_settings(overrides=settings_overrides)
+    plan = pd.read_csv(settings.plan_path)
+    explained = pd.read_csv(settings.output_dir / "order_plan_explained.csv")
+    assert len(explained) == len(plan)
+    assert {"demand_over_protection", "safety_stock", "on_hand", "pipeline", "binding"} <= set(explained.columns)
+    assert explained["demand_over_protection"].notna().all()
