@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, unmapped
 
 from flows.common import tracked_run, validated_input
 from replenish.settings import load_settings
@@ -14,9 +14,12 @@ from tasks.planning import (
     PublishedPlan,
     build_planning_problem,
     forecast_planning_horizon,
+    merge_plans,
     optimize_orders,
     publish_plan,
+    split_by_store,
 )
+from tasks.runners import dask_task_runner
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,13 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
         data = validated_input(settings, raw, run_id)
         forecast = forecast_planning_horizon(settings, run_id, data.sales)
         problem = build_planning_problem(data, forecast, settings.planning)
-        plan = optimize_orders(problem, settings.planning)
+        parts = split_by_store(problem, settings.planning)
+        if settings.orchestration.task_runner == "dask":
+            with dask_task_runner(settings.orchestration) as runner:
+                futures = runner.map(optimize_orders, {"problem": parts, "planning": unmapped(settings.planning)})
+                plans = [future.result() for future in futures]
+        else:
+            plans = [optimize_orders(part, settings.planning) for part in parts]
+        plan = merge_plans(plans)
         published = publish_plan(settings, run_id, problem, plan)
     return PlanningSummary(run_id, published)

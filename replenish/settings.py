@@ -143,6 +143,11 @@ class OrchestrationSettings(_Section):
     prefect_api_url: str | None = None  # default: Prefect's local mode, its database inside work_dir
     # With a server, monitoring starts retraining through this deployment; without one, as a subflow.
     training_deployment: str = "replenish-train/train-on-demand"
+    # Runs the per-store work (planning per location): "sequential" in the flow's own thread, or
+    # "dask", on a local Dask cluster of max_workers processes or the scheduler at dask_address.
+    task_runner: Literal["sequential", "dask"] = "sequential"
+    max_workers: int = Field(2, ge=1)
+    dask_address: str | None = None
 
 
 class MonitoringSettings(_Section):

@@ -20,6 +20,7 @@ from optimization.replenishment_lp import (
     SolverSettings,
     solve_replenishment_plan,
 )
+from optimization.decomposition import merge_results, split_by_location
 from optimization.uncertainty import planning_demand
 from replenish import tracking
 from replenish.data.tables import RetailData
@@ -124,6 +125,17 @@ def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> Pla
                      decompose_by_location=planning.decompose_by_location,
                      workers=planning.solver_workers),
     )
+
+
+@task(name="split-by-location", cache_policy=NO_CACHE)
+def split_by_store(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
+    """One problem per store, solved apart; a budget shared across stores keeps them together."""
+    return [problem] if planning.budget_per_period is not None else split_by_location(problem)
+
+
+@task(name="merge-plans", cache_policy=NO_CACHE)
+def merge_plans(plans: list[PlanResult]) -> PlanResult:
+    return plans[0] if len(plans) == 1 else merge_results(plans)
 
 
 def explained_orders(plan: PlanResult) -> pd.DataFrame:
