@@ -1,0 +1,36 @@
+"""deploy/: the compose stack binds to loopback and keeps secrets out of the repo."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from flows.deployments import DAILY_PLANNING_CRON, SHORT_NAMES, WEEKLY_MONITORING_CRON, replenish_deployments
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def test_compose_ports_are_loopback_only_and_secrets_come_from_the_env_file() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert {"postgres", "minio", "mlflow", "prefect-server", "worker"} <= set(compose["services"])
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+    text = (DEPLOY / "compose.yaml").read_text()
+    assert not re.search(r"(PASSWORD|SECRET|AUTH_STRING)\w*:\s*[^\s$]", text)
+    template = (DEPLOY / "env.template").read_text()
+    for variable in set(re.findall(r"\$\{(\w+)\}", text)):
+        assert f"{variable}=" in template, variable
+    assert "--app-name basic-auth" in text and "PREFECT_SERVER_API_AUTH_STRING" in text
+
+
+def test_deployments_have_their_schedules() -> None:
+    deployments = {d.name: d for d in replenish_deployments(None, ["forecast.max_epochs=3"])}
+    assert set(deployments) == {name.split("/")[1] for name in SHORT_NAMES.values()}
+    crons = {name: [s.schedule.cron for s in d.schedules] for name, d in deployments.items()}
+    assert crons["daily-planning"] == [DAILY_PLANNING_CRON]
+    assert crons["weekly-monitoring"] == [WEEKLY_MONITORING_CRON]
+    assert crons["train-on-demand"] == []
+    assert deployments["train-on-demand"].parameters == {"config_file": None, "overrides": ["forecast.max_epochs=3"]}
