@@ -31,7 +31,7 @@ def main() -> None:
     configure_environment(load_settings(overrides=overrides))
 
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
     from flows.main import main_flow
 
@@ -40,10 +40,16 @@ def main() -> None:
     total_seconds = time.perf_counter() - started
     state.result()  # raise if the flow failed
 
+    main_run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        task_runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        )
+        # The main flow's stages run inside its training and planning subflows.
+        subflows = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[main_run_id])))
+        task_runs = [
+            task_run
+            for flow_run_id in [main_run_id, *(run.id for run in subflows)]
+            for task_run in client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}))
+        ]
     stages = {
         run.name.rsplit("-", 1)[0]: {"seconds": round(run.total_run_time.total_seconds(), 3)}
         for run in sorted(task_runs, key=lambda run: run.start_time or run.expected_start_time)

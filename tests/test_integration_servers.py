@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,3 +97,27 @@ def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: P
     flow_runs = servers.flow_runs()
     assert len(flow_runs) == runs_before + 2
     assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
+
+
+def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path) -> None:
+    overrides = servers.overrides(tmp_path)
+    serving = replenish("serve", *set_options(overrides))
+    try:
+        deadline = time.monotonic() + 120
+        while not httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json():
+            assert serving.poll() is None, serving.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "deployments never registered"
+            time.sleep(1)
+        names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
+        assert {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"} <= names
+
+        output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+        assert ": Completed" in output
+    finally:
+        serving.send_signal(signal.SIGINT)
+        try:
+            serving.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serving.kill()
+    triggered = [run for run in servers.flow_runs() if run.get("deployment_id")]
+    assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
