@@ -5,8 +5,12 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import subprocess
+import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -98,11 +102,31 @@ def split_holdout(features: pd.DataFrame, horizon_days: int) -> HoldoutSplit:
     )
 
 
+def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: Path,
+                         tracking_uri: str, run_id: str) -> LSTMPredictor:
+    """Data-parallel (DDP) training: Lightning re-launches the running script per device, so it
+    must be a script of its own, not this task's process."""
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        train.to_parquet(work / "features.parquet", index=False)
+        (work / "config.json").write_text(json.dumps(asdict(config)))
+        command = [sys.executable, "-m", "models.lstm.train_process", "--features", str(work / "features.parquet"),
+                   "--config", str(work / "config.json"), "--out", str(work / "predictor"),
+                   "--checkpoints", str(checkpoints), "--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", run_id]
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"training process failed ({finished.returncode}):\n{finished.stderr[-4000:]}")
+        return LSTMPredictor.load(work / "predictor")
+
+
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
 def train_forecaster(train: pd.DataFrame, settings: Settings, run_id: str) -> LSTMPredictor:
+    config = lstm_config(settings)
+    checkpoints = settings.work_dir / "checkpoints" / run_id
+    if config.strategy.startswith("ddp"):
+        return train_in_own_process(train, config, checkpoints, settings.mlflow_tracking_uri, run_id)
     logger = MLFlowLogger(tracking_uri=settings.mlflow_tracking_uri, run_id=run_id)
-    estimator = LSTMEstimator(lstm_config(settings), settings.work_dir / "checkpoints" / run_id, logger=logger)
-    return estimator.fit(train)
+    return LSTMEstimator(config, checkpoints, logger=logger).fit(train)
 
 
 @task(name="evaluate-forecaster", cache_policy=NO_CACHE)

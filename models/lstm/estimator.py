@@ -134,6 +134,7 @@ class LSTMEstimator:
         self.config = config
         self.checkpoint_dir = checkpoint_dir
         self.logger = logger
+        self.is_global_zero = True  # False in the other processes of a data-parallel fit
 
     def fit(self, features: pd.DataFrame) -> LSTMPredictor:
         """Train on every series in ``features`` (long sales with covariates); the last ``horizon``
@@ -188,5 +189,6 @@ class LSTMEstimator:
             enable_model_summary=False,
         )
         trainer.fit(module, *loaders)
+        self.is_global_zero = trainer.is_global_zero
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
         return LSTMPredictor(best.network.cpu(), config, series_index, reference_prices(features))

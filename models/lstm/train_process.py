@@ -1,0 +1,41 @@
+"""Train the LSTM in a process of its own: `python -m models.lstm.train_process --features F --config C --out D`.
+
+Lightning's DDP re-launches the running script once per device, so data-parallel training cannot
+run inside a Prefect task's process; the task starts this module instead. Rank 0 saves the
+predictor to ``--out``; only rank 0 logs to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+from pytorch_lightning.loggers import MLFlowLogger
+
+from models.lstm.estimator import LSTMConfig, LSTMEstimator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--features", type=Path, required=True, help="Parquet file of the training features")
+    parser.add_argument("--config", type=Path, required=True, help="JSON of LSTMConfig fields")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the fitted predictor")
+    parser.add_argument("--checkpoints", type=Path, required=True)
+    parser.add_argument("--mlflow-tracking-uri")
+    parser.add_argument("--mlflow-run-id")
+    args = parser.parse_args()
+
+    fields = json.loads(args.config.read_text())
+    config = LSTMConfig(**{**fields, "quantiles": tuple(fields["quantiles"])})
+    logger = (MLFlowLogger(tracking_uri=args.mlflow_tracking_uri, run_id=args.mlflow_run_id)
+              if args.mlflow_run_id else False)
+    estimator = LSTMEstimator(config, args.checkpoints, logger=logger)
+    predictor = estimator.fit(pd.read_parquet(args.features))
+    if estimator.is_global_zero:
+        predictor.save(args.out)
+
+
+if __name__ == "__main__":
+    main()

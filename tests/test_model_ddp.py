@@ -1,0 +1,31 @@
+"""Data-parallel training: DDP on 2 CPU processes (gloo), launched as its own process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.features import build_feature_frame
+from models.lstm.estimator import LSTMConfig
+from tasks.forecasting import train_in_own_process
+from tests.test_model_lstm import weekly_sales
+
+pytestmark = pytest.mark.slow
+
+
+def test_ddp_on_two_cpu_processes_yields_a_model_that_loads_and_predicts(tmp_path: Path) -> None:
+    features = build_feature_frame(weekly_sales(n_series=4, n_days=120))
+    config = LSTMConfig(horizon=14, context_length=28, hidden_size=16, max_epochs=2, batch_size=32,
+                        accelerator="cpu", devices=2, strategy="ddp")
+    tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    run_id = client.create_run(client.create_experiment("ddp", artifact_location=(tmp_path / "a").as_uri())).info.run_id
+
+    predictor = train_in_own_process(features, config, tmp_path / "checkpoints", tracking_uri, run_id)
+
+    forecast = predictor.predict(weekly_sales(n_series=4, n_days=120))
+    assert len(forecast) == 4 * 14 and (forecast["q0.5"] >= 0).all()
+    assert "train_loss" in client.get_run(run_id).data.metrics  # rank 0 logged
