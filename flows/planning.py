@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import flow, unmapped
+from prefect import flow
 
-from flows.common import tracked_run, validated_input
+from flows.common import map_partitions, tracked_run, validated_input
 from replenish.settings import load_settings
 from tasks.data import load_data
 from tasks.planning import (
@@ -19,7 +19,6 @@ from tasks.planning import (
     publish_plan,
     split_by_store,
 )
-from tasks.runners import dask_task_runner
 
 
 @dataclass(frozen=True)
@@ -37,12 +36,6 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
         forecast = forecast_planning_horizon(settings, run_id, data.sales)
         problem = build_planning_problem(data, forecast, settings.planning)
         parts = split_by_store(problem, settings.planning)
-        if settings.orchestration.task_runner == "dask":
-            with dask_task_runner(settings.orchestration) as runner:
-                futures = runner.map(optimize_orders, {"problem": parts, "planning": unmapped(settings.planning)})
-                plans = [future.result() for future in futures]
-        else:
-            plans = [optimize_orders(part, settings.planning) for part in parts]
-        plan = merge_plans(plans)
+        plan = merge_plans(map_partitions(settings, optimize_orders, parts, planning=settings.planning))
         published = publish_plan(settings, run_id, problem, plan)
     return PlanningSummary(run_id, published)

@@ -7,10 +7,17 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.common import tracked_run, validated_input
+from flows.common import map_partitions, tracked_run, validated_input
 from replenish.settings import load_settings
 from tasks.data import load_data
-from tasks.forecasting import build_features, evaluate_forecaster, split_holdout, train_forecaster
+from tasks.forecasting import (
+    build_features,
+    combine_features,
+    evaluate_forecaster,
+    split_holdout,
+    split_sales_by_store,
+    train_forecaster,
+)
 from tasks.tracking import RegistrationResult, log_evaluation, register_forecaster, score_champion
 
 
@@ -27,7 +34,7 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
     raw = load_data(settings.data)
     with tracked_run(settings, raw, "train") as run_id:
         data = validated_input(settings, raw, run_id)
-        features = build_features(data.sales)
+        features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
         split = split_holdout(features, settings.forecast.horizon_days)
         predictor = train_forecaster(split.train, settings, run_id)
         holdout = evaluate_forecaster(predictor, split)

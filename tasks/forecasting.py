@@ -92,6 +92,17 @@ def build_features(sales: pd.DataFrame) -> pd.DataFrame:
     return build_feature_frame(sales)
 
 
+@task(name="split-by-store", cache_policy=NO_CACHE)
+def split_sales_by_store(sales: pd.DataFrame) -> list[pd.DataFrame]:
+    """Features are per series, so stores can be built apart (and on different workers)."""
+    return [part.reset_index(drop=True) for _, part in sales.groupby("store_id", sort=True)]
+
+
+@task(name="combine-features", cache_policy=NO_CACHE)
+def combine_features(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(parts, ignore_index=True)
+
+
 @task(name="split-holdout", cache_policy=NO_CACHE)
 def split_holdout(features: pd.DataFrame, horizon_days: int) -> HoldoutSplit:
     cutoff = features["date"].max() - pd.Timedelta(days=horizon_days)
