@@ -99,17 +99,26 @@ def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: P
     assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
 
 
+SERVED = {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"}
+
+
+def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str]) -> None:
+    """`serve` registers its deployments one by one before it starts polling."""
+    deadline = time.monotonic() + 120
+    while True:
+        names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
+        if SERVED <= names:
+            return
+        assert serving.poll() is None, serving.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"deployments registered so far: {names}"
+        time.sleep(1)
+
+
 def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path) -> None:
     overrides = servers.overrides(tmp_path)
     serving = replenish("serve", *set_options(overrides))
     try:
-        deadline = time.monotonic() + 120
-        while not httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json():
-            assert serving.poll() is None, serving.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "deployments never registered"
-            time.sleep(1)
-        names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
-        assert {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"} <= names
+        wait_for_deployments(servers, serving)
 
         output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
         assert ": Completed" in output
@@ -121,3 +130,33 @@ def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path)
             serving.kill()
     triggered = [run for run in servers.flow_runs() if run.get("deployment_id")]
     assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
+
+
+def test_monitoring_retrains_through_the_training_deployment(servers: Servers, tmp_path: Path) -> None:
+    from tests.test_flow_monitoring import sales_files
+
+    before, after = sales_files(tmp_path, shifted=True)
+    overrides = [*servers.overrides(tmp_path), "forecast.max_epochs=4", "forecast.context_length=28",
+                 "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
+    finished(replenish("train", "--data", str(before), *set_options(overrides)))
+    finished(replenish("plan", "--data", str(before), *set_options(overrides)))
+    serving = replenish("serve", *set_options(overrides))
+    try:
+        wait_for_deployments(servers, serving)
+        output = finished(replenish("monitor", "--data", str(after), *set_options(overrides)))
+        assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
+        flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
+        deadline = time.monotonic() + 300
+        while (state := httpx.get(f"{servers.prefect_api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]["type"]) \
+                not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            assert time.monotonic() < deadline, f"retraining still {state}"
+            time.sleep(2)
+        assert state == "COMPLETED"
+    finally:
+        serving.send_signal(signal.SIGINT)
+        try:
+            serving.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serving.kill()
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    assert str(client.get_model_version_by_alias("replenish-feedback", "champion").version) == "2"
