@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,20 +115,26 @@ def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str]) -> No
         time.sleep(1)
 
 
-def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path) -> None:
-    overrides = servers.overrides(tmp_path)
+@contextmanager
+def served(servers: Servers, overrides: list[str]) -> Iterator[None]:
+    """`replenish serve` running, with its deployments registered, until the block ends."""
     serving = replenish("serve", *set_options(overrides))
     try:
         wait_for_deployments(servers, serving)
-
-        output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
-        assert ": Completed" in output
+        yield
     finally:
         serving.send_signal(signal.SIGINT)
         try:
             serving.wait(timeout=30)
         except subprocess.TimeoutExpired:
             serving.kill()
+
+
+def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path) -> None:
+    overrides = servers.overrides(tmp_path)
+    with served(servers, overrides):
+        output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+    assert ": Completed" in output
     triggered = [run for run in servers.flow_runs() if run.get("deployment_id")]
     assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
 
@@ -140,9 +147,7 @@ def test_monitoring_retrains_through_the_training_deployment(servers: Servers, t
                  "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
     finished(replenish("train", "--data", str(before), *set_options(overrides)))
     finished(replenish("plan", "--data", str(before), *set_options(overrides)))
-    serving = replenish("serve", *set_options(overrides))
-    try:
-        wait_for_deployments(servers, serving)
+    with served(servers, overrides):
         output = finished(replenish("monitor", "--data", str(after), *set_options(overrides)))
         assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
         flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
@@ -152,11 +157,5 @@ def test_monitoring_retrains_through_the_training_deployment(servers: Servers, t
             assert time.monotonic() < deadline, f"retraining still {state}"
             time.sleep(2)
         assert state == "COMPLETED"
-    finally:
-        serving.send_signal(signal.SIGINT)
-        try:
-            serving.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serving.kill()
     client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
     assert str(client.get_model_version_by_alias("replenish-feedback", "champion").version) == "2"
