@@ -1,4 +1,4 @@
-"""Train, evaluate against seasonal naive, register, and promote only a better model."""
+"""Train, backtest against the baselines, register, and promote only a better model."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from flows.common import map_partitions, tracked_run, validated_input
 from replenish.settings import load_settings
 from tasks.data import load_data
 from tasks.forecasting import (
+    backtest_forecasters,
     build_features,
     combine_features,
-    evaluate_forecaster,
-    split_holdout,
+    split_backtest,
     split_sales_by_store,
     train_forecaster,
 )
-from tasks.tracking import RegistrationResult, log_evaluation, register_forecaster, score_champion
+from tasks.tracking import RegistrationResult, compare_with_champion, log_backtest, register_forecaster
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,13 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
     with tracked_run(settings, raw, "train") as run_id:
         data = validated_input(settings, raw, run_id)
         features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
-        split = split_holdout(features, settings.forecast.horizon_days)
-        predictor = train_forecaster(split.train, settings, run_id)
-        holdout = evaluate_forecaster(predictor, split)
-        log_evaluation(settings, run_id, split, holdout)
-        champion_rmsse = score_champion(settings, split, holdout)
-        registration = register_forecaster(settings, run_id, predictor, split, holdout, champion_rmsse)
-    return TrainingSummary(run_id, holdout.evaluation.metrics, registration)
+        windows = split_backtest(features, settings)
+        # One fit per origin; the last, fitted up to the holdout, is the model that gets registered
+        # and the only one whose training curves go to the run.
+        trained = [train_forecaster(window.history, settings, run_id if window is windows[-1] else None)
+                   for window in windows]
+        backtest = backtest_forecasters(features, trained, settings)
+        metrics = log_backtest(settings, run_id, backtest, trained[-1])
+        comparison = compare_with_champion(settings, windows[-1], trained[-1].predictor)
+        registration = register_forecaster(settings, run_id, trained[-1].predictor, windows[-1], comparison, metrics)
+    return TrainingSummary(run_id, metrics, registration)

@@ -1,9 +1,14 @@
-"""Holdout evaluation: the LSTM against a weekly seasonal-naive forecast, scored with utilsforecast."""
+"""Forecast scoring as in the backtest protocol (M5 scales), with utilsforecast's metrics.
+
+Every model's forecast comes in one long shape: item_id, store_id, date, cutoff (the last day the
+model saw), ``point`` and, for probabilistic models, quantile columns ``q0.025 q0.1 q0.5 q0.9 q0.975``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 from statsforecast.models import SeasonalNaive
@@ -12,6 +17,12 @@ from utilsforecast import losses
 from models.features import series_id
 
 WEEK = 7
+POINT = "point"
+# The 80% and 95% intervals and the pinball quantiles of the protocol.
+INTERVAL_QUANTILES = {80: ("q0.1", "q0.9"), 95: ("q0.025", "q0.975")}
+PINBALL_QUANTILES = {0.1: "q0.1", 0.5: "q0.5", 0.9: "q0.9"}
+QUANTILE_COLUMNS = ("q0.025", "q0.1", "q0.5", "q0.9", "q0.975")
+METRICS = ("rmsse", "mase", "wrmsse", "pinball", "coverage_80", "coverage_95")
 
 
 def to_nixtla(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -21,45 +32,128 @@ def to_nixtla(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
     )
 
 
+def from_nixtla(frame: pd.DataFrame) -> pd.DataFrame:
+    item_store = frame["unique_id"].str.split("|", n=1, expand=True)
+    return pd.DataFrame({"item_id": item_store[0], "store_id": item_store[1], "date": frame["ds"]})
+
+
 def seasonal_naive_forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Weekly seasonal naive for every series: item_id, store_id, date, seasonal_naive."""
+    """Weekly seasonal naive point forecast for every series: item_id, store_id, date, cutoff, point."""
     model = StatsForecast(models=[SeasonalNaive(season_length=WEEK)], freq="D", n_jobs=1)
     forecast = model.forecast(h=horizon, df=to_nixtla(history, {"units": "y"}))
-    item_store = forecast["unique_id"].str.split("|", n=1, expand=True)
-    return pd.DataFrame({
-        "item_id": item_store[0], "store_id": item_store[1], "date": forecast["ds"],
-        "seasonal_naive": forecast["SeasonalNaive"].clip(lower=0),
-    })
+    return from_nixtla(forecast).assign(
+        cutoff=history["date"].max(), **{POINT: forecast["SeasonalNaive"].clip(lower=0).to_numpy()}
+    )
+
+
+def quantile_forecast_as_model_output(forecast: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The LSTM predictor's frame (q<level> columns and ``mean``) in the common shape; its point is the mean
+    (the median for forecasts logged before models had a mean output)."""
+    return forecast.assign(cutoff=cutoff, **{POINT: forecast["mean"] if "mean" in forecast else forecast["q0.5"]})
 
 
 @dataclass(frozen=True)
-class HoldoutEvaluation:
+class ForecastScores:
     metrics: dict[str, float]  # <model>_<metric>, same names on every run so runs compare side by side
-    per_series: pd.DataFrame  # unique_id and one column per model × metric
+    per_series: pd.DataFrame  # unique_id, cutoff and <model>_<metric> per (series, origin)
 
-    @property
-    def beats_seasonal_naive(self) -> bool:
-        return self.metrics["lstm_rmsse"] < self.metrics["seasonal_naive_rmsse"]
+    def table(self) -> pd.DataFrame:
+        """One row per model, one column per metric (NaN where a model has no intervals)."""
+        rows = {}
+        for name, value in self.metrics.items():
+            model, metric = _split_metric_name(name)
+            rows.setdefault(model, {})[metric] = value
+        return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=list(METRICS))
 
 
-def evaluate_holdout(
-    train: pd.DataFrame, actual: pd.DataFrame, lstm_forecast: pd.DataFrame, naive_forecast: pd.DataFrame
-) -> HoldoutEvaluation:
-    """Score point forecasts (LSTM median, seasonal naive) and the LSTM's 80% interval (q0.1..q0.9)."""
+def _split_metric_name(name: str) -> tuple[str, str]:
+    for metric in METRICS:
+        if name.endswith("_" + metric):
+            return name[: -len(metric) - 1], metric
+    raise ValueError(f"not a <model>_<metric> name: {name}")
+
+
+def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], days: int) -> pd.DataFrame:
+    """WRMSSE weights: each series' dollar sales over the ``days`` up to each cutoff, normalised per cutoff."""
+    parts = []
+    for cutoff in cutoffs:
+        window = history[(history["date"] > cutoff - pd.Timedelta(days=days)) & (history["date"] <= cutoff)]
+        revenue = (window["units"] * window["price"].fillna(0.0)).groupby(series_id(window)).sum()
+        total = revenue.sum()
+        parts.append(pd.DataFrame({"unique_id": revenue.index, "cutoff": cutoff,
+                                   "weight": revenue.to_numpy() / total if total > 0 else 0.0}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, history: pd.DataFrame) -> ForecastScores:
+    """Score every model on the same (series, origin, day) rows.
+
+    ``forecasts``: model name -> frame in the common shape; ``actual``: item_id, store_id, date, units
+    of the forecast days; ``history``: all known sales (item_id, store_id, date, units, price), from which
+    each origin's in-sample scales use only the days up to its cutoff.
+    """
     keys = ["item_id", "store_id", "date"]
-    scored = actual[keys + ["units"]].merge(lstm_forecast, on=keys).merge(naive_forecast, on=keys)
-    frame = to_nixtla(scored, {
-        "units": "y", "q0.5": "lstm", "seasonal_naive": "seasonal_naive",
-        "q0.1": "lstm-lo-80", "q0.9": "lstm-hi-80",
-    })
-    train_frame = to_nixtla(train, {"units": "y"})
-    point_models = ["lstm", "seasonal_naive"]
-    # rmsse scale = one-step differences (M5); mase scale = weekly differences, as in the backtest protocol.
+    scored = actual[[*keys, "units"]]
+    columns: dict[str, str] = {"units": "y"}
+    for name, forecast in forecasts.items():
+        present = [column for column in (POINT, *QUANTILE_COLUMNS) if column in forecast]
+        scored = scored.merge(
+            forecast[[*keys, "cutoff", *present]].rename(columns={c: f"{name}:{c}" for c in present}),
+            on=[*keys, "cutoff"] if "cutoff" in scored else keys,
+        )
+        columns.update({f"{name}:{column}": f"{name}{_nixtla_suffix(column)}" for column in present})
+    frame = to_nixtla(scored, columns).assign(cutoff=scored["cutoff"].to_numpy())
+    train = to_nixtla(history.sort_values([*keys]), {"units": "y"})
+
+    names = list(forecasts)
+    probabilistic = [name for name in names if all(f"{name}{_nixtla_suffix(c)}" in frame for c in PINBALL_QUANTILES.values())]
     per_series = (
-        losses.rmsse(frame, point_models, seasonality=1, train_df=train_frame)
-        .merge(losses.mase(frame, point_models, seasonality=WEEK, train_df=train_frame), on="unique_id", suffixes=("_rmsse", "_mase"))
-        .merge(losses.coverage(frame, ["lstm"], level=80).rename(columns={"lstm": "lstm_coverage_80"}), on="unique_id")
+        _suffixed(losses.rmsse(frame, names, seasonality=1, train_df=train), "rmsse")
+        .merge(_suffixed(losses.mase(frame, names, seasonality=WEEK, train_df=train), "mase"), on=["unique_id", "cutoff"])
     )
-    finite = per_series.replace([float("inf"), -float("inf")], float("nan"))
-    metrics = {column: float(finite[column].mean()) for column in finite.columns if column != "unique_id"}
-    return HoldoutEvaluation(metrics=metrics, per_series=per_series)
+    for level in INTERVAL_QUANTILES:
+        with_interval = [name for name in names if f"{name}-lo-{level}" in frame and f"{name}-hi-{level}" in frame]
+        if with_interval:
+            per_series = per_series.merge(
+                _suffixed(losses.coverage(frame, with_interval, level=level), f"coverage_{level}"),
+                on=["unique_id", "cutoff"], how="left",
+            )
+    for name in probabilistic:
+        pinball = [
+            losses.scaled_quantile_loss(frame, {name: f"{name}{_nixtla_suffix(column)}"}, seasonality=1, train_df=train, q=q)
+            .set_index(["unique_id", "cutoff"])[name]
+            for q, column in PINBALL_QUANTILES.items()
+        ]
+        per_series = per_series.merge(
+            (sum(pinball) / len(pinball)).rename(f"{name}_pinball").reset_index(), on=["unique_id", "cutoff"], how="left"
+        )
+    # A constant in-sample history has a zero scale; its ratios carry no information.
+    per_series = per_series.replace([np.inf, -np.inf], np.nan)
+
+    weights = revenue_weights(history, sorted(frame["cutoff"].unique()), days=28)
+    weighted = per_series.merge(weights, on=["unique_id", "cutoff"], how="left").fillna({"weight": 0.0})
+    metrics: dict[str, float] = {}
+    for name in names:
+        for metric in ("rmsse", "mase", "pinball", "coverage_80", "coverage_95"):
+            column = f"{name}_{metric}"
+            if column in per_series:
+                metrics[column] = float(per_series[column].mean())
+        by_cutoff = (weighted[f"{name}_rmsse"].fillna(0.0) * weighted["weight"]).groupby(weighted["cutoff"]).sum()
+        metrics[f"{name}_wrmsse"] = float(by_cutoff.mean())
+    return ForecastScores(metrics=metrics, per_series=per_series)
+
+
+def _nixtla_suffix(column: str) -> str:
+    """Common-shape column to utilsforecast's naming: point -> model, q0.1 -> model-lo-80, ..."""
+    if column == POINT:
+        return ""
+    for level, (low, high) in INTERVAL_QUANTILES.items():
+        if column == low:
+            return f"-lo-{level}"
+        if column == high:
+            return f"-hi-{level}"
+    return f"-q-{column[1:]}"
+
+
+def _suffixed(per_series: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return per_series.rename(columns={c: f"{c}_{metric}" for c in per_series.columns if c not in ("unique_id", "cutoff")})

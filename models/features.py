@@ -1,7 +1,8 @@
-"""Model inputs built from long sales: calendar, price and promotion covariates.
+"""Model inputs built from long sales: calendar, price, promotion and the series' categorical ids.
 
-Every covariate here is known in advance (calendar) or planned (price, promotion), so the same
-function builds the past and the future rows of a series.
+Every covariate here is known in advance (calendar, events, SNAP) or planned (price, promotion), so
+the same function builds the past and the future rows of a series. Lags and rolling statistics of
+the target are computed inside the network from the window it sees (see ``models.lstm.module``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,14 @@ import numpy as np
 import pandas as pd
 
 SERIES_KEY = ["item_id", "store_id"]
-COVARIATE_COLUMNS = ["dow_sin", "dow_cos", "doy_sin", "doy_cos", "promo", "event", "log_relative_price"]
+# Embedded ids, coarsest last; a missing hierarchy column is one "unknown" group.
+CATEGORY_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
+COVARIATE_COLUMNS = [
+    "dow_sin", "dow_cos", "month_sin", "month_cos", "doy_sin", "doy_cos",
+    "promo", "event", "snap", "log_relative_price", "price_change",
+]
+# Flags a source may lack, and the value their absence stands for.
+OPTIONAL_FLAGS = {"promo": 0, "event": 0, "snap": 0}
 
 
 def series_id(frame: pd.DataFrame) -> pd.Series:
@@ -22,22 +30,33 @@ def reference_prices(sales: pd.DataFrame) -> pd.Series:
     return sales.groupby(series_id(sales))["price"].median().rename("reference_price")
 
 
+def _cyclic(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    return np.sin(2 * np.pi * values / period), np.cos(2 * np.pi * values / period)
+
+
 def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFrame:
+    # A flag may be missing from a source, or from the history but not the planned future rows.
+    frame = frame.assign(**{flag: frame[flag].fillna(default) if flag in frame else default
+                            for flag, default in OPTIONAL_FLAGS.items()})
+    frame = frame.sort_values([*SERIES_KEY, "date"], kind="stable").reset_index(drop=True)
     dates = frame["date"]
-    day_of_week = dates.dt.day_of_week.to_numpy()
-    day_of_year = dates.dt.day_of_year.to_numpy()
-    anchor = series_id(frame).map(reference_price).to_numpy(dtype=float)
+    ids = series_id(frame)
+    dow_sin, dow_cos = _cyclic(dates.dt.day_of_week.to_numpy(), 7)
+    month_sin, month_cos = _cyclic(dates.dt.month.to_numpy() - 1, 12)
+    doy_sin, doy_cos = _cyclic(dates.dt.day_of_year.to_numpy(), 365.25)
     price = frame["price"].to_numpy(dtype=float)
-    relative = np.log(price / anchor)
+    anchor = ids.map(reference_price).to_numpy(dtype=float)
+    week_before = frame.groupby(ids)["price"].shift(7).to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative, change = np.log(price / anchor), np.log(price / week_before)
     return frame.assign(
-        dow_sin=np.sin(2 * np.pi * day_of_week / 7),
-        dow_cos=np.cos(2 * np.pi * day_of_week / 7),
-        doy_sin=np.sin(2 * np.pi * day_of_year / 365.25),
-        doy_cos=np.cos(2 * np.pi * day_of_year / 365.25),
+        dow_sin=dow_sin, dow_cos=dow_cos, month_sin=month_sin, month_cos=month_cos, doy_sin=doy_sin, doy_cos=doy_cos,
         promo=frame["promo"].astype(float),
         event=frame["event"].astype(float),
+        snap=frame["snap"].astype(float),
         # An unpriced day carries no price signal: neutral, not "free".
         log_relative_price=np.nan_to_num(relative, nan=0.0, posinf=0.0, neginf=0.0),
+        price_change=np.nan_to_num(change, nan=0.0, posinf=0.0, neginf=0.0),
     )
 
 
@@ -45,9 +64,10 @@ def future_rows(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """The next ``horizon`` days of every series with planned covariates: last price, no promotion, no event."""
     last = history.sort_values("date").groupby(SERIES_KEY, as_index=False).last()
     offsets = pd.to_timedelta(np.arange(1, horizon + 1), unit="D")
-    future = last.loc[last.index.repeat(horizon), [*SERIES_KEY, "date", "price"]].reset_index(drop=True)
+    kept = [column for column in [*CATEGORY_COLUMNS, "date", "price"] if column in last]
+    future = last.loc[last.index.repeat(horizon), kept].reset_index(drop=True)
     future["date"] = future["date"] + np.tile(offsets, len(last))
-    return future.assign(units=np.nan, promo=0, event=0, available=1)
+    return future.assign(units=np.nan, promo=0, event=0, snap=0, available=1)
 
 
 def build_feature_frame(sales: pd.DataFrame) -> pd.DataFrame:

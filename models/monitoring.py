@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.evaluation import evaluate_holdout, seasonal_naive_forecast
+from models.evaluation import quantile_forecast_as_model_output, score_forecasts, seasonal_naive_forecast
 
 PSI_BINS = 10
 
@@ -54,8 +54,11 @@ def recent_performance(history: pd.DataFrame, actual: pd.DataFrame, forecast: pd
     horizon = int(scored_days["date"].nunique())
     if horizon == 0:
         return {"scored_days": 0.0}
-    naive = seasonal_naive_forecast(history, horizon)
-    evaluation = evaluate_holdout(history, scored_days, forecast, naive)
+    origin = history["date"].max()
+    evaluation = score_forecasts(
+        {"lstm": quantile_forecast_as_model_output(forecast, origin), "seasonal_naive": seasonal_naive_forecast(history, horizon)},
+        scored_days, history,
+    )
     joined = scored_days.merge(forecast, on=keys)
     bias = float((joined["q0.5"] - joined["units"]).sum() / max(joined["units"].sum(), 1.0))
     return {

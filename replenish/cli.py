@@ -175,9 +175,10 @@ def plan(
 
 def _training_lines(summary: TrainingSummary) -> list[str]:
     registration, metrics = summary.registration, summary.metrics
+    models = [name[: -len("_rmsse")] for name in metrics if name.endswith("_rmsse") and not name.startswith("holdout_")]
     return [
-        f"  forecast   LSTM RMSSE {metrics['lstm_rmsse']:.3f} vs seasonal naive {metrics['seasonal_naive_rmsse']:.3f}"
-        f" (MASE {metrics['lstm_mase']:.3f} vs {metrics['seasonal_naive_mase']:.3f}; 80% coverage {metrics['lstm_coverage_80']:.2f})",
+        "  backtest   RMSSE " + ", ".join(f"{model} {metrics[f'{model}_rmsse']:.3f}" for model in models)
+        + f" (LSTM MASE {metrics['lstm_mase']:.3f}, 80% coverage {metrics['lstm_coverage_80']:.2f})",
         f"  model      {registration.model_name} v{registration.version}"
         f" ({'promoted to champion' if registration.promoted else 'not promoted'}: {registration.reason})",
         f"  MLflow run {summary.mlflow_run_id} (training)",

@@ -12,26 +12,39 @@ from matplotlib.figure import Figure  # noqa: E402
 HISTORY_DAYS_SHOWN = 56
 
 
-def holdout_forecast_figure(
-    history: pd.DataFrame, actual: pd.DataFrame, lstm_forecast: pd.DataFrame,
-    naive_forecast: pd.DataFrame, n_series: int = 4,
+def fan_chart_figure(
+    history: pd.DataFrame, actual: pd.DataFrame | None, forecast: pd.DataFrame,
+    baselines: dict[str, pd.DataFrame] | None = None, n_series: int = 4, title: str = "",
 ) -> Figure:
-    """History, holdout actuals, the LSTM median with its 80% band and the seasonal naive for the top sellers."""
-    top = actual.groupby(["item_id", "store_id"])["units"].sum().nlargest(n_series).index
+    """Fan charts for the top sellers: history, the forecast's 95% and 80% bands, median and point, the
+    actuals when known, and baseline point forecasts for comparison.
+
+    ``forecast`` has q<level> columns and ``point``; each baseline a ``point`` column."""
+    top_from = actual if actual is not None else forecast.rename(columns={"point": "units"})
+    top = top_from.groupby(["item_id", "store_id"])["units"].sum().nlargest(n_series).index
     figure, axes = plt.subplots(len(top), 1, figsize=(10, 2.6 * len(top)), squeeze=False, sharex=True)
     for axis, (item_id, store_id) in zip(axes[:, 0], top):
         def pick(frame: pd.DataFrame) -> pd.DataFrame:
             return frame[(frame["item_id"] == item_id) & (frame["store_id"] == store_id)].sort_values("date")
 
-        past = pick(history).tail(HISTORY_DAYS_SHOWN)
-        future, lstm, naive = pick(actual), pick(lstm_forecast), pick(naive_forecast)
+        past, predicted = pick(history).tail(HISTORY_DAYS_SHOWN), pick(forecast)
         axis.plot(past["date"], past["units"], color="black", linewidth=1, label="history")
-        axis.plot(future["date"], future["units"], color="black", linestyle=":", label="actual")
-        axis.fill_between(lstm["date"], lstm["q0.1"], lstm["q0.9"], alpha=0.25, color="tab:blue", label="LSTM 80%")
-        axis.plot(lstm["date"], lstm["q0.5"], color="tab:blue", label="LSTM median")
-        axis.plot(naive["date"], naive["seasonal_naive"], color="tab:orange", linestyle="--", label="seasonal naive")
+        for (low, high), alpha, label in ((("q0.025", "q0.975"), 0.15, "95%"), (("q0.1", "q0.9"), 0.3, "80%")):
+            if low in predicted and high in predicted:
+                axis.fill_between(predicted["date"], predicted[low], predicted[high], alpha=alpha, color="tab:blue",
+                                  linewidth=0, label=label)
+        axis.plot(predicted["date"], predicted["q0.5"], color="tab:blue", label="median")
+        axis.plot(predicted["date"], predicted["point"], color="tab:blue", linestyle="--", linewidth=1, label="mean")
+        if actual is not None:
+            future = pick(actual)
+            axis.plot(future["date"], future["units"], color="black", linestyle=":", label="actual")
+        for (name, baseline), color in zip((baselines or {}).items(), ("tab:orange", "tab:green", "tab:red", "tab:purple")):
+            shown = pick(baseline)
+            axis.plot(shown["date"], shown["point"], color=color, linestyle="--", linewidth=1, label=name)
         axis.set_title(f"{item_id} @ {store_id}", fontsize=9)
         axis.set_ylabel("units")
-    axes[0, 0].legend(loc="upper left", fontsize=7, ncol=5)
+    axes[0, 0].legend(loc="upper left", fontsize=7, ncol=6)
+    if title:
+        figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return figure

@@ -74,23 +74,39 @@ class DataSettings(_Section):
         return self
 
 
+BaselineName = Literal["seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm"]
+
+
 class ForecastSettings(_Section):
     horizon_days: int = Field(28, ge=1)
-    context_length: int = Field(56, ge=7)
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.8, 0.9, 0.95)
+    context_length: int = Field(56, ge=28)  # the network reads lag-28 values from the context
+    # 0.025 / 0.975 and 0.1 / 0.9 bound the 95% and 80% intervals the backtest scores.
+    quantiles: tuple[float, ...] = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
     hidden_size: int = Field(32, ge=1)
     num_layers: int = Field(1, ge=1)
     embedding_dim: int = Field(8, ge=1)
     dropout: float = Field(0.0, ge=0, lt=1)
     learning_rate: float = Field(3e-3, gt=0)
+    mean_loss_weight: float = Field(1.0, ge=0)  # squared error of the mean output, beside the pinball loss
     batch_size: int = Field(256, ge=1)
     max_epochs: int = Field(8, ge=1)
     window_stride_days: int = Field(2, ge=1)
+    max_training_days: int | None = Field(None, ge=1)  # only windows from the most recent days; None: all
     early_stopping_patience: int = Field(3, ge=1)
     seed: int = 42
     accelerator: str = "cpu"
     devices: int | str = 1
     strategy: str = "auto"
+    resume_training: bool = True  # an interrupted fit of the same data and settings goes on from its last checkpoint
+    # Rolling-origin backtest: every model refitted at each origin, h days apart, the last one the holdout.
+    backtest_origins: int = Field(3, ge=1)
+    baselines: tuple[BaselineName, ...] = ("seasonal_naive", "auto_ets", "tsb", "lightgbm")
+
+    @field_validator("baselines")
+    @classmethod
+    def _seasonal_naive_always_scored(cls, baselines: tuple[str, ...]) -> tuple[str, ...]:
+        # Monitoring and promotion thresholds are stated relative to seasonal naive.
+        return ("seasonal_naive", *(name for name in dict.fromkeys(baselines) if name != "seasonal_naive"))
 
     @field_validator("quantiles")
     @classmethod

@@ -21,14 +21,17 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 
 import models
 from models.lstm.estimator import LSTMPredictor
-from models.lstm.pyfunc import as_model_input
+from models.lstm.pyfunc import INPUT_DEFAULTS, as_model_input
 from replenish.settings import Settings
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
+PARENT_RUN_TAG = "mlflow.parentRunId"  # how the MLflow UI nests a child run under its parent
 # Exact pins recorded with the model: inferring them costs 11-18 s per log_model call.
 MODEL_REQUIREMENTS = [
     f"{name}=={version}"
@@ -90,6 +93,16 @@ def start_run(settings: Settings, run_name: str, tags: Mapping[str, str]) -> str
         mlflow.entities.Param(key, str(value)[:6000])
         for key, value in flatten(settings.model_dump(mode="json")).items()
     ])
+    return run.info.run_id
+
+
+def start_child_run(settings: Settings, parent_run_id: str, run_name: str, tags: Mapping[str, str]) -> str:
+    """A run nested under ``parent_run_id`` in the MLflow UI, sharing its tags (lineage)."""
+    client = client_for(settings)
+    parent = client.get_run(parent_run_id)
+    inherited = {key: value for key, value in parent.data.tags.items() if not key.startswith("mlflow.")}
+    run = client.create_run(parent.info.experiment_id, run_name=run_name,
+                            tags={**inherited, **tags, PARENT_RUN_TAG: parent_run_id})
     return run.info.run_id
 
 
@@ -161,7 +174,7 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, hi
             artifacts={"predictor": str(Path(folder) / "predictor")},
             # Ship the model code with the model so it loads without this project installed.
             code_paths=[str(Path(models.__file__).parent)],
-            signature=infer_signature(model_input, predictor.predict(model_input)),
+            signature=forecaster_signature(model_input, predictor.predict(model_input)),
             input_example=model_input,
             pip_requirements=MODEL_REQUIREMENTS,
             registered_model_name=settings.tracking.registered_model_name,
@@ -169,6 +182,14 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, hi
     return MlflowClient(registry_uri=settings.mlflow_registry_uri).get_model_version(
         settings.tracking.registered_model_name, str(info.registered_model_version)
     )
+
+
+def forecaster_signature(model_input: pd.DataFrame, forecast: pd.DataFrame) -> ModelSignature:
+    """Inferred from an example, with the columns a source may lack (SNAP, hierarchy) optional."""
+    inferred = infer_signature(model_input, forecast)
+    inputs = Schema([ColSpec(column.type, column.name, required=column.name not in INPUT_DEFAULTS)
+                     for column in inferred.inputs.inputs])
+    return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
 def champion_version(settings: Settings) -> ModelVersion | None:
@@ -198,8 +219,17 @@ def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None) -> Pr
 
 
 def promote(settings: Settings, version: ModelVersion, decision: PromotionDecision) -> None:
+    """Every new version becomes the ``challenger``; only a better one becomes the ``champion``."""
     client = client_for(settings)
     name = settings.tracking.registered_model_name
     client.set_model_version_tag(name, version.version, "promotion_decision", decision.reason)
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
     if decision.promote:
         client.set_registered_model_alias(name, CHAMPION, version.version)
+
+
+def describe_version(settings: Settings, version: ModelVersion, metrics: Mapping[str, float], decision: PromotionDecision) -> None:
+    """The version's description in the registry: its backtest scores and why it was or was not promoted."""
+    lines = [f"{key}: {value:.4f}" for key, value in sorted(metrics.items())]
+    text = "\n".join([f"Promotion: {decision.reason}.", "", "Backtest metrics (mean over origins):", *lines])
+    client_for(settings).update_model_version(settings.tracking.registered_model_name, version.version, description=text)

@@ -1,4 +1,4 @@
-"""Features, training and holdout evaluation of the demand forecaster."""
+"""Features, training and the rolling-origin backtest of the demand forecaster."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from pytorch_lightning.loggers import MLFlowLogger
 
-from models.evaluation import HoldoutEvaluation, evaluate_holdout, seasonal_naive_forecast
+from models.backtest import BacktestResult, BacktestWindow, backtest_windows, run_backtest
+from models.baselines import baseline_forecasters
+from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
+from models.lstm.train_process import TRAINING_SUMMARY
 from models.lstm.module import LSTMQuantileNetwork
 from replenish.settings import Settings
 from replenish.tracking import data_fingerprint
@@ -31,17 +35,16 @@ CACHE_LIFETIME = timedelta(days=30)
 
 
 @dataclass(frozen=True)
-class HoldoutSplit:
-    train: pd.DataFrame  # features up to and including the cutoff
-    actual: pd.DataFrame  # the following ``horizon`` days, for scoring only
-    cutoff: pd.Timestamp
+class TrainedForecaster:
+    predictor: LSTMPredictor
+    fit_seconds: float
+    training_windows: int  # per epoch
+    epochs: int
+    resumed_from_epoch: int | None
 
-
-@dataclass(frozen=True)
-class HoldoutResult:
-    evaluation: HoldoutEvaluation
-    lstm_forecast: pd.DataFrame
-    naive_forecast: pd.DataFrame
+    @property
+    def windows_per_second(self) -> float:
+        return self.training_windows * self.epochs / self.fit_seconds if self.fit_seconds > 0 else float("nan")
 
 
 def lstm_config(settings: Settings) -> LSTMConfig:
@@ -55,9 +58,11 @@ def lstm_config(settings: Settings) -> LSTMConfig:
         embedding_dim=forecast.embedding_dim,
         dropout=forecast.dropout,
         learning_rate=forecast.learning_rate,
+        mean_loss_weight=forecast.mean_loss_weight,
         batch_size=forecast.batch_size,
         max_epochs=forecast.max_epochs,
         window_stride_days=forecast.window_stride_days,
+        max_training_days=forecast.max_training_days,
         early_stopping_patience=forecast.early_stopping_patience,
         seed=forecast.seed,
         accelerator=forecast.accelerator,
@@ -76,15 +81,20 @@ def features_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     return f"features-{data_fingerprint(parameters['sales'])}-{_code_version(build_feature_frame)}"
 
 
-def training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Same training data and same model settings give the same model: the MLflow run id is left out."""
-    config = json.dumps(asdict(lstm_config(parameters["settings"])), sort_keys=True)
+def training_key(train: pd.DataFrame, settings: Settings) -> str:
+    """Same training data and same model settings give the same model."""
+    config = json.dumps(asdict(lstm_config(settings)), sort_keys=True)
     return "-".join([
         "lstm",
-        data_fingerprint(parameters["train"]),
+        data_fingerprint(train),
         hashlib.sha256(config.encode()).hexdigest()[:12],
         _code_version(LSTMEstimator, LSTMQuantileNetwork),
     ])
+
+
+def training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    # The MLflow run that receives the training curves does not change the model: left out.
+    return training_key(parameters["train"], parameters["settings"])
 
 
 @task(name="build-features", cache_key_fn=features_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
@@ -103,18 +113,14 @@ def combine_features(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-@task(name="split-holdout", cache_policy=NO_CACHE)
-def split_holdout(features: pd.DataFrame, horizon_days: int) -> HoldoutSplit:
-    cutoff = features["date"].max() - pd.Timedelta(days=horizon_days)
-    return HoldoutSplit(
-        train=features[features["date"] <= cutoff].reset_index(drop=True),
-        actual=features[features["date"] > cutoff].reset_index(drop=True),
-        cutoff=cutoff,
-    )
+@task(name="split-backtest", cache_policy=NO_CACHE)
+def split_backtest(features: pd.DataFrame, settings: Settings) -> list[BacktestWindow]:
+    """The rolling origins, oldest first; the last window is the holdout models are promoted on."""
+    return backtest_windows(features, settings.forecast.horizon_days, settings.forecast.backtest_origins)
 
 
-def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: Path,
-                         tracking_uri: str, run_id: str) -> LSTMPredictor:
+def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: Path, resume: bool,
+                         tracking_uri: str, log_run_id: str | None) -> TrainedForecaster:
     """Data-parallel (DDP) training: Lightning re-launches the running script per device, so it
     must be a script of its own, not this task's process."""
     with tempfile.TemporaryDirectory() as folder:
@@ -123,26 +129,48 @@ def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: P
         (work / "config.json").write_text(json.dumps(asdict(config)))
         command = [sys.executable, "-m", "models.lstm.train_process", "--features", str(work / "features.parquet"),
                    "--config", str(work / "config.json"), "--out", str(work / "predictor"),
-                   "--checkpoints", str(checkpoints), "--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", run_id]
+                   "--checkpoints", str(checkpoints), *(["--resume"] if resume else [])]
+        if log_run_id:
+            command += ["--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", log_run_id]
+        started = time.perf_counter()
         finished = subprocess.run(command, capture_output=True, text=True)
         if finished.returncode != 0:
             raise RuntimeError(f"training process failed ({finished.returncode}):\n{finished.stderr[-4000:]}")
-        return LSTMPredictor.load(work / "predictor")
+        fit = json.loads((work / "predictor" / TRAINING_SUMMARY).read_text())
+        return TrainedForecaster(LSTMPredictor.load(work / "predictor"), time.perf_counter() - started,
+                                 fit["training_windows"], fit["epochs"], fit["resumed_from_epoch"])
 
 
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
-def train_forecaster(train: pd.DataFrame, settings: Settings, run_id: str) -> LSTMPredictor:
+def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | None) -> TrainedForecaster:
+    """Fit the LSTM on ``train``. Checkpoints are kept per training key, so a fit interrupted by a crash
+    or a cancelled flow run resumes from its last epoch when the same training is asked for again."""
     config = lstm_config(settings)
-    checkpoints = settings.work_dir / "checkpoints" / run_id
+    checkpoints = settings.work_dir / "checkpoints" / training_key(train, settings)
+    resume = settings.forecast.resume_training
     if config.strategy.startswith("ddp"):
-        return train_in_own_process(train, config, checkpoints, settings.mlflow_tracking_uri, run_id)
-    logger = MLFlowLogger(tracking_uri=settings.mlflow_tracking_uri, run_id=run_id)
-    return LSTMEstimator(config, checkpoints, logger=logger).fit(train)
+        return train_in_own_process(train, config, checkpoints, resume, settings.mlflow_tracking_uri, log_run_id)
+    started = time.perf_counter()
+    logger = MLFlowLogger(tracking_uri=settings.mlflow_tracking_uri, run_id=log_run_id) if log_run_id else False
+    estimator = LSTMEstimator(config, checkpoints, logger=logger, resume=resume)
+    predictor = estimator.fit(train)
+    return TrainedForecaster(predictor, time.perf_counter() - started, estimator.training_windows,
+                             estimator.epochs_run, estimator.resumed_from_epoch)
 
 
-@task(name="evaluate-forecaster", cache_policy=NO_CACHE)
-def evaluate_forecaster(predictor: LSTMPredictor, split: HoldoutSplit) -> HoldoutResult:
-    lstm_forecast = predictor.predict(split.train)
-    naive_forecast = seasonal_naive_forecast(split.train, predictor.config.horizon)
-    evaluation = evaluate_holdout(split.train, split.actual, lstm_forecast, naive_forecast)
-    return HoldoutResult(evaluation, lstm_forecast, naive_forecast)
+@task(name="backtest-forecasters", cache_policy=NO_CACHE)
+def backtest_forecasters(features: pd.DataFrame, trained: list[TrainedForecaster], settings: Settings) -> BacktestResult:
+    """Score the LSTM fitted at each origin beside the baselines refitted at the same origins."""
+    forecast = settings.forecast
+    by_cutoff = {window.cutoff: fit.predictor for window, fit in
+                 zip(backtest_windows(features, forecast.horizon_days, forecast.backtest_origins), trained)}
+
+    def lstm(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        cutoff = history["date"].max()
+        return quantile_forecast_as_model_output(by_cutoff[cutoff].predict(history, future), cutoff)
+
+    forecasters = {"lstm": lstm, **baseline_forecasters(list(forecast.baselines), forecast.horizon_days, forecast.seed)}
+    result = run_backtest(features, forecasters, forecast.horizon_days, forecast.backtest_origins)
+    # The LSTMs were fitted by their own (cached) tasks; their fit time belongs to the model's figure.
+    fit_seconds = {**result.fit_seconds, "lstm": result.fit_seconds["lstm"] + sum(fit.fit_seconds for fit in trained)}
+    return replace(result, fit_seconds=fit_seconds)

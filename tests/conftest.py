@@ -34,6 +34,8 @@ TINY_RUN = [
     "forecast.max_epochs=2",
     "forecast.context_length=28",
     "forecast.hidden_size=16",
+    "forecast.backtest_origins=2",
+    "forecast.baselines=[seasonal_naive]",
 ]
 
 

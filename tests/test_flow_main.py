@@ -53,7 +53,8 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
 
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
-    runs = {run.data.tags["job"]: run for run in client.search_runs([experiment.experiment_id])}
+    all_runs = client.search_runs([experiment.experiment_id])
+    runs = {run.data.tags["job"]: run for run in all_runs if run.data.tags["job"] != "backtest"}
     assert set(runs) == {"train", "plan"}
     run, planning_run = runs["train"], runs["plan"]
     for tracked in runs.values():
@@ -65,7 +66,16 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     assert np.isfinite(planning_run.data.metrics["plan_cost"])
     assert planning_run.data.tags["plan_published"] == "true"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert "plots/holdout_forecast.png" in artifacts
+    assert "plots/backtest_fan_chart.png" in artifacts
+    backtest_table = pd.read_csv(client.download_artifacts(run.info.run_id, "backtest/metrics.csv"))
+    assert set(backtest_table["model"]) == {"lstm", "seasonal_naive"}
+    assert backtest_table.set_index("model").loc["lstm", ["rmsse", "mase", "wrmsse", "pinball", "coverage_80"]].notna().all()
+    children = {child.data.tags["model"]: child for child in all_runs if child.data.tags["job"] == "backtest"}
+    assert set(children) == {"lstm", "seasonal_naive"}
+    for child in children.values():
+        assert child.data.tags["mlflow.parentRunId"] == run.info.run_id
+        assert len(child.data.tags["backtest_cutoffs"].split(", ")) == settings.forecast.backtest_origins
+    assert children["lstm"].data.metrics["rmsse"] == pytest.approx(run.data.metrics["lstm_rmsse"])
 
     name = settings.tracking.registered_model_name
     champion = client.get_model_version_by_alias(name, "champion")

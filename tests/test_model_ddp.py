@@ -24,8 +24,9 @@ def test_ddp_on_two_cpu_processes_yields_a_model_that_loads_and_predicts(tmp_pat
     client = MlflowClient(tracking_uri)
     run_id = client.create_run(client.create_experiment("ddp", artifact_location=(tmp_path / "a").as_uri())).info.run_id
 
-    predictor = train_in_own_process(features, config, tmp_path / "checkpoints", tracking_uri, run_id)
+    trained = train_in_own_process(features, config, tmp_path / "checkpoints", False, tracking_uri, run_id)
 
-    forecast = predictor.predict(weekly_sales(n_series=4, n_days=120))
+    assert trained.epochs == 2 and trained.training_windows > 0
+    forecast = trained.predictor.predict(weekly_sales(n_series=4, n_days=120))
     assert len(forecast) == 4 * 14 and (forecast["q0.5"] >= 0).all()
     assert "train_loss" in client.get_run(run_id).data.metrics  # rank 0 logged

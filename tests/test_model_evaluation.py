@@ -1,4 +1,4 @@
-"""Holdout scoring against the seasonal-naive baseline."""
+"""Forecast scoring by the backtest protocol, checked against values worked out by hand."""
 
 from __future__ import annotations
 
@@ -6,37 +6,74 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import evaluate_holdout, seasonal_naive_forecast
+from models.evaluation import score_forecasts, seasonal_naive_forecast
 
 
-def series(units: list[float], item_id: str = "A", start: str = "2024-01-01") -> pd.DataFrame:
-    return pd.DataFrame({"item_id": item_id, "store_id": "S", "units": units,
+def series(units: list[float], item_id: str = "A", start: str = "2024-01-01", price: float = 1.0) -> pd.DataFrame:
+    return pd.DataFrame({"item_id": item_id, "store_id": "S", "units": units, "price": price,
                          "date": pd.date_range(start, periods=len(units), freq="D")})
+
+
+CUTOFF = pd.Timestamp("2024-01-14")
 
 
 def test_seasonal_naive_repeats_the_last_week() -> None:
     history = series([float(day) for day in range(21)])
     forecast = seasonal_naive_forecast(history, horizon=10)
-    assert forecast["seasonal_naive"].tolist() == [14, 15, 16, 17, 18, 19, 20, 14, 15, 16]
+    assert forecast["point"].tolist() == [14, 15, 16, 17, 18, 19, 20, 14, 15, 16]
     assert forecast["date"].iloc[0] == pd.Timestamp("2024-01-22")
+    assert (forecast["cutoff"] == pd.Timestamp("2024-01-21")).all()
 
 
-def test_perfect_forecast_scores_zero_and_full_coverage() -> None:
-    rng = np.random.default_rng(3)
-    units = rng.poisson(5, 49).astype(float).tolist()
-    train, actual = series(units[:42]), series(units[42:], start="2024-02-12")
-    perfect = actual.assign(**{"q0.1": actual["units"] - 1, "q0.5": actual["units"], "q0.9": actual["units"] + 1})
-    naive = seasonal_naive_forecast(train, horizon=7)
-    evaluation = evaluate_holdout(train, actual, perfect.drop(columns="units"), naive)
-    assert evaluation.metrics["lstm_rmsse"] == 0 and evaluation.metrics["lstm_mase"] == 0
-    assert evaluation.metrics["lstm_coverage_80"] == 1
-    assert evaluation.metrics["seasonal_naive_rmsse"] > 0
-    assert evaluation.beats_seasonal_naive
+def hand_worked_case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Series A: history 0,2,0,2,... (one-step |diff| 2, squared 4; 7-step |diff| 2); 7 actual days of 1,
+    forecast 3 with q0.1 0, q0.9 5, q0.025 0, q0.975 0.5. Series B: history 1,3,...; actual 2, forecast 2."""
+    history = pd.concat([series([0.0, 2.0] * 7, "A"), series([1.0, 3.0] * 7, "B")], ignore_index=True)
+    actual = pd.concat([series([1.0] * 7, "A", "2024-01-15"), series([2.0] * 7, "B", "2024-01-15")], ignore_index=True)
+    forecast = actual.drop(columns=["units", "price"]).assign(cutoff=CUTOFF)
+    is_a = forecast["item_id"] == "A"
+    forecast["point"] = np.where(is_a, 3.0, 2.0)
+    forecast["q0.5"] = forecast["point"]
+    forecast["q0.1"] = np.where(is_a, 0.0, 2.0)
+    forecast["q0.9"] = np.where(is_a, 5.0, 2.0)
+    forecast["q0.025"] = np.where(is_a, 0.0, 2.0)
+    forecast["q0.975"] = np.where(is_a, 0.5, 2.0)
+    return history, actual, forecast
 
 
-def test_rmsse_uses_the_in_sample_one_step_scale() -> None:
-    train = series([0.0, 2.0] * 10)  # one-step differences are all 2: scale = mean(4) = 4
-    actual = series([1.0] * 7, start="2024-01-21")
-    forecast = actual.assign(**{"q0.1": 0.0, "q0.5": 3.0, "q0.9": 5.0})  # error 2 each day: MSE 4
-    evaluation = evaluate_holdout(train, actual, forecast.drop(columns="units"), seasonal_naive_forecast(train, 7))
-    assert evaluation.metrics["lstm_rmsse"] == pytest.approx(1.0)
+def test_metrics_match_the_hand_computed_values() -> None:
+    history, actual, forecast = hand_worked_case()
+    scores = score_forecasts({"model": forecast}, actual, history)
+    per_series = scores.per_series.set_index("unique_id")
+    # A: MSE 4 over scale 4 -> RMSSE 1; MAE 2 over 7-step scale 2 -> MASE 1.
+    assert per_series.loc["A|S", "model_rmsse"] == pytest.approx(1.0)
+    assert per_series.loc["A|S", "model_mase"] == pytest.approx(1.0)
+    # 1 lies in [0, 5] but not in [0, 0.5].
+    assert per_series.loc["A|S", "model_coverage_80"] == 1.0
+    assert per_series.loc["A|S", "model_coverage_95"] == 0.0
+    # Pinball: q0.1 -> 0.1·1, q0.5 -> 0.5·2, q0.9 -> 0.1·4; each over the one-step scale 2, then averaged.
+    assert per_series.loc["A|S", "model_pinball"] == pytest.approx((0.1 / 2 + 1.0 / 2 + 0.4 / 2) / 3)
+    assert per_series.loc["B|S", ["model_rmsse", "model_mase", "model_pinball"]].tolist() == [0.0, 0.0, 0.0]
+    # Revenue over the 28 days to the cutoff: A 14, B 28 -> weights 1/3 and 2/3.
+    assert scores.metrics["model_wrmsse"] == pytest.approx(1 / 3)
+    assert scores.metrics["model_rmsse"] == pytest.approx(0.5)
+    assert scores.metrics["model_coverage_95"] == pytest.approx(0.5)
+
+
+def test_scales_use_only_the_history_up_to_each_cutoff() -> None:
+    history, actual, forecast = hand_worked_case()
+    # Days after the cutoff with wild swings must not change the scale of that origin.
+    later = pd.concat([history, series([0.0, 100.0] * 7, "A", "2024-01-22")], ignore_index=True)
+    before = score_forecasts({"model": forecast}, actual, history).metrics
+    after = score_forecasts({"model": forecast}, actual, later).metrics
+    assert before["model_rmsse"] == pytest.approx(after["model_rmsse"])
+
+
+def test_point_only_models_get_no_interval_metrics_and_tables_line_up() -> None:
+    history, actual, forecast = hand_worked_case()
+    point_only = forecast[["item_id", "store_id", "date", "cutoff", "point"]]
+    scores = score_forecasts({"probabilistic": forecast, "point_only": point_only}, actual, history)
+    table = scores.table()
+    assert list(table.index) == ["probabilistic", "point_only"]
+    assert table.loc["point_only", ["coverage_80", "pinball"]].isna().all()
+    assert table.loc["point_only", "rmsse"] == pytest.approx(table.loc["probabilistic", "rmsse"])

@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
+from pytorch_lightning.callbacks import Callback
+
 from models.features import COVARIATE_COLUMNS, build_feature_frame, future_rows
-from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
-from models.lstm.module import LSTMQuantileNetwork, pinball_loss
+from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, category_indices
+from models.lstm.module import LSTMQuantileNetwork, pinball_loss, rolling_means, seasonal_lags, squared_error_loss
 from models.lstm.windows import build_panel, training_window_starts
 
 WEEKLY_PROFILE = np.array([4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 6.0])
@@ -24,7 +26,8 @@ def weekly_sales(n_series: int = 6, n_days: int = 160, seed: int = 0) -> pd.Data
     for index in range(n_series):
         level = 1.0 + index / 2
         frames.append(pd.DataFrame({
-            "item_id": f"ITEM_{index}", "store_id": "S1", "date": dates,
+            "item_id": f"ITEM_{index}", "store_id": "S1", "dept_id": f"DEPT_{index % 2}", "cat_id": "CAT",
+            "date": dates,
             "units": rng.poisson(level * WEEKLY_PROFILE[dates.day_of_week]),
             "price": 2.0, "promo": 0, "event": 0, "available": 1,
         }))
@@ -42,18 +45,34 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> LSTMPredictor:
     return LSTMEstimator(small_config(), tmp_path_factory.mktemp("checkpoints")).fit(features)
 
 
-def test_network_returns_non_crossing_quantiles_per_horizon_day() -> None:
-    network = LSTMQuantileNetwork(n_series=4, n_covariates=len(COVARIATE_COLUMNS), horizon=5, n_quantiles=3,
-                                  hidden_size=8, num_layers=2, embedding_dim=3, dropout=0.1)
-    batch, context = 7, 12
-    scaled, scale = network(
+def test_network_returns_a_mean_and_non_crossing_quantiles_per_horizon_day() -> None:
+    network = LSTMQuantileNetwork(category_cardinalities=[5, 3, 3, 2], n_covariates=len(COVARIATE_COLUMNS), horizon=5,
+                                  n_quantiles=3, hidden_size=8, num_layers=2, embedding_dim=3, dropout=0.1)
+    batch, context = 7, 30
+    mean, quantiles, scale = network(
         torch.rand(batch, context) * 10, torch.ones(batch, context),
         torch.randn(batch, context, len(COVARIATE_COLUMNS)), torch.randn(batch, 5, len(COVARIATE_COLUMNS)),
-        torch.randint(0, 4, (batch,)),
+        torch.randint(0, 2, (batch, 4)),
     )
-    assert scaled.shape == (batch, 5, 3) and scale.shape == (batch,)
-    assert (scaled.diff(dim=-1) >= 0).all()
+    assert mean.shape == (batch, 5) and quantiles.shape == (batch, 5, 3) and scale.shape == (batch,)
+    assert (mean >= 0).all() and (quantiles.diff(dim=-1) >= 0).all()
     assert (scale >= 1.0).all()
+
+
+def test_rolling_means_count_only_observed_days() -> None:
+    values = torch.tensor([[2.0, 4.0, 100.0, 6.0]])
+    observed = torch.tensor([[1.0, 1.0, 0.0, 1.0]])  # the 100 is not a known value
+    means = rolling_means(values, observed, windows=(2, 4))
+    assert means[0, :, 0].tolist() == [2.0, 3.0, 4.0, 6.0]
+    assert means[0, :, 1].tolist() == [2.0, 3.0, 3.0, 4.0]
+
+
+def test_seasonal_lags_repeat_the_last_season_over_the_horizon() -> None:
+    values = torch.arange(28, dtype=torch.float32)[None, :]  # day t holds t
+    lags = seasonal_lags(values, torch.ones_like(values), horizon=10, lags=(7, 28))
+    assert lags[0, :, 0].tolist() == [21, 22, 23, 24, 25, 26, 27, 21, 22, 23]  # same weekday last week
+    assert lags[0, :, 2].tolist() == list(range(10))  # four weeks earlier
+    assert (lags[0, :, 1] == 1).all() and (lags[0, :, 3] == 1).all()
 
 
 def test_pinball_loss_ignores_censored_days() -> None:
@@ -63,19 +82,30 @@ def test_pinball_loss_ignores_censored_days() -> None:
     only_first_day = pinball_loss(predicted, target, torch.tensor([[1.0, 0.0]]), levels)
     assert only_first_day == pytest.approx(pinball_loss(predicted[:, :1], target[:, :1], torch.ones(1, 1), levels))
     assert pinball_loss(predicted, target, torch.ones(1, 2), levels) > 100 * only_first_day
+    mean = torch.zeros(1, 2)
+    assert squared_error_loss(mean, target, torch.tensor([[1.0, 0.0]])) == pytest.approx(1.0)
+
+
+def test_stockout_days_are_not_training_targets() -> None:
+    sales = weekly_sales(n_series=1, n_days=40)
+    sales.loc[sales.index[20:25], ["units", "available"]] = [0, 0]  # sold out: zero sales, not zero demand
+    panel = build_panel(build_feature_frame(sales), context_length=28)
+    assert panel.observed[0, 28 + 20:28 + 25].all()
+    assert not panel.trainable[0, 28 + 20:28 + 25].any()
+    assert panel.trainable[0, 28:28 + 20].all() and panel.trainable[0, 28 + 25:].all()
 
 
 def test_training_windows_stay_inside_the_training_span_and_see_history() -> None:
     sales = weekly_sales(n_series=2, n_days=60)
     # The second series starts 30 days late: leading days are unobserved, not zero demand.
     sales = sales[~((sales["item_id"] == "ITEM_1") & (sales["date"] < "2024-01-31"))]
-    panel = build_panel(build_feature_frame(sales), context_length=14)
-    assert panel.observed[1, 14:44].sum() == 0 and panel.observed[1, 44:].all()
+    panel = build_panel(build_feature_frame(sales), context_length=28)
+    assert panel.observed[1, 28:58].sum() == 0 and panel.observed[1, 58:].all()
     last_position = panel.target.shape[1] - 1 - 7
     rows, starts = training_window_starts(panel, horizon=7, stride=1, last_target_position=last_position)
     assert (starts + 7 - 1 <= last_position).all()
     for row, start in zip(rows, starts):
-        assert panel.observed[row, start - 14:start].sum() > 0
+        assert panel.observed[row, start - 28:start].sum() > 0
         assert panel.trainable[row, start:start + 7].sum() > 0
 
 
@@ -84,9 +114,10 @@ def test_predictor_learns_the_weekly_pattern(fitted: LSTMPredictor) -> None:
     forecast = fitted.predict(history)
     assert len(forecast) == 6 * 14
     assert forecast["date"].min() == history["date"].max() + pd.Timedelta(days=1)
-    by_weekday = forecast.groupby(forecast["date"].dt.day_of_week)["q0.5"].mean()
-    assert np.corrcoef(by_weekday.to_numpy(), WEEKLY_PROFILE)[0, 1] > 0.8
-    columns = ["q0.1", "q0.5", "q0.8", "q0.9", "q0.95"]
+    for point in ("q0.5", "mean"):
+        by_weekday = forecast.groupby(forecast["date"].dt.day_of_week)[point].mean()
+        assert np.corrcoef(by_weekday.to_numpy(), WEEKLY_PROFILE)[0, 1] > 0.8, point
+    columns = ["q0.025", "q0.1", "q0.5", "q0.8", "q0.9", "q0.95", "q0.975"]
     assert (forecast[columns].diff(axis=1).iloc[:, 1:] >= 0).all().all()
 
 
@@ -101,6 +132,9 @@ def test_predictor_handles_short_history_and_unseen_series(fitted: LSTMPredictor
     newcomer = weekly_sales(n_series=1, n_days=5).assign(item_id="NEW_ITEM")
     forecast = fitted.predict(newcomer)
     assert len(forecast) == 14 and (forecast["q0.1"] >= 0).all() and forecast["q0.5"].notna().all()
+    # A new item still gets its store's, department's and category's embeddings.
+    panel = build_panel(build_feature_frame(newcomer), context_length=28)
+    assert category_indices(panel, fitted.vocabularies).tolist() == [[0, 1, 1, 1]]
 
 
 def test_predictor_uses_given_future_covariates(fitted: LSTMPredictor) -> None:
@@ -122,3 +156,47 @@ def test_too_little_history_is_a_clear_error(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=2, n_days=20))
     with pytest.raises(ValueError, match="too little history"):
         LSTMEstimator(small_config(), tmp_path).fit(features)
+
+
+class CrashAtEpoch(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_end(self, trainer: object, pl_module: object) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("simulated crash")
+
+
+class EpochCounter(Callback):
+    def __init__(self) -> None:
+        self.epochs_started = 0
+
+    def on_train_epoch_start(self, trainer: object, pl_module: object) -> None:
+        self.epochs_started += 1
+
+
+def test_interrupted_fit_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
+    config = small_config(max_epochs=4, early_stopping_patience=10)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        LSTMEstimator(config, tmp_path, resume=True, callbacks=[CrashAtEpoch(2)], show_progress=False).fit(features)
+    assert (tmp_path / "last.ckpt").exists()
+
+    counter = EpochCounter()
+    resumed = LSTMEstimator(config, tmp_path, resume=True, callbacks=[counter], show_progress=False)
+    predictor = resumed.fit(features)
+    # The crash came in the third epoch: at least the first two are in the last checkpoint.
+    assert resumed.resumed_from_epoch in (2, 3)
+    assert counter.epochs_started == 4 - resumed.resumed_from_epoch  # finished epochs were not trained again
+    assert resumed.epochs_run == 4
+    assert predictor.predict(features)["q0.5"].notna().all()
+
+
+def test_without_resume_a_fit_starts_over(tmp_path: Path) -> None:
+    features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
+    config = small_config(max_epochs=2, early_stopping_patience=10)
+    LSTMEstimator(config, tmp_path, show_progress=False).fit(features)
+    counter = EpochCounter()
+    again = LSTMEstimator(config, tmp_path, resume=False, callbacks=[counter], show_progress=False)
+    again.fit(features)
+    assert again.resumed_from_epoch is None and counter.epochs_started == 2

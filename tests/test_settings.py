@@ -37,7 +37,7 @@ def test_defaults_load_without_a_file_and_without_touching_disk(tmp_path: Path) 
     assert settings.output_dir == tmp_path / "output"
     assert settings.data.format == "synthetic"
     assert settings.data.path is None
-    assert settings.forecast.quantiles == (0.1, 0.5, 0.8, 0.9, 0.95)
+    assert settings.forecast.quantiles == (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
     assert settings.planning.demand_quantile in settings.forecast.quantiles
     assert settings.planning.horizon_days <= settings.forecast.horizon_days
     assert settings.plan_path == tmp_path / "output" / "order_plan.csv"

@@ -39,7 +39,7 @@ def test_flatten_joins_nested_keys() -> None:
 def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     sales = weekly_sales(n_series=2, n_days=80)
-    predictor = LSTMEstimator(LSTMConfig(horizon=7, context_length=14, max_epochs=1), tmp_path / "ckpt").fit(
+    predictor = LSTMEstimator(LSTMConfig(horizon=7, context_length=28, max_epochs=1), tmp_path / "ckpt").fit(
         build_feature_frame(sales))
     first_run = tracking.start_run(settings, "first", {})
     first = tracking.log_forecaster(settings, first_run, predictor, sales)
@@ -51,8 +51,31 @@ def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     name = settings.tracking.registered_model_name
     assert client.get_model_version_by_alias(name, "champion").version == first.version
+    assert client.get_model_version_by_alias(name, "challenger").version == second.version
     assert "does not beat" in client.get_model_version(name, second.version).tags["promotion_decision"]
     tracking.client_for(settings)  # sets the tracking and the registry URI
     forecast = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(sales)
     pd.testing.assert_frame_equal(forecast, predictor.predict(sales), check_dtype=False)
     assert str(tmp_path) in client.get_run(first_run).info.artifact_uri
+
+
+def test_version_description_holds_its_metrics_and_the_decision(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    client = tracking.client_for(settings)
+    name = settings.tracking.registered_model_name
+    client.create_registered_model(name)
+    run_id = tracking.start_run(settings, "described", {})
+    version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
+    decision = tracking.decide_promotion(0.7, 0.8)
+    tracking.describe_version(settings, version, {"lstm_rmsse": 0.7123, "lstm_coverage_80": 0.81}, decision)
+    description = client.get_model_version(name, version.version).description
+    assert "lstm_rmsse: 0.7123" in description and "lstm_coverage_80: 0.8100" in description
+    assert "beats champion's 0.8000" in description
+
+
+def test_child_runs_nest_under_their_parent_and_inherit_its_lineage(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    parent = tracking.start_run(settings, "backtest", {"data_hash": "abc123"})
+    child = tracking.start_child_run(settings, parent, "backtest-lstm", {"model": "lstm"})
+    tags = tracking.client_for(settings).get_run(child).data.tags
+    assert tags["mlflow.parentRunId"] == parent and tags["data_hash"] == "abc123" and tags["model"] == "lstm"

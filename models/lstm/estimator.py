@@ -10,36 +10,47 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from models.features import COVARIATE_COLUMNS, add_covariates, future_rows, reference_prices, series_id
+from models.features import (
+    CATEGORY_COLUMNS,
+    COVARIATE_COLUMNS,
+    add_covariates,
+    future_rows,
+    reference_prices,
+    series_id,
+)
 from models.lstm.lightning_module import LSTMQuantileLightningModule
 from models.lstm.module import LSTMQuantileNetwork
 from models.lstm.windows import (
     WindowDataset,
     already_batched,
+    SeriesPanel,
     build_panel,
     gather_windows,
     training_window_starts,
 )
 
-UNKNOWN_SERIES_INDEX = 0
+UNSEEN_CATEGORY_INDEX = 0
+LAST_CHECKPOINT = "last.ckpt"
 
 
 @dataclass(frozen=True)
 class LSTMConfig:
     horizon: int = 28
     context_length: int = 56
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.8, 0.9, 0.95)
+    quantiles: tuple[float, ...] = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
     hidden_size: int = 32
     num_layers: int = 1
     embedding_dim: int = 8
     dropout: float = 0.0
     learning_rate: float = 3e-3
+    mean_loss_weight: float = 1.0
     batch_size: int = 256
     max_epochs: int = 8
     window_stride_days: int = 2
+    max_training_days: int | None = None  # train on windows from the most recent days only
     early_stopping_patience: int = 3
     seed: int = 42
     accelerator: str = "cpu"
@@ -55,7 +66,7 @@ def quantile_column(level: float) -> str:
 class LSTMPredictor:
     network: LSTMQuantileNetwork
     config: LSTMConfig
-    series_index: dict[str, int]
+    vocabularies: dict[str, dict[str, int]]  # category column -> id value -> embedding index (0: unseen)
     reference_price: pd.Series = field(repr=False)
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -63,7 +74,7 @@ class LSTMPredictor:
 
         ``history``: long sales (item_id, store_id, date, units, price, promo, event[, available]).
         ``future``: planned covariates for those days; by default the last price, no promotion, no event.
-        Returns one row per series and day: item_id, store_id, date, q<level>... (units, clipped at 0).
+        Returns one row per series and day: item_id, store_id, date, mean, q<level>... (units, clipped at 0).
         """
         horizon = self.config.horizon
         future = future_rows(history, horizon) if future is None else future
@@ -76,14 +87,14 @@ class LSTMPredictor:
         first_future = panel.position(last_history.reindex(panel.series).to_numpy()) + 1
         rows = np.arange(len(panel.series))
         batch = gather_windows(panel, rows, first_future, horizon)
-        indices = np.array([self.series_index.get(s, UNKNOWN_SERIES_INDEX) for s in panel.series])
         self.network.eval()
         with torch.no_grad():
-            scaled, scale = self.network(
+            scaled_mean, scaled_quantiles, scale = self.network(
                 batch["past_target"], batch["past_observed"], batch["past_covariates"],
-                batch["future_covariates"], torch.from_numpy(indices),
+                batch["future_covariates"], torch.from_numpy(category_indices(panel, self.vocabularies)),
             )
-        quantiles = (scaled * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
+        mean = (scaled_mean * scale[:, None]).clamp(min=0).numpy()  # [series, horizon]
+        quantiles = (scaled_quantiles * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
 
         item_store = pd.Series(panel.series).str.split("|", n=1, expand=True)
         dates = last_history.reindex(panel.series).to_numpy()[:, None] + pd.to_timedelta(np.arange(1, horizon + 1), "D").to_numpy()
@@ -91,6 +102,7 @@ class LSTMPredictor:
             "item_id": np.repeat(item_store[0].to_numpy(), horizon),
             "store_id": np.repeat(item_store[1].to_numpy(), horizon),
             "date": dates.ravel(),
+            "mean": mean.ravel(),
         })
         for position, level in enumerate(self.config.quantiles):
             forecast[quantile_column(level)] = quantiles[:, :, position].ravel()
@@ -101,7 +113,7 @@ class LSTMPredictor:
         torch.save(self.network.state_dict(), directory / "network.pt")
         metadata = {
             "config": asdict(self.config),
-            "series_index": self.series_index,
+            "vocabularies": self.vocabularies,
             "reference_price": {k: (None if pd.isna(v) else float(v)) for k, v in self.reference_price.items()},
         }
         (directory / "predictor.json").write_text(json.dumps(metadata, indent=1))
@@ -110,15 +122,30 @@ class LSTMPredictor:
     def load(cls, directory: Path) -> LSTMPredictor:
         metadata = json.loads((directory / "predictor.json").read_text())
         config = LSTMConfig(**{**metadata["config"], "quantiles": tuple(metadata["config"]["quantiles"])})
-        network = LSTMQuantileNetwork(**network_arguments(config, n_series=len(metadata["series_index"]) + 1))
+        network = LSTMQuantileNetwork(**network_arguments(config, metadata["vocabularies"]))
         network.load_state_dict(torch.load(directory / "network.pt", weights_only=True))
         reference_price = pd.Series(metadata["reference_price"], dtype=float, name="reference_price")
-        return cls(network, config, metadata["series_index"], reference_price)
+        return cls(network, config, metadata["vocabularies"], reference_price)
 
 
-def network_arguments(config: LSTMConfig, n_series: int) -> dict:
+def build_vocabularies(panel: SeriesPanel) -> dict[str, dict[str, int]]:
     return {
-        "n_series": n_series,
+        name: {value: index + 1 for index, value in enumerate(sorted(set(panel.categories[:, position])))}
+        for position, name in enumerate(CATEGORY_COLUMNS)
+    }
+
+
+def category_indices(panel: SeriesPanel, vocabularies: dict[str, dict[str, int]]) -> np.ndarray:
+    """[series, categories] embedding index of each series' ids; ids not seen in training get 0."""
+    return np.column_stack([
+        [vocabularies[name].get(value, UNSEEN_CATEGORY_INDEX) for value in panel.categories[:, position]]
+        for position, name in enumerate(CATEGORY_COLUMNS)
+    ]).astype(np.int64)
+
+
+def network_arguments(config: LSTMConfig, vocabularies: dict[str, dict[str, int]]) -> dict:
+    return {
+        "category_cardinalities": [len(vocabularies[name]) + 1 for name in CATEGORY_COLUMNS],
         "n_covariates": len(COVARIATE_COLUMNS),
         "horizon": config.horizon,
         "n_quantiles": len(config.quantiles),
@@ -130,26 +157,48 @@ def network_arguments(config: LSTMConfig, n_series: int) -> dict:
 
 
 class LSTMEstimator:
-    def __init__(self, config: LSTMConfig, checkpoint_dir: Path, logger: pl.loggers.Logger | bool = False) -> None:
+    """Fits the network with Lightning. Checkpoints go to ``checkpoint_dir``; when ``resume`` is set and
+    that folder holds a last checkpoint (an interrupted fit of the same data and settings), training
+    goes on from it instead of starting over."""
+
+    def __init__(self, config: LSTMConfig, checkpoint_dir: Path, logger: pl.loggers.Logger | bool = False,
+                 resume: bool = False, callbacks: list[Callback] | None = None,
+                 show_progress: bool = True) -> None:
         self.config = config
         self.checkpoint_dir = checkpoint_dir
         self.logger = logger
+        self.resume = resume
+        self.callbacks = callbacks or []
+        self.show_progress = show_progress
         self.is_global_zero = True  # False in the other processes of a data-parallel fit
+        self.resumed_from_epoch: int | None = None
+        self.training_windows = 0
+        self.epochs_run = 0
+
+    def _resume_checkpoint(self) -> Path | None:
+        last = self.checkpoint_dir / LAST_CHECKPOINT
+        if not (self.resume and last.exists()):
+            return None
+        self.resumed_from_epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+        return last
 
     def fit(self, features: pd.DataFrame) -> LSTMPredictor:
         """Train on every series in ``features`` (long sales with covariates); the last ``horizon``
         days are held out as the validation window for early stopping."""
         config = self.config
-        pl.seed_everything(config.seed, workers=True)
+        pl.seed_everything(config.seed, workers=True, verbose=False)
         panel = build_panel(features, config.context_length)
-        series_index = {s: i + 1 for i, s in enumerate(panel.series)}
-        embedding_rows = np.arange(1, len(panel.series) + 1)
+        vocabularies = build_vocabularies(panel)
+        categories = category_indices(panel, vocabularies)
 
         last_position = panel.target.shape[1] - 1
         validation_start = last_position - config.horizon + 1
         train_rows, train_starts = training_window_starts(
             panel, config.horizon, config.window_stride_days, last_target_position=validation_start - 1
         )
+        if config.max_training_days is not None:
+            recent = train_starts > validation_start - config.max_training_days
+            train_rows, train_starts = train_rows[recent], train_starts[recent]
         val_rows, val_starts = training_window_starts(
             panel, config.horizon, config.horizon, last_target_position=last_position
         )
@@ -160,10 +209,11 @@ class LSTMEstimator:
                 f"too little history to train: need more than {2 * config.horizon} days per series "
                 f"(horizon {config.horizon} for validation plus at least one training window)"
             )
+        self.training_windows = len(train_rows)
 
         loaders = [
             DataLoader(
-                WindowDataset(panel, rows, starts, config.horizon, embedding_rows),
+                WindowDataset(panel, rows, starts, config.horizon, categories),
                 batch_size=config.batch_size,
                 shuffle=shuffle,
                 collate_fn=already_batched,
@@ -172,9 +222,10 @@ class LSTMEstimator:
             for rows, starts, shuffle in ((train_rows, train_starts, True), (val_rows, val_starts, False))
         ]
         module = LSTMQuantileLightningModule(
-            network_kwargs=network_arguments(config, n_series=len(panel.series) + 1),
+            network_kwargs=network_arguments(config, vocabularies),
             quantiles=list(config.quantiles),
             learning_rate=config.learning_rate,
+            mean_loss_weight=config.mean_loss_weight,
         )
         checkpoint = ModelCheckpoint(dirpath=self.checkpoint_dir, monitor="val_loss", save_last=True)
         trainer = pl.Trainer(
@@ -182,13 +233,16 @@ class LSTMEstimator:
             accelerator=config.accelerator,
             devices=config.devices,
             strategy=config.strategy,
-            callbacks=[EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience), checkpoint],
+            callbacks=[EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience), checkpoint,
+                       *self.callbacks],
             logger=self.logger,
             log_every_n_steps=5,
             deterministic=True,
             enable_model_summary=False,
+            enable_progress_bar=self.show_progress,
         )
-        trainer.fit(module, *loaders)
+        trainer.fit(module, *loaders, ckpt_path=self._resume_checkpoint())
         self.is_global_zero = trainer.is_global_zero
+        self.epochs_run = trainer.current_epoch
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
-        return LSTMPredictor(best.network.cpu(), config, series_index, reference_prices(features))
+        return LSTMPredictor(best.network.cpu(), config, vocabularies, reference_prices(features))

@@ -5,35 +5,45 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import torch
 
-from models.lstm.module import LSTMQuantileNetwork, pinball_loss
+from models.lstm.module import LSTMQuantileNetwork, pinball_loss, squared_error_loss
 
 
 class LSTMQuantileLightningModule(pl.LightningModule):
-    def __init__(self, network_kwargs: dict, quantiles: list[float], learning_rate: float) -> None:
+    def __init__(self, network_kwargs: dict, quantiles: list[float], learning_rate: float,
+                 mean_loss_weight: float) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.network = LSTMQuantileNetwork(**network_kwargs)
         self.register_buffer("quantile_levels", torch.tensor(quantiles, dtype=torch.float32))
         self.learning_rate = learning_rate
+        self.mean_loss_weight = mean_loss_weight
 
-    def _loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        scaled_quantiles, scale = self.network(
+    def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        scaled_mean, scaled_quantiles, scale = self.network(
             batch["past_target"],
             batch["past_observed"],
             batch["past_covariates"],
             batch["future_covariates"],
-            batch["series_index"],
+            batch["categories"],
         )
         scaled_target = batch["future_target"] / scale[:, None]
-        return pinball_loss(scaled_quantiles, scaled_target, batch["future_mask"], self.quantile_levels)
+        mask = batch["future_mask"]
+        return (pinball_loss(scaled_quantiles, scaled_target, mask, self.quantile_levels),
+                squared_error_loss(scaled_mean, scaled_target, mask))
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+    def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
+        pinball, squared_error = self._losses(batch)
+        loss = pinball + self.mean_loss_weight * squared_error
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}_pinball", pinball, on_step=False, on_epoch=True, sync_dist=True)
+        self.log(f"{stage}_mse", squared_error, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.log("val_loss", self._loss(batch), on_epoch=True, prog_bar=True, sync_dist=True)
+        self._step(batch, "val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.learning_rate)

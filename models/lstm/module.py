@@ -1,4 +1,10 @@
-"""The network: a global LSTM encoder with a direct multi-horizon quantile head."""
+"""The network: a global LSTM encoder with an MQ-RNN style decoder (Wen et al., 2017).
+
+The encoder reads the scaled past with its rolling means, covariates and the series' learned
+id embeddings. A global head turns its last state into one context per horizon day; a small local
+head, shared by all days, reads that context with the day's known covariates and the target's
+seasonal lags, and emits the day's mean and quantiles.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,47 @@ from torch.nn import functional as F
 
 # Scales below one unit per day would blow tiny slow-mover values up to the size of fast movers.
 MINIMUM_SCALE = 1.0
+ROLLING_WINDOWS = (7, 28)
+SEASONAL_LAGS = (7, 28)  # every horizon day's value at these lags lies in the context (context >= 28)
+HORIZON_CONTEXT_SIZE = 16
+
+
+def series_scale(past_target: torch.Tensor, past_observed: torch.Tensor) -> torch.Tensor:
+    observed_total = (past_target * past_observed).sum(dim=1)  # [batch]
+    observed_days = past_observed.sum(dim=1).clamp(min=1.0)  # [batch]
+    return (observed_total / observed_days).clamp(min=MINIMUM_SCALE)  # [batch]
+
+
+def rolling_means(values: torch.Tensor, observed: torch.Tensor, windows: tuple[int, ...]) -> torch.Tensor:
+    """Mean of the observed values over the last ``w`` days up to each day: [batch, time, len(windows)]."""
+    padded_values = F.pad((values * observed).cumsum(dim=1), (1, 0))  # [batch, time + 1]
+    padded_counts = F.pad(observed.cumsum(dim=1), (1, 0))  # [batch, time + 1]
+    time = values.shape[1]
+    means = []
+    for window in windows:
+        start = (torch.arange(1, time + 1, device=values.device) - window).clamp(min=0)  # [time]
+        total = padded_values[:, 1:] - padded_values[:, start]  # [batch, time]
+        count = padded_counts[:, 1:] - padded_counts[:, start]  # [batch, time]
+        means.append(total / count.clamp(min=1.0))
+    return torch.stack(means, dim=-1)
+
+
+def seasonal_lags(values: torch.Tensor, observed: torch.Tensor, horizon: int, lags: tuple[int, ...]) -> torch.Tensor:
+    """For each horizon day, the value (and whether it was observed) ``lag`` days earlier, repeating
+    the last ``lag`` days of the context beyond ``lag``: [batch, horizon, 2·len(lags)]."""
+    context = values.shape[1]
+    days = torch.arange(horizon, device=values.device)  # [horizon]
+    features = []
+    for lag in lags:
+        position = context - lag + days % lag  # [horizon]
+        features += [values[:, position], observed[:, position]]  # each [batch, horizon]
+    return torch.stack(features, dim=-1)
 
 
 class LSTMQuantileNetwork(nn.Module):
     def __init__(
         self,
-        n_series: int,
+        category_cardinalities: list[int],
         n_covariates: int,
         horizon: int,
         n_quantiles: int,
@@ -25,26 +66,28 @@ class LSTMQuantileNetwork(nn.Module):
         super().__init__()
         self.horizon = horizon
         self.n_quantiles = n_quantiles
-        self.series_embedding = nn.Embedding(n_series, embedding_dim)
-        # inputs per step: scaled target, observed flag, covariates, series embedding
+        # Index 0 of every table is "unseen", so a new item still gets its store, dept and category.
+        self.embeddings = nn.ModuleList(nn.Embedding(cardinality, embedding_dim) for cardinality in category_cardinalities)
+        embedded = embedding_dim * len(category_cardinalities)
+        # inputs per step: scaled target, observed flag, rolling means, covariates, id embeddings
         self.encoder = nn.LSTM(
-            input_size=2 + n_covariates + embedding_dim,
+            input_size=2 + len(ROLLING_WINDOWS) + n_covariates + embedded,
             hidden_size=hidden_size,
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.head = nn.Sequential(
-            nn.Linear(hidden_size + horizon * n_covariates + embedding_dim, hidden_size * 2),
+        self.global_head = nn.Sequential(
+            nn.Linear(hidden_size + embedded, hidden_size * 2),
             nn.ReLU(),
-            nn.Linear(hidden_size * 2, horizon * n_quantiles),
+            nn.Dropout(dropout),
+            nn.Linear(hidden_size * 2, horizon * HORIZON_CONTEXT_SIZE),
         )
-
-    @staticmethod
-    def series_scale(past_target: torch.Tensor, past_observed: torch.Tensor) -> torch.Tensor:
-        observed_total = (past_target * past_observed).sum(dim=1)  # [batch]
-        observed_days = past_observed.sum(dim=1).clamp(min=1.0)  # [batch]
-        return (observed_total / observed_days).clamp(min=MINIMUM_SCALE)  # [batch]
+        self.local_head = nn.Sequential(
+            nn.Linear(HORIZON_CONTEXT_SIZE + n_covariates + 2 * len(SEASONAL_LAGS), hidden_size),
+            nn.ReLU(),
+            nn.Linear(hidden_size, 1 + n_quantiles),
+        )
 
     def forward(
         self,
@@ -52,29 +95,41 @@ class LSTMQuantileNetwork(nn.Module):
         past_observed: torch.Tensor,  # [batch, context]
         past_covariates: torch.Tensor,  # [batch, context, covariates]
         future_covariates: torch.Tensor,  # [batch, horizon, covariates]
-        series_index: torch.Tensor,  # [batch]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return scaled quantiles [batch, horizon, quantiles] and the scale [batch] that maps them to units."""
-        scale = self.series_scale(past_target, past_observed)  # [batch]
-        embedding = self.series_embedding(series_index)  # [batch, embedding]
+        categories: torch.Tensor,  # [batch, len(category_cardinalities)]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return the scaled mean [batch, horizon], scaled quantiles [batch, horizon, quantiles] and
+        the scale [batch] that maps both to units."""
+        scale = series_scale(past_target, past_observed)  # [batch]
+        scaled = past_target / scale[:, None]  # [batch, context]
+        embedding = torch.cat([table(categories[:, i]) for i, table in enumerate(self.embeddings)], dim=-1)  # [batch, embedded]
         context = past_target.shape[1]
         encoder_input = torch.cat(
             [
-                (past_target / scale[:, None]).unsqueeze(-1),  # [batch, context, 1]
+                scaled.unsqueeze(-1),  # [batch, context, 1]
                 past_observed.unsqueeze(-1),  # [batch, context, 1]
+                rolling_means(scaled, past_observed, ROLLING_WINDOWS),  # [batch, context, windows]
                 past_covariates,  # [batch, context, covariates]
-                embedding.unsqueeze(1).expand(-1, context, -1),  # [batch, context, embedding]
+                embedding.unsqueeze(1).expand(-1, context, -1),  # [batch, context, embedded]
             ],
             dim=-1,
         )
         _, (hidden, _) = self.encoder(encoder_input)  # hidden: [layers, batch, hidden]
-        summary = torch.cat([hidden[-1], future_covariates.flatten(1), embedding], dim=-1)
-        raw = self.head(summary).view(-1, self.horizon, self.n_quantiles)  # [batch, horizon, quantiles]
+        horizon_context = self.global_head(torch.cat([hidden[-1], embedding], dim=-1))  # [batch, horizon * ctx]
+        local_input = torch.cat(
+            [
+                horizon_context.view(-1, self.horizon, HORIZON_CONTEXT_SIZE),  # [batch, horizon, ctx]
+                future_covariates,  # [batch, horizon, covariates]
+                seasonal_lags(scaled, past_observed, self.horizon, SEASONAL_LAGS),  # [batch, horizon, 2·lags]
+            ],
+            dim=-1,
+        )
+        raw = self.local_head(local_input)  # [batch, horizon, 1 + quantiles]
+        scaled_mean = F.softplus(raw[..., 0])  # [batch, horizon]
         # Cumulative positive steps keep the quantiles from crossing.
-        lowest = raw[..., :1]
-        steps = F.softplus(raw[..., 1:])
-        scaled_quantiles = torch.cat([lowest, lowest + steps.cumsum(dim=-1)], dim=-1)
-        return scaled_quantiles, scale
+        lowest = raw[..., 1:2]
+        steps = F.softplus(raw[..., 2:])
+        scaled_quantiles = torch.cat([lowest, lowest + steps.cumsum(dim=-1)], dim=-1)  # [batch, horizon, quantiles]
+        return scaled_mean, scaled_quantiles, scale
 
 
 def pinball_loss(
@@ -86,3 +141,11 @@ def pinball_loss(
     error = scaled_target.unsqueeze(-1) - scaled_quantiles  # [batch, horizon, quantiles]
     loss = torch.maximum(quantile_levels * error, (quantile_levels - 1) * error).mean(dim=-1)  # [batch, horizon]
     return (loss * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def squared_error_loss(
+    scaled_mean: torch.Tensor,  # [batch, horizon]
+    scaled_target: torch.Tensor,  # [batch, horizon]
+    mask: torch.Tensor,  # [batch, horizon]
+) -> torch.Tensor:
+    return ((scaled_mean - scaled_target) ** 2 * mask).sum() / mask.sum().clamp(min=1.0)

@@ -13,17 +13,25 @@ from models.lstm.estimator import LSTMPredictor
 INPUT_DTYPES = {
     "item_id": "str",
     "store_id": "str",
+    "dept_id": "str",
+    "cat_id": "str",
     "date": "datetime64[ns]",
     "units": "int64",
     "price": "float64",
     "promo": "int64",
     "event": "int64",
+    "snap": "int64",
     "available": "int64",
 }
 
 
+# Columns a source may lack, and what their absence stands for: no SNAP programme, an unseen group.
+INPUT_DEFAULTS = {"snap": 0, "dept_id": "unknown", "cat_id": "unknown"}
+
+
 def as_model_input(sales: pd.DataFrame) -> pd.DataFrame:
-    return sales[list(INPUT_DTYPES)].astype(INPUT_DTYPES).reset_index(drop=True)
+    filled = sales.assign(**{column: value for column, value in INPUT_DEFAULTS.items() if column not in sales})
+    return filled[list(INPUT_DTYPES)].astype(INPUT_DTYPES).reset_index(drop=True)
 
 
 class LSTMForecasterPyfunc(mlflow.pyfunc.PythonModel):

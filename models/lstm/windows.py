@@ -9,7 +9,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from models.features import COVARIATE_COLUMNS, series_id
+from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS, series_id
+
+UNKNOWN_CATEGORY = "unknown"
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class SeriesPanel:
     observed: np.ndarray  # [series, padded_time] 1 where units are known
     trainable: np.ndarray  # [series, padded_time] observed and not censored by a stockout
     covariates: np.ndarray  # [series, padded_time, covariates]
+    categories: np.ndarray  # [series, len(CATEGORY_COLUMNS)] id values (str) of each series
 
     def position(self, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
         return self.context_length + (pd.DatetimeIndex(dates) - self.start_date).days.to_numpy()
@@ -48,7 +51,12 @@ def build_panel(frame: pd.DataFrame, context_length: int) -> SeriesPanel:
     observed[row_series, column] = known
     trainable[row_series, column] = known & (available > 0)
     covariates[row_series, column] = frame[COVARIATE_COLUMNS].to_numpy(dtype=np.float32)
-    return SeriesPanel(series, start_date, context_length, target, observed, trainable, covariates)
+    first_row = np.unique(row_series, return_index=True)[1]
+    categories = np.column_stack([
+        frame[name].astype(str).to_numpy()[first_row] if name in frame else np.full(len(series), UNKNOWN_CATEGORY)
+        for name in CATEGORY_COLUMNS
+    ])
+    return SeriesPanel(series, start_date, context_length, target, observed, trainable, covariates, categories)
 
 
 def gather_windows(
@@ -89,12 +97,12 @@ class WindowDataset(Dataset):
     """Windows cut on demand; ``__getitems__`` gathers a whole batch with one fancy index."""
 
     def __init__(self, panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray,
-                 horizon: int, series_index: np.ndarray) -> None:
+                 horizon: int, category_indices: np.ndarray) -> None:
         self.panel = panel
         self.series_rows = series_rows
         self.first_future = first_future
         self.horizon = horizon
-        self.series_index = series_index  # [series] embedding index per panel row
+        self.category_indices = category_indices  # [series, categories] embedding indices per panel row
 
     def __len__(self) -> int:
         return len(self.series_rows)
@@ -103,7 +111,7 @@ class WindowDataset(Dataset):
         picked = np.asarray(indices)
         rows = self.series_rows[picked]
         batch = gather_windows(self.panel, rows, self.first_future[picked], self.horizon)
-        batch["series_index"] = torch.from_numpy(self.series_index[rows])
+        batch["categories"] = torch.from_numpy(self.category_indices[rows])
         return batch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

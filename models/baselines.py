@@ -1,0 +1,116 @@
+"""The baselines a demand planner already trusts: statsforecast's local models and a global LightGBM
+through mlforecast (the M5 winner's approach). Each returns the common forecast shape of
+:mod:`models.evaluation`: item_id, store_id, date, cutoff, point and, where the model has
+intervals, q0.025 q0.1 q0.5 q0.9 q0.975.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import lightgbm
+from mlforecast import MLForecast
+from mlforecast.lag_transforms import RollingMean
+from mlforecast.utils import PredictionIntervals
+from statsforecast import StatsForecast
+from statsforecast.models import TSB, AutoETS, CrostonOptimized, SeasonalNaive
+
+from models.backtest import Forecaster
+from models.evaluation import POINT, WEEK, from_nixtla, to_nixtla
+
+INTERVAL_LEVELS = (80, 95)
+STATISTICAL_MODELS: dict[str, Callable[[], object]] = {
+    "seasonal_naive": lambda: SeasonalNaive(season_length=WEEK),
+    "auto_ets": lambda: AutoETS(season_length=WEEK),
+    "croston": lambda: CrostonOptimized(),
+    "tsb": lambda: TSB(alpha_d=0.1, alpha_p=0.1),
+}
+# Croston and TSB forecast a rate with no distribution around it: point forecasts only.
+WITHOUT_INTERVALS = {"croston", "tsb"}
+BASELINES = (*STATISTICAL_MODELS, "lightgbm")
+
+
+def _common_shape(forecast: pd.DataFrame, column: str, cutoff: pd.Timestamp, with_intervals: bool) -> pd.DataFrame:
+    """Nixtla's <model>, <model>-lo-80 ... columns to point and quantiles, clipped at 0. The intervals
+    of these models are symmetric around the point, so their median is the point."""
+    shaped = from_nixtla(forecast).assign(cutoff=cutoff, **{POINT: forecast[column].clip(lower=0).to_numpy()})
+    if with_intervals:
+        shaped["q0.5"] = shaped[POINT]
+        for level, (low, high) in {80: ("q0.1", "q0.9"), 95: ("q0.025", "q0.975")}.items():
+            shaped[low] = forecast[f"{column}-lo-{level}"].clip(lower=0).to_numpy()
+            shaped[high] = forecast[f"{column}-hi-{level}"].clip(lower=0).to_numpy()
+    return shaped
+
+
+def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str]) -> dict[str, pd.DataFrame]:
+    """Fit each named statsforecast model per series on ``history`` and forecast ``horizon`` days."""
+    unknown = sorted(set(names) - set(STATISTICAL_MODELS))
+    if unknown:
+        raise ValueError(f"unknown statistical baselines {unknown}; choose from {sorted(STATISTICAL_MODELS)}")
+    cutoff = history["date"].max()
+    train = to_nixtla(history, {"units": "y"})
+    forecasts = {}
+    for with_intervals in (True, False):
+        group = [name for name in names if (name not in WITHOUT_INTERVALS) == with_intervals]
+        if not group:
+            continue
+        engine = StatsForecast(models=[STATISTICAL_MODELS[name]() for name in group], freq="D", n_jobs=1)
+        raw = engine.forecast(h=horizon, df=train, level=list(INTERVAL_LEVELS) if with_intervals else None)
+        for name, model in zip(group, engine.models):
+            forecasts[name] = _common_shape(raw, str(model), cutoff, with_intervals)
+    return forecasts
+
+
+# The protocol's LightGBM: tweedie loss, lags 7/14/28, rolling means of lags 7 and 28, calendar,
+# price, SNAP and event, categorical ids, recursive forecasts, conformal intervals over 5 windows.
+LIGHTGBM_PARAMS = {"objective": "tweedie", "n_estimators": 500, "learning_rate": 0.05, "num_leaves": 63}
+STATIC_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
+DYNAMIC_COLUMNS = ["price", "promo", "event", "snap"]
+CONFORMAL_WINDOWS = 5
+
+
+def _lightgbm_frame(frame: pd.DataFrame, categories: dict[str, pd.Index], with_target: bool) -> pd.DataFrame:
+    nixtla = to_nixtla(frame, {"units": "y"} if with_target else {})
+    for column, values in categories.items():
+        nixtla[column] = pd.Categorical(frame[column].astype(str), categories=values)
+    for column in DYNAMIC_COLUMNS:
+        nixtla[column] = frame[column].to_numpy(dtype=float) if column in frame else 0.0
+    return nixtla
+
+
+def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Global LightGBM over all series. ``future`` holds the known covariates (price, promo, event,
+    snap) of the forecast days; the horizon is its number of days per series."""
+    horizon = int(future.groupby(["item_id", "store_id"])["date"].size().max())
+    categories = {column: pd.Index(sorted(set(history[column].astype(str)) | set(future[column].astype(str))))
+                  for column in STATIC_COLUMNS if column in history and column in future}
+    train = _lightgbm_frame(history, categories, with_target=True)
+    exogenous = _lightgbm_frame(future, categories, with_target=False)
+    engine = MLForecast(
+        models={"lightgbm": lightgbm.LGBMRegressor(**LIGHTGBM_PARAMS, random_state=seed, verbosity=-1, n_jobs=1)},
+        freq="D",
+        lags=[7, 14, 28],
+        lag_transforms={7: [RollingMean(window_size=7), RollingMean(window_size=28)],
+                        28: [RollingMean(window_size=7), RollingMean(window_size=28)]},
+        date_features=["dayofweek", "month"],
+    )
+    engine.fit(train, static_features=list(categories),
+               prediction_intervals=PredictionIntervals(n_windows=CONFORMAL_WINDOWS, h=horizon))
+    raw = engine.predict(h=horizon, X_df=exogenous.drop(columns=list(categories)), level=list(INTERVAL_LEVELS))
+    return _common_shape(raw, "lightgbm", history["date"].max(), with_intervals=True)
+
+
+def baseline_forecasters(names: list[str], horizon: int, seed: int = 0) -> dict[str, Forecaster]:
+    """Backtest forecasters for the named baselines (see ``BASELINES``)."""
+    unknown = sorted(set(names) - set(BASELINES))
+    if unknown:
+        raise ValueError(f"unknown baselines {unknown}; choose from {list(BASELINES)}")
+
+    def statistical(name: str) -> Forecaster:
+        return lambda history, future: statistical_forecasts(history, horizon, [name])[name]
+
+    return {
+        name: (lambda history, future: lightgbm_forecast(history, future, seed)) if name == "lightgbm" else statistical(name)
+        for name in names
+    }
