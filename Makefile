@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup run test benchmark clean
+.PHONY: setup run test benchmark forecast-benchmark clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,13 @@ test: setup
 
 benchmark: setup
 	$(BIN)/python benchmarks/pipeline.py --out output/benchmark_pipeline.json
+
+# The forecast backtest protocol on real data (m5_tiny beside the project, when present).
+FORECAST_DATA ?= ../shared/data/m5_tiny
+FORECAST_FORMAT ?= m5
+forecast-benchmark: setup
+	$(BIN)/python benchmarks/forecast_accuracy.py --data $(FORECAST_DATA) --format $(FORECAST_FORMAT) \
+		--out output/forecast_accuracy.json
 
 clean:
 	rm -rf $(VENV) .replenish output

@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -147,11 +146,10 @@ def _daily_matrix(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, 
 
 def _train_lstm(sales: pd.DataFrame, test_start: pd.Timestamp, history_days: int, settings):  # noqa: ANN001, ANN202
     from models.features import build_feature_frame
-    from models.lstm.estimator import LSTMConfig, LSTMEstimator
+    from models.lstm.estimator import LSTMEstimator
+    from replenish.model_config import lstm_config
 
-    forecast = settings.forecast
-    same_names = {f.name: getattr(forecast, f.name) for f in fields(LSTMConfig) if hasattr(forecast, f.name)}
-    config = LSTMConfig(**{**same_names, "horizon": forecast.horizon_days, "quantiles": tuple(forecast.quantiles)})
+    config = lstm_config(settings.forecast)
     recent = sales.loc[sales["date"] >= test_start - pd.Timedelta(days=history_days)]
     checkpoints = Path(tempfile.mkdtemp(prefix="policy-bench-ckpt-"))
     return LSTMEstimator(config, checkpoints).fit(build_feature_frame(recent))

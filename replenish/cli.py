@@ -147,7 +147,7 @@ def train(
     data_format: FormatOption = None,
     debug: DebugOption = False,
 ) -> None:
-    """Validate, train, evaluate against seasonal naive and register; promote to champion only if better.
+    """Validate, train, backtest against the baselines and register; promote to champion only if better.
 
     Example: replenish train --data sales.csv --set forecast.max_epochs=20
     """

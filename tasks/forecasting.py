@@ -27,6 +27,7 @@ from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
 from models.lstm.train_process import TRAINING_SUMMARY
 from models.lstm.module import LSTMQuantileNetwork
+from replenish.model_config import lstm_config
 from replenish.settings import Settings
 from replenish.tracking import data_fingerprint
 
@@ -47,30 +48,6 @@ class TrainedForecaster:
         return self.training_windows * self.epochs / self.fit_seconds if self.fit_seconds > 0 else float("nan")
 
 
-def lstm_config(settings: Settings) -> LSTMConfig:
-    forecast = settings.forecast
-    return LSTMConfig(
-        horizon=forecast.horizon_days,
-        context_length=forecast.context_length,
-        quantiles=tuple(forecast.quantiles),
-        hidden_size=forecast.hidden_size,
-        num_layers=forecast.num_layers,
-        embedding_dim=forecast.embedding_dim,
-        dropout=forecast.dropout,
-        learning_rate=forecast.learning_rate,
-        mean_loss_weight=forecast.mean_loss_weight,
-        batch_size=forecast.batch_size,
-        max_epochs=forecast.max_epochs,
-        window_stride_days=forecast.window_stride_days,
-        max_training_days=forecast.max_training_days,
-        early_stopping_patience=forecast.early_stopping_patience,
-        seed=forecast.seed,
-        accelerator=forecast.accelerator,
-        devices=forecast.devices,
-        strategy=forecast.strategy,
-    )
-
-
 def _code_version(*functions: object) -> str:
     """A change to the code that makes a result invalidates its cached copies too."""
     source = "".join(inspect.getsource(inspect.getmodule(function)) for function in functions)
@@ -83,7 +60,7 @@ def features_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
 
 def training_key(train: pd.DataFrame, settings: Settings) -> str:
     """Same training data and same model settings give the same model."""
-    config = json.dumps(asdict(lstm_config(settings)), sort_keys=True)
+    config = json.dumps(asdict(lstm_config(settings.forecast)), sort_keys=True)
     return "-".join([
         "lstm",
         data_fingerprint(train),
@@ -145,7 +122,7 @@ def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: P
 def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | None) -> TrainedForecaster:
     """Fit the LSTM on ``train``. Checkpoints are kept per training key, so a fit interrupted by a crash
     or a cancelled flow run resumes from its last epoch when the same training is asked for again."""
-    config = lstm_config(settings)
+    config = lstm_config(settings.forecast)
     checkpoints = settings.work_dir / "checkpoints" / training_key(train, settings)
     resume = settings.forecast.resume_training
     if config.strategy.startswith("ddp"):

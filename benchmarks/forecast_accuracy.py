@@ -1,0 +1,175 @@
+"""Rolling-origin backtest of the LSTM against the baselines, by the shared backtest protocol.
+
+    python benchmarks/forecast_accuracy.py --data ../shared/data/m5_tiny --format m5 [--out FILE]
+    make forecast-benchmark            (the same, on ../shared/data/m5_tiny)
+
+Protocol (../shared/BACKTEST_PROTOCOL.md): h = 28 days, origins T-84, T-56, T-28; every model is
+refitted on all data up to each cutoff; calendar, prices, events and SNAP of the test window are
+given, its units never; forecasts clipped at 0. Metrics from utilsforecast: RMSSE (one-step scale),
+MASE (7-step scale), 80% and 95% coverage, scaled pinball at q0.1/0.5/0.9, and WRMSSE with
+revenue weights over the 28 days up to each cutoff. The LSTM runs with the project's settings
+(--set key=value changes them, e.g. --set forecast.max_epochs=4).
+
+Prints a table and writes {"dataset", "protocol", "models": {name: {rmsse, mase, wrmsse, pinball,
+coverage_80, coverage_95, fit_seconds}}, "lstm_training": {...}} with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ALL_MODELS = ["lstm", "seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm"]
+COLUMNS = ["rmsse", "mase", "wrmsse", "pinball", "coverage_80", "coverage_95", "fit_seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="data folder (M5 layout) or long-format file")
+    parser.add_argument("--format", choices=["m5", "long"], required=True)
+    parser.add_argument("--out", type=Path, help="write the JSON result here")
+    parser.add_argument("--origins", type=int, default=3)
+    parser.add_argument("--horizon", type=int, default=28)
+    parser.add_argument("--drop-last-days", type=int, default=0,
+                        help="score on earlier windows, ending this many days before the data does: for choosing "
+                             "settings without touching the protocol's test windows")
+    parser.add_argument("--models", default=",".join(ALL_MODELS), help=f"comma-separated, from {ALL_MODELS}")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="settings override key=value")
+    args = parser.parse_args()
+
+    if not args.data.exists():
+        print(f"skipped: data {args.data} not found (m5_tiny lives in ../shared/data/m5_tiny)")
+        return
+    os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
+    result = run(args)
+    print_table(result)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        partial = args.out.with_name(args.out.name + ".partial")
+        partial.write_text(json.dumps(result, indent=2))
+        partial.replace(args.out)
+        print(f"wrote {args.out}")
+
+
+def run(args: argparse.Namespace) -> dict:
+    from models.backtest import run_backtest
+    from models.baselines import baseline_forecasters
+    from replenish.data.tables import MasterDefaults, complete_tables
+    from replenish.model_config import lstm_config
+    from replenish.settings import load_settings
+
+    settings = load_settings(overrides=[f"data.format={args.format}", f"data.path={args.data}",
+                                        f"forecast.horizon_days={args.horizon}", *args.overrides])
+    sales = complete_tables(_load(args.data, args.format), MasterDefaults(**settings.data.master_defaults.model_dump())).sales
+    if args.drop_last_days:
+        sales = sales[sales["date"] <= sales["date"].max() - pd.Timedelta(days=args.drop_last_days)]
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(ALL_MODELS))
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; choose from {ALL_MODELS}")
+    print(f"{sales.groupby(['item_id', 'store_id']).ngroups} series, {len(sales):,} rows, "
+          f"{args.origins} origins × {args.horizon} days", flush=True)
+
+    forecasters = baseline_forecasters([name for name in names if name != "lstm"], args.horizon, settings.forecast.seed)
+    training: list[dict] = []
+    if "lstm" in names:
+        forecasters = {"lstm": _lstm_forecaster(lstm_config(settings.forecast), training), **forecasters}
+    started = time.perf_counter()
+    backtest = run_backtest(sales, forecasters, args.horizon, args.origins)
+    table = backtest.scores.table().assign(fit_seconds=pd.Series(backtest.fit_seconds))
+    result = {
+        "dataset": args.data.resolve().name,
+        "protocol": {
+            "horizon": args.horizon,
+            "cutoffs": [f"{window.cutoff:%Y-%m-%d}" for window in backtest.windows],
+            "series": int(sales.groupby(["item_id", "store_id"]).ngroups),
+            "dropped_last_days": args.drop_last_days,
+        },
+        "models": {
+            model: {column: _number(value) for column, value in row.items()} for model, row in table.iterrows()
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if training:
+        windows = sum(fit["training_windows"] * fit["epochs"] for fit in training)
+        seconds = sum(fit["train_seconds"] for fit in training)
+        result["lstm_training"] = {
+            "per_origin": training,
+            "windows_per_second": round(windows / seconds, 1),
+            "train_seconds_total": round(seconds, 1),
+            "threads": _threads(),
+            "settings": {key: str(value) for key, value in settings.forecast.model_dump().items()},
+        }
+    return result
+
+
+def _lstm_forecaster(config, training: list[dict]):  # noqa: ANN001, ANN202 - LSTMConfig and Forecaster, imported lazily
+    from models.evaluation import quantile_forecast_as_model_output
+    from models.features import build_feature_frame
+    from models.lstm.estimator import LSTMEstimator
+
+    def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        cutoff = history["date"].max()
+        estimator = LSTMEstimator(config, Path(tempfile.mkdtemp(prefix="forecast-bench-ckpt-")), show_progress=False)
+        fit_started = time.perf_counter()
+        predictor = estimator.fit(build_feature_frame(history))
+        seconds = time.perf_counter() - fit_started
+        training.append({"cutoff": f"{cutoff:%Y-%m-%d}", "train_seconds": round(seconds, 1),
+                         "training_windows": estimator.training_windows, "epochs": estimator.epochs_run})
+        print(f"  LSTM at {cutoff:%Y-%m-%d}: {estimator.epochs_run} epochs of {estimator.training_windows:,} "
+              f"windows in {seconds:.0f}s", flush=True)
+        return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
+
+    return forecast
+
+
+def _load(path: Path, data_format: str):  # noqa: ANN202 - RawTables, imported lazily
+    if data_format == "m5":
+        from replenish.data.m5 import load_m5
+
+        return load_m5(path)
+    from replenish.data.long_format import load_long
+
+    return load_long(path)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _number(value: object) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), 4)
+
+
+def print_table(result: dict) -> None:
+    models = result["models"]
+    naive = (models.get("seasonal_naive") or {}).get("rmsse")
+    print(f"\n{result['dataset']}: {result['protocol']['series']} series, cutoffs {', '.join(result['protocol']['cutoffs'])}")
+    header = f"{'model':<16}" + "".join(f"{column:>13}" for column in COLUMNS) + f"{'vs naive':>10}"
+    print(header)
+    print("-" * len(header))
+    for model, row in models.items():
+        cells = "".join(f"{'–' if row[c] is None else format(row[c], '.3f' if c != 'fit_seconds' else '.1f'):>13}"
+                        for c in COLUMNS)
+        relative = f"{1 - row['rmsse'] / naive:>+10.1%}" if naive and row["rmsse"] is not None else f"{'':>10}"
+        print(f"{model:<16}{cells}{relative}")
+    if "lstm_training" in result:
+        lstm = result["lstm_training"]
+        print(f"\nLSTM training: {lstm['windows_per_second']:,.0f} windows/s, {lstm['train_seconds_total']:.0f}s "
+              f"over {len(lstm['per_origin'])} origins on {lstm['threads']} threads")
+
+
+if __name__ == "__main__":
+    main()
