@@ -68,6 +68,7 @@ LIGHTGBM_PARAMS = {"objective": "tweedie", "n_estimators": 500, "learning_rate":
 STATIC_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
 DYNAMIC_COLUMNS = ["price", "promo", "event", "snap"]
 CONFORMAL_WINDOWS = 5
+FEATURE_WARMUP_DAYS = 28 + 28  # rolling mean of 28 days on the lag of 28 days
 
 
 def _lightgbm_frame(frame: pd.DataFrame, categories: dict[str, pd.Index], with_target: bool) -> pd.DataFrame:
@@ -95,10 +96,17 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
                         28: [RollingMean(window_size=7), RollingMean(window_size=28)]},
         date_features=["dayofweek", "month"],
     )
-    engine.fit(train, static_features=list(categories),
-               prediction_intervals=PredictionIntervals(n_windows=CONFORMAL_WINDOWS, h=horizon))
-    raw = engine.predict(h=horizon, X_df=exogenous.drop(columns=list(categories)), level=list(INTERVAL_LEVELS))
-    return _common_shape(raw, "lightgbm", history["date"].max(), with_intervals=True)
+    # Conformal intervals need every series to cover its calibration windows, and the fit before the
+    # earliest window needs days beyond the longest lag and its rolling mean. Short histories get fewer
+    # windows; with less than one the forecast has no intervals at all.
+    lengths = train.groupby("unique_id").size()
+    windows = min(CONFORMAL_WINDOWS, (int(lengths.min()) - 1) // horizon,
+                  (int(lengths.max()) - FEATURE_WARMUP_DAYS - 1) // horizon)
+    intervals = PredictionIntervals(n_windows=windows, h=horizon) if windows >= 1 else None
+    engine.fit(train, static_features=list(categories), prediction_intervals=intervals)
+    raw = engine.predict(h=horizon, X_df=exogenous.drop(columns=list(categories)),
+                         level=list(INTERVAL_LEVELS) if intervals else None)
+    return _common_shape(raw, "lightgbm", history["date"].max(), with_intervals=intervals is not None)
 
 
 def baseline_forecasters(names: list[str], horizon: int, seed: int = 0) -> dict[str, Forecaster]:
