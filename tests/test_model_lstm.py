@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import Callback
 from models.features import COVARIATE_COLUMNS, build_feature_frame, future_rows
 from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, category_indices
 from models.lstm.module import LSTMQuantileNetwork, pinball_loss, rolling_means, seasonal_lags, squared_error_loss
-from models.lstm.windows import build_panel, training_window_starts
+from models.lstm.windows import build_panel, in_sample_scales, training_window_starts
 
 WEEKLY_PROFILE = np.array([4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 6.0])
 
@@ -84,6 +84,18 @@ def test_pinball_loss_ignores_censored_days() -> None:
     assert pinball_loss(predicted, target, torch.ones(1, 2), levels) > 100 * only_first_day
     mean = torch.zeros(1, 2)
     assert squared_error_loss(mean, target, torch.tensor([[1.0, 0.0]])) == pytest.approx(1.0)
+
+
+def test_in_sample_scales_use_consecutive_observed_days_only() -> None:
+    sales = pd.DataFrame({
+        "item_id": ["A"] * 4 + ["B"] * 3, "store_id": "S", "units": [0, 2, 0, 2, 1, 3, 5],
+        "date": [*pd.date_range("2024-01-01", periods=4), *pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-04"])],
+        "price": 1.0,
+    })
+    panel = build_panel(build_feature_frame(sales), context_length=28)
+    scales = in_sample_scales(panel, last_position=panel.target.shape[1] - 1)
+    assert scales[0].tolist() == [4.0, 2.0]  # changes of ±2
+    assert scales[1].tolist() == [4.0, 2.0]  # only 3 -> 5 is a change between two known days
 
 
 def test_stockout_days_are_not_training_targets() -> None:

@@ -29,6 +29,7 @@ from models.lstm.windows import (
     SeriesPanel,
     build_panel,
     gather_windows,
+    in_sample_scales,
     training_window_starts,
 )
 
@@ -47,6 +48,7 @@ class LSTMConfig:
     dropout: float = 0.0
     learning_rate: float = 3e-3
     mean_loss_weight: float = 1.0
+    metric_scaled_loss: bool = True  # weigh each series' errors as RMSSE and scaled pinball do
     batch_size: int = 256
     max_epochs: int = 8
     window_stride_days: int = 2
@@ -210,10 +212,12 @@ class LSTMEstimator:
                 f"(horizon {config.horizon} for validation plus at least one training window)"
             )
         self.training_windows = len(train_rows)
+        # The validation window's units are not part of the in-sample scale, as in the backtest.
+        loss_scales = in_sample_scales(panel, validation_start - 1)
 
         loaders = [
             DataLoader(
-                WindowDataset(panel, rows, starts, config.horizon, categories),
+                WindowDataset(panel, rows, starts, config.horizon, categories, loss_scales),
                 batch_size=config.batch_size,
                 shuffle=shuffle,
                 collate_fn=already_batched,
@@ -226,6 +230,7 @@ class LSTMEstimator:
             quantiles=list(config.quantiles),
             learning_rate=config.learning_rate,
             mean_loss_weight=config.mean_loss_weight,
+            metric_scaled_loss=config.metric_scaled_loss,
         )
         checkpoint = ModelCheckpoint(dirpath=self.checkpoint_dir, monitor="val_loss", save_last=True)
         trainer = pl.Trainer(

@@ -93,16 +93,29 @@ def training_window_starts(
     return rows[keep], starts[keep]
 
 
+def in_sample_scales(panel: SeriesPanel, last_position: int) -> np.ndarray:
+    """[series, 2]: mean squared and mean absolute one-step change of the observed units up to
+    ``last_position``, the scales of RMSSE and of the scaled pinball loss (M5). NaN for a series
+    with no two consecutive observed days."""
+    target = panel.target[:, : last_position + 1]
+    both = panel.observed[:, 1 : last_position + 1] * panel.observed[:, :last_position]  # [series, time - 1]
+    change = np.diff(target, axis=1) * both
+    pairs = both.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.column_stack([(change**2).sum(axis=1) / pairs, np.abs(change).sum(axis=1) / pairs]).astype(np.float32)
+
+
 class WindowDataset(Dataset):
     """Windows cut on demand; ``__getitems__`` gathers a whole batch with one fancy index."""
 
     def __init__(self, panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray,
-                 horizon: int, category_indices: np.ndarray) -> None:
+                 horizon: int, category_indices: np.ndarray, loss_scales: np.ndarray) -> None:
         self.panel = panel
         self.series_rows = series_rows
         self.first_future = first_future
         self.horizon = horizon
         self.category_indices = category_indices  # [series, categories] embedding indices per panel row
+        self.loss_scales = loss_scales  # [series, 2] see in_sample_scales
 
     def __len__(self) -> int:
         return len(self.series_rows)
@@ -112,6 +125,7 @@ class WindowDataset(Dataset):
         rows = self.series_rows[picked]
         batch = gather_windows(self.panel, rows, self.first_future[picked], self.horizon)
         batch["categories"] = torch.from_numpy(self.category_indices[rows])
+        batch["loss_scales"] = torch.from_numpy(self.loss_scales[rows])  # [batch, 2]
         return batch
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
