@@ -102,7 +102,7 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     lengths = train.groupby("unique_id").size()
     windows = min(CONFORMAL_WINDOWS, (int(lengths.min()) - 1) // horizon,
                   (int(lengths.max()) - FEATURE_WARMUP_DAYS - 1) // horizon)
-    intervals = PredictionIntervals(n_windows=windows, h=horizon) if windows >= 1 else None
+    intervals = PredictionIntervals(n_windows=windows, h=horizon) if windows >= 2 else None
     engine.fit(train, static_features=list(categories), prediction_intervals=intervals)
     raw = engine.predict(h=horizon, X_df=exogenous.drop(columns=list(categories)),
                          level=list(INTERVAL_LEVELS) if intervals else None)
