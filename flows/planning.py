@@ -18,6 +18,7 @@ from tasks.planning import (
     optimize_orders,
     publish_plan,
     split_by_store,
+    write_plan_report,
 )
 
 
@@ -25,6 +26,7 @@ from tasks.planning import (
 class PlanningSummary:
     mlflow_run_id: str
     plan: PublishedPlan
+    report_path: Path
 
 
 @flow(name="replenish-plan", log_prints=True)
@@ -38,4 +40,5 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
         parts = split_by_store(problem, settings.planning)
         plan = merge_plans(map_partitions(settings, optimize_orders, parts, planning=settings.planning))
         published = publish_plan(settings, run_id, problem, plan)
-    return PlanningSummary(run_id, published)
+        report_path = write_plan_report(settings, run_id, problem, plan, forecast, data.sales)
+    return PlanningSummary(run_id, published, report_path)

@@ -192,6 +192,7 @@ def _planning_lines(summary: PlanningSummary) -> list[str]:
         f" expected fill rate {plan.expected_fill_rate:.1%} (solver: {plan.solver_status})",
         f"  written    {plan.plan_path} (explained: {plan.explained_path.name})",
         f"  MLflow run {summary.mlflow_run_id} (planning)",
+        f"  report     {summary.report_path}",
     ]
 
 

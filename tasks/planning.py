@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 from prefect import task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.lstm.pyfunc import as_model_input
@@ -24,11 +27,14 @@ from optimization.decomposition import merge_results, split_by_location
 from optimization.uncertainty import planning_demand
 from replenish import tracking
 from replenish.data.tables import RetailData
+from replenish.report import plan_report, render_html, report_markdown
 from replenish.settings import PlanningSettings, Settings
 
 
 FORECAST_ARTIFACT = "forecast/forecast.csv"
+REPORT_ARTIFACT_FOLDER = "report"
 PUBLISHED_TAG = "plan_published"
+REPORT_TAG = "plan_report_published"
 
 
 class ChampionMissingError(LookupError):
@@ -141,17 +147,23 @@ def merge_plans(plans: list[PlanResult]) -> PlanResult:
 def explained_orders(plan: PlanResult) -> pd.DataFrame:
     """Each order with why: demand over lead time plus review, safety stock, on hand, pipeline, binding limits."""
     keys = ["item_id", "store_id", "order_date"]
-    explanation = plan.explanations.drop(columns=["quantity"], errors="ignore")
+    # A plan without orders explains them in an untyped empty frame, which would not merge on dates.
+    explanation = plan.explanations.drop(columns=["quantity"], errors="ignore").astype(
+        {"order_date": plan.orders["order_date"].dtype})
     return plan.orders[[*keys, "quantity", "arrival_date"]].merge(explanation, on=keys, how="left")
 
 
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
+    write_atomically(path, lambda stream: table.to_csv(stream, index=False))
+
+
+def write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
     """Readers see the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", newline="") as stream:
-            table.to_csv(stream, index=False)
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -191,3 +203,23 @@ def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan
     tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "solver_status": plan.solver_status,
                                          PUBLISHED_TAG: "true"})
     return published
+
+
+@task(name="write-plan-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def write_plan_report(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
+                      forecast: pd.DataFrame, history: pd.DataFrame) -> Path:
+    """The HTML report of a published plan, next to it, in MLflow and linked from Prefect.
+
+    Idempotent like publish_plan: a retry that finds the report already logged writes nothing again."""
+    path = settings.output_dir / "plan_report.html"
+    if tracking.run_tags(settings, run_id).get(REPORT_TAG) == "true":
+        return path
+    report = plan_report(problem, plan, explained_orders(plan), forecast, history,
+                         settings.planning.budget_per_period, settings.planning.review_days)
+    write_atomically(path, lambda stream: stream.write(render_html(report, run_id)))
+    tracking.client_for(settings).log_artifact(run_id, str(path), REPORT_ARTIFACT_FOLDER)
+    create_markdown_artifact(key="plan-report", description="The plan report: KPIs, top orders, charts",
+                             markdown=report_markdown(report, path, run_id,
+                                                      f"{REPORT_ARTIFACT_FOLDER}/{path.name}"))
+    tracking.set_tags(settings, run_id, {REPORT_TAG: "true"})
+    return path

@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from tests.conftest import run_cli, set_options
 from models.lstm.pyfunc import as_model_input
 from replenish import tracking
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, complete_tables
-from replenish.settings import load_settings
+from replenish.settings import Settings, load_settings
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
@@ -101,6 +103,7 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     capacity = data.capacity.set_index("store_id")["capacity_volume"]
     assert (used <= used.index.get_level_values("store_id").map(capacity).to_numpy() + TOLERANCE).all()
     explained_plan_matches_the_plan(tiny_overrides)
+    report_is_published(settings, result.stdout, client, planning_run.info.run_id)
 
 
 def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path) -> None:
@@ -122,6 +125,7 @@ def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path)
     assert "between" in message and "rows 6, 18" in message
     assert settings.plan_path.read_bytes() == published_before
     assert not (settings.output_dir / "plan_demand.csv").exists()
+    assert not (settings.output_dir / "plan_report.html").exists()
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     assert client.search_model_versions(f"name='{settings.tracking.registered_model_name}'") == []
 
@@ -133,3 +137,17 @@ def explained_plan_matches_the_plan(settings_overrides: list[str]) -> None:
     assert len(explained) == len(plan)
     assert {"demand_over_protection", "safety_stock", "on_hand", "pipeline", "binding"} <= set(explained.columns)
     assert explained["demand_over_protection"].notna().all()
+
+
+def report_is_published(settings: Settings, stdout: str, client: MlflowClient, planning_run_id: str) -> None:
+    report = settings.output_dir / "plan_report.html"
+    assert f"report     {report}" in stdout
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "Planned cost" in page and '<img src="data:image/png;base64,' in page
+    logged = {artifact.path for artifact in client.list_artifacts(planning_run_id, "report")}
+    assert logged == {"report/plan_report.html"}
+    assert Path(client.download_artifacts(planning_run_id, "report/plan_report.html")).read_text(encoding="utf-8") == page
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-report"])))
+    newest = max(artifacts, key=lambda artifact: artifact.created)
+    assert report.as_uri() in newest.data and planning_run_id in newest.data

@@ -1,0 +1,374 @@
+"""The plan report: one self-contained HTML page per planning run, for whoever approves the orders.
+
+It is built from what the run already has (the planning problem, the solved plan, the explained
+orders, the forecast and the sales history) and inlines every figure as a base64 PNG, with no
+external script or style sheet, so it opens offline: from the output folder, an e-mail or MLflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from optimization.formulation import order_slot_mask
+from optimization.problem import PlanningProblem, PlanResult
+from replenish.plots import fan_chart_figure, plt  # pyplot, once plots has chosen the Agg backend
+
+TOP_ORDERS = 20
+CHARTED_SERIES = 4
+ITEM_STORE = ["item_id", "store_id"]
+CAPACITY_USE_COLUMNS = ["store_id", "capacity_volume", "peak_share", "mean_share", "binding_periods"]
+BUDGET_USE_COLUMNS = ["period", "date", "spend", "budget", "share"]
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    start_date: pd.Timestamp
+    n_periods: int
+    period_days: int
+    solver_status: str
+    planned_cost: float
+    cost_breakdown: dict[str, float]
+    expected_fill_rate: float
+    orders: int
+    units: float
+    order_value: float
+    capacity_use: pd.DataFrame  # CAPACITY_USE_COLUMNS, one row per capacitated store
+    budget_use: pd.DataFrame  # BUDGET_USE_COLUMNS, one row per order period; empty without a budget
+    top_orders: pd.DataFrame  # the explained orders of the highest value, with their value
+    forecast_chart: bytes | None  # PNG; None when there is nothing to chart
+    inventory_chart: bytes | None
+    utilisation_chart: bytes | None
+
+
+def plan_report(
+    problem: PlanningProblem,
+    plan: PlanResult,
+    explained: pd.DataFrame,
+    forecast: pd.DataFrame,
+    history: pd.DataFrame,
+    budget_per_period: float | None,
+    review_periods: int,
+) -> PlanReport:
+    """``explained`` is the published order_plan_explained frame; ``forecast`` has item_id,
+    store_id, date, q<level> columns and mean; ``history`` has item_id, store_id, date, units."""
+    valued = valued_orders(explained, problem.items)
+    horizon = forecast_over_horizon(forecast, problem)
+    charted = charted_item_stores(valued, horizon, CHARTED_SERIES)
+    budget = budget_use(problem, valued, budget_per_period, review_periods)
+    forecast_chart = inventory_chart = utilisation_chart = None
+    if len(charted):
+        forecast_chart = _png(fan_chart_figure(_of(history, charted), None, _of(horizon, charted),
+                                               n_series=len(charted),
+                                               title="Forecast of the item-stores the plan spends most on"))
+        inventory_chart = _png(inventory_figure(_of(plan.inventory, charted), problem.safety_stock,
+                                                _of(valued, charted), charted))
+    if len(plan.capacity_utilisation) or len(budget):
+        utilisation_chart = _png(utilisation_figure(plan.capacity_utilisation, budget))
+    return PlanReport(
+        start_date=pd.Timestamp(problem.start_date).normalize(),
+        n_periods=problem.n_periods,
+        period_days=problem.period_days,
+        solver_status=plan.solver_status,
+        planned_cost=plan.objective,
+        cost_breakdown=dict(plan.cost_breakdown),
+        expected_fill_rate=plan.expected_fill_rate,
+        orders=len(valued),
+        units=float(valued["quantity"].sum()),
+        order_value=float(valued["value"].sum()),
+        capacity_use=capacity_use(plan.capacity_utilisation),
+        budget_use=budget,
+        top_orders=valued.head(TOP_ORDERS),
+        forecast_chart=forecast_chart,
+        inventory_chart=inventory_chart,
+        utilisation_chart=utilisation_chart,
+    )
+
+
+def valued_orders(explained: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """The explained orders with their purchase value, the dearest first."""
+    unit_cost = items.set_index("item_id")["unit_cost"]
+    valued = explained.assign(value=explained["quantity"] * explained["item_id"].map(unit_cost).astype(float))
+    return valued.sort_values("value", ascending=False, kind="stable", ignore_index=True)
+
+
+def forecast_over_horizon(forecast: pd.DataFrame, problem: PlanningProblem) -> pd.DataFrame:
+    """The forecast days the plan covers, with the ``point`` column the fan chart draws."""
+    start = pd.Timestamp(problem.start_date).normalize()
+    end = start + pd.Timedelta(days=problem.n_periods * problem.period_days)
+    within = forecast[(forecast["date"] >= start) & (forecast["date"] < end)]
+    return within.assign(point=within["mean"] if "mean" in within else within["q0.5"])
+
+
+def charted_item_stores(valued: pd.DataFrame, forecast: pd.DataFrame, n: int) -> pd.MultiIndex:
+    """The item-stores the plan spends most on; those with the most forecast demand fill up the rest."""
+    ranking = pd.DataFrame({
+        "value": valued.groupby(ITEM_STORE)["value"].sum(),
+        "demand": forecast.groupby(ITEM_STORE)["point"].sum(),
+    }).fillna(0.0)
+    return ranking.sort_values(["value", "demand"], ascending=False, kind="stable").head(n).index
+
+
+def capacity_use(utilisation: pd.DataFrame) -> pd.DataFrame:
+    """Per capacitated store: the peak and mean share of capacity filled right after deliveries."""
+    if utilisation.empty:
+        return pd.DataFrame(columns=CAPACITY_USE_COLUMNS)
+    by_store = utilisation.groupby("store_id", sort=True)
+    return pd.DataFrame({
+        "capacity_volume": by_store["capacity_volume"].first(),
+        "peak_share": by_store["utilisation"].max(),
+        "mean_share": by_store["utilisation"].mean(),
+        "binding_periods": by_store["binding"].sum().astype(int),
+    }).reset_index()[CAPACITY_USE_COLUMNS]
+
+
+def budget_use(
+    problem: PlanningProblem, valued: pd.DataFrame, budget_per_period: float | None, review_periods: int
+) -> pd.DataFrame:
+    """Purchase spend against the budget in the periods the model budgets: the review periods in which
+    some order can still land within the horizon."""
+    if budget_per_period is None:
+        return pd.DataFrame(columns=BUDGET_USE_COLUMNS)
+    planned = problem.items[problem.items["item_id"].isin(problem.demand["item_id"])]
+    lead_periods = np.ceil(planned["lead_time_days"].to_numpy(dtype=float) / problem.period_days).astype(int)
+    periods = np.flatnonzero(order_slot_mask(lead_periods, problem.n_periods, review_periods).any(axis=0))
+    dates = pd.Timestamp(problem.start_date).normalize() + pd.to_timedelta(periods * problem.period_days, unit="D")
+    spend = valued.groupby("order_date")["value"].sum().reindex(dates, fill_value=0.0).to_numpy(dtype=float)
+    budget = np.full(len(periods), float(budget_per_period))
+    return pd.DataFrame({
+        "period": periods,
+        "date": dates,
+        "spend": spend,
+        "budget": budget,
+        # A zero budget has no share to speak of.
+        "share": np.divide(spend, budget, out=np.full_like(spend, np.nan), where=budget > 0),
+    })
+
+
+def inventory_figure(
+    inventory: pd.DataFrame, safety_stock: pd.DataFrame | None, valued: pd.DataFrame, keys: pd.MultiIndex
+) -> Figure:
+    """Projected stock per item-store against its safety stock: the target the plan had to keep
+    (quantile mode) and the one each order implies (its position less demand until the next order)."""
+    figure, axes = plt.subplots(len(keys), 1, figsize=(10, 2.4 * len(keys)), squeeze=False, sharex=True)
+    for axis, (item_id, store_id) in zip(axes[:, 0], keys):
+        def pick(frame: pd.DataFrame) -> pd.DataFrame:
+            return frame[(frame["item_id"] == item_id) & (frame["store_id"] == store_id)]
+
+        stock = pick(inventory).sort_values("period")
+        axis.plot(stock["date"], stock["on_hand_after_arrivals"], color="tab:gray", linewidth=1,
+                  label="after deliveries")
+        axis.plot(stock["date"], stock["on_hand_end"], color="tab:blue", label="end of day")
+        if safety_stock is not None:
+            target = stock[["period", "date"]].merge(pick(safety_stock), on="period")
+            axis.step(target["date"], target["safety_stock"], where="post", color="tab:red", linestyle="--",
+                      label="safety stock target")
+        orders = pick(valued)
+        axis.scatter(orders["arrival_date"], orders["safety_stock"], facecolors="none", edgecolors="black",
+                     label="safety stock an order implies, at its arrival")
+        axis.set_title(f"{item_id} @ {store_id}", fontsize=9)
+        axis.set_ylabel("units")
+    axes[0, 0].legend(loc="upper left", fontsize=7, ncol=4)
+    figure.tight_layout()
+    return figure
+
+
+def utilisation_figure(capacity_utilisation: pd.DataFrame, budget: pd.DataFrame) -> Figure:
+    """Share of each store's capacity filled per period, and of the budget spent per order period."""
+    panels = [panel for panel, frame in (("capacity", capacity_utilisation), ("budget", budget)) if len(frame)]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.8 * len(panels)), squeeze=False, sharex=True)
+    for axis, panel in zip(axes[:, 0], panels):
+        if panel == "capacity":
+            for store_id, periods in capacity_utilisation.groupby("store_id", sort=True):
+                axis.plot(periods["date"], periods["utilisation"], marker=".", label=str(store_id))
+            axis.set_title("Capacity: share of each store's volume filled after deliveries", fontsize=9)
+        else:
+            axis.bar(budget["date"], budget["share"], color="tab:orange", label="spend")
+            axis.set_title("Budget: share of the period's budget spent on orders", fontsize=9)
+        axis.axhline(1.0, color="tab:red", linestyle="--", linewidth=1, label="limit")
+        axis.yaxis.set_major_formatter(lambda value, _: f"{value:.0%}")
+        axis.legend(loc="upper left", fontsize=7, ncol=6)
+    figure.tight_layout()
+    return figure
+
+
+def _of(frame: pd.DataFrame, keys: pd.MultiIndex) -> pd.DataFrame:
+    """The rows of these item-stores; matching items first keeps a long sales history cheap to filter."""
+    candidates = frame[frame["item_id"].isin(keys.get_level_values("item_id"))]
+    return candidates[pd.MultiIndex.from_frame(candidates[ITEM_STORE]).isin(keys)]
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    # pyplot keeps every figure it made alive until closed; a long-lived worker would leak them.
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def quantity(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def share(value: float) -> str:
+    return "n/a" if pd.isna(value) else f"{value:.1%}"
+
+
+def day(value: pd.Timestamp) -> str:
+    return f"{pd.Timestamp(value):%Y-%m-%d}"
+
+
+TOP_ORDER_COLUMNS: dict[str, tuple[str, Callable[[object], str]]] = {
+    "item_id": ("item", str),
+    "store_id": ("store", str),
+    "order_date": ("order date", day),
+    "arrival_date": ("arrival", day),
+    "quantity": ("quantity", quantity),
+    "value": ("value", money),
+    "lead_time_periods": ("lead time (periods)", str),
+    "demand_over_protection": ("demand over lead time + review", quantity),
+    "safety_stock": ("safety stock", quantity),
+    "on_hand": ("on hand", quantity),
+    "pipeline": ("pipeline", quantity),
+    "inventory_position_after_order": ("position after order", quantity),
+    "binding": ("binding constraints", str),
+}
+CAPACITY_COLUMNS: dict[str, tuple[str, Callable[[object], str]]] = {
+    "store_id": ("store", str),
+    "capacity_volume": ("capacity (volume)", quantity),
+    "peak_share": ("peak use", share),
+    "mean_share": ("mean use", share),
+    "binding_periods": ("periods at capacity", str),
+}
+BUDGET_COLUMNS: dict[str, tuple[str, Callable[[object], str]]] = {
+    "date": ("order date", day),
+    "spend": ("spend", money),
+    "budget": ("budget", money),
+    "share": ("use", share),
+}
+
+PAGE = Template("""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>$title</title>
+<style>
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f2f2f2; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; }
+.note { color: #666; font-size: 0.9em; }
+tr.part th { padding-left: 2em; font-weight: normal; }
+</style>
+</head>
+<body>
+<h1>$title</h1>
+<p class="note">$subtitle</p>
+<h2>Key figures</h2>
+$kpis
+<h3>Capacity use per store</h3>
+$capacity
+$budget
+<h2>Top $top_count orders by value</h2>
+<p class="note">Each order covers the demand over its lead time plus one review period; the safety
+stock is what its inventory position (on hand, pipeline and the order) leaves above that demand.</p>
+$top_orders
+<h2>Forecast for the top item-stores</h2>
+$forecast_chart
+<h2>Projected inventory against safety stock</h2>
+$inventory_chart
+<h2>Constraint utilisation</h2>
+$utilisation_chart
+</body>
+</html>
+""")
+
+
+def render_html(report: PlanReport, run_id: str) -> str:
+    end = report.start_date + pd.Timedelta(days=report.n_periods * report.period_days - 1)
+    return PAGE.substitute(
+        title=html.escape(f"Replenishment plan {day(report.start_date)} to {day(end)}"),
+        subtitle=html.escape(f"MLflow run {run_id}; {report.n_periods} periods of {report.period_days} day(s)"),
+        kpis=_kpi_table(report),
+        capacity=_table("capacity-use", report.capacity_use, CAPACITY_COLUMNS, "No store has a capacity."),
+        budget=("<h3>Budget use per order period</h3>\n"
+                + _table("budget-use", report.budget_use, BUDGET_COLUMNS, "")) if len(report.budget_use) else "",
+        top_count=str(len(report.top_orders)),
+        top_orders=_table("top-orders", report.top_orders, TOP_ORDER_COLUMNS, "The plan places no orders."),
+        forecast_chart=_image(report.forecast_chart, "forecast fan charts"),
+        inventory_chart=_image(report.inventory_chart, "projected inventory against safety stock"),
+        utilisation_chart=_image(report.utilisation_chart, "capacity and budget utilisation"),
+    )
+
+
+def _kpi_table(report: PlanReport) -> str:
+    rows = [
+        ("Planned cost", money(report.planned_cost), ""),
+        *((part.replace("_", " "), money(value), "part") for part, value in report.cost_breakdown.items()),
+        ("Expected fill rate", share(report.expected_fill_rate), ""),
+        ("Orders", f"{report.orders:,} lines, {quantity(report.units)} units, value {money(report.order_value)}", ""),
+        *((("Budget use", _budget_summary(report.budget_use), ""),) if len(report.budget_use) else ()),
+        ("Solver status", report.solver_status, ""),
+    ]
+    return "\n".join([
+        '<table id="kpis">',
+        *(f'<tr class="{css_class}"><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>'
+          for label, value, css_class in rows),
+        "</table>",
+    ])
+
+
+def _budget_summary(budget_use: pd.DataFrame) -> str:
+    shares = budget_use["share"]
+    return (f"peak {share(shares.max())}, mean {share(shares.mean())} of "
+            f"{money(budget_use['budget'].iloc[0])} per order period")
+
+
+def _table(
+    table_id: str, frame: pd.DataFrame, columns: dict[str, tuple[str, Callable[[object], str]]], when_empty: str
+) -> str:
+    if frame.empty:
+        return f'<p class="note">{html.escape(when_empty)}</p>'
+    shown = [column for column in columns if column in frame.columns]
+    header = "".join(f"<th>{html.escape(columns[column][0])}</th>" for column in shown)
+    rows = [
+        "<tr>" + "".join(f"<td>{html.escape(columns[column][1](row[column]))}</td>" for column in shown) + "</tr>"
+        for row in frame[shown].to_dict("records")
+    ]
+    return "\n".join([f'<table id="{table_id}">', f"<tr>{header}</tr>", *rows, "</table>"])
+
+
+def _image(png: bytes | None, description: str) -> str:
+    if png is None:
+        return '<p class="note">Nothing to chart.</p>'
+    return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{html.escape(description)}">'
+
+
+def report_markdown(report: PlanReport, path: Path, run_id: str, artifact_file: str) -> str:
+    """What the Prefect UI shows for the report: its headline figures and where to open it."""
+    return "\n".join([
+        "# Plan report",
+        f"Planned cost {money(report.planned_cost)}, expected fill rate {share(report.expected_fill_rate)}, "
+        f"{report.orders:,} orders worth {money(report.order_value)}.",
+        "",
+        f"- file: [{path.name}]({path.as_uri()})",
+        f"- MLflow: run `{run_id}`, artifact `{artifact_file}`",
+    ])

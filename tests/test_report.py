@@ -1,0 +1,198 @@
+"""The plan report of a plan really solved by HiGHS: its figures, its top orders, its inlined charts."""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
+from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.tables import MasterDefaults, RetailData, complete_tables
+from replenish.report import TOP_ORDERS, plan_report, render_html
+from replenish.settings import PlanningSettings
+from tasks.planning import explained_orders, optimize_orders, planning_problem
+
+HORIZON_DAYS = 14
+# Binds on the first day, when every item wants an order, and leaves the rest of the horizon free.
+BUDGET_PER_PERIOD = 100.0
+NORMAL_QUANTILES = {0.025: -1.96, 0.1: -1.2816, 0.5: 0.0, 0.8: 0.8416, 0.9: 1.2816, 0.95: 1.645, 0.975: 1.96}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class Tables(HTMLParser):
+    """Every <table id=...> as rows of cell texts, and the src of every <img>."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self._table: list[list[str]] | None = None
+        self._cell: list[str] | None = None
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._table = self.tables.setdefault(dict(attrs)["id"], [])
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = None
+        elif tag in ("td", "th") and self._cell is not None and self._table is not None:
+            self._table[-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def synthetic_data() -> RetailData:
+    return complete_tables(generate_synthetic(SyntheticConfig(n_items=6, n_stores=2, n_days=120, seed=3)),
+                           MasterDefaults())
+
+
+def normal_forecast(data: RetailData) -> pd.DataFrame:
+    """Recent mean demand with normal quantile bands, in the forecaster's columns."""
+    recent = data.sales[data.sales["date"] > data.snapshot_date - pd.Timedelta(days=28)]
+    means = recent.groupby(["item_id", "store_id"])["units"].mean().rename("mean").reset_index()
+    dates = pd.date_range(data.snapshot_date + pd.Timedelta(days=1), periods=HORIZON_DAYS, freq="D")
+    forecast = means.merge(pd.DataFrame({"date": dates}), how="cross")
+    spread = np.sqrt(forecast["mean"] + 1.0)
+    return forecast.assign(**{f"q{level}": (forecast["mean"] + z * spread).clip(lower=0.0)
+                              for level, z in NORMAL_QUANTILES.items()})
+
+
+@dataclass(frozen=True)
+class Reported:
+    data: RetailData
+    plan: PlanResult
+    page: str
+
+
+@pytest.fixture(scope="module")
+def budgeted_plan() -> Reported:
+    """Quantile mode (safety stock targets) under a budget, solved as the planning flow solves it."""
+    data = synthetic_data()
+    forecast = normal_forecast(data)
+    planning = PlanningSettings(horizon_days=HORIZON_DAYS, uncertainty_mode="quantile",
+                                budget_per_period=BUDGET_PER_PERIOD)
+    problem = planning_problem(data, forecast, planning)
+    plan = optimize_orders.fn(problem, planning)
+    report = plan_report(problem, plan, explained_orders(plan), forecast, data.sales,
+                         planning.budget_per_period, planning.review_days)
+    return Reported(data, plan, render_html(report, "run-123"))
+
+
+def test_report_states_the_planned_cost_fill_rate_and_its_breakdown(budgeted_plan: Reported) -> None:
+    plan, page = budgeted_plan.plan, budgeted_plan.page
+    kpis = dict(map(tuple, Tables(page).tables["kpis"]))
+    assert plan.solver_status == "optimal"
+    assert kpis["Planned cost"] == f"{plan.objective:,.2f}"
+    assert kpis["Expected fill rate"] == f"{plan.expected_fill_rate:.1%}"
+    assert 0.0 < plan.expected_fill_rate <= 1.0
+    for part, value in plan.cost_breakdown.items():
+        assert kpis[part.replace("_", " ")] == f"{value:,.2f}"
+    assert kpis["Orders"].startswith(f"{len(plan.orders):,} lines, {plan.orders['quantity'].sum():,.1f} units")
+    assert "run-123" in page
+
+
+def test_report_shows_each_stores_peak_and_mean_capacity_use(budgeted_plan: Reported) -> None:
+    plan, page = budgeted_plan.plan, budgeted_plan.page
+    header, *rows = Tables(page).tables["capacity-use"]
+    assert header == ["store", "capacity (volume)", "peak use", "mean use", "periods at capacity"]
+    shares = plan.capacity_utilisation.groupby("store_id")["utilisation"]
+    assert [row[0] for row in rows] == sorted(plan.capacity_utilisation["store_id"].unique())
+    for store_id, _, peak, mean, _ in rows:
+        assert peak == f"{shares.max()[store_id]:.1%}"
+        assert mean == f"{shares.mean()[store_id]:.1%}"
+
+
+def test_report_shows_the_budget_spent_per_order_period(budgeted_plan: Reported) -> None:
+    data, plan, page = budgeted_plan.data, budgeted_plan.plan, budgeted_plan.page
+    tables = Tables(page).tables
+    spend = (plan.orders["quantity"] * plan.orders["item_id"].map(data.items.set_index("item_id")["unit_cost"])
+             ).groupby(plan.orders["order_date"]).sum()
+    assert spend.max() == pytest.approx(BUDGET_PER_PERIOD, rel=1e-6)  # the budget binds
+    shown = {row[0]: row for row in tables["budget-use"][1:]}
+    for date, spent in spend.items():
+        assert shown[f"{date:%Y-%m-%d}"][1:] == [f"{spent:,.2f}", f"{BUDGET_PER_PERIOD:,.2f}",
+                                                 f"{spent / BUDGET_PER_PERIOD:.1%}"]
+    assert dict(map(tuple, tables["kpis"]))["Budget use"].startswith("peak 100.0%, mean ")
+
+
+def test_report_lists_the_dearest_orders_with_their_explanations(budgeted_plan: Reported) -> None:
+    data, plan, page = budgeted_plan.data, budgeted_plan.plan, budgeted_plan.page
+    unit_cost = data.items.set_index("item_id")["unit_cost"]
+    explained = explained_orders(plan)
+    explained = explained.assign(value=explained["quantity"] * explained["item_id"].map(unit_cost))
+    assert len(explained) > TOP_ORDERS
+
+    def shown(order: pd.Series) -> list[str]:
+        return [order["item_id"], order["store_id"], f"{order['order_date']:%Y-%m-%d}",
+                f"{order['arrival_date']:%Y-%m-%d}", f"{order['quantity']:,.1f}", f"{order['value']:,.2f}",
+                str(order["lead_time_periods"]), f"{order['demand_over_protection']:,.1f}",
+                f"{order['safety_stock']:,.1f}", f"{order['on_hand']:,.1f}", f"{order['pipeline']:,.1f}",
+                f"{order['inventory_position_after_order']:,.1f}", order["binding"]]
+
+    header, *rows = Tables(page).tables["top-orders"]
+    assert header[-6:] == ["demand over lead time + review", "safety stock", "on hand", "pipeline",
+                           "position after order", "binding constraints"]
+    assert len(rows) == TOP_ORDERS and f"Top {TOP_ORDERS} orders by value" in page
+    every_order = [shown(order) for _, order in explained.iterrows()]
+    assert all(row in every_order for row in rows)
+    values = [explained.loc[every_order.index(row), "value"] for row in rows]
+    assert values == sorted(values, reverse=True)
+    assert values[0] == pytest.approx(explained["value"].max())
+    left_out = explained.drop(index=[every_order.index(row) for row in rows])
+    assert values[-1] >= left_out["value"].max() - 1e-9
+    # The first day's orders exhaust the budget: their explanation says so.
+    assert any("budget" in row[-1].split(",") for row in rows)
+
+
+def test_report_is_self_contained_with_inlined_png_charts(budgeted_plan: Reported) -> None:
+    page = budgeted_plan.page
+    images = Tables(page).images
+    assert page.count('<img src="data:image/png;base64,') == len(images) == 3
+    for source in images:
+        assert base64.b64decode(source.removeprefix("data:image/png;base64,"), validate=True).startswith(PNG_SIGNATURE)
+    assert not re.search(r"https?://", page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_a_plan_without_orders_capacity_or_budget_says_so() -> None:
+    start = pd.Timestamp("2024-03-01")
+    problem = PlanningProblem(
+        start_date=start,
+        n_periods=7,
+        demand=pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(7), "demand": 2.0}),
+        items=pd.DataFrame({"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [0.365],
+                            "lead_time_days": [1], "unit_volume": [1.0]}),
+        on_hand=pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "on_hand": [100.0]}),
+        open_orders=pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"]),
+        capacity=pd.DataFrame(columns=["store_id", "capacity_volume"]),
+    )
+    plan = solve_replenishment_plan(problem)
+    dates = pd.date_range(start, periods=7, freq="D")
+    forecast = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates, "mean": 2.0, "q0.5": 2.0})
+    history = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates - pd.Timedelta(days=7), "units": 2.0})
+    page = render_html(plan_report(problem, plan, explained_orders(plan), forecast, history, None, 1), "run-0")
+
+    tables = Tables(page)
+    assert plan.orders.empty
+    assert "The plan places no orders." in page and "No store has a capacity." in page
+    assert "Budget use" not in page and "budget-use" not in tables.tables
+    assert dict(map(tuple, tables.tables["kpis"]))["Expected fill rate"] == "100.0%"
+    # The forecast and the stock still have something to show; utilisation does not.
+    assert len(tables.images) == 2 and "Nothing to chart." in page
