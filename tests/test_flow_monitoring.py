@@ -48,7 +48,8 @@ def invoke(args: list[str]) -> tuple[int, str]:
 def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
     before, after = sales_files(folder, shifted)
     overrides = [f"work_dir={folder / 'state'}", f"output_dir={folder / 'out'}",
-                 "forecast.max_epochs=4", "forecast.context_length=28"]
+                 "forecast.max_epochs=4", "forecast.context_length=28", "forecast.backtest_origins=2",
+                 "forecast.baselines=[seasonal_naive]"]
     options = [part for override in overrides for part in ("--set", override)]
     for command, data in (("train", before), ("plan", before), ("monitor", after)):
         exit_code, output = invoke([command, "--data", str(data), *options])

@@ -56,6 +56,16 @@ def test_statistical_baselines_give_ordered_non_negative_quantiles() -> None:
     assert POINT in forecasts["tsb"] and "q0.1" not in forecasts["tsb"]  # a rate, no distribution
 
 
+def test_every_baseline_runs_through_the_backtest() -> None:
+    sales = weekly_sales(n_series=3, n_days=150).assign(dept_id="D", cat_id="C")
+    names = ["seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm"]
+    result = run_backtest(sales, baseline_forecasters(names, horizon=14), horizon=14, n_origins=2, show_progress=False)
+    table = result.scores.table()
+    assert list(table.index) == names and table["rmsse"].notna().all()
+    # The weekly pattern is strong: every model that can learn it beats repeating last week's noise.
+    assert table.loc["auto_ets", "rmsse"] < table.loc["seasonal_naive", "rmsse"]
+
+
 def test_unknown_baseline_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown baselines"):
         baseline_forecasters(["prophet"], horizon=7)
