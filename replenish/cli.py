@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional
 
 import typer
 
@@ -118,7 +118,7 @@ def _configured_settings(config: Path | None, overrides: list[str], debug: bool)
 
 
 def _ui_line(settings: Settings) -> str:
-    return f"  open UI    mlflow ui --backend-store-uri {settings.mlflow_tracking_uri}"
+    return f"  open UI    replenish ui  (MLflow UI on {settings.mlflow_tracking_uri})"
 
 
 @app.command()
@@ -294,3 +294,165 @@ def validate(
     if report.data_docs:
         lines.append(f"  Data Docs: {report.data_docs}")
     typer.echo("\n".join(lines))
+
+
+UI_STOP_SECONDS = 15  # how long the MLflow server may take to shut down after Ctrl-C before it is killed
+
+
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 5000,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 serves the network.")] = "127.0.0.1",
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Open the MLflow UI on the configured tracking store: runs, metrics, plots and registered models.
+
+    Runs `mlflow server` on the store and artifact folder the flows log to, until Ctrl-C.
+
+    Example: replenish ui --port 5001 --set work_dir=/srv/replenish
+    """
+    import os
+
+    settings = _configured_settings(config, list(set_values or []), debug)
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        typer.echo(f"MLflow UI: {settings.mlflow_tracking_uri}  (the tracking server serves its own UI)")
+        return
+    if not _port_free(host, port):
+        _fail(OSError(f"port {port} on {host} is in use; choose another with --port"), debug)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    typer.echo(f"MLflow UI on {settings.mlflow_tracking_uri}\n"
+               f"  open       http://{shown_host}:{port}  (Ctrl-C to stop)")
+    # The server's job runner (GenAI evaluation jobs, a dozen processes) has nothing to do for this project.
+    environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    returncode = _serve_until_stopped(_mlflow_server_command(settings, host, port), environment)
+    if returncode is None:
+        typer.echo("MLflow UI stopped")
+    elif returncode != 0:
+        _fail(RuntimeError(f"mlflow server exited with status {returncode}"), debug)
+
+
+def _mlflow_server_command(settings: Settings, host: str, port: int) -> list[str]:
+    """`mlflow server` from this environment on the configured stores. Runs logged by the flows record
+    their own artifact URI, which the server reads directly; the artifact options only place what is
+    created through the server (new experiments, proxied uploads) in the same folder."""
+    import sys
+
+    executable = Path(sys.executable).parent / "mlflow"
+    launcher = [str(executable)] if executable.is_file() else [sys.executable, "-m", "mlflow"]
+    command = [*launcher, "server", "--host", host, "--port", str(port), "--workers", "1",
+               "--backend-store-uri", settings.mlflow_tracking_uri]
+    if settings.mlflow_registry_uri != settings.mlflow_tracking_uri:
+        command += ["--registry-store-uri", settings.mlflow_registry_uri]
+    if settings.mlflow_artifact_location:
+        command += ["--default-artifact-root", settings.mlflow_artifact_location,
+                    "--artifacts-destination", settings.mlflow_artifact_location]
+    return command
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve_until_stopped(command: list[str], environment: dict[str, str]) -> int | None:
+    """Run a server in the foreground; None when Ctrl-C or SIGTERM stopped it, else its exit status.
+
+    The stop signal is passed on to the server (Ctrl-C in a terminal reaches it directly as well),
+    which then gets UI_STOP_SECONDS to shut down before it is killed."""
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(command, env=environment)
+    stopped = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopped
+        stopped = True
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        try:
+            returncode = process.wait()
+        except KeyboardInterrupt:
+            forward(signal.SIGINT, None)
+            try:
+                process.wait(timeout=UI_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return None if stopped else returncode
+
+
+@app.command("generate-data")
+def generate_data(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the tables to (created if missing).")],
+    items: Annotated[int, typer.Option("--items", help="Number of items.", min=1)] = 20,
+    stores: Annotated[int, typer.Option("--stores", help="Number of stores.", min=1)] = 2,
+    days: Annotated[int, typer.Option("--days", help="Days of sales history.", min=1)] = 365,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed writes the same data.")] = 7,
+    file_format: Annotated[Literal["csv", "parquet"], typer.Option("--format", help="Table file type.")] = "csv",
+    debug: DebugOption = False,
+) -> None:
+    """Write the seeded synthetic data set as a long-format folder: sales, items, inventory, open orders, capacity.
+
+    `replenish run --data OUT_DIR --format long` reads it back.
+
+    Example: replenish generate-data demo_data --items 50 --days 730 --format parquet
+    """
+    from replenish.data.long_format import OPTIONAL_TABLES, READABLE_SUFFIXES
+    from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+
+    suffix = f".{file_format}"
+    tables = ("sales", *OPTIONAL_TABLES)
+    # A folder holds each table in one format only (the reader refuses both); never delete a user's file.
+    clashes = [out_dir / f"{table}{other}" for table in tables for other in READABLE_SUFFIXES
+               if other != suffix and (out_dir / f"{table}{other}").exists()]
+    if clashes:
+        _fail(FileExistsError(f"{clashes[0]} exists; write --format {clashes[0].suffix[1:]} or to another folder"),
+              debug)
+    try:
+        raw = generate_synthetic(SyntheticConfig(n_items=items, n_stores=stores, n_days=days, seed=seed))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = [(_write_atomically(getattr(raw, table), out_dir / f"{table}{suffix}"), len(getattr(raw, table)))
+                   for table in tables if getattr(raw, table) is not None]
+    except (ValueError, OSError) as error:
+        _fail(error, debug)
+    lines = [f"synthetic data (seed {seed}: {items} items x {stores} stores x {days} days) written to {out_dir}"]
+    lines += [f"  {path.name:<20} {rows:>9,} rows" for path, rows in written]
+    lines.append(f"  read it with: replenish run --data {out_dir} --format long")
+    typer.echo("\n".join(lines))
+
+
+def _write_atomically(frame: Any, path: Path) -> Path:
+    """CSV or Parquet by the path's suffix, via a temporary file in the same folder: readers never see half a file."""
+    import os
+    import uuid
+
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # hidden: never read as a table
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(temporary, index=False)
+        else:
+            frame.to_csv(temporary, index=False)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
