@@ -18,6 +18,7 @@ def lstm_config(forecast: ForecastSettings) -> LSTMConfig:
         learning_rate=forecast.learning_rate,
         mean_loss_weight=forecast.mean_loss_weight,
         metric_scaled_loss=forecast.metric_scaled_loss,
+        cosine_learning_rate=forecast.cosine_learning_rate,
         batch_size=forecast.batch_size,
         max_epochs=forecast.max_epochs,
         window_stride_days=forecast.window_stride_days,

@@ -89,6 +89,7 @@ class ForecastSettings(_Section):
     learning_rate: float = Field(3e-3, gt=0)
     mean_loss_weight: float = Field(1.0, ge=0)  # squared error of the mean output, beside the pinball loss
     metric_scaled_loss: bool = True  # weigh each series' errors by its in-sample change, as RMSSE does
+    cosine_learning_rate: bool = False  # decay the learning rate to 0 over max_epochs
     batch_size: int = Field(256, ge=1)
     max_epochs: int = Field(8, ge=1)
     window_stride_days: int = Field(2, ge=1)

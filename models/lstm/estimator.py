@@ -49,6 +49,7 @@ class LSTMConfig:
     learning_rate: float = 3e-3
     mean_loss_weight: float = 1.0
     metric_scaled_loss: bool = True  # weigh each series' errors as RMSSE and scaled pinball do
+    cosine_learning_rate: bool = False  # decay the learning rate to 0 over max_epochs
     batch_size: int = 256
     max_epochs: int = 8
     window_stride_days: int = 2
@@ -231,6 +232,7 @@ class LSTMEstimator:
             learning_rate=config.learning_rate,
             mean_loss_weight=config.mean_loss_weight,
             metric_scaled_loss=config.metric_scaled_loss,
+            cosine_decay_epochs=config.max_epochs if config.cosine_learning_rate else None,
         )
         checkpoint = ModelCheckpoint(dirpath=self.checkpoint_dir, monitor="val_loss", save_last=True)
         trainer = pl.Trainer(

@@ -13,7 +13,7 @@ MAX_SERIES_WEIGHT = 100.0
 
 class LSTMQuantileLightningModule(pl.LightningModule):
     def __init__(self, network_kwargs: dict, quantiles: list[float], learning_rate: float,
-                 mean_loss_weight: float, metric_scaled_loss: bool) -> None:
+                 mean_loss_weight: float, metric_scaled_loss: bool, cosine_decay_epochs: int | None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.network = LSTMQuantileNetwork(**network_kwargs)
@@ -21,6 +21,7 @@ class LSTMQuantileLightningModule(pl.LightningModule):
         self.learning_rate = learning_rate
         self.mean_loss_weight = mean_loss_weight
         self.metric_scaled_loss = metric_scaled_loss
+        self.cosine_decay_epochs = cosine_decay_epochs
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         scaled_mean, scaled_quantiles, scale = self.network(
@@ -59,5 +60,10 @@ class LSTMQuantileLightningModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
+        if not self.cosine_decay_epochs:
+            return optimizer
+        # Large steps early, small ones as the fit settles: the last epochs refine instead of jumping around.
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.cosine_decay_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
