@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from prefect import Task, unmapped
+from tqdm.auto import tqdm
 
 from replenish.data.tables import RawTables, RetailData
 from replenish.settings import Settings
@@ -23,7 +24,7 @@ Result = TypeVar("Result")
 def map_partitions(settings: Settings, task: Task[..., Result], parts: Sequence[Any], **shared: Any) -> list[Result]:
     """Run ``task`` once per partition: in the flow's own thread, or on Dask when settings say so."""
     if settings.orchestration.task_runner != "dask":
-        return [task(part, **shared) for part in parts]
+        return [task(part, **shared) for part in tqdm(parts, desc=task.name, unit="part", leave=False)]
     with dask_task_runner(settings.orchestration) as runner:
         futures = runner.map(task, {task_parameter_name(task): list(parts),
                                     **{name: unmapped(value) for name, value in shared.items()}})

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from optimization.grid import DAYS_PER_YEAR
 from optimization.problem import MIN_ORDER_QUANTITY, ShortageMode
@@ -77,7 +78,8 @@ def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> Sim
     after_arrivals = np.zeros((n_item_stores, n_days))
     rows = np.arange(n_item_stores)
 
-    for day in range(n_days):
+    # A policy that re-plans with the LP at each review makes this loop slow: show how far it is.
+    for day in tqdm(range(n_days), desc="simulation", unit="day", leave=False):
         if day % system.review_days == 0:
             state = ReviewState(day, on_hand.copy(), backlog.copy(), scheduled[:, day:].copy(), demand[:, :day])
             ordered = np.maximum(np.asarray(policy(state), dtype=float), 0.0)
