@@ -42,9 +42,12 @@ class ChampionComparison:
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
 def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
-    run_name = f"{job}-{flow_run.get_name() or 'local'}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
+    dataset = settings.data.path.stem if settings.data.path is not None else "synthetic"
+    run_name = f"{job}-{dataset}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     tags = {
         "job": job,
+        "dataset": dataset,
+        "prefect_flow_run_name": flow_run.get_name() or "local",
         "data_source": raw.sources.get("sales", "unknown"),
         "data_format": settings.data.format,
         "data_hash": tracking.data_fingerprint(raw.sales),
