@@ -10,7 +10,7 @@ MASE (7-step scale), 80% and 95% coverage, scaled pinball at q0.1/0.5/0.9, and W
 revenue weights over the 28 days up to each cutoff. The LSTM runs with the project's settings
 (--set key=value changes them, e.g. --set forecast.max_epochs=4).
 
-Prints a table and writes {"dataset", "protocol", "models": {name: {rmsse, mase, wrmsse, pinball,
+Prints a table ("vs naive": how much lower a model's RMSSE is than seasonal naive's) and writes {"dataset", "protocol", "models": {name: {rmsse, mase, wrmsse, pinball,
 coverage_80, coverage_95, fit_seconds}}, "lstm_training": {...}} with --out.
 """
 
