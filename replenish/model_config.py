@@ -25,6 +25,7 @@ def lstm_config(forecast: ForecastSettings) -> LSTMConfig:
         max_training_days=forecast.max_training_days,
         early_stopping_patience=forecast.early_stopping_patience,
         seed=forecast.seed,
+        ensemble_size=forecast.ensemble_size,
         accelerator=forecast.accelerator,
         devices=forecast.devices,
         strategy=forecast.strategy,

@@ -96,6 +96,7 @@ class ForecastSettings(_Section):
     max_training_days: int | None = Field(None, ge=1)  # only windows from the most recent days; None: all
     early_stopping_patience: int = Field(3, ge=1)
     seed: int = 42
+    ensemble_size: int = Field(1, ge=1)  # LSTMs fitted from seeds seed, seed + 1, ...; forecasts averaged
     accelerator: str = "cpu"
     devices: int | str = 1
     strategy: str = "auto"

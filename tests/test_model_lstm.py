@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,18 @@ def test_without_resume_a_fit_starts_over(tmp_path: Path) -> None:
     again = LSTMEstimator(config, tmp_path, resume=False, callbacks=[counter], show_progress=False)
     again.fit(features)
     assert again.resumed_from_epoch is None and counter.epochs_started == 2
+
+
+def test_an_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> None:
+    features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
+    config = small_config(max_epochs=2, ensemble_size=2)
+    ensemble = LSTMEstimator(config, tmp_path / "ensemble", show_progress=False).fit(features)
+    assert len(ensemble.networks) == 2
+    single = dataclasses.replace(config, ensemble_size=1)
+    members = [LSTMPredictor([network], single, ensemble.vocabularies, ensemble.reference_price).predict(features)
+               for network in ensemble.networks]
+    assert not np.allclose(members[0]["mean"], members[1]["mean"])  # different seeds, different members
+    forecast = ensemble.predict(features)
+    np.testing.assert_allclose(forecast["mean"], (members[0]["mean"] + members[1]["mean"]) / 2, rtol=1e-5)
+    ensemble.save(tmp_path / "saved")
+    pd.testing.assert_frame_equal(LSTMPredictor.load(tmp_path / "saved").predict(features), forecast)

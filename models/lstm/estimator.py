@@ -56,6 +56,7 @@ class LSTMConfig:
     max_training_days: int | None = None  # train on windows from the most recent days only
     early_stopping_patience: int = 3
     seed: int = 42
+    ensemble_size: int = 1  # members fitted from seeds seed, seed + 1, ...; their forecasts are averaged
     accelerator: str = "cpu"
     devices: int | str = 1
     strategy: str = "auto"
@@ -67,7 +68,7 @@ def quantile_column(level: float) -> str:
 
 @dataclass
 class LSTMPredictor:
-    network: LSTMQuantileNetwork
+    networks: list[LSTMQuantileNetwork]  # ensemble members, fitted from different seeds
     config: LSTMConfig
     vocabularies: dict[str, dict[str, int]]  # category column -> id value -> embedding index (0: unseen)
     reference_price: pd.Series = field(repr=False)
@@ -90,12 +91,18 @@ class LSTMPredictor:
         first_future = panel.position(last_history.reindex(panel.series).to_numpy()) + 1
         rows = np.arange(len(panel.series))
         batch = gather_windows(panel, rows, first_future, horizon)
-        self.network.eval()
+        categories = torch.from_numpy(category_indices(panel, self.vocabularies))
+        members = []
         with torch.no_grad():
-            scaled_mean, scaled_quantiles, scale = self.network(
-                batch["past_target"], batch["past_observed"], batch["past_covariates"],
-                batch["future_covariates"], torch.from_numpy(category_indices(panel, self.vocabularies)),
-            )
+            for network in self.networks:
+                network.eval()
+                members.append(network(batch["past_target"], batch["past_observed"], batch["past_covariates"],
+                                       batch["future_covariates"], categories))
+        # Members are averaged quantile by quantile (Vincentization): the average of non-crossing
+        # quantile curves is non-crossing, and it keeps each member's spread.
+        scale = members[0][2]  # [series], the same for every member: it depends on the input only
+        scaled_mean = torch.stack([member[0] for member in members]).mean(dim=0)  # [series, horizon]
+        scaled_quantiles = torch.stack([member[1] for member in members]).mean(dim=0)  # [series, horizon, quantiles]
         mean = (scaled_mean * scale[:, None]).clamp(min=0).numpy()  # [series, horizon]
         quantiles = (scaled_quantiles * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
 
@@ -113,7 +120,8 @@ class LSTMPredictor:
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save(self.network.state_dict(), directory / "network.pt")
+        for index, network in enumerate(self.networks):
+            torch.save(network.state_dict(), directory / f"network_{index}.pt")
         metadata = {
             "config": asdict(self.config),
             "vocabularies": self.vocabularies,
@@ -125,10 +133,13 @@ class LSTMPredictor:
     def load(cls, directory: Path) -> LSTMPredictor:
         metadata = json.loads((directory / "predictor.json").read_text())
         config = LSTMConfig(**{**metadata["config"], "quantiles": tuple(metadata["config"]["quantiles"])})
-        network = LSTMQuantileNetwork(**network_arguments(config, metadata["vocabularies"]))
-        network.load_state_dict(torch.load(directory / "network.pt", weights_only=True))
+        networks = []
+        for index in range(config.ensemble_size):
+            network = LSTMQuantileNetwork(**network_arguments(config, metadata["vocabularies"]))
+            network.load_state_dict(torch.load(directory / f"network_{index}.pt", weights_only=True))
+            networks.append(network)
         reference_price = pd.Series(metadata["reference_price"], dtype=float, name="reference_price")
-        return cls(network, config, metadata["vocabularies"], reference_price)
+        return cls(networks, config, metadata["vocabularies"], reference_price)
 
 
 def build_vocabularies(panel: SeriesPanel) -> dict[str, dict[str, int]]:
@@ -176,20 +187,24 @@ class LSTMEstimator:
         self.is_global_zero = True  # False in the other processes of a data-parallel fit
         self.resumed_from_epoch: int | None = None
         self.training_windows = 0
-        self.epochs_run = 0
+        self.epochs_run = 0  # summed over ensemble members
 
-    def _resume_checkpoint(self) -> Path | None:
-        last = self.checkpoint_dir / LAST_CHECKPOINT
+    def _member_checkpoint_dir(self, member: int) -> Path:
+        # The first member's checkpoints sit in checkpoint_dir itself: a single model needs no subfolder.
+        return self.checkpoint_dir if member == 0 else self.checkpoint_dir / f"member_{member}"
+
+    def _resume_checkpoint(self, member_dir: Path) -> Path | None:
+        last = member_dir / LAST_CHECKPOINT
         if not (self.resume and last.exists()):
             return None
-        self.resumed_from_epoch = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+        resumed_from = int(torch.load(last, map_location="cpu", weights_only=False)["epoch"]) + 1
+        self.resumed_from_epoch = self.resumed_from_epoch if self.resumed_from_epoch is not None else resumed_from
         return last
 
     def fit(self, features: pd.DataFrame) -> LSTMPredictor:
         """Train on every series in ``features`` (long sales with covariates); the last ``horizon``
         days are held out as the validation window for early stopping."""
         config = self.config
-        pl.seed_everything(config.seed, workers=True, verbose=False)
         panel = build_panel(features, config.context_length)
         vocabularies = build_vocabularies(panel)
         categories = category_indices(panel, vocabularies)
@@ -226,6 +241,13 @@ class LSTMEstimator:
             )
             for rows, starts, shuffle in ((train_rows, train_starts, True), (val_rows, val_starts, False))
         ]
+        networks = [self._fit_member(member, loaders, vocabularies) for member in range(config.ensemble_size)]
+        return LSTMPredictor(networks, config, vocabularies, reference_prices(features))
+
+    def _fit_member(self, member: int, loaders: list[DataLoader], vocabularies: dict[str, dict[str, int]]) -> LSTMQuantileNetwork:
+        config = self.config
+        pl.seed_everything(config.seed + member, workers=True, verbose=False)
+        member_dir = self._member_checkpoint_dir(member)
         module = LSTMQuantileLightningModule(
             network_kwargs=network_arguments(config, vocabularies),
             quantiles=list(config.quantiles),
@@ -234,7 +256,7 @@ class LSTMEstimator:
             metric_scaled_loss=config.metric_scaled_loss,
             cosine_decay_epochs=config.max_epochs if config.cosine_learning_rate else None,
         )
-        checkpoint = ModelCheckpoint(dirpath=self.checkpoint_dir, monitor="val_loss", save_last=True)
+        checkpoint = ModelCheckpoint(dirpath=member_dir, monitor="val_loss", save_last=True)
         trainer = pl.Trainer(
             max_epochs=config.max_epochs,
             accelerator=config.accelerator,
@@ -242,14 +264,15 @@ class LSTMEstimator:
             strategy=config.strategy,
             callbacks=[EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience), checkpoint,
                        *self.callbacks],
-            logger=self.logger,
+            # One member's curves: several members logging the same metric names would interleave.
+            logger=self.logger if member == 0 else False,
             log_every_n_steps=5,
             deterministic=True,
             enable_model_summary=False,
             enable_progress_bar=self.show_progress,
         )
-        trainer.fit(module, *loaders, ckpt_path=self._resume_checkpoint())
+        trainer.fit(module, *loaders, ckpt_path=self._resume_checkpoint(member_dir))
         self.is_global_zero = trainer.is_global_zero
-        self.epochs_run = trainer.current_epoch
+        self.epochs_run += trainer.current_epoch
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
-        return LSTMPredictor(best.network.cpu(), config, vocabularies, reference_prices(features))
+        return best.network.cpu()
