@@ -144,6 +144,7 @@ def test_monitoring_retrains_through_the_training_deployment(servers: Servers, t
 
     before, after = sales_files(tmp_path, shifted=True)
     overrides = [*servers.overrides(tmp_path), "forecast.max_epochs=4", "forecast.context_length=28",
+                 "forecast.backtest_origins=2", "forecast.baselines=[seasonal_naive]",
                  "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
     finished(replenish("train", "--data", str(before), *set_options(overrides)))
     finished(replenish("plan", "--data", str(before), *set_options(overrides)))
