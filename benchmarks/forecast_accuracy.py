@@ -62,15 +62,17 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from models.backtest import run_backtest
+    from models.backtest import backtest_windows, run_backtest
     from models.baselines import baseline_forecasters
+    from replenish.data.sources import read_tables
     from replenish.data.tables import MasterDefaults, complete_tables
     from replenish.model_config import lstm_config
     from replenish.settings import load_settings
 
     settings = load_settings(overrides=[f"data.format={args.format}", f"data.path={args.data}",
                                         f"forecast.horizon_days={args.horizon}", *args.overrides])
-    sales = complete_tables(_load(args.data, args.format), MasterDefaults(**settings.data.master_defaults.model_dump())).sales
+    defaults = MasterDefaults(**settings.data.master_defaults.model_dump())
+    sales = complete_tables(read_tables(settings.data), defaults).sales
     if args.drop_last_days:
         sales = sales[sales["date"] <= sales["date"].max() - pd.Timedelta(days=args.drop_last_days)]
     names = [name.strip() for name in args.models.split(",") if name.strip()]
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
     if "lstm" in names:
         forecasters = {"lstm": _lstm_forecaster(lstm_config(settings.forecast), training), **forecasters}
     started = time.perf_counter()
-    backtest = run_backtest(sales, forecasters, args.horizon, args.origins)
+    backtest = run_backtest(sales, backtest_windows(sales, args.horizon, args.origins), forecasters)
     table = backtest.scores.table().assign(fit_seconds=pd.Series(backtest.fit_seconds))
     result = {
         "dataset": args.data.resolve().name,
@@ -131,16 +133,6 @@ def _lstm_forecaster(config, training: list[dict]):  # noqa: ANN001, ANN202 - LS
         return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
 
     return forecast
-
-
-def _load(path: Path, data_format: str):  # noqa: ANN202 - RawTables, imported lazily
-    if data_format == "m5":
-        from replenish.data.m5 import load_m5
-
-        return load_m5(path)
-    from replenish.data.long_format import load_long
-
-    return load_long(path)
 
 
 def _threads() -> int:

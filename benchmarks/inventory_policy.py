@@ -73,13 +73,14 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from replenish.data.sources import read_tables
     from replenish.data.tables import MasterDefaults, RawTables, complete_tables
     from replenish.settings import load_settings
 
     settings = load_settings(
         overrides=[f"data.format={args.format}", f"data.path={args.data}", *args.overrides]
     )
-    raw = _load(args.data, args.format)
+    raw = read_tables(settings.data)
     defaults = MasterDefaults(**settings.data.master_defaults.model_dump())
     raw_dates = pd.to_datetime(raw.sales["date"])
     test_start = raw_dates.max().normalize() - pd.Timedelta(days=args.test_days - 1)
@@ -121,16 +122,6 @@ def run(args: argparse.Namespace) -> dict:
         },
         "metrics": metrics,
     }
-
-
-def _load(path: Path, data_format: str):  # noqa: ANN202 - RawTables, imported lazily
-    if data_format == "m5":
-        from replenish.data.m5 import load_m5
-
-        return load_m5(path)
-    from replenish.data.long_format import load_long
-
-    return load_long(path)
 
 
 def _daily_matrix(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, n_days: int) -> np.ndarray:

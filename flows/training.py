@@ -40,7 +40,7 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
         # and the only one whose training curves go to the run.
         trained = [train_forecaster(window.history, settings, run_id if window is windows[-1] else None)
                    for window in windows]
-        backtest = backtest_forecasters(features, trained, settings)
+        backtest = backtest_forecasters(features, windows, trained, settings)
         metrics = log_backtest(settings, run_id, backtest, trained[-1])
         comparison = compare_with_champion(settings, windows[-1], trained[-1].predictor)
         registration = register_forecaster(settings, run_id, trained[-1].predictor, windows[-1], comparison, metrics)

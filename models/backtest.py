@@ -62,9 +62,9 @@ class BacktestResult:
         return score_forecasts(forecasts, last.actual, last.history)
 
 
-def run_backtest(sales: pd.DataFrame, forecasters: dict[str, Forecaster], horizon: int, n_origins: int,
+def run_backtest(sales: pd.DataFrame, windows: list[BacktestWindow], forecasters: dict[str, Forecaster],
                  show_progress: bool = True) -> BacktestResult:
-    windows = backtest_windows(sales, horizon, n_origins)
+    """Every forecaster at every window of ``backtest_windows(sales, ...)``; ``sales`` gives the scales."""
     forecasts: dict[str, list[pd.DataFrame]] = {name: [] for name in forecasters}
     fit_seconds = dict.fromkeys(forecasters, 0.0)
     steps = tqdm(total=len(windows) * len(forecasters), desc="backtest", unit="fit", disable=not show_progress)

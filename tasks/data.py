@@ -5,19 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from replenish.data.long_format import load_long
-from replenish.data.m5 import load_m5
-from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.sources import read_tables
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
 from replenish.settings import DataSettings
-
-
-def read_tables(data: DataSettings) -> RawTables:
-    if data.format == "m5":
-        return load_m5(data.path)
-    if data.format == "long":
-        return load_long(data.path)
-    return generate_synthetic(SyntheticConfig(**data.synthetic.model_dump(mode="json")))
 
 
 @task(name="load-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],

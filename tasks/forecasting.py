@@ -136,18 +136,18 @@ def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | 
 
 
 @task(name="backtest-forecasters", cache_policy=NO_CACHE)
-def backtest_forecasters(features: pd.DataFrame, trained: list[TrainedForecaster], settings: Settings) -> BacktestResult:
+def backtest_forecasters(features: pd.DataFrame, windows: list[BacktestWindow], trained: list[TrainedForecaster],
+                         settings: Settings) -> BacktestResult:
     """Score the LSTM fitted at each origin beside the baselines refitted at the same origins."""
     forecast = settings.forecast
-    by_cutoff = {window.cutoff: fit.predictor for window, fit in
-                 zip(backtest_windows(features, forecast.horizon_days, forecast.backtest_origins), trained)}
+    by_cutoff = {window.cutoff: fit.predictor for window, fit in zip(windows, trained)}
 
     def lstm(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
         return quantile_forecast_as_model_output(by_cutoff[cutoff].predict(history, future), cutoff)
 
     forecasters = {"lstm": lstm, **baseline_forecasters(list(forecast.baselines), forecast.horizon_days, forecast.seed)}
-    result = run_backtest(features, forecasters, forecast.horizon_days, forecast.backtest_origins)
+    result = run_backtest(features, windows, forecasters)
     # The LSTMs were fitted by their own (cached) tasks; their fit time belongs to the model's figure.
     fit_seconds = {**result.fit_seconds, "lstm": result.fit_seconds["lstm"] + sum(fit.fit_seconds for fit in trained)}
     return replace(result, fit_seconds=fit_seconds)

@@ -37,7 +37,8 @@ def test_every_model_is_refitted_per_origin_without_seeing_the_test_window() -> 
         return future[["item_id", "store_id", "date"]].assign(
             **{POINT: future.set_index(["item_id", "store_id"]).index.map(last).to_numpy(dtype=float)})
 
-    result = run_backtest(sales, {"last_value": last_value}, horizon=14, n_origins=3, show_progress=False)
+    result = run_backtest(sales, backtest_windows(sales, horizon=14, n_origins=3), {"last_value": last_value},
+                          show_progress=False)
     assert len(seen) == 3 and all(history_end < first_test_day for history_end, first_test_day in seen)
     assert sorted(result.forecasts["last_value"]["cutoff"].unique()) == [w.cutoff for w in result.windows]
     assert result.scores.per_series.groupby("cutoff").size().tolist() == [2, 2, 2]
@@ -59,7 +60,8 @@ def test_statistical_baselines_give_ordered_non_negative_quantiles() -> None:
 def test_every_baseline_runs_through_the_backtest() -> None:
     sales = weekly_sales(n_series=3, n_days=150).assign(dept_id="D", cat_id="C")
     names = ["seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm"]
-    result = run_backtest(sales, baseline_forecasters(names, horizon=14), horizon=14, n_origins=2, show_progress=False)
+    result = run_backtest(sales, backtest_windows(sales, horizon=14, n_origins=2), baseline_forecasters(names, horizon=14),
+                          show_progress=False)
     table = result.scores.table()
     assert list(table.index) == names and table["rmsse"].notna().all()
     # The weekly pattern is strong: every model that can learn it beats repeating last week's noise.
