@@ -18,7 +18,7 @@ from tasks.forecasting import (
     split_sales_by_store,
     train_forecaster,
 )
-from tasks.tracking import RegistrationResult, compare_with_champion, log_backtest, register_forecaster
+from tasks.tracking import RegistrationResult, log_backtest, register_forecaster
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,5 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
                    for window in windows]
         backtest = backtest_forecasters(features, windows, trained, settings)
         metrics = log_backtest(settings, run_id, backtest, trained[-1])
-        comparison = compare_with_champion(settings, windows[-1], trained[-1].predictor)
-        registration = register_forecaster(settings, run_id, trained[-1].predictor, windows[-1], comparison, metrics)
+        registration = register_forecaster(settings, run_id, trained[-1].predictor, windows[-1], metrics)
     return TrainingSummary(run_id, metrics, registration)

@@ -50,13 +50,14 @@ def _overrides(set_values: list[str] | None, data: Path | None, data_format: str
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
     from expectations.validation import DataValidationError
+    from models.forecast_contract import ForecastContractError
     from optimization.replenishment_lp import PlanInfeasibleError
     from replenish.data.tables import DataFileError
     from replenish.settings import SettingsError
     from tasks.planning import ChampionMissingError
 
     return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError,
-            ChampionMissingError)
+            ChampionMissingError, ForecastContractError)
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -90,17 +91,50 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
               debug: bool) -> tuple[Settings, Any]:
     """Check the cheap things, set up the environment before Prefect is imported, then run one flow.
     User errors end the command with one clear message."""
+    from replenish.orchestration import ServerUnavailableError, prefect_api, process_tag
+    from replenish.runtime import StoreBusyError, exclusive_store
+
     if data is not None and not data.exists():
         _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
     settings = _configured_settings(config, overrides, debug)
-    user_errors = _user_error_types()
     try:
-        flow = getattr(importlib.import_module(module), flow_name)
-        if not debug:
-            _quiet_console(user_errors)
-        return settings, flow(config_file=str(config) if config else None, overrides=overrides)
-    except user_errors as error:
+        with exclusive_store(settings), prefect_api(settings):
+            user_errors = _user_error_types()
+            from prefect import tags
+
+            from replenish.orchestration import crash_flow_runs_of_dead_processes
+
+            flow = getattr(importlib.import_module(module), flow_name)
+            if not debug:
+                _quiet_console(user_errors)
+            crash_flow_runs_of_dead_processes()
+            try:
+                with tags(process_tag()):
+                    return settings, flow(config_file=str(config) if config else None, overrides=overrides)
+            except user_errors as error:
+                _fail(error, debug)
+            except Exception as error:
+                unreachable = _unreachable_server(settings)
+                if unreachable is None:
+                    raise
+                _fail(ServerUnavailableError(f"{unreachable} does not answer; nothing was published "
+                                             f"({error.__class__.__name__})"), debug)
+    except (StoreBusyError, ServerUnavailableError) as error:
         _fail(error, debug)
+
+
+def _unreachable_server(settings: Settings) -> str | None:
+    """The configured server that stopped answering, named as the user configured it, if any."""
+    from replenish.orchestration import answers
+
+    for name, url, health in (
+        ("the MLflow tracking server", settings.mlflow_tracking_uri, "/health"),
+        ("the MLflow registry server", settings.mlflow_registry_uri, "/health"),
+        ("the Prefect API server", settings.orchestration.prefect_api_url or "", "/health"),
+    ):
+        if url.startswith(("http://", "https://")) and not answers(url.rstrip("/") + health):
+            return f"{name} {url}"
+    return None
 
 
 def _configured_settings(config: Path | None, overrides: list[str], debug: bool) -> Settings:
@@ -231,13 +265,21 @@ def serve(config: ConfigOption = None, set_values: SetOption = None, debug: Debu
 
     Example: replenish serve --config deploy/servers.yaml
     """
+    from replenish.orchestration import ServerUnavailableError, prefect_api
+
     overrides = list(set_values or [])
-    _configured_settings(config, overrides, debug)
-    from prefect import serve as serve_deployments
+    settings = _configured_settings(config, overrides, debug)
+    try:
+        # The local server runs its scheduler here, so the schedules fire while serve runs.
+        with prefect_api(settings, run_services=True) as api_url:
+            from prefect import serve as serve_deployments
 
-    from flows.deployments import replenish_deployments
+            from flows.deployments import replenish_deployments
 
-    serve_deployments(*replenish_deployments(str(config.resolve()) if config else None, overrides))
+            typer.echo(f"Prefect API: {api_url}")
+            serve_deployments(*replenish_deployments(str(config.resolve()) if config else None, overrides))
+    except ServerUnavailableError as error:
+        _fail(error, debug)
 
 
 @app.command()
@@ -255,16 +297,23 @@ def trigger(
     """
     from replenish.settings import SettingsError, parse_overrides
 
-    _configured_settings(config, list(set_values or []), debug)
+    from replenish.orchestration import ServerUnavailableError, prefect_api
+
+    settings = _configured_settings(config, list(set_values or []), debug)
     try:
         parameters = parse_overrides(list(params or []))
     except SettingsError as error:
         _fail(error, debug)
-    from prefect.deployments import run_deployment
+    try:
+        with prefect_api(settings):
+            from prefect.deployments import run_deployment
 
-    from flows.deployments import SHORT_NAMES
+            from flows.deployments import SHORT_NAMES
 
-    flow_run = run_deployment(SHORT_NAMES.get(flow, flow), parameters=parameters, timeout=None if wait else 0)
+            flow_run = run_deployment(SHORT_NAMES.get(flow, flow), parameters=parameters,
+                                      timeout=None if wait else 0)
+    except ServerUnavailableError as error:
+        _fail(error, debug)
     typer.echo(f"flow run {flow_run.id} ({flow_run.name}): {flow_run.state.name if flow_run.state else 'scheduled'}")
     if wait and flow_run.state is not None and not flow_run.state.is_completed():
         raise typer.Exit(code=1)
@@ -365,38 +414,32 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _serve_until_stopped(command: list[str], environment: dict[str, str]) -> int | None:
-    """Run a server in the foreground; None when Ctrl-C or SIGTERM stopped it, else its exit status.
+    """Run a server until it exits, or until Ctrl-C or SIGTERM stops it; None when stopped, else its exit status.
 
-    The stop signal is passed on to the server (Ctrl-C in a terminal reaches it directly as well),
-    which then gets UI_STOP_SECONDS to shut down before it is killed."""
+    The server runs in a process group of its own that dies with this command, even when the command
+    is killed with SIGKILL (see replenish.processes), and is stopped as a group: SIGTERM, then SIGKILL
+    after UI_STOP_SECONDS."""
     import signal
-    import subprocess
 
-    process = subprocess.Popen(command, env=environment)
+    from replenish.processes import start_guarded, stop_group
+
+    process = start_guarded(command, environment)
     stopped = False
 
-    def forward(signum: int, _frame: object) -> None:
+    def stop(_signum: int, _frame: object) -> None:
         nonlocal stopped
         stopped = True
-        if process.poll() is None:
-            process.send_signal(signum)
+        raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, forward)
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        try:
-            returncode = process.wait()
-        except KeyboardInterrupt:
-            forward(signal.SIGINT, None)
-            try:
-                process.wait(timeout=UI_STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        returncode = process.wait()
+    except KeyboardInterrupt:
+        stopped = True
     finally:
         signal.signal(signal.SIGTERM, previous)
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            returncode = stop_group(process, UI_STOP_SECONDS)
     return None if stopped else returncode
 
 
@@ -418,6 +461,7 @@ def generate_data(
     """
     from replenish.data.long_format import OPTIONAL_TABLES, READABLE_SUFFIXES
     from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+    from replenish.publishing import write_atomically
 
     suffix = f".{file_format}"
     tables = ("sales", *OPTIONAL_TABLES)
@@ -430,7 +474,7 @@ def generate_data(
     try:
         raw = generate_synthetic(SyntheticConfig(n_items=items, n_stores=stores, n_days=days, seed=seed))
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [(_write_atomically(getattr(raw, table), out_dir / f"{table}{suffix}"), len(getattr(raw, table)))
+        written = [(write_atomically(out_dir / f"{table}{suffix}", getattr(raw, table)), len(getattr(raw, table)))
                    for table in tables if getattr(raw, table) is not None]
     except (ValueError, OSError) as error:
         _fail(error, debug)
@@ -438,21 +482,3 @@ def generate_data(
     lines += [f"  {path.name:<20} {rows:>9,} rows" for path, rows in written]
     lines.append(f"  read it with: replenish run --data {out_dir} --format long")
     typer.echo("\n".join(lines))
-
-
-def _write_atomically(frame: Any, path: Path) -> Path:
-    """CSV or Parquet by the path's suffix, via a temporary file in the same folder: readers never see half a file."""
-    import os
-    import uuid
-
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # hidden: never read as a table
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(temporary, index=False)
-        else:
-            frame.to_csv(temporary, index=False)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path

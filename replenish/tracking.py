@@ -6,10 +6,13 @@ so tasks can run on any thread or worker.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +30,12 @@ from mlflow.types import ColSpec, Schema
 import models
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import INPUT_DEFAULTS, as_model_input
+from replenish.processes import is_dead, process_identity
 from replenish.settings import Settings
 
 CHAMPION = "champion"
+REGISTRY_LOCK_SECONDS = 600  # a promotion scores one champion on one holdout: seconds, not minutes
+PROCESS_TAG = "replenish.process"  # host:pid:start time of the process that owns a RUNNING run
 CHALLENGER = "challenger"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # how the MLflow UI nests a child run under its parent
 # Exact pins recorded with the model: inferring them costs 11-18 s per log_model call.
@@ -88,7 +94,8 @@ def git_commit() -> str:
 
 def start_run(settings: Settings, run_name: str, tags: Mapping[str, str]) -> str:
     client = client_for(settings)
-    run = client.create_run(experiment_id_for(client, settings), run_name=run_name, tags=dict(tags))
+    run = client.create_run(experiment_id_for(client, settings), run_name=run_name,
+                            tags={**tags, PROCESS_TAG: process_identity()})
     client.log_batch(run.info.run_id, params=[
         mlflow.entities.Param(key, str(value)[:6000])
         for key, value in flatten(settings.model_dump(mode="json")).items()
@@ -162,6 +169,20 @@ def end_run(settings: Settings, run_id: str, status: str) -> None:
     client_for(settings).set_terminated(run_id, status=status)
 
 
+def fail_runs_of_dead_processes(settings: Settings) -> list[str]:
+    """End as FAILED the RUNNING runs whose process has ended; returns their ids.
+
+    A command killed with SIGKILL, or one that lost its tracking server, cannot end its own run."""
+    client = client_for(settings)
+    running = client.search_runs([experiment_id_for(client, settings)], filter_string="attributes.status = 'RUNNING'",
+                                 max_results=1000)
+    orphans = [run.info.run_id for run in running if is_dead(run.data.tags.get(PROCESS_TAG, ""))]
+    for run_id in orphans:
+        client.set_tag(run_id, "replenish.ended_by", "a later command: its process had ended")
+        client.set_terminated(run_id, status="FAILED")
+    return orphans
+
+
 def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, history_example: pd.DataFrame) -> ModelVersion:
     """Log the predictor as a pyfunc with signature and input example, and register a new version."""
     client_for(settings)
@@ -184,6 +205,12 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, hi
     )
 
 
+def tag_version(settings: Settings, version: ModelVersion, tags: Mapping[str, str]) -> None:
+    client = client_for(settings)
+    for key, value in tags.items():
+        client.set_model_version_tag(settings.tracking.registered_model_name, version.version, key, value)
+
+
 def forecaster_signature(model_input: pd.DataFrame, forecast: pd.DataFrame) -> ModelSignature:
     """Inferred from an example, with the columns a source may lack (SNAP, hierarchy) optional."""
     inferred = infer_signature(model_input, forecast)
@@ -204,6 +231,36 @@ def load_champion(settings: Settings) -> mlflow.pyfunc.PyFuncModel:
     return mlflow.pyfunc.load_model(f"models:/{settings.tracking.registered_model_name}@{CHAMPION}")
 
 
+def load_version(settings: Settings, version: str) -> mlflow.pyfunc.PyFuncModel:
+    client_for(settings)
+    return mlflow.pyfunc.load_model(f"models:/{settings.tracking.registered_model_name}/{version}")
+
+
+@contextmanager
+def registry_lock(settings: Settings, timeout_seconds: float = REGISTRY_LOCK_SECONDS) -> Iterator[None]:
+    """One compare-and-promote at a time per registered model, across the processes of this host.
+
+    An flock on a file named after the registry and the model: the kernel releases it when its
+    holder dies, so a killed command never leaves the registry locked."""
+    key = hashlib.sha256(f"{settings.mlflow_registry_uri}|{settings.tracking.registered_model_name}".encode())
+    path = Path(tempfile.gettempdir()) / f"replenish-registry-{key.hexdigest()[:16]}.lock"
+    deadline = time.monotonic() + timeout_seconds
+    with open(path, "a", encoding="utf-8") as lock:
+        while True:
+            try:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the model registry {settings.mlflow_registry_uri} stayed locked for "
+                                       f"{timeout_seconds:.0f} s by another promotion ({path})") from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     promote: bool
@@ -216,6 +273,21 @@ def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None) -> Pr
     if candidate_rmsse < champion_rmsse:
         return PromotionDecision(True, f"holdout RMSSE {candidate_rmsse:.4f} beats champion's {champion_rmsse:.4f}")
     return PromotionDecision(False, f"holdout RMSSE {candidate_rmsse:.4f} does not beat champion's {champion_rmsse:.4f}")
+
+
+def promote_if_better(settings: Settings, version: ModelVersion, candidate_rmsse: float,
+                      champion_rmsse: Callable[[mlflow.pyfunc.PyFuncModel], float]) -> tuple[PromotionDecision, float | None]:
+    """Compare ``version`` with the current champion and promote it if better, as one step.
+
+    Under the registry lock the champion cannot change between reading and replacing it, so two
+    registrations at once cannot both win as "first model". ``champion_rmsse`` scores the champion
+    on the candidate's holdout; returns the decision and that score (None without a champion)."""
+    with registry_lock(settings):
+        champion = champion_version(settings)
+        champion_score = None if champion is None else champion_rmsse(load_version(settings, champion.version))
+        decision = decide_promotion(candidate_rmsse, champion_score)
+        promote(settings, version, decision)
+    return decision, champion_score
 
 
 def promote(settings: Settings, version: ModelVersion, decision: PromotionDecision) -> None:

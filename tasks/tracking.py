@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import mlflow
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -11,6 +12,8 @@ from prefect.runtime import flow_run
 
 from models.backtest import BacktestResult, BacktestWindow
 from models.evaluation import quantile_forecast_as_model_output, score_forecasts
+from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
+from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import as_model_input
 from replenish import tracking
@@ -19,7 +22,8 @@ from replenish.plots import fan_chart_figure
 from replenish.settings import Settings
 from tasks.forecasting import TrainedForecaster
 
-MLFLOW_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 5, 15]}
+# Few and short: the MLflow client retries each call itself (bounded in replenish.runtime).
+MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
 
 @dataclass(frozen=True)
@@ -30,14 +34,6 @@ class RegistrationResult:
     champion_rmsse: float | None
     promoted: bool
     reason: str
-
-
-@dataclass(frozen=True)
-class ChampionComparison:
-    """Candidate and current champion scored alike: the same holdout, the same inputs."""
-
-    candidate_rmsse: float
-    champion_rmsse: float | None
 
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
@@ -54,6 +50,7 @@ def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
         "git_commit": tracking.git_commit(),
         "prefect_flow_run_id": str(flow_run.get_id() or "none"),
     }
+    tracking.fail_runs_of_dead_processes(settings)
     return tracking.start_run(settings, run_name, tags)
 
 
@@ -90,36 +87,36 @@ def log_backtest(settings: Settings, run_id: str, backtest: BacktestResult, fina
     return metrics
 
 
-@task(name="compare-with-champion", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def compare_with_champion(settings: Settings, holdout: BacktestWindow, candidate: LSTMPredictor) -> ChampionComparison:
-    """Both models forecast the holdout from the same history through the same model input, the one the
-    planning flow gives the champion, so the comparison cannot favour either."""
-    model_input = as_model_input(holdout.history)
-
-    def holdout_rmsse(forecast: pd.DataFrame) -> float:
-        scored = score_forecasts({"model": quantile_forecast_as_model_output(forecast, holdout.cutoff)},
-                                 holdout.actual, holdout.history)
-        return scored.metrics["model_rmsse"]
-
-    candidate_rmsse = holdout_rmsse(candidate.predict(model_input))
-    if tracking.champion_version(settings) is None:
-        return ChampionComparison(candidate_rmsse, None)
-    return ChampionComparison(candidate_rmsse, holdout_rmsse(tracking.load_champion(settings).predict(model_input)))
+def holdout_rmsse(holdout: BacktestWindow, model_input: pd.DataFrame,
+                  forecaster: LSTMPredictor | mlflow.pyfunc.PyFuncModel) -> float:
+    """RMSSE on the holdout of a forecast made from ``model_input``: the same input the planning flow
+    gives the champion, so candidate and champion are scored alike."""
+    forecast = forecaster.predict(model_input)
+    scored = score_forecasts({"model": quantile_forecast_as_model_output(forecast, holdout.cutoff)},
+                             holdout.actual, holdout.history)
+    return scored.metrics["model_rmsse"]
 
 
 @task(name="register-forecaster", cache_policy=NO_CACHE)
 def register_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, holdout: BacktestWindow,
-                        comparison: ChampionComparison, backtest_metrics: dict[str, float]) -> RegistrationResult:
+                        backtest_metrics: dict[str, float]) -> RegistrationResult:
+    """Register a new version, then compare it with the champion and promote it if better, atomically."""
+    model_input = as_model_input(holdout.history)
+    candidate_rmsse = holdout_rmsse(holdout, model_input, predictor)
     example_series = holdout.history.groupby(["item_id", "store_id"]).ngroup() == 0
     version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
-    decision = tracking.decide_promotion(comparison.candidate_rmsse, comparison.champion_rmsse)
-    tracking.promote(settings, version, decision)
+    # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
+    contract = ForecasterContract.of_daily_model(predictor.config.horizon, predictor.config.quantiles,
+                                                 [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history)
+    tracking.tag_version(settings, version, contract.as_tags())
+    decision, champion_rmsse = tracking.promote_if_better(
+        settings, version, candidate_rmsse, lambda champion: holdout_rmsse(holdout, model_input, champion))
     lstm_metrics = {name: value for name, value in backtest_metrics.items() if name.startswith("lstm_")}
     tracking.describe_version(settings, version, lstm_metrics, decision)
     tracking.set_tags(settings, run_id, {"model_version": version.version, "promoted": str(decision.promote),
                                          "promotion_reason": decision.reason})
-    return RegistrationResult(settings.tracking.registered_model_name, version.version, comparison.candidate_rmsse,
-                              comparison.champion_rmsse, decision.promote, decision.reason)
+    return RegistrationResult(settings.tracking.registered_model_name, version.version, candidate_rmsse,
+                              champion_rmsse, decision.promote, decision.reason)
 
 
 @task(name="finish-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)

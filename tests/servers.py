@@ -51,6 +51,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, grace_seconds: float = 30) -> str:
+    """Stop a process started with ``start_new_session=True`` as a service manager does: SIGTERM to it,
+    then SIGKILL to its whole group when it has not ended within ``grace_seconds``. Returns what it
+    wrote to a pipe, if anything. Never blocks for long: every wait has a timeout."""
+    if process.poll() is not None:
+        _kill_group(process.pid)  # whatever it left behind in its group
+        return ""
+    try:
+        process.send_signal(signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        output, _ = process.communicate(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        _kill_group(process.pid)
+        output, _ = process.communicate(timeout=10)
+    _kill_group(process.pid)  # whatever it left behind in its group
+    return output or ""
+
+
+def _kill_group(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 @contextmanager
 def server_process(command: list[str], env: dict[str, str], health_url: str, log: Path,
                    timeout_s: float = 120) -> Iterator[float]:
@@ -73,11 +100,7 @@ def server_process(command: list[str], env: dict[str, str], health_url: str, log
             time.sleep(0.5)
         yield time.perf_counter() - started
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process(process)
 
 
 @contextmanager

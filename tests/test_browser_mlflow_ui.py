@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import set_options
-from tests.test_cli_commands import _free_port, stop, wait_for_http
+from tests.servers import stop_process
+from tests.test_cli_commands import _free_port, wait_for_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -108,12 +109,13 @@ def ui(logged_run: LoggedRun) -> Iterator[Ui]:
     command = [str(Path(sys.executable).parent / "replenish"), "ui", "--host", "127.0.0.1", "--port", str(port),
                *set_options([f"work_dir={logged_run.work_dir}", f"output_dir={root / 'output'}"])]
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", process)
         yield Ui(base_url=f"http://127.0.0.1:{port}", run=logged_run, log=log)
     finally:
-        stop(process)
+        stop_process(process)
 
 
 def _chromium(*args: str, profile: Path, budget_ms: int) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,7 @@ from replenish.data.long_format import load_long
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.settings import load_settings
 from tests.conftest import run_cli, set_options
+from tests.servers import stop_process
 
 SMALL = SyntheticConfig(n_items=4, n_stores=2, n_days=120, seed=11)
 SMALL_OPTIONS = ["--items", "4", "--stores", "2", "--days", "120", "--seed", "11"]
@@ -131,31 +132,20 @@ def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = UI_
     pytest.fail(f"{url} did not answer within {timeout:.0f} s")
 
 
-def stop(process: subprocess.Popen[str]) -> str:
-    """Ctrl-C, as a user stops the UI; killed if it does not end. Returns its output."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        output, _ = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-    return output
-
-
 @pytest.fixture
 def ui_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     port, work_dir = _free_port(), tmp_path / "state"
     command = [str(Path(sys.executable).parent / "replenish"), "ui", "--port", str(port),
                *set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}"])]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     try:
         yield process, port, work_dir
     finally:
-        stop(process)
+        stop_process(process)
 
 
-def test_ui_serves_the_configured_store_until_ctrl_c(ui_process: tuple[subprocess.Popen[str], int, Path]) -> None:
+def test_ui_serves_the_configured_store_until_stopped(ui_process: tuple[subprocess.Popen[str], int, Path]) -> None:
     process, port, work_dir = ui_process
     base = f"http://127.0.0.1:{port}"
 
@@ -164,7 +154,7 @@ def test_ui_serves_the_configured_store_until_ctrl_c(ui_process: tuple[subproces
     assert [experiment["name"] for experiment in experiments["experiments"]] == ["Default"]
     assert (work_dir / "mlflow.db").is_file()  # the server opened the store inside work_dir
 
-    output = stop(process)
+    output = stop_process(process)  # SIGTERM, as a service manager or `kill` stops it
 
     assert process.returncode == 0, output[-3000:]
     assert f"MLflow UI on sqlite:///{work_dir / 'mlflow.db'}" in output
@@ -172,6 +162,29 @@ def test_ui_serves_the_configured_store_until_ctrl_c(ui_process: tuple[subproces
     assert output.rstrip().endswith("MLflow UI stopped")
     assert "Traceback" not in output
     assert _get(f"{base}/health") is None  # the server went down with the command
+
+
+def test_ui_server_dies_with_a_killed_command(ui_process: tuple[subprocess.Popen[str], int, Path]) -> None:
+    process, port, _ = ui_process
+    assert wait_for_http(f"http://127.0.0.1:{port}/health", process) == b"OK"
+
+    process.kill()  # SIGKILL to replenish alone: it cannot stop its server itself
+    process.wait(timeout=10)
+
+    deadline = time.monotonic() + 15
+    while not _port_free(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _port_free(port), f"port {port} still held after the command was killed"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def test_ui_on_a_busy_port_is_a_short_error(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.conftest import TINY_RUN, set_options
-from tests.servers import mlflow_server, postgres_database, postgres_unreachable_reason, prefect_server
+from tests.servers import mlflow_server, postgres_database, postgres_unreachable_reason, prefect_server, stop_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -53,11 +52,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 def replenish(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([REPLENISH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([REPLENISH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def finished(process: subprocess.Popen[str]) -> str:
-    stdout, stderr = process.communicate(timeout=600)
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    finally:
+        stop_process(process)
     assert process.returncode == 0, stderr[-3000:]
     return stdout
 
@@ -110,7 +113,7 @@ def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str]) -> No
         names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
         if SERVED <= names:
             return
-        assert serving.poll() is None, serving.communicate()[1][-3000:]
+        assert serving.poll() is None, serving.communicate(timeout=10)[1][-3000:]
         assert time.monotonic() < deadline, f"deployments registered so far: {names}"
         time.sleep(1)
 
@@ -123,11 +126,7 @@ def served(servers: Servers, overrides: list[str]) -> Iterator[None]:
         wait_for_deployments(servers, serving)
         yield
     finally:
-        serving.send_signal(signal.SIGINT)
-        try:
-            serving.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serving.kill()
+        stop_process(serving)
 
 
 def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path) -> None:

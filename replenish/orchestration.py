@@ -1,0 +1,127 @@
+"""The Prefect API a command talks to, and the bookkeeping that keeps its runs honest.
+
+Without ``orchestration.prefect_api_url``, each command starts its own local Prefect server on the
+database inside ``work_dir`` and stops it when it ends. It is the same server Prefect's temporary
+("ephemeral") mode would start, but run under ``replenish.processes``' guard, so it also goes down when
+the command is killed with SIGKILL: Prefect's own temporary server outlives a killed command.
+
+Every process that runs flows tags them with ``process_tag()``; a later command marks the Running
+flow runs of processes that no longer exist as Crashed, as it does with MLflow runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from replenish.processes import is_dead, process_identity, start_guarded, stop_group
+from replenish.settings import Settings
+
+PROCESS_TAG_PREFIX = "replenish-process:"
+STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+
+class ServerUnavailableError(RuntimeError):
+    """A server the command needs did not start or does not answer."""
+
+
+def process_tag() -> str:
+    return PROCESS_TAG_PREFIX + process_identity()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def answers(url: str, timeout: float = 3) -> bool:
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def prefect_api(settings: Settings, run_services: bool = False) -> Iterator[str]:
+    """The Prefect API URL for this command, exported as PREFECT_API_URL before Prefect is imported.
+
+    The configured server when there is one; otherwise a local server on the work_dir database, stopped
+    on exit and killed with this process. ``run_services`` runs the scheduler and the other background
+    services (for ``replenish serve``, whose schedules must fire); one-off flows do without them."""
+    if settings.orchestration.prefect_api_url:
+        yield settings.orchestration.prefect_api_url
+        return
+    port = _free_port()
+    environment = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    environment["PREFECT_UI_ENABLED"] = "false"
+    if not run_services:
+        environment["PREFECT__SERVER_EPHEMERAL"] = "1"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    log_path = settings.work_dir / "prefect-server.log"
+    with log_path.open("w") as log:
+        server = start_guarded(command, environment, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_until_healthy(server, url, log_path, float(os.environ.get(STARTUP_TIMEOUT_ENV, "120")))
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        _send_queued_logs_and_events()
+        os.environ.pop("PREFECT_API_URL", None)
+        stop_group(server)
+
+
+def _send_queued_logs_and_events() -> None:
+    """Prefect sends flow logs and events from background workers; let them finish before the server
+    they talk to stops, or the command ends with 'Error logging to API'."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10)
+
+
+def _wait_until_healthy(server: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not answers(f"{url}/health", timeout=2):
+        if server.poll() is not None:
+            raise ServerUnavailableError(
+                f"the local Prefect server exited with status {server.returncode}; see {log_path}:\n"
+                + log_path.read_text()[-2000:])
+        if time.monotonic() > deadline:
+            raise ServerUnavailableError(f"the local Prefect server did not answer within {timeout:.0f} s; see {log_path}")
+        time.sleep(0.2)
+
+
+def crash_flow_runs_of_dead_processes() -> list[str]:
+    """Mark Running flow runs whose process has ended as Crashed; returns their names.
+
+    A command killed with SIGKILL cannot report its own flow run, which would otherwise stay Running."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    crashed = []
+    with get_client(sync_client=True) as client:
+        running = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))))
+        for flow_run in running:
+            identities = [tag[len(PROCESS_TAG_PREFIX):] for tag in flow_run.tags if tag.startswith(PROCESS_TAG_PREFIX)]
+            if identities and is_dead(identities[0]):
+                client.set_flow_run_state(flow_run.id, Crashed(message=f"process {identities[0]} ended without "
+                                                                       "reporting (killed)"), force=True)
+                crashed.append(flow_run.name)
+    return crashed

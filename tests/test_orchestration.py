@@ -1,0 +1,75 @@
+"""What a command leaves behind when it is killed: no server, no run that stays RUNNING, no held store."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import TINY_RUN, run_cli, set_options
+from tests.servers import stop_process
+
+pytestmark = pytest.mark.slow
+REPLENISH = str(Path(sys.executable).parent / "replenish")
+
+
+def _rows(database: Path, query: str) -> list[tuple]:
+    if not database.exists():
+        return []
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+        try:
+            return connection.execute(query).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet, or the store is busy
+            return []
+
+
+def _wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(tmp_path: Path) -> None:
+    work_dir = tmp_path / "state"
+    options = set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}", *TINY_RUN])
+    # The tests share one PREFECT_HOME (tests/conftest.py), which the commands inherit.
+    mlflow_db, prefect_db = work_dir / "mlflow.db", Path(os.environ["PREFECT_HOME"]) / "prefect.db"
+    training = subprocess.Popen([REPLENISH, "train", *options], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for(lambda: _rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'"), 240,
+                  "the training run to start")
+        servers = [child for child in psutil.Process(training.pid).children(recursive=True)
+                   if "uvicorn" in " ".join(child.cmdline())]
+        assert servers, "the command runs its own local Prefect server"
+
+        # A second command on the same store refuses at once instead of ending in 'database is locked'.
+        started = time.monotonic()
+        second = run_cli("validate", *options, cwd=tmp_path)
+        assert second.returncode == 1
+        assert f"another replenish command (pid {training.pid}) holds the store in {work_dir}" in second.stderr
+        assert "Traceback" not in second.stderr
+        assert time.monotonic() - started < 30
+
+        training.kill()
+        training.wait(timeout=10)
+        gone, alive = psutil.wait_procs(servers, timeout=15)
+        assert not alive, f"the Prefect server outlived the killed command: {[p.pid for p in alive]}"
+    finally:
+        stop_process(training)
+
+    (killed_run,), = [_rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'")]
+    next_command = run_cli("validate", *options, cwd=tmp_path)
+
+    assert next_command.returncode == 0, next_command.stderr[-3000:]
+    assert _rows(mlflow_db, f"select status from runs where run_uuid = '{killed_run[0]}'") == [("FAILED",)]
+    killed_flow_runs = [state for state, tags in _rows(prefect_db, "select state_type, tags from flow_run")
+                        if f":{training.pid}:" in tags]
+    assert killed_flow_runs == ["CRASHED"]
