@@ -276,7 +276,7 @@ def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None) -> Pr
 
 
 def promote_if_better(settings: Settings, version: ModelVersion, candidate_rmsse: float,
-                      champion_rmsse: Callable[[mlflow.pyfunc.PyFuncModel], float]) -> tuple[PromotionDecision, float | None]:
+                      champion_rmsse: Callable[[ModelVersion], float]) -> tuple[PromotionDecision, float | None]:
     """Compare ``version`` with the current champion and promote it if better, as one step.
 
     Under the registry lock the champion cannot change between reading and replacing it, so two
@@ -284,7 +284,7 @@ def promote_if_better(settings: Settings, version: ModelVersion, candidate_rmsse
     on the candidate's holdout; returns the decision and that score (None without a champion)."""
     with registry_lock(settings):
         champion = champion_version(settings)
-        champion_score = None if champion is None else champion_rmsse(load_version(settings, champion.version))
+        champion_score = None if champion is None else champion_rmsse(champion)
         decision = decide_promotion(candidate_rmsse, champion_score)
         promote(settings, version, decision)
     return decision, champion_score

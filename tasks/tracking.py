@@ -110,7 +110,8 @@ def register_forecaster(settings: Settings, run_id: str, predictor: LSTMPredicto
                                                  [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history)
     tracking.tag_version(settings, version, contract.as_tags())
     decision, champion_rmsse = tracking.promote_if_better(
-        settings, version, candidate_rmsse, lambda champion: holdout_rmsse(holdout, model_input, champion))
+        settings, version, candidate_rmsse,
+        lambda champion: holdout_rmsse(holdout, model_input, tracking.load_version(settings, champion.version)))
     lstm_metrics = {name: value for name, value in backtest_metrics.items() if name.startswith("lstm_")}
     tracking.describe_version(settings, version, lstm_metrics, decision)
     tracking.set_tags(settings, run_id, {"model_version": version.version, "promoted": str(decision.promote),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +231,41 @@ def test_an_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> Non
     np.testing.assert_allclose(forecast["mean"], (members[0]["mean"] + members[1]["mean"]) / 2, rtol=1e-5)
     ensemble.save(tmp_path / "saved")
     pd.testing.assert_frame_equal(LSTMPredictor.load(tmp_path / "saved").predict(features), forecast)
+
+
+KILL_AT_EPOCH_SCRIPT = """
+import os, signal, sys
+from pathlib import Path
+from pytorch_lightning import Callback
+from models.features import build_feature_frame
+from models.lstm.estimator import LSTMEstimator
+from tests.test_model_lstm import small_config, weekly_sales
+
+class KillAtEpochStart(Callback):
+    def on_train_epoch_start(self, trainer, pl_module):
+        if trainer.current_epoch == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)  # no exception, no cleanup: as a killed process
+
+features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
+config = small_config(max_epochs=4, early_stopping_patience=10)
+LSTMEstimator(config, Path(sys.argv[1]), resume=True, callbacks=[KillAtEpochStart()], show_progress=False).fit(features)
+"""
+
+
+def test_a_killed_fit_resumes_from_the_last_epoch_it_finished_and_ends_alike(tmp_path: Path) -> None:
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_EPOCH_SCRIPT, str(tmp_path / "killed"), "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+
+    features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
+    config = small_config(max_epochs=4, early_stopping_patience=10)
+    counter = EpochCounter()
+    resumed = LSTMEstimator(config, tmp_path / "killed", resume=True, callbacks=[counter], show_progress=False)
+    resumed_forecast = resumed.fit(features).predict(features)
+    uninterrupted = LSTMEstimator(config, tmp_path / "whole", show_progress=False).fit(features).predict(features)
+
+    # Epochs 0 and 1 finished: the last checkpoint is epoch 1's, whether or not it improved val_loss.
+    assert resumed.resumed_from_epoch == 2 and counter.epochs_started == 2
+    # Repeatable within tolerance: the resumed fit forecasts like the fit that was never interrupted.
+    gap = (resumed_forecast["q0.5"] - uninterrupted["q0.5"]).abs().mean() / uninterrupted["q0.5"].abs().mean()
+    assert gap < 0.1, gap

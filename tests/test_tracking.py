@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -13,6 +17,7 @@ from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig, LSTMEstimator
 from replenish import tracking
 from replenish.settings import load_settings
+from tests.servers import stop_process
 from tests.test_model_lstm import weekly_sales
 
 
@@ -79,3 +84,29 @@ def test_child_runs_nest_under_their_parent_and_inherit_its_lineage(tmp_path: Pa
     child = tracking.start_child_run(settings, parent, "backtest-lstm", {"model": "lstm"})
     tags = tracking.client_for(settings).get_run(child).data.tags
     assert tags["mlflow.parentRunId"] == parent and tags["data_hash"] == "abc123" and tags["model"] == "lstm"
+
+
+def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
+    """Two registrations at once: the lock makes the second compare with the first, never both 'first model'."""
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    client = tracking.client_for(settings)
+    client.create_registered_model(settings.tracking.registered_model_name)  # as a first registration would
+    workers = [subprocess.Popen([sys.executable, "-m", "tests.promotion_worker", str(tmp_path), str(score)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+               for score in (0.9, 0.8)]
+    try:
+        outcomes = []
+        for worker in workers:
+            stdout, stderr = worker.communicate(timeout=180)
+            assert worker.returncode == 0, stderr[-3000:]
+            outcomes.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        for worker in workers:
+            stop_process(worker)
+
+    assert sum(outcome["champion_rmsse"] is None for outcome in outcomes) == 1, outcomes
+    better = next(outcome for outcome in outcomes if not str(outcome["reason"]).startswith("holdout RMSSE 0.9000"))
+    # Read from the database itself: this process's MLflow client may hold an older snapshot of it.
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        (champion,), = database.execute("select version from registered_model_aliases where alias = 'champion'")
+    assert str(champion) == str(better["version"]), outcomes

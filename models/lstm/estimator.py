@@ -256,14 +256,18 @@ class LSTMEstimator:
             metric_scaled_loss=config.metric_scaled_loss,
             cosine_decay_epochs=config.max_epochs if config.cosine_learning_rate else None,
         )
-        checkpoint = ModelCheckpoint(dirpath=member_dir, monitor="val_loss", save_last=True)
+        checkpoint = ModelCheckpoint(dirpath=member_dir, monitor="val_loss")
+        # Every epoch, improving or not: a fit killed mid-way resumes from the epoch it reached, not from
+        # its last improvement (Lightning's save_last only follows the monitored checkpoint's saves).
+        every_epoch = ModelCheckpoint(dirpath=member_dir, filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+                                      save_top_k=1, enable_version_counter=False)
         trainer = pl.Trainer(
             max_epochs=config.max_epochs,
             accelerator=config.accelerator,
             devices=config.devices,
             strategy=config.strategy,
             callbacks=[EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience), checkpoint,
-                       *self.callbacks],
+                       every_epoch, *self.callbacks],
             # One member's curves: several members logging the same metric names would interleave.
             logger=self.logger if member == 0 else False,
             log_every_n_steps=5,

@@ -1,0 +1,33 @@
+"""One process of the concurrent-promotion test: register a version, then compare and promote it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from replenish import tracking
+from replenish.settings import load_settings
+
+HOLDOUT_RMSSE_TAG = "test_holdout_rmsse"
+
+
+def register_and_promote(work_dir: str, candidate_rmsse: float) -> dict[str, object]:
+    settings = load_settings(overrides=[f"work_dir={work_dir}", f"output_dir={work_dir}/out"])
+    client = tracking.client_for(settings)
+    name = settings.tracking.registered_model_name
+    run_id = tracking.start_run(settings, f"candidate-{candidate_rmsse}", {})
+    version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id,
+                                          tags={HOLDOUT_RMSSE_TAG: str(candidate_rmsse)})
+
+    def champion_rmsse(champion) -> float:
+        time.sleep(1.0)  # scoring a champion takes time: the window another promotion could use
+        return float(champion.tags[HOLDOUT_RMSSE_TAG])
+
+    decision, champion_score = tracking.promote_if_better(settings, version, candidate_rmsse, champion_rmsse)
+    return {"version": version.version, "promoted": decision.promote, "reason": decision.reason,
+            "champion_rmsse": champion_score}
+
+
+if __name__ == "__main__":
+    print(json.dumps(register_and_promote(sys.argv[1], float(sys.argv[2]))))
