@@ -12,13 +12,13 @@ from replenish.settings import load_settings
 from tasks.data import load_data
 from tasks.planning import (
     PublishedPlan,
+    build_plan_report,
     build_planning_problem,
     forecast_planning_horizon,
     merge_plans,
     optimize_orders,
     publish_plan,
     split_by_store,
-    write_plan_report,
 )
 
 
@@ -39,6 +39,6 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
         problem = build_planning_problem(data, forecast, settings.planning)
         parts = split_by_store(problem, settings.planning)
         plan = merge_plans(map_partitions(settings, optimize_orders, parts, planning=settings.planning))
-        published = publish_plan(settings, run_id, problem, plan)
-        report_path = write_plan_report(settings, run_id, problem, plan, forecast, data.sales)
-    return PlanningSummary(run_id, published, report_path)
+        report = build_plan_report(problem, plan, forecast, data.sales, settings.planning)
+        published = publish_plan(settings, run_id, problem, plan, report)
+    return PlanningSummary(run_id, published, published.report_path)

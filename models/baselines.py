@@ -1,7 +1,8 @@
 """The baselines a demand planner already trusts: statsforecast's local models and a global LightGBM
 through mlforecast (the M5 winner's approach). Each returns the common forecast shape of
 :mod:`models.evaluation`: item_id, store_id, date, cutoff, point and, where the model has
-intervals, q0.025 q0.1 q0.5 q0.9 q0.975.
+intervals, q0.025 q0.1 q0.5 q0.9 q0.975. They fit on the daily grid with censored days' units
+taken from the same weekday (``demand_history``), so a closed day or a stockout is not zero demand.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from statsforecast import StatsForecast
 from statsforecast.models import TSB, AutoETS, CrostonOptimized, SeasonalNaive
 
 from models.backtest import Forecaster
-from models.evaluation import POINT, WEEK, from_nixtla, to_nixtla
+from models.evaluation import POINT, WEEK, demand_history, from_nixtla, to_nixtla
 
 INTERVAL_LEVELS = (80, 95)
 STATISTICAL_MODELS: dict[str, Callable[[], object]] = {
@@ -49,7 +50,7 @@ def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str])
     if unknown:
         raise ValueError(f"unknown statistical baselines {unknown}; choose from {sorted(STATISTICAL_MODELS)}")
     cutoff = history["date"].max()
-    train = to_nixtla(history, {"units": "y"})
+    train = to_nixtla(demand_history(history), {"units": "y"})
     forecasts = {}
     for with_intervals in (True, False):
         group = [name for name in names if (name not in WITHOUT_INTERVALS) == with_intervals]
@@ -86,7 +87,7 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     horizon = int(future.groupby(["item_id", "store_id"])["date"].size().max())
     categories = {column: pd.Index(sorted(set(history[column].astype(str)) | set(future[column].astype(str))))
                   for column in STATIC_COLUMNS if column in history and column in future}
-    train = _lightgbm_frame(history, categories, with_target=True)
+    train = _lightgbm_frame(demand_history(history), categories, with_target=True)
     exogenous = _lightgbm_frame(future, categories, with_target=False)
     engine = MLForecast(
         models={"lightgbm": lightgbm.LGBMRegressor(**LIGHTGBM_PARAMS, random_state=seed, verbosity=-1, n_jobs=1)},

@@ -2,6 +2,9 @@
 
 Every model's forecast comes in one long shape: item_id, store_id, date, cutoff (the last day the
 model saw), ``point`` and, for probabilistic models, quantile columns ``q0.025 q0.1 q0.5 q0.9 q0.975``.
+
+Censored days (``available`` = 0: a stockout, a closed or a missing day) show sales that are not
+demand: they are never scored, and never give a model a zero to learn.
 """
 
 from __future__ import annotations
@@ -37,10 +40,32 @@ def from_nixtla(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"item_id": item_store[0], "store_id": item_store[1], "date": frame["ds"]})
 
 
+def censored(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose units are no demand: ``available`` = 0 (a frame without the column has none)."""
+    return frame["available"].to_numpy() == 0 if "available" in frame else np.zeros(len(frame), dtype=bool)
+
+
+def demand_history(history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` with the units of each censored day replaced by the series' units on the latest
+    uncensored same weekday (the next one for censored days at the start; 0 where there is none), for
+    the models that need a regular daily history and would otherwise learn zero demand from those days."""
+    unknown = censored(history)
+    if not unknown.any():
+        return history
+    by_date = np.argsort(history["date"].to_numpy(), kind="stable")
+    units = np.where(unknown, np.nan, history["units"].to_numpy(dtype=float))[by_date]
+    same_weekday = [series_id(history).to_numpy()[by_date], history["date"].dt.day_of_week.to_numpy()[by_date]]
+    carried = pd.Series(units).groupby(same_weekday).ffill()
+    carried = carried.groupby(same_weekday).bfill().fillna(0.0)
+    filled = np.empty(len(history))
+    filled[by_date] = carried.to_numpy()
+    return history.assign(units=filled)
+
+
 def seasonal_naive_forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Weekly seasonal naive point forecast for every series: item_id, store_id, date, cutoff, point."""
     model = StatsForecast(models=[SeasonalNaive(season_length=WEEK)], freq="D", n_jobs=1)
-    forecast = model.forecast(h=horizon, df=to_nixtla(history, {"units": "y"}))
+    forecast = model.forecast(h=horizon, df=to_nixtla(demand_history(history), {"units": "y"}))
     return from_nixtla(forecast).assign(
         cutoff=history["date"].max(), **{POINT: forecast["SeasonalNaive"].clip(lower=0).to_numpy()}
     )
@@ -90,10 +115,10 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
 
     ``forecasts``: model name -> frame in the common shape; ``actual``: item_id, store_id, date, units
     of the forecast days; ``history``: all known sales (item_id, store_id, date, units, price), from which
-    each origin's in-sample scales use only the days up to its cutoff.
+    each origin's in-sample scales use only the days up to its cutoff. Censored days of either are left out.
     """
     keys = ["item_id", "store_id", "date"]
-    scored = actual[[*keys, "units"]]
+    scored = actual.loc[~censored(actual), [*keys, "units"]]
     columns: dict[str, str] = {"units": "y"}
     for name, forecast in forecasts.items():
         present = [column for column in (POINT, *QUANTILE_COLUMNS) if column in forecast]
@@ -103,7 +128,7 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
         )
         columns.update({f"{name}:{column}": f"{name}{_nixtla_suffix(column)}" for column in present})
     frame = to_nixtla(scored, columns).assign(cutoff=scored["cutoff"].to_numpy())
-    train = to_nixtla(history.sort_values([*keys]), {"units": "y"})
+    train = to_nixtla(history[~censored(history)].sort_values([*keys]), {"units": "y"})
 
     names = list(forecasts)
     probabilistic = [name for name in names if all(f"{name}{_nixtla_suffix(c)}" in frame for c in PINBALL_QUANTILES.values())]

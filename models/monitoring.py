@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.evaluation import quantile_forecast_as_model_output, score_forecasts, seasonal_naive_forecast
+from models.evaluation import censored, quantile_forecast_as_model_output, score_forecasts, seasonal_naive_forecast
+from models.forecast_contract import FORECAST_KEY
 
 PSI_BINS = 10
 
@@ -45,24 +46,32 @@ def population_stability_index(reference: np.ndarray, current: np.ndarray, bins:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+def covered_actuals(actual: pd.DataFrame, forecast: pd.DataFrame) -> pd.DataFrame:
+    """The arrived sales a logged forecast answers for: the item-stores and days it gave every value of,
+    less censored days (their sales are no demand). Nothing it did not forecast is scored, as zero or otherwise."""
+    values = [column for column in forecast.columns if column not in FORECAST_KEY]
+    forecast_rows = forecast.loc[forecast[values].notna().all(axis=1), FORECAST_KEY].drop_duplicates()
+    return actual[~censored(actual)].merge(forecast_rows, on=FORECAST_KEY)
+
+
 def recent_performance(history: pd.DataFrame, actual: pd.DataFrame, forecast: pd.DataFrame) -> dict[str, float]:
-    """Scores of a logged forecast on the days that have arrived, beside a seasonal naive of the same days.
+    """Scores of a logged forecast on the days that have arrived and it covered, beside a seasonal naive
+    of the same item-stores and days.
 
     ``history``: sales up to the forecast origin; ``actual``: sales after it; ``forecast``: quantile columns."""
-    keys = ["item_id", "store_id", "date"]
-    scored_days = actual.merge(forecast[keys], on=keys)
-    horizon = int(scored_days["date"].nunique())
-    if horizon == 0:
+    scored_days = covered_actuals(actual, forecast)
+    if scored_days.empty:
         return {"scored_days": 0.0}
     origin = history["date"].max()
+    naive = seasonal_naive_forecast(history, (scored_days["date"].max() - origin).days)
     evaluation = score_forecasts(
-        {"lstm": quantile_forecast_as_model_output(forecast, origin), "seasonal_naive": seasonal_naive_forecast(history, horizon)},
+        {"lstm": quantile_forecast_as_model_output(forecast, origin), "seasonal_naive": naive},
         scored_days, history,
     )
-    joined = scored_days.merge(forecast, on=keys)
+    joined = scored_days.merge(forecast, on=FORECAST_KEY)
     bias = float((joined["q0.5"] - joined["units"]).sum() / max(joined["units"].sum(), 1.0))
     return {
-        "scored_days": float(horizon),
+        "scored_days": float(scored_days["date"].nunique()),
         "rmsse": evaluation.metrics["lstm_rmsse"],
         "mase": evaluation.metrics["lstm_mase"],
         "coverage_80": evaluation.metrics["lstm_coverage_80"],

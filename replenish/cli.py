@@ -53,11 +53,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from models.forecast_contract import ForecastContractError
     from optimization.replenishment_lp import PlanInfeasibleError
     from replenish.data.tables import DataFileError
+    from replenish.publishing import PublishError
     from replenish.settings import SettingsError
     from tasks.planning import ChampionMissingError
 
     return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError,
-            ChampionMissingError, ForecastContractError)
+            ChampionMissingError, PublishError, ForecastContractError)
 
 
 class _HideUserErrorTracebacks(logging.Filter):

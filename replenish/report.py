@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from models.forecast_contract import NAIVE_FALLBACK
 from optimization.formulation import order_slot_mask
 from optimization.problem import PlanningProblem, PlanResult
 from replenish.plots import fan_chart_figure, plt  # pyplot, once plots has chosen the Agg backend
@@ -48,6 +49,7 @@ class PlanReport:
     forecast_chart: bytes | None  # PNG; None when there is nothing to chart
     inventory_chart: bytes | None
     utilisation_chart: bytes | None
+    naive_fallback_series: int = 0  # item-stores planned on seasonal naive: the champion's forecast lacked them
 
 
 def plan_report(
@@ -91,7 +93,15 @@ def plan_report(
         forecast_chart=forecast_chart,
         inventory_chart=inventory_chart,
         utilisation_chart=utilisation_chart,
+        naive_fallback_series=naive_fallback_series(horizon),
     )
+
+
+def naive_fallback_series(forecast: pd.DataFrame) -> int:
+    """Item-stores with at least one planned day from the seasonal naive fallback (see models.forecast_contract)."""
+    if NAIVE_FALLBACK not in forecast:
+        return 0
+    return len(forecast.loc[forecast[NAIVE_FALLBACK].astype(bool), ITEM_STORE].drop_duplicates())
 
 
 def valued_orders(explained: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
@@ -326,6 +336,8 @@ def _kpi_table(report: PlanReport) -> str:
         ("Expected fill rate", share(report.expected_fill_rate), ""),
         ("Orders", f"{report.orders:,} lines, {quantity(report.units)} units, value {money(report.order_value)}", ""),
         *((("Budget use", _budget_summary(report.budget_use), ""),) if len(report.budget_use) else ()),
+        *((("Forecast fallback", f"{report.naive_fallback_series:,} item-store(s) planned on a seasonal naive "
+            "forecast: the champion's forecast lacked them", ""),) if report.naive_fallback_series else ()),
         ("Solver status", report.solver_status, ""),
     ]
     return "\n".join([

@@ -66,6 +66,9 @@ class DataSettings(_Section):
     synthetic: SyntheticDataSettings = SyntheticDataSettings()
     master_defaults: MasterDefaultsSettings = MasterDefaultsSettings()
     validation: ValidationSettings = ValidationSettings()
+    # A date absent inside a series (a gap validation allows) becomes a censored row marked "closed"
+    # (the store was shut: a public holiday most exports omit) or "missing" (its sales were lost).
+    absent_dates: Literal["closed", "missing"] = "closed"
 
     @model_validator(mode="after")
     def _path_given_for_files(self) -> DataSettings:
@@ -148,6 +151,9 @@ class PlanningSettings(_Section):
     decompose_by_location: bool = False
     solver_workers: int = Field(1, ge=1)
     solver_backend: Literal["pyomo", "highspy"] = "pyomo"
+    # An item-store or planned day the champion's forecast lacks: "refuse" to plan, or plan it on
+    # a seasonal naive forecast (reported, and counted in the metric plan_series_naive_fallback).
+    missing_forecast: Literal["refuse", "naive"] = "refuse"
 
 
 class TrackingSettings(_Section):

@@ -206,6 +206,7 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, hi
 
 
 def tag_version(settings: Settings, version: ModelVersion, tags: Mapping[str, str]) -> None:
+    """Tags on a registered version, readable from any alias that points at it (its contract, for one)."""
     client = client_for(settings)
     for key, value in tags.items():
         client.set_model_version_tag(settings.tracking.registered_model_name, version.version, key, value)

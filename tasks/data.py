@@ -18,5 +18,5 @@ def load_data(data: DataSettings) -> RawTables:
 
 @task(name="complete-data", cache_policy=NO_CACHE)
 def complete_data(raw: RawTables, data: DataSettings) -> RetailData:
-    return complete_tables(raw, MasterDefaults(**data.master_defaults.model_dump()))
+    return complete_tables(raw, MasterDefaults(**data.master_defaults.model_dump()), data.absent_dates)
 

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from models.monitoring import (
     MonitoringThresholds,
     RetrainingDecision,
+    covered_actuals,
     decide_retraining,
     input_drift,
     recent_performance,
@@ -50,7 +51,9 @@ def find_champion_forecast(settings: Settings) -> LoggedForecast | None:
     run = tracking.latest_run(settings, {"job": "plan", "model_version": str(champion.version)})
     if run is None:
         return None
-    forecast = tracking.load_table(settings, run.info.run_id, FORECAST_ARTIFACT, parse_dates=["date"])
+    # Ids stay text, as in the sales: "0042" and 42 are different items.
+    forecast = tracking.load_table(settings, run.info.run_id, FORECAST_ARTIFACT, parse_dates=["date"],
+                                   dtype={"item_id": str, "store_id": str})
     return LoggedForecast(run.info.run_id, str(champion.version), pd.Timestamp(run.data.tags["forecast_origin"]),
                           forecast)
 
@@ -63,7 +66,7 @@ def assess(data: RetailData, logged: LoggedForecast | None, validation_rmsse: fl
     sales = data.sales
     history, actual = sales[sales["date"] <= logged.origin], sales[sales["date"] > logged.origin]
     performance = recent_performance(history, actual, logged.forecast)
-    drift = input_drift(history, actual[actual["date"].isin(logged.forecast["date"])])
+    drift = input_drift(history, covered_actuals(actual, logged.forecast))
     return MonitoringReport(logged.model_version, validation_rmsse, performance, drift,
                             decide_retraining(performance, drift, validation_rmsse, thresholds))
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
 
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from models.forecast_contract import (
+    ForecastContractError,
+    ForecasterContract,
+    cover_planned_days,
+    require_coverage,
+)
 from models.lstm.pyfunc import as_model_input
 from optimization.replenishment_lp import (
     CostSettings,
@@ -27,14 +30,17 @@ from optimization.decomposition import merge_results, split_by_location
 from optimization.uncertainty import planning_demand
 from replenish import tracking
 from replenish.data.tables import RetailData
-from replenish.report import plan_report, render_html, report_markdown
+from replenish.publishing import PLANS_FOLDER, Content, plan_folder_name, publish_unit
+from replenish.report import PlanReport, plan_report, render_html, report_markdown
 from replenish.settings import PlanningSettings, Settings
 
 
 FORECAST_ARTIFACT = "forecast/forecast.csv"
 REPORT_ARTIFACT_FOLDER = "report"
 PUBLISHED_TAG = "plan_published"
-REPORT_TAG = "plan_report_published"
+EXPLAINED_FILE = "order_plan_explained.csv"
+DEMAND_FILE = "plan_demand.csv"
+REPORT_FILE = "plan_report.html"
 
 
 class ChampionMissingError(LookupError):
@@ -46,6 +52,8 @@ class PublishedPlan:
     plan_path: Path
     demand_path: Path
     explained_path: Path
+    report_path: Path
+    folder: Path  # output/plans/<created>-<run id>: the paths above read it through output/current
     orders: int
     units: float
     planned_cost: float
@@ -53,29 +61,59 @@ class PublishedPlan:
     solver_status: str
 
 
-@task(name="forecast-planning-horizon", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFrame) -> pd.DataFrame:
-    """Quantile forecasts of the days after the snapshot, from the registered champion model.
+def _not_a_contract_refusal(task: object, task_run: object, state: object) -> bool:
+    """A refusal that names what is missing comes back the same on every try: retry only the rest."""
+    return not isinstance(state.result(raise_on_failure=False), (ChampionMissingError, ForecastContractError))
 
-    The forecast is logged with the champion's version, so monitoring can later score it against
-    the sales that actually happened."""
+
+def quantiles_needed(planning: PlanningSettings) -> set[float]:
+    """The forecast quantiles the plan reads: its demand quantile, and the median safety stocks start from."""
+    return {planning.demand_quantile, *([0.5] if planning.uncertainty_mode == "quantile" else [])}
+
+
+def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.DatetimeIndex:
+    return pd.date_range(snapshot_date + pd.Timedelta(days=1), periods=planning.horizon_days, freq="D")
+
+
+@task(name="forecast-planning-horizon", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
+      retry_condition_fn=_not_a_contract_refusal)
+def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFrame) -> pd.DataFrame:
+    """Quantile forecasts of the planned days after the snapshot, from the registered champion model.
+
+    The champion's recorded contract must give the plan's days and quantiles (versions registered
+    before models recorded one are taken as they are). The forecast is logged with the champion's
+    version, as the model made it, so monitoring can later score it against the sales that actually
+    happened. What the plan gets covers every item-store on every planned day: a gap is refused or,
+    with planning.missing_forecast=naive, filled by seasonal naive (the metric plan_series_naive_fallback
+    counts the item-stores)."""
     champion = tracking.champion_version(settings)
     if champion is None:
         raise ChampionMissingError(
             f"no model has alias 'champion' in {settings.tracking.registered_model_name!r} "
             f"(registry {settings.mlflow_registry_uri}); run `replenish train` first")
+    contract = ForecasterContract.from_tags(champion.tags)
+    if contract is not None:
+        contract.require(settings.planning.horizon_days, quantiles_needed(settings.planning),
+                         f"champion version {champion.version} of {settings.tracking.registered_model_name!r}")
     forecast = tracking.load_champion(settings).predict(as_model_input(sales))
     tracking.log_table(settings, run_id, forecast, FORECAST_ARTIFACT)
     tracking.set_tags(settings, run_id, {
         "model_version": str(champion.version),
         "forecast_origin": f"{sales['date'].max():%Y-%m-%d}",
     })
-    return forecast
+    covered = cover_planned_days(forecast, sales, planned_dates(sales["date"].max(), settings.planning),
+                                 settings.planning.missing_forecast)
+    tracking.log_metrics(settings, run_id, {"plan_series_naive_fallback": covered.naive_fallback_series})
+    return covered.forecast
 
 
 def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
-    start_date = data.snapshot_date + pd.Timedelta(days=1)
-    horizon = forecast[forecast["date"] < start_date + pd.Timedelta(days=planning.horizon_days)]
+    """The LP's inputs. A forecast that lacks an item-store of the inventory on a planned day is
+    refused: the demand grid would read the gap as zero demand."""
+    dates = planned_dates(data.snapshot_date, planning)
+    require_coverage(forecast, data.inventory, dates)
+    start_date = dates[0]
+    horizon = forecast[forecast["date"].isin(dates)]
     by_period = horizon.assign(period=(horizon["date"] - start_date).dt.days).drop(columns="date")
     lead_times = data.items.set_index("item_id")["lead_time_days"]
     keys = by_period[["item_id", "store_id"]].drop_duplicates()
@@ -153,40 +191,46 @@ def explained_orders(plan: PlanResult) -> pd.DataFrame:
     return plan.orders[[*keys, "quantity", "arrival_date"]].merge(explanation, on=keys, how="left")
 
 
-def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    write_atomically(path, lambda stream: table.to_csv(stream, index=False))
+def planned_orders(plan: PlanResult) -> pd.DataFrame:
+    return plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
 
 
-def write_atomically(path: Path, write: Callable[[TextIO], object]) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def plan_files(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
+               report: PlanReport) -> dict[str, Content]:
+    """The files published together as one plan, by their names in the output folder."""
+    demand = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
+    return {
+        settings.plan_path.name: planned_orders(plan),
+        EXPLAINED_FILE: explained_orders(plan),
+        DEMAND_FILE: demand[["item_id", "store_id", "date", "demand"]],
+        REPORT_FILE: render_html(report, run_id),
+    }
+
+
+@task(name="build-plan-report", cache_policy=NO_CACHE)
+def build_plan_report(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame, history: pd.DataFrame,
+                      planning: PlanningSettings) -> PlanReport:
+    return plan_report(problem, plan, explained_orders(plan), forecast, history,
+                       planning.budget_per_period, planning.review_days)
 
 
 @task(name="publish-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult) -> PublishedPlan:
-    """Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
-    orders = plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
-    published = PublishedPlan(settings.plan_path, settings.output_dir / "plan_demand.csv",
-                              settings.output_dir / "order_plan_explained.csv", len(orders),
+def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
+                 report: PlanReport) -> PublishedPlan:
+    """The plan's files and its report as one unit, then logged to MLflow and linked from Prefect.
+
+    Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
+    run = tracking.client_for(settings).get_run(run_id)
+    created = datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc)  # the same on every retry
+    orders = planned_orders(plan)
+    output = settings.output_dir
+    published = PublishedPlan(settings.plan_path, output / DEMAND_FILE, output / EXPLAINED_FILE, output / REPORT_FILE,
+                              output / PLANS_FOLDER / plan_folder_name(run_id, created), len(orders),
                               float(orders["quantity"].sum()), plan.objective, plan.expected_fill_rate,
                               plan.solver_status)
-    if tracking.run_tags(settings, run_id).get(PUBLISHED_TAG) == "true":
+    if run.data.tags.get(PUBLISHED_TAG) == "true":
         return published
-    demand = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
-    write_csv_atomically(demand[["item_id", "store_id", "date", "demand"]], published.demand_path)
-    write_csv_atomically(explained_orders(plan), published.explained_path)
-    # The plan goes last: it is what downstream systems pick up.
-    write_csv_atomically(orders, settings.plan_path)
+    publish_unit(output, plan_files(settings, run_id, problem, plan, report), run_id, created)
     tracking.log_table(settings, run_id, orders, "plan/order_plan.csv")
     tracking.log_table(settings, run_id, explained_orders(plan), "plan/order_plan_explained.csv")
     tracking.log_table(settings, run_id, plan.inventory, "plan/projected_inventory.csv")
@@ -200,26 +244,11 @@ def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan
         "plan_solve_seconds": plan.solve_seconds,
         **{f"plan_cost_{part}": value for part, value in plan.cost_breakdown.items()},
     })
-    tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "solver_status": plan.solver_status,
-                                         PUBLISHED_TAG: "true"})
-    return published
-
-
-@task(name="write-plan-report", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def write_plan_report(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
-                      forecast: pd.DataFrame, history: pd.DataFrame) -> Path:
-    """The HTML report of a published plan, next to it, in MLflow and linked from Prefect.
-
-    Idempotent like publish_plan: a retry that finds the report already logged writes nothing again."""
-    path = settings.output_dir / "plan_report.html"
-    if tracking.run_tags(settings, run_id).get(REPORT_TAG) == "true":
-        return path
-    report = plan_report(problem, plan, explained_orders(plan), forecast, history,
-                         settings.planning.budget_per_period, settings.planning.review_days)
-    write_atomically(path, lambda stream: stream.write(render_html(report, run_id)))
-    tracking.client_for(settings).log_artifact(run_id, str(path), REPORT_ARTIFACT_FOLDER)
+    # This run's own copy: by now another publish may have made a newer plan current.
+    tracking.client_for(settings).log_artifact(run_id, str(published.folder / REPORT_FILE), REPORT_ARTIFACT_FOLDER)
     create_markdown_artifact(key="plan-report", description="The plan report: KPIs, top orders, charts",
-                             markdown=report_markdown(report, path, run_id,
-                                                      f"{REPORT_ARTIFACT_FOLDER}/{path.name}"))
-    tracking.set_tags(settings, run_id, {REPORT_TAG: "true"})
-    return path
+                             markdown=report_markdown(report, published.report_path, run_id,
+                                                      f"{REPORT_ARTIFACT_FOLDER}/{REPORT_FILE}"))
+    tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "plan_folder": str(published.folder),
+                                         "solver_status": plan.solver_status, PUBLISHED_TAG: "true"})
+    return published

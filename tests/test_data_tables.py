@@ -228,3 +228,64 @@ def test_data_file_error_names_the_file_and_survives_pickling() -> None:
     assert isinstance(error, ValueError)
     assert "/data/sales.csv" in str(error) and "empty file" in str(error)
     assert str(restored) == str(error) and restored.path == error.path
+
+
+def sales_with_absent_dates() -> pd.DataFrame:
+    """A_1 skips Jan 3-4 and Jan 7, B_2 skips Jan 2; an extra source column (snap) comes along."""
+    return pd.DataFrame({
+        "item_id": ["A_1"] * 5 + ["B_2"] * 3,
+        "store_id": "S1",
+        "date": ["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06", "2024-01-08",
+                 "2024-01-01", "2024-01-03", "2024-01-04"],
+        "units": [1, 2, 3, 4, 5, 6, 7, 8],
+        "price": 2.0,
+        "promo": 1,
+        "snap": 1,
+    })
+
+
+def test_absent_dates_inside_a_series_become_closed_censored_rows() -> None:
+    recorded = complete_tables(RawTables(sales=sales_with_absent_dates().drop(columns="snap")), MasterDefaults())
+    data = complete_tables(RawTables(sales=sales_with_absent_dates()), MasterDefaults())
+
+    sales = data.sales
+    assert (sales.groupby(["item_id", "store_id"])["date"].diff().dropna() == pd.Timedelta(days=1)).all()
+    filled = sales[sales["closed"] == 1]
+    assert [f"{row.item_id} {row.date:%m-%d}" for row in filled.itertuples()] == [
+        "A_1 01-03", "A_1 01-04", "A_1 01-07", "B_2 01-02"]
+    assert (filled["available"] == 0).all() and (filled["units"] == 0).all()
+    assert (filled[["promo", "event"]] == 0).all().all()
+    assert filled["price"].isna().all() and filled["snap"].isna().all()
+    assert (filled["dept_id"] == filled["item_id"].str.rpartition("_")[0]).all()
+    recorded_rows = sales[sales["closed"] == 0]
+    assert recorded_rows["units"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8] and (recorded_rows["available"] == 1).all()
+    assert sales["closed"].dtype == np.int8 and list(sales.columns)[-2:] == ["snap", "closed"]
+    assert sales.index.equals(pd.RangeIndex(len(sales)))
+    # The default opening stock comes from the days the source recorded, not from the filled zeros.
+    pd.testing.assert_frame_equal(data.inventory, recorded.inventory)
+
+
+def test_absent_dates_can_be_marked_missing_instead_of_closed() -> None:
+    raw = sales_with_absent_dates().assign(closed=0)
+    sales = complete_tables(RawTables(sales=raw), MasterDefaults(), absent_dates="missing").sales
+
+    filled = sales[sales["missing"] == 1]
+    assert len(filled) == 4 and (filled["available"] == 0).all() and (filled["units"] == 0).all()
+    assert (sales["closed"] == 0).all() and sales["missing"].dtype == np.int8
+
+
+def test_filling_many_series_matches_a_full_daily_grid() -> None:
+    rng = np.random.default_rng(0)
+    dates = pd.date_range("2024-01-01", periods=60, freq="D", unit="ns")
+    grid = pd.DataFrame({"item_id": np.repeat([f"I_{i}" for i in range(40)], len(dates)), "store_id": "S1",
+                         "date": np.tile(dates, 40), "units": rng.integers(1, 9, 40 * len(dates))})
+    grid = grid.sort_values(["item_id", "store_id", "date"], ignore_index=True)
+    first_or_last = grid["date"].isin([dates[0], dates[-1]])
+    raw = grid[first_or_last | (rng.random(len(grid)) > 0.2)].sample(frac=1, random_state=1)
+
+    sales = complete_tables(RawTables(sales=raw), MasterDefaults()).sales
+
+    pd.testing.assert_frame_equal(sales[["item_id", "store_id", "date"]], grid[["item_id", "store_id", "date"]])
+    absent = ~grid.index.isin(raw.index)
+    assert (sales["closed"].to_numpy() == absent).all()
+    assert (sales["units"].to_numpy() == np.where(absent, 0, grid["units"])).all()

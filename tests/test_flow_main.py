@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -9,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Run
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -106,6 +109,7 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     assert (used <= used.index.get_level_values("store_id").map(capacity).to_numpy() + TOLERANCE).all()
     explained_plan_matches_the_plan(tiny_overrides)
     report_is_published(settings, result.stdout, client, planning_run.info.run_id)
+    plan_is_one_unit(settings, planning_run)
 
 
 def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path) -> None:
@@ -139,6 +143,20 @@ def explained_plan_matches_the_plan(settings_overrides: list[str]) -> None:
     assert len(explained) == len(plan)
     assert {"demand_over_protection", "safety_stock", "on_hand", "pipeline", "binding"} <= set(explained.columns)
     assert explained["demand_over_protection"].notna().all()
+
+
+def plan_is_one_unit(settings: Settings, planning_run: Run) -> None:
+    """Every stable path reads the planning run's folder through output/current, as its manifest lists."""
+    folder = Path(planning_run.data.tags["plan_folder"])
+    assert folder.parent == settings.output_dir / "plans" and folder.name.endswith(planning_run.info.run_id)
+    assert os.readlink(settings.output_dir / "current") == f"plans/{folder.name}"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["run_id"] == planning_run.info.run_id
+    names = {entry["name"] for entry in manifest["files"]}
+    assert {"order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"} <= names
+    for name in names:
+        assert os.readlink(settings.output_dir / name) == f"current/{name}"
+        assert (settings.output_dir / name).read_bytes() == (folder / name).read_bytes()
 
 
 def report_is_published(settings: Settings, stdout: str, client: MlflowClient, planning_run_id: str) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import score_forecasts, seasonal_naive_forecast
+from models.evaluation import demand_history, score_forecasts, seasonal_naive_forecast
 
 
 def series(units: list[float], item_id: str = "A", start: str = "2024-01-01", price: float = 1.0) -> pd.DataFrame:
@@ -77,3 +77,32 @@ def test_point_only_models_get_no_interval_metrics_and_tables_line_up() -> None:
     assert list(table.index) == ["probabilistic", "point_only"]
     assert table.loc["point_only", ["coverage_80", "pinball"]].isna().all()
     assert table.loc["point_only", "rmsse"] == pytest.approx(table.loc["probabilistic", "rmsse"])
+
+
+def test_censored_days_are_not_scored_and_do_not_shape_the_scales() -> None:
+    history, actual, forecast = hand_worked_case()
+    expected = score_forecasts({"model": forecast}, actual, history).metrics
+    # Censored days (a stockout before the history, a closed day after the test week) show sales that are
+    # no demand: scored, or in the one-step scale, they would move every metric of series A.
+    censored_history = pd.concat([series([100.0], "A", "2023-12-31", price=np.nan).assign(available=0),
+                                  history.assign(available=1)], ignore_index=True)
+    censored_actual = pd.concat([actual.assign(available=1),
+                                 series([0.0], "A", "2024-01-22").assign(available=0)], ignore_index=True)
+    forecast = pd.concat([forecast, forecast.iloc[[0]].assign(date=pd.Timestamp("2024-01-22"))], ignore_index=True)
+
+    scores = score_forecasts({"model": forecast}, censored_actual, censored_history).metrics
+
+    for metric in ("model_rmsse", "model_mase", "model_pinball", "model_coverage_80", "model_wrmsse"):
+        assert scores[metric] == pytest.approx(expected[metric])
+
+
+def test_demand_history_takes_censored_days_from_the_same_weekday() -> None:
+    units = [float(day % 7) for day in range(21)]  # 2024-01-01 is a Monday: each weekday has its own level
+    history = series(units).assign(available=1)
+    censored_rows = [2, 9, 14]  # the first two Wednesdays (nothing uncensored before them) and a Monday
+    history.loc[censored_rows, ["units", "available"]] = [0.0, 0]
+
+    assert demand_history(history)["units"].tolist() == units
+    assert seasonal_naive_forecast(history, 7)["point"].tolist() == units[:7]
+    uncensored = series(units)
+    assert demand_history(uncensored) is uncensored

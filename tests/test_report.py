@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.forecast_contract import NAIVE_FALLBACK
 from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
@@ -196,3 +197,32 @@ def test_a_plan_without_orders_capacity_or_budget_says_so() -> None:
     assert dict(map(tuple, tables.tables["kpis"]))["Expected fill rate"] == "100.0%"
     # The forecast and the stock still have something to show; utilisation does not.
     assert len(tables.images) == 2 and "Nothing to chart." in page
+
+
+def test_the_report_says_how_many_item_stores_were_planned_on_the_naive_fallback() -> None:
+    start = pd.Timestamp("2024-03-01")
+    problem = PlanningProblem(
+        start_date=start,
+        n_periods=7,
+        demand=pd.DataFrame({"item_id": "A", "store_id": ["S1"] * 7 + ["S2"] * 7, "period": list(range(7)) * 2,
+                             "demand": 2.0}),
+        items=pd.DataFrame({"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [0.365],
+                            "lead_time_days": [1], "unit_volume": [1.0]}),
+        on_hand=pd.DataFrame({"item_id": ["A", "A"], "store_id": ["S1", "S2"], "on_hand": [100.0, 100.0]}),
+        open_orders=pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"]),
+        capacity=pd.DataFrame(columns=["store_id", "capacity_volume"]),
+    )
+    plan = solve_replenishment_plan(problem)
+    dates = pd.date_range(start, periods=7, freq="D")
+    forecast = pd.DataFrame({"item_id": "A", "store_id": ["S1"] * 7 + ["S2"] * 7, "date": dates.append(dates),
+                             "mean": 2.0, "q0.5": 2.0, NAIVE_FALLBACK: [False] * 7 + [False] * 3 + [True] * 4})
+    history = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates - pd.Timedelta(days=7), "units": 2.0})
+
+    report = plan_report(problem, plan, explained_orders(plan), forecast, history, None, 1)
+    without = plan_report(problem, plan, explained_orders(plan), forecast.drop(columns=NAIVE_FALLBACK), history,
+                          None, 1)
+
+    kpis = dict(map(tuple, Tables(render_html(report, "run-0")).tables["kpis"]))
+    assert report.naive_fallback_series == 1
+    assert kpis["Forecast fallback"].startswith("1 item-store(s) planned on a seasonal naive forecast")
+    assert "Forecast fallback" not in render_html(without, "run-0")

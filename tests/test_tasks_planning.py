@@ -1,4 +1,4 @@
-"""From forecast to planning problem, and atomic publishing."""
+"""From forecast to planning problem."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from models.forecast_contract import ForecastContractError, ForecasterContract
+from replenish import tracking
+from replenish.cli import _user_error_types
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
-from replenish.data.tables import MasterDefaults, complete_tables
-from replenish.settings import PlanningSettings
-from tasks.planning import planning_problem, write_csv_atomically
+from replenish.data.tables import MasterDefaults, RetailData, complete_tables
+from replenish.settings import PlanningSettings, load_settings
+from tasks.planning import forecast_planning_horizon, planning_problem, quantiles_needed
 
 
 def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_quantile() -> None:
@@ -27,24 +30,47 @@ def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_
     assert len(problem.demand) == len(keys) * 14
 
 
-def test_atomic_write_replaces_the_whole_file(tmp_path: Path) -> None:
-    path = tmp_path / "plan.csv"
-    write_csv_atomically(pd.DataFrame({"a": [1, 2]}), path)
-    write_csv_atomically(pd.DataFrame({"a": [3]}), path)
-    assert path.read_text() == "a\n3\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["plan.csv"]
+
+def uniform_forecast(data: RetailData, days: int) -> pd.DataFrame:
+    dates = pd.date_range(data.snapshot_date + pd.Timedelta(days=1), periods=days, freq="D")
+    return data.inventory[["item_id", "store_id"]].merge(pd.DataFrame({"date": dates}), how="cross").assign(
+        **{"mean": 2.0, "q0.5": 2.0, "q0.9": 3.0})
 
 
-def test_failed_write_leaves_the_published_file_and_no_temporary(tmp_path: Path) -> None:
-    path = tmp_path / "plan.csv"
-    path.write_text("published\n")
+def test_a_forecast_shorter_than_the_plan_is_refused_not_read_as_zero_demand() -> None:
+    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=2, n_stores=1, n_days=90)), MasterDefaults())
+    with pytest.raises(ForecastContractError, match=r"does not cover 2 of 2 item-store\(s\).*14 day\(s\) from"):
+        planning_problem(data, uniform_forecast(data, 14), PlanningSettings(horizon_days=28))
 
-    class Exploding(pd.DataFrame):
-        def to_csv(self, *args: object, **kwargs: object) -> None:
-            args[0].write("half a pla")
-            raise OSError("disk full")
 
-    with pytest.raises(OSError, match="disk full"):
-        write_csv_atomically(Exploding({"a": [1]}), path)
-    assert path.read_text() == "published\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["plan.csv"]
+def test_an_item_store_without_forecast_rows_is_refused() -> None:
+    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=3, n_stores=1, n_days=90)), MasterDefaults())
+    forecast = uniform_forecast(data, 28)
+    missing = data.inventory.iloc[1]
+    forecast = forecast[forecast["item_id"] != missing["item_id"]]
+    with pytest.raises(ForecastContractError, match=f"{missing['item_id']}\\|{missing['store_id']} \\(28 day"):
+        planning_problem(data, forecast, PlanningSettings())
+
+
+def test_the_plan_reads_its_demand_quantile_and_in_quantile_mode_the_median() -> None:
+    assert quantiles_needed(PlanningSettings(demand_quantile=0.9)) == {0.9}
+    assert quantiles_needed(PlanningSettings(demand_quantile=0.9, uncertainty_mode="quantile")) == {0.5, 0.9}
+
+
+def test_planning_refuses_a_champion_whose_recorded_horizon_is_shorter_than_the_plan(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    client = tracking.client_for(settings)
+    name = settings.tracking.registered_model_name
+    client.create_registered_model(name)
+    run_id = tracking.start_run(settings, "plan", {})
+    version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
+    training = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-03-31"])})
+    recorded = ForecasterContract.of_daily_model(14, settings.forecast.quantiles, ["item_id"], training)
+    tracking.tag_version(settings, version, recorded.as_tags())
+    client.set_registered_model_alias(name, "champion", version.version)
+
+    assert ForecasterContract.from_tags(tracking.champion_version(settings).tags) == recorded
+    sales = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": pd.to_datetime(["2024-03-31"]), "units": 1})
+    with pytest.raises(ForecastContractError, match=f"champion version {version.version} .* forecasts 14 days"):
+        forecast_planning_horizon.fn(settings, run_id, sales)
+    assert ForecastContractError in _user_error_types()

@@ -25,12 +25,14 @@ INPUT_DTYPES = {
 }
 
 
-# Columns a source may lack, and what their absence stands for: no SNAP programme, an unseen group.
+# Columns a source may lack, or leave empty on days it did not record, and what their absence stands
+# for: no SNAP programme, an unseen group.
 INPUT_DEFAULTS = {"snap": 0, "dept_id": "unknown", "cat_id": "unknown"}
 
 
 def as_model_input(sales: pd.DataFrame) -> pd.DataFrame:
-    filled = sales.assign(**{column: value for column, value in INPUT_DEFAULTS.items() if column not in sales})
+    filled = sales.assign(**{column: sales[column].fillna(value) if column in sales else value
+                             for column, value in INPUT_DEFAULTS.items()})
     return filled[list(INPUT_DTYPES)].astype(INPUT_DTYPES).reset_index(drop=True)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,9 @@ UNKNOWN_GROUP = "unknown"
 OPTIONAL_FLAG_DEFAULTS = {"promo": 0, "event": 0, "available": 1}
 
 RECENT_DEMAND_DAYS = 28
+
+# What a date absent from inside a series stands for; the filled row is marked in the column of that name.
+AbsentDates = Literal["closed", "missing"]
 
 
 class DataFileError(ValueError):
@@ -101,13 +105,18 @@ class RetailData:
     sources: dict[str, str]
 
 
-def complete_tables(raw: RawTables, defaults: MasterDefaults) -> RetailData:
+def complete_tables(raw: RawTables, defaults: MasterDefaults, absent_dates: AbsentDates = "closed") -> RetailData:
     """Cast the (already validated) raw tables to their types and fill whatever the source lacks from defaults.
 
     Fallbacks, in order of preference:
     * dept_id / cat_id: the sales column, then the item master, then the item_id prefix
       (M5-style "FOODS_1_033" -> dept "FOODS_1", cat "FOODS"; "unknown" when item_id has no "_").
     * optional sales columns: price NaN, promo 0, event 0, available 1.
+    * dates absent between a series' first and last date (validation bounds the gaps): a row each,
+      censored (available 0, units 0, price and extra columns empty, promo and event 0) and marked
+      1 in the column `absent_dates` names: "closed" (the store was shut, as for a public holiday
+      most exports omit) or "missing" (the day's sales were lost; the store may have traded).
+      Either way every series is on a regular daily grid and the day is never read as zero demand.
     * item master columns or cells: `defaults`; sell_price is the median observed price,
       else unit_cost / unit_cost_share_of_price.
     * inventory: without a table, `days_of_cover_on_hand` × mean units over the series' sales rows
@@ -118,10 +127,12 @@ def complete_tables(raw: RawTables, defaults: MasterDefaults) -> RetailData:
     Columns beyond the documented ones are kept, after them, as read.
     """
     hierarchy = _item_hierarchy(raw.sales, raw.items)
-    sales = _complete_sales(raw.sales, hierarchy)
+    recorded_sales = _complete_sales(raw.sales, hierarchy)
+    sales = _with_absent_dates(recorded_sales, absent_dates)
     snapshot_date = pd.Timestamp(sales["date"].max())
     items = _complete_items(sales, hierarchy, raw.items, defaults)
-    inventory = _complete_inventory(sales, raw.inventory, snapshot_date, defaults)
+    # Stock is estimated from the days the source recorded: a filled-in day is no day of zero demand.
+    inventory = _complete_inventory(recorded_sales, raw.inventory, snapshot_date, defaults)
     return RetailData(
         sales=sales,
         items=items,
@@ -157,8 +168,26 @@ def _as_number(values: pd.Series, dtype: str) -> pd.Series:
     return pd.to_numeric(values).astype(dtype)
 
 
+def parse_days(values: pd.Series) -> pd.Series:
+    """Calendar days (midnight, no time zone) from datetimes or date text; NaT where a value reads as no date.
+
+    The one reading of a date column: validation checks the days it gives and completion keeps them.
+    Text must keep one format throughout (pandas infers it from the first date), so "03/04/2024"
+    cannot mean March in one row and April in the next. A time of day is dropped, and so is a UTC
+    offset: the day is the local one the source recorded. Mixed UTC offsets have no single reading.
+    """
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        try:
+            values = pd.to_datetime(values, errors="coerce")
+        except ValueError:  # mixed UTC offsets, which errors="coerce" does not cover
+            return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if values.dt.tz is not None:
+        values = values.dt.tz_localize(None)
+    return values.dt.normalize()
+
+
 def _as_day(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values).dt.normalize().astype("datetime64[ns]")
+    return parse_days(values).astype("datetime64[ns]")
 
 
 def _with_extra_columns_last(frame: pd.DataFrame, documented: list[str]) -> pd.DataFrame:
@@ -202,6 +231,42 @@ def _complete_sales(raw_sales: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.Data
     sales = sales.merge(hierarchy, on="item_id", how="left", validate="many_to_one")
     sales = _with_extra_columns_last(sales, SALES_COLUMNS + HIERARCHY_COLUMNS)
     return sales.sort_values(["item_id", "store_id", "date"], kind="stable").reset_index(drop=True)
+
+
+def _with_absent_dates(sales: pd.DataFrame, absent_dates: AbsentDates) -> pd.DataFrame:
+    """``sales`` (sorted by series and date) with a censored row for every date absent inside a series.
+
+    Vectorised for tens of thousands of series: each recorded row knows how many days precede it
+    unrecorded, and the filled rows are generated and slotted into place with array arithmetic."""
+    series_code = sales.groupby(SERIES_KEY, sort=False).ngroup().to_numpy()
+    day_number = sales["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    absent_before = np.zeros(len(sales), dtype=np.int64)
+    same_series = series_code[1:] == series_code[:-1]
+    absent_before[1:] = np.where(same_series, np.maximum(np.diff(day_number) - 1, 0), 0)
+    n_absent = int(absent_before.sum())
+    if n_absent == 0:
+        return sales
+
+    after_gap = np.repeat(np.arange(len(sales)), absent_before)  # the recorded row each filled row precedes
+    first_of_gap = np.repeat(np.cumsum(absent_before) - absent_before, absent_before)
+    days_before = absent_before[after_gap] - (np.arange(n_absent) - first_of_gap)  # gap length .. 1
+    filled = sales[[*SERIES_KEY, *HIERARCHY_COLUMNS]].iloc[after_gap].reset_index(drop=True).assign(
+        date=sales["date"].to_numpy()[after_gap] - pd.to_timedelta(days_before, unit="D"),
+        units=np.zeros(n_absent, dtype=np.int64),
+        promo=np.zeros(n_absent, dtype=np.int8),
+        event=np.zeros(n_absent, dtype=np.int8),
+        available=np.zeros(n_absent, dtype=np.int8),
+        **{absent_dates: np.ones(n_absent, dtype=np.int8)},
+    )
+    combined = pd.concat([sales, filled], ignore_index=True)
+    for flag in {"closed", absent_dates} & set(combined.columns):
+        combined[flag] = combined[flag].fillna(0).astype("int8")
+    # Recorded row r moves down by the absent days up to it; its gap's rows sit just above it.
+    recorded_position = np.arange(len(sales)) + np.cumsum(absent_before)
+    order = np.empty(len(combined), dtype=np.int64)
+    order[recorded_position] = np.arange(len(sales))
+    order[recorded_position[after_gap] - days_before] = len(sales) + np.arange(n_absent)
+    return combined.take(order).reset_index(drop=True)
 
 
 def _complete_items(

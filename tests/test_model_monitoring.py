@@ -1,0 +1,63 @@
+"""Monitoring scores a logged forecast only where it answered: its item-stores and days, censored days left out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.monitoring import covered_actuals, recent_performance
+
+ORIGIN = pd.Timestamp("2024-03-31")
+CLOSED_DAY = pd.Timestamp("2024-04-03")
+WEEKLY = np.array([4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 6.0])
+
+
+def sales(items: list[str], start: str, days: int) -> pd.DataFrame:
+    dates = pd.date_range(start, periods=days, freq="D")
+    return pd.concat([pd.DataFrame({"item_id": item, "store_id": "S1", "date": dates, "price": 1.0, "available": 1,
+                                    "units": WEEKLY[dates.day_of_week]}) for item in items], ignore_index=True)
+
+
+def logged_forecast(items: list[str], days: int) -> pd.DataFrame:
+    """A forecast off by one unit every day, as monitoring reads it back from the planning run."""
+    dates = pd.date_range(ORIGIN + pd.Timedelta(days=1), periods=days, freq="D")
+    level = WEEKLY[dates.day_of_week] + 1.0
+    return pd.concat([pd.DataFrame({"item_id": item, "store_id": "S1", "date": dates, "mean": level,
+                                    "q0.1": level - 2, "q0.5": level, "q0.9": level + 2}) for item in items],
+                     ignore_index=True)
+
+
+def test_only_the_forecasts_item_stores_and_days_are_scored() -> None:
+    history = sales(["A", "B"], "2024-01-01", 91)
+    forecast = logged_forecast(["A"], 14)
+    arrived = sales(["A", "B"], "2024-04-01", 28)
+    # Days the forecast did not cover, and a series it never forecast, go wild: none of it may count.
+    wild = (arrived["item_id"] == "B") | (arrived["date"] > ORIGIN + pd.Timedelta(days=14))
+    arrived.loc[wild, "units"] = 500.0
+    # A closed day inside the window shows zero sales: censored, not scored as demand.
+    closed = (arrived["item_id"] == "A") & (arrived["date"] == CLOSED_DAY)
+    arrived.loc[closed, ["units", "available"]] = [0.0, 0]
+
+    covered = covered_actuals(arrived, forecast)
+    performance = recent_performance(history, arrived, forecast)
+
+    assert set(covered["item_id"]) == {"A"} and len(covered) == 13
+    assert covered["date"].max() == ORIGIN + pd.Timedelta(days=14) and (covered["date"] != CLOSED_DAY).all()
+    assert performance["scored_days"] == 13
+    assert performance["bias"] == pytest.approx(13 / covered["units"].sum())
+    # Seasonal naive repeats the last week exactly: a perfect score on the same days, not on wild ones.
+    assert performance["seasonal_naive_rmsse"] == pytest.approx(0.0)
+    assert performance["rmsse"] > 0
+
+
+def test_a_forecast_without_a_value_on_a_day_does_not_cover_it() -> None:
+    forecast = logged_forecast(["A"], 7)
+    forecast.loc[forecast["date"] == ORIGIN + pd.Timedelta(days=2), "q0.9"] = np.nan
+    covered = covered_actuals(sales(["A"], "2024-04-01", 7), forecast)
+    assert len(covered) == 6
+
+
+def test_nothing_covered_scores_nothing() -> None:
+    later = sales(["A"], "2024-06-01", 7)
+    assert recent_performance(sales(["A"], "2024-01-01", 91), later, logged_forecast(["A"], 7)) == {"scored_days": 0.0}
