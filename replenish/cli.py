@@ -92,7 +92,14 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
               debug: bool) -> tuple[Settings, Any]:
     """Check the cheap things, set up the environment before Prefect is imported, then run one flow.
     User errors end the command with one clear message."""
-    from replenish.orchestration import ServerUnavailableError, prefect_api, process_tag
+    from replenish.orchestration import (
+        ServerLostError,
+        ServerUnavailableError,
+        prefect_api,
+        process_tag,
+        stop_when_a_server_is_lost,
+        unreachable_server,
+    )
     from replenish.runtime import StoreBusyError, exclusive_store
 
     if data is not None and not data.exists():
@@ -110,32 +117,22 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
                 _quiet_console(user_errors)
             crash_flow_runs_of_dead_processes()
             try:
-                with tags(process_tag()):
+                with stop_when_a_server_is_lost(settings), tags(process_tag()):
                     return settings, flow(config_file=str(config) if config else None, overrides=overrides)
             except user_errors as error:
                 _fail(error, debug)
-            except Exception as error:
-                unreachable = _unreachable_server(settings)
-                if unreachable is None:
+            except (Exception, ServerLostError) as error:
+                lost = str(error) if isinstance(error, ServerLostError) else unreachable_server(settings)
+                if lost is None:
                     raise
-                _fail(ServerUnavailableError(f"{unreachable} does not answer; nothing was published "
+                # Prefect's log and event workers flush at exit, to the server that is gone; their errors
+                # would bury the one line that says what happened.
+                logging.raiseExceptions = False
+                logging.disable(logging.CRITICAL)
+                _fail(ServerUnavailableError(f"{lost} does not answer; nothing was published "
                                              f"({error.__class__.__name__})"), debug)
     except (StoreBusyError, ServerUnavailableError) as error:
         _fail(error, debug)
-
-
-def _unreachable_server(settings: Settings) -> str | None:
-    """The configured server that stopped answering, named as the user configured it, if any."""
-    from replenish.orchestration import answers
-
-    for name, url, health in (
-        ("the MLflow tracking server", settings.mlflow_tracking_uri, "/health"),
-        ("the MLflow registry server", settings.mlflow_registry_uri, "/health"),
-        ("the Prefect API server", settings.orchestration.prefect_api_url or "", "/health"),
-    ):
-        if url.startswith(("http://", "https://")) and not answers(url.rstrip("/") + health):
-            return f"{name} {url}"
-    return None
 
 
 def _configured_settings(config: Path | None, overrides: list[str], debug: bool) -> Settings:

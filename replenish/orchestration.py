@@ -11,10 +11,13 @@ flow runs of processes that no longer exist as Crashed, as it does with MLflow r
 
 from __future__ import annotations
 
+import _thread
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +34,73 @@ STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 
 class ServerUnavailableError(RuntimeError):
     """A server the command needs did not start or does not answer."""
+
+
+class ServerLostError(BaseException):
+    """Raised in the main thread when a configured server stops answering mid-command; names the server.
+
+    A BaseException, like KeyboardInterrupt: no task retries it, so the flow ends at once instead of
+    retrying against a server that is gone (Prefect 3 runs tasks without asking its API, so a flow
+    would otherwise go on, and could even publish a plan whose runs are recorded nowhere)."""
+
+
+SERVER_CHECK_SECONDS = 5
+SERVER_CHECK_FAILURES = 3  # consecutive failed health checks before the command gives up on a server
+
+
+def configured_servers(settings: Settings) -> dict[str, str]:
+    """The remote servers a command depends on, by description, with their health-check URLs."""
+    servers = {}
+    for name, url, health in (
+        ("the MLflow tracking server", settings.mlflow_tracking_uri, "/health"),
+        ("the MLflow registry server", settings.mlflow_registry_uri, "/health"),
+        ("the Prefect API server", settings.orchestration.prefect_api_url or "", "/health"),
+    ):
+        if url.startswith(("http://", "https://")):
+            servers.setdefault(f"{name} {url}", url.rstrip("/") + health)
+    return servers
+
+
+def unreachable_server(settings: Settings) -> str | None:
+    """The first configured server that does not answer now, if any."""
+    return next((name for name, health in configured_servers(settings).items() if not answers(health)), None)
+
+
+@contextmanager
+def stop_when_a_server_is_lost(settings: Settings) -> Iterator[None]:
+    """Watch the configured servers while the block runs; when one fails SERVER_CHECK_FAILURES checks in
+    a row, raise ServerLostError in the main thread (through SIGUSR1, which only this block handles).
+
+    Call from the main thread."""
+    servers = configured_servers(settings)
+    if not servers:
+        yield
+        return
+    lost: list[str] = []
+    done = threading.Event()
+
+    def raise_lost(_signum: int, _frame: object) -> None:
+        raise ServerLostError(lost[0])
+
+    def watch() -> None:
+        failures = dict.fromkeys(servers, 0)
+        while not done.wait(SERVER_CHECK_SECONDS):
+            for name, health in servers.items():
+                failures[name] = 0 if answers(health) else failures[name] + 1
+                if failures[name] >= SERVER_CHECK_FAILURES:
+                    lost.append(name)
+                    _thread.interrupt_main(signal.SIGUSR1)
+                    return
+
+    previous = signal.signal(signal.SIGUSR1, raise_lost)
+    watcher = threading.Thread(target=watch, name="server-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=SERVER_CHECK_SECONDS + 10)
+        signal.signal(signal.SIGUSR1, previous)
 
 
 def process_tag() -> str:

@@ -41,6 +41,9 @@ def configure_environment(settings: Settings) -> None:
         "MPLCONFIGDIR": str(settings.work_dir / "matplotlib"),
         "MPLBACKEND": "Agg",
         **MLFLOW_CLIENT_BOUNDS,
+        # Prefect's client retries each call 5 times by default, with backoff: a minute per call to a
+        # server that is gone, before the watchdog in replenish.orchestration even matters.
+        "PREFECT_CLIENT_MAX_RETRIES": "2",
     }
     for name, value in quiet_defaults.items():
         os.environ.setdefault(name, value)
