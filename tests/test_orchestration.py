@@ -29,6 +29,17 @@ def _rows(database: Path, query: str) -> list[tuple]:
             return []
 
 
+def uvicorn_servers_under(pid: int) -> list[psutil.Process]:
+    servers = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "uvicorn" in " ".join(child.cmdline()):
+                servers.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return servers
+
+
 def _wait_for(condition, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -46,8 +57,7 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
     try:
         _wait_for(lambda: _rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'"), 240,
                   "the training run to start")
-        servers = [child for child in psutil.Process(training.pid).children(recursive=True)
-                   if "uvicorn" in " ".join(child.cmdline())]
+        servers = uvicorn_servers_under(training.pid)
         assert servers, "the command runs its own local Prefect server"
 
         # A second command on the same store refuses at once instead of ending in 'database is locked'.
@@ -73,3 +83,24 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
     killed_flow_runs = [state for state, tags in _rows(prefect_db, "select state_type, tags from flow_run")
                         if f":{training.pid}:" in tags]
     assert killed_flow_runs == ["CRASHED"]
+
+
+def test_serve_leaves_no_server_when_killed(tmp_path: Path) -> None:
+    options = set_options([f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}"])
+    serving = subprocess.Popen([REPLENISH, "serve", *options], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        first_line = serving.stdout.readline()  # printed once the local server answers
+        assert first_line.startswith("Prefect API: http://127.0.0.1:"), first_line
+        port = int(first_line.split(":")[-1].split("/")[0])
+        servers = uvicorn_servers_under(serving.pid)
+
+        serving.kill()
+        serving.wait(timeout=10)
+
+        gone, alive = psutil.wait_procs(servers, timeout=15)
+        assert servers and not alive
+        assert not any(connection.laddr.port == port for connection in psutil.net_connections("tcp")
+                       if connection.status == psutil.CONN_LISTEN)
+    finally:
+        stop_process(serving)
