@@ -12,6 +12,7 @@ flow runs of processes that no longer exist as Crashed, as it does with MLflow r
 from __future__ import annotations
 
 import _thread
+import atexit
 import os
 import signal
 import socket
@@ -122,14 +123,37 @@ def answers(url: str, timeout: float = 3) -> bool:
 
 @contextmanager
 def prefect_api(settings: Settings, run_services: bool = False) -> Iterator[str]:
-    """The Prefect API URL for this command, exported as PREFECT_API_URL before Prefect is imported.
+    """The Prefect API URL for this command, exported as PREFECT_API_URL while the block runs.
 
-    The configured server when there is one; otherwise a local server on the work_dir database, stopped
-    on exit and killed with this process. ``run_services`` runs the scheduler and the other background
-    services (for ``replenish serve``, whose schedules must fire); one-off flows do without them."""
+    The configured server when there is one; otherwise a local server on the work_dir database. It is
+    started once per process and database (a second command in the same process, as in tests, reuses
+    it), stopped when the process exits, and killed with the process if that dies first.
+    ``run_services`` runs the scheduler and the other background services (for ``replenish serve``,
+    whose schedules must fire); one-off flows do without them."""
     if settings.orchestration.prefect_api_url:
         yield settings.orchestration.prefect_api_url
         return
+    url = _local_server(settings.work_dir / "prefect-server.log", run_services)
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+_local_servers: dict[tuple[str, bool], tuple[subprocess.Popen, str]] = {}
+
+
+def _local_server(log_path: Path, run_services: bool) -> str:
+    key = (os.environ.get("PREFECT_HOME", ""), run_services)
+    if key in _local_servers:
+        server, url = _local_servers[key]
+        if server.poll() is None:
+            return url
     port = _free_port()
     environment = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     environment["PREFECT_UI_ENABLED"] = "false"
@@ -137,18 +161,26 @@ def prefect_api(settings: Settings, run_services: bool = False) -> Iterator[str]
         environment["PREFECT__SERVER_EPHEMERAL"] = "1"
     command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
-    log_path = settings.work_dir / "prefect-server.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         server = start_guarded(command, environment, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_until_healthy(server, url, log_path, float(os.environ.get(STARTUP_TIMEOUT_ENV, "120")))
-        os.environ["PREFECT_API_URL"] = url
-        yield url
-    finally:
-        _send_queued_logs_and_events()
-        os.environ.pop("PREFECT_API_URL", None)
+    except BaseException:
         stop_group(server)
+        raise
+    if not _local_servers:
+        atexit.register(_stop_local_servers)
+    _local_servers[key] = (server, url)
+    return url
+
+
+def _stop_local_servers() -> None:
+    _send_queued_logs_and_events()
+    for server, _ in _local_servers.values():
+        stop_group(server)
+    _local_servers.clear()
 
 
 def _send_queued_logs_and_events() -> None:

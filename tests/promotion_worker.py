@@ -25,7 +25,7 @@ def register_and_promote(work_dir: str, candidate_rmsse: float) -> dict[str, obj
         return float(champion.tags[HOLDOUT_RMSSE_TAG])
 
     decision, champion_score = tracking.promote_if_better(settings, version, candidate_rmsse, champion_rmsse)
-    return {"version": version.version, "promoted": decision.promote, "reason": decision.reason,
+    return {"candidate_rmsse": candidate_rmsse, "version": version.version, "promoted": decision.promote, "reason": decision.reason,
             "champion_rmsse": champion_score}
 
 

@@ -58,9 +58,11 @@ def invoke_run(args: list[str]) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     results = {}
+    # One store for the corpus (creating an MLflow database costs seconds); an output folder per case.
+    work_dir = tmp_path_factory.mktemp("state")
     for case in EXPECTED:
         workspace = tmp_path_factory.mktemp(case.replace(".", "_"))
-        overrides = [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN]
+        overrides = [f"work_dir={work_dir}", f"output_dir={workspace / 'output'}", *TINY_RUN]
         plan_path = load_settings(overrides=overrides).plan_path
         plan_path.parent.mkdir(parents=True)
         plan_path.write_bytes(PUBLISHED_PLAN)
