@@ -37,6 +37,8 @@ EXPECTED = {
     "wrong_delimiter.csv": ("wrong_delimiter.csv", ["item_id;store_id", "looks delimited by ';'", "comma-separated"]),
     "wrong_schema.parquet": ("wrong_schema.parquet", ["column 'item_id'", "column 'units'", "required column must be present"]),
     "negative_price.csv": ("negative_price.csv", ["column 'price'", "must be > 0", "rows 31"]),
+    "truncated.csv.gz": ("truncated.csv.gz", ["truncated or corrupt compressed file"]),
+    "two_files.csv.zip": ("two_files.csv.zip", ["Multiple files found in ZIP file", "sales_2023.csv", "sales_2024.csv"]),
 }
 
 

@@ -1,3 +1,4 @@
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -93,7 +94,7 @@ def test_folder_with_optional_tables_in_mixed_formats(tmp_path: Path) -> None:
 
 def test_folder_without_sales_names_the_folder(tmp_path: Path) -> None:
     pd.DataFrame({"item_id": ["A"]}).to_csv(tmp_path / "items.csv", index=False)
-    with pytest.raises(DataFileError, match="sales.csv or sales.parquet") as raised:
+    with pytest.raises(DataFileError, match="sales.csv, sales.csv.gz, .*sales.parquet") as raised:
         load_long(tmp_path)
     assert raised.value.path == tmp_path
 
@@ -143,3 +144,60 @@ def test_unreadable_parquet_in_a_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="Parquet") as raised:
         load_long(tmp_path)
     assert str(bad) in str(raised.value)
+
+
+@pytest.mark.parametrize("compression", ["gz", "zip", "bz2", "xz", "zst"])
+def test_compressed_csv_reads_as_the_plain_file(tmp_path: Path, compression: str) -> None:
+    long_sales().to_csv(tmp_path / "sales.csv", index=False)
+    long_sales().to_csv(tmp_path / f"sales.csv.{compression}", index=False)
+
+    pd.testing.assert_frame_equal(load_long(tmp_path / f"sales.csv.{compression}").sales,
+                                  load_long(tmp_path / "sales.csv").sales)
+
+
+def test_folder_of_tables_takes_compressed_tables(tmp_path: Path) -> None:
+    long_sales().to_csv(tmp_path / "sales.csv.gz", index=False)
+    pd.DataFrame({"item_id": ["007", "A"], "lead_time_days": [2, 3]}).to_csv(tmp_path / "items.csv.zst", index=False)
+
+    tables = load_long(tmp_path)
+
+    assert len(tables.sales) == 3 and tables.items["item_id"].tolist() == ["007", "A"]
+    assert tables.sources["items"] == str((tmp_path / "items.csv.zst").resolve())
+
+
+def test_partitioned_parquet_reads_as_one_table_with_plain_ids(tmp_path: Path) -> None:
+    sales = long_sales()
+    sales.to_parquet(tmp_path / "sales.parquet", partition_cols=["store_id"])  # sales.parquet/store_id=01/...
+
+    for path in (tmp_path / "sales.parquet", tmp_path):  # the data set itself, or a folder of tables holding it
+        read = load_long(path).sales.sort_values(["store_id", "item_id", "date"]).reset_index(drop=True)
+        assert read["store_id"].tolist() == ["01", "01", "02"]
+        assert not isinstance(read["store_id"].dtype, pd.CategoricalDtype)
+        assert read["units"].tolist() == [3, 0, 5]
+
+
+def test_folder_of_parquet_parts_reads_as_the_sales_table(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    long_sales().head(2).to_parquet(tmp_path / "exports" / "part-0.parquet")
+    long_sales().tail(1).to_parquet(tmp_path / "exports" / "part-1.parquet")
+
+    assert len(load_long(tmp_path / "exports").sales) == 3
+
+
+def test_truncated_gzip_is_named(tmp_path: Path) -> None:
+    long_sales().to_csv(tmp_path / "full.csv.gz", index=False)
+    path = tmp_path / "sales.csv.gz"
+    path.write_bytes((tmp_path / "full.csv.gz").read_bytes()[:30])
+    with pytest.raises(DataFileError, match="truncated or corrupt compressed file") as raised:
+        load_long(path)
+    assert raised.value.path == path
+
+
+def test_zip_with_two_files_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "sales.csv.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", "item_id\nA\n")
+        archive.writestr("b.csv", "item_id\nB\n")
+    with pytest.raises(DataFileError, match="Multiple files found in ZIP file") as raised:
+        load_long(path)
+    assert raised.value.path == path

@@ -6,6 +6,8 @@ breaks exactly one rule, so each file shows one thing that real extracts get wro
 
 from __future__ import annotations
 
+import gzip
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,11 @@ def main() -> None:
     sales.rename(columns={"item_id": "sku", "units": "qty"}).to_parquet(HERE / "wrong_schema.parquet", index=False)
     with_cells(sales, "price", [30], -1.0).to_csv(
         HERE / "negative_price.csv", index=False)
+    compressed = gzip.compress(sales.to_csv(index=False).encode(), mtime=0)
+    (HERE / "truncated.csv.gz").write_bytes(compressed[: len(compressed) // 2])  # a download cut short
+    with zipfile.ZipFile(HERE / "two_files.csv.zip", "w") as archive:  # which of the two is the sales table?
+        archive.writestr("sales_2023.csv", sales.head(60).to_csv(index=False))
+        archive.writestr("sales_2024.csv", sales.tail(60).to_csv(index=False))
 
 
 if __name__ == "__main__":
