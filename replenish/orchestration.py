@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from replenish.processes import is_dead, process_identity, start_guarded, stop_group
+from replenish.redaction import redacted_url
 from replenish.settings import Settings
 
 PROCESS_TAG_PREFIX = "replenish-process:"
@@ -57,8 +58,8 @@ def configured_servers(settings: Settings) -> dict[str, str]:
         ("the MLflow registry server", settings.mlflow_registry_uri, "/health"),
         ("the Prefect API server", settings.orchestration.prefect_api_url or "", "/health"),
     ):
-        if url.startswith(("http://", "https://")):
-            servers.setdefault(f"{name} {url}", url.rstrip("/") + health)
+        if url.startswith(("http://", "https://")) and url.rstrip("/") + health not in servers.values():
+            servers[f"{name} {redacted_url(url)}"] = url.rstrip("/") + health
     return servers
 
 

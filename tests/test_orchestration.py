@@ -12,10 +12,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from replenish.orchestration import configured_servers, unreachable_server
+from replenish.runtime import StoreBusyError, exclusive_store
+from replenish.settings import load_settings
 from tests.conftest import TINY_RUN, run_cli, set_options
 from tests.servers import stop_process
 
-pytestmark = pytest.mark.slow
 REPLENISH = str(Path(sys.executable).parent / "replenish")
 
 
@@ -47,6 +49,7 @@ def _wait_for(condition, seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(tmp_path: Path) -> None:
     work_dir = tmp_path / "state"
     options = set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}", *TINY_RUN])
@@ -85,6 +88,7 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
     assert killed_flow_runs == ["CRASHED"]
 
 
+@pytest.mark.slow
 def test_serve_leaves_no_server_when_killed(tmp_path: Path) -> None:
     options = set_options([f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}"])
     serving = subprocess.Popen([REPLENISH, "serve", *options], cwd=tmp_path, stdout=subprocess.PIPE,
@@ -104,3 +108,40 @@ def test_serve_leaves_no_server_when_killed(tmp_path: Path) -> None:
                        if connection.status == psutil.CONN_LISTEN)
     finally:
         stop_process(serving)
+
+
+def test_configured_servers_are_named_without_their_passwords() -> None:
+    settings = load_settings(overrides=["tracking.tracking_uri=https://ann:s3cret@mlflow.example:5000",
+                                        "orchestration.prefect_api_url=http://127.0.0.1:1/api"])
+
+    servers = configured_servers(settings)
+
+    assert servers == {"the MLflow tracking server https://ann:***@mlflow.example:5000":
+                       "https://ann:s3cret@mlflow.example:5000/health",
+                       "the Prefect API server http://127.0.0.1:1/api": "http://127.0.0.1:1/api/health"}
+    assert unreachable_server(settings) is not None  # nothing listens on port 1
+
+
+def test_embedded_stores_have_no_servers_to_watch(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}"])
+    assert configured_servers(settings) == {} and unreachable_server(settings) is None
+
+
+def test_a_second_command_on_the_store_fails_at_once(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}"])
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from replenish.runtime import exclusive_store; "
+                               "from replenish.settings import load_settings; "
+                               f"s = load_settings(overrides=['work_dir={tmp_path}']); "
+                               "cm = exclusive_store(s); cm.__enter__(); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreBusyError, match=f"another replenish command \\(pid {holder.pid}\\) holds the store"):
+            with exclusive_store(settings):
+                pass
+        holder.kill()  # SIGKILL: the kernel drops its lock
+        holder.wait(timeout=10)
+        with exclusive_store(settings):
+            pass
+    finally:
+        stop_process(holder)
