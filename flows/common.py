@@ -43,7 +43,8 @@ def tracked_run(settings: Settings, raw: RawTables, job: str) -> Iterator[str]:
     try:
         yield run_id
     except BaseException:
-        finish_tracking_run(settings, run_id, "FAILED")
+        # Directly, not as a task: the failure may be that the Prefect API is gone.
+        finish_tracking_run.fn(settings, run_id, "FAILED")
         raise
     finish_tracking_run(settings, run_id, "FINISHED")
 

@@ -46,7 +46,7 @@ class ServerLostError(BaseException):
     would otherwise go on, and could even publish a plan whose runs are recorded nowhere)."""
 
 
-SERVER_CHECK_SECONDS = 5
+SERVER_CHECK_SECONDS = 2
 SERVER_CHECK_FAILURES = 3  # consecutive failed health checks before the command gives up on a server
 
 
