@@ -7,6 +7,8 @@ its rule in plain words as its ``description``, which is what users see in error
 
 from __future__ import annotations
 
+import re
+
 import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.expectations.expectation import Expectation
@@ -20,12 +22,25 @@ ITEM_MASTER_REQUIRED = ["item_id"]
 INVENTORY_REQUIRED = ["item_id", "store_id", "on_hand"]
 OPEN_ORDERS_REQUIRED = ["item_id", "store_id", "quantity", "arrival_date"]
 CAPACITY_REQUIRED = ["store_id", "capacity_volume"]
-# Text that reads as a non-negative whole number; every caller bounds below at 0 or more.
-WHOLE_NUMBER_TEXT = r"^\s*\d+(\.0*)?\s*$"
+# Text that reads as a non-negative whole number; every caller bounds below at 0 or more. ASCII digits and
+# blanks only: \d and \s also match "٣" and a no-break space, which completion's pd.to_numeric cannot read.
+WHOLE_NUMBER_TEXT = r"^[ \t]*[0-9]+(\.0*)?[ \t]*$"
 # Older dates in a daily sales extract are typos (1924 for 2024) or epoch defaults (1970-01-01).
 EARLIEST_PLAUSIBLE_DATE = pd.Timestamp("1990-01-01")
 # Daily unit sales beyond this are data errors (a misplaced decimal, a barcode in the units column).
 MAX_PLAUSIBLE_DAILY_UNITS = 1_000_000
+# Counts (stock, order quantities, pack sizes) beyond this are data errors; completion casts them to
+# int64, which overflows not far above.
+MAX_PLAUSIBLE_COUNT = 1_000_000_000
+# A lead time or an order arriving beyond a year is a typo, and far enough out to overflow the planner's dates.
+MAX_PLAUSIBLE_LEAD_DAYS = 365
+# Joins item_id and store_id into one series id for the models, so it cannot appear inside either.
+SERIES_ID_SEPARATOR = "|"
+
+
+def unreadable_column(column: str) -> str:
+    """Derived by the validator: the values of a date column that read as no date; reported on the column."""
+    return f"{column}_unreadable"
 
 
 def _existing(frame: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -38,6 +53,21 @@ def _required_columns(frame: pd.DataFrame, required: list[str]) -> list[Expectat
 
 def _not_null(column: str) -> Expectation:
     return gxe.ExpectColumnValuesToNotBeNull(column=column, description="must not be empty")
+
+
+def _readable_dates(frame: pd.DataFrame, column: str) -> list[Expectation]:
+    if unreadable_column(column) not in frame.columns:
+        return []
+    return [gxe.ExpectColumnValuesToBeNull(
+        column=unreadable_column(column), meta={"reported_column": column},
+        description="must be a date, in one format throughout the column (YYYY-MM-DD)")]
+
+
+def _at_most(frame: pd.DataFrame, column: str, maximum: int) -> list[Expectation]:
+    """An upper bound on a numeric column; text columns are left to their whole-number pattern."""
+    if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+        return []
+    return [gxe.ExpectColumnValuesToBeBetween(column=column, max_value=maximum, description=f"must be <= {maximum:,}")]
 
 
 def _whole_numbers(frame: pd.DataFrame, column: str, minimum: int, maximum: int | None = None) -> list[Expectation]:
@@ -77,9 +107,11 @@ def sales_expectations(
                     column="date", min_value=EARLIEST_PLAUSIBLE_DATE,
                     description=f"must be on or after {EARLIEST_PLAUSIBLE_DATE:%Y-%m-%d} (a date typed wrong)"),
             ]
-        else:
-            expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(
-                column="date", description="must be a date (YYYY-MM-DD)"))
+        expectations += _readable_dates(sales, "date")
+    for column in _existing(sales, ["item_id", "store_id"]):
+        expectations.append(gxe.ExpectColumnValuesToNotMatchRegex(
+            column=column, regex=re.escape(SERIES_ID_SEPARATOR),
+            description=f"must not contain '{SERIES_ID_SEPARATOR}' (it joins item and store into the series id)"))
     if set(SALES_KEY) <= set(sales.columns):
         expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
             column_list=SALES_KEY, description="one row per item, store and date (no duplicates)"))
@@ -127,11 +159,21 @@ def item_master_expectations(items: pd.DataFrame) -> list[Expectation]:
         expectations += [_not_null("item_id"), gxe.ExpectColumnValuesToBeUnique(
             column="item_id", description="one row per item (no duplicates)")]
     if "lead_time_days" in items.columns:
-        expectations += _whole_numbers(items, "lead_time_days", 0)
+        expectations += (_whole_numbers(items, "lead_time_days", 0)
+                         + _at_most(items, "lead_time_days", MAX_PLAUSIBLE_LEAD_DAYS))
     if "case_pack" in items.columns:
-        expectations += _whole_numbers(items, "case_pack", 1)
+        expectations += _whole_numbers(items, "case_pack", 1) + _at_most(items, "case_pack", MAX_PLAUSIBLE_COUNT)
     if "moq" in items.columns:
-        expectations += _whole_numbers(items, "moq", 0)
+        expectations += _whole_numbers(items, "moq", 0) + _at_most(items, "moq", MAX_PLAUSIBLE_COUNT)
+    if "review_days" in items.columns:
+        expectations += _whole_numbers(items, "review_days", 1) + _at_most(items, "review_days", MAX_PLAUSIBLE_LEAD_DAYS)
+    if "order_weekday" in items.columns:
+        expectations += _whole_numbers(items, "order_weekday", 0, 6)
+    if "service_level" in items.columns:
+        # A cycle service level: the share of order cycles without a stock-out; 1 would need unbounded stock.
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(
+            column="service_level", min_value=0.5, max_value=1, strict_min=True, strict_max=True,
+            description="must be above 0.5 and below 1 (a share of order cycles without a stock-out)"))
     for column in _existing(items, ["unit_cost", "holding_cost_rate", "unit_volume"]):
         expectations.append(_non_negative(column))
     return expectations
@@ -139,8 +181,9 @@ def item_master_expectations(items: pd.DataFrame) -> list[Expectation]:
 
 def inventory_expectations(inventory: pd.DataFrame) -> list[Expectation]:
     expectations: list[Expectation] = _required_columns(inventory, INVENTORY_REQUIRED)
+    expectations += [_not_null(column) for column in _existing(inventory, INVENTORY_REQUIRED)]
     if "on_hand" in inventory.columns:
-        expectations += [_not_null("on_hand"), _non_negative("on_hand")]
+        expectations += _whole_numbers(inventory, "on_hand", 0) + _at_most(inventory, "on_hand", MAX_PLAUSIBLE_COUNT)
     if {"item_id", "store_id"} <= set(inventory.columns):
         expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
             column_list=["item_id", "store_id"], description="one row per item and store (no duplicates)"))
@@ -149,22 +192,33 @@ def inventory_expectations(inventory: pd.DataFrame) -> list[Expectation]:
 
 def open_orders_expectations(open_orders: pd.DataFrame, snapshot_date: pd.Timestamp) -> list[Expectation]:
     expectations: list[Expectation] = _required_columns(open_orders, OPEN_ORDERS_REQUIRED)
+    expectations += [_not_null(column) for column in _existing(open_orders, OPEN_ORDERS_REQUIRED)]
     if "quantity" in open_orders.columns:
-        expectations.append(_non_negative("quantity"))
+        expectations += (_whole_numbers(open_orders, "quantity", 0)
+                         + _at_most(open_orders, "quantity", MAX_PLAUSIBLE_COUNT))
     if "arrival_date" in open_orders.columns:
         if pd.api.types.is_datetime64_any_dtype(open_orders["arrival_date"]):
-            # An order already received belongs in on hand, not in the pipeline.
-            expectations.append(gxe.ExpectColumnValuesToBeBetween(
-                column="arrival_date", min_value=snapshot_date, strict_min=True,
-                description=f"must be after the inventory snapshot date {snapshot_date:%Y-%m-%d}"))
-        else:
-            expectations.append(gxe.ExpectColumnValuesToBeDateutilParseable(
-                column="arrival_date", description="must be a date (YYYY-MM-DD)"))
+            latest = snapshot_date + pd.Timedelta(days=MAX_PLAUSIBLE_LEAD_DAYS)
+            expectations += [
+                # An order already received belongs in on hand, not in the pipeline.
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="arrival_date", min_value=snapshot_date, strict_min=True,
+                    description=f"must be after the inventory snapshot date {snapshot_date:%Y-%m-%d}"),
+                gxe.ExpectColumnValuesToBeBetween(
+                    column="arrival_date", max_value=latest,
+                    description=f"must be within {MAX_PLAUSIBLE_LEAD_DAYS} days of the snapshot "
+                                f"(by {latest:%Y-%m-%d})"),
+            ]
+        expectations += _readable_dates(open_orders, "arrival_date")
     return expectations
 
 
 def capacity_expectations(capacity: pd.DataFrame) -> list[Expectation]:
     expectations: list[Expectation] = _required_columns(capacity, CAPACITY_REQUIRED)
+    if "store_id" in capacity.columns:
+        # A store without a capacity value gets the default; a row without a store is an error.
+        expectations += [_not_null("store_id"), gxe.ExpectColumnValuesToBeUnique(
+            column="store_id", description="one row per store (no duplicates)")]
     if "capacity_volume" in capacity.columns:
         expectations.append(_non_negative("capacity_volume"))
     return expectations

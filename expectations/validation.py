@@ -14,7 +14,7 @@ from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.metadata_types import FailureSeverity
 
 from expectations import suites
-from replenish.data.tables import RawTables
+from replenish.data.tables import RawTables, parse_days
 
 SAMPLE_ROWS = 5
 CRITICAL = FailureSeverity.CRITICAL.value
@@ -74,13 +74,23 @@ class DataValidationError(ValueError):
 
 
 def _parsed_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Swap a text date column for datetimes when every value parses, so range rules can run on it."""
-    if column not in frame.columns or pd.api.types.is_datetime64_any_dtype(frame[column]):
+    """Swap a date column for the days completion will read from it, so range, uniqueness and gap rules
+    see those days. Where some value reads as no date, keep the column as given and add the unreadable
+    values as their own column, for the rule that names them."""
+    if column not in frame.columns:
         return frame
-    parsed = pd.to_datetime(frame[column], errors="coerce")
-    if parsed.isna().sum() != frame[column].isna().sum():
-        return frame
-    return frame.assign(**{column: parsed})
+    days = parse_days(frame[column])
+    unreadable = days.isna() & frame[column].notna()
+    if not unreadable.any():
+        return frame.assign(**{column: days})
+    return frame.assign(**{suites.unreadable_column(column): frame[column].where(unreadable)})
+
+
+def _ids_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ids as complete_tables casts them (missing stays missing), so 7 and "7" are one id to every rule."""
+    cast = [column for column in ("item_id", "store_id")
+            if column in frame.columns and not pd.api.types.is_string_dtype(frame[column])]
+    return frame.assign(**{column: frame[column].astype(str) for column in cast}) if cast else frame
 
 
 def _parsed_numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -167,10 +177,10 @@ class TableValidator:
 
 
 def _checks(raw: RawTables, rules: ValidationRules, today: pd.Timestamp) -> list[tuple[str, pd.DataFrame, list[Expectation]]]:
-    sales = _with_gap_days(_parsed_numbers(_parsed_dates(raw.sales, "date"), ["units", "price"]))
+    sales = _with_gap_days(_parsed_numbers(_parsed_dates(_ids_as_text(raw.sales), "date"), ["units", "price"]))
+    items = _ids_as_text(raw.items) if raw.items is not None else None
     master_item_ids = (
-        sorted(raw.items["item_id"].dropna().astype(str).unique())
-        if raw.items is not None and "item_id" in raw.items.columns else None
+        sorted(items["item_id"].dropna().unique()) if items is not None and "item_id" in items.columns else None
     )
     checks = [("sales", sales, suites.sales_expectations(sales, today, master_item_ids, rules.max_gap_days))]
     windows = _drift_windows(sales, rules.recent_days)
@@ -178,18 +188,19 @@ def _checks(raw: RawTables, rules: ValidationRules, today: pd.Timestamp) -> list
         recent, baseline = windows
         checks.append(("sales_recent", recent, suites.recent_sales_warnings(
             recent, baseline, rules.level_shift_ratio, rules.zero_share_jump)))
-    if raw.items is not None:
-        items = _parsed_numbers(raw.items, ["unit_cost", "holding_cost_rate", "lead_time_days", "case_pack", "moq", "unit_volume"])
+    if items is not None:
+        items = _parsed_numbers(items, ["unit_cost", "holding_cost_rate", "lead_time_days", "case_pack", "moq", "unit_volume",
+                                        "review_days", "order_weekday", "service_level"])
         checks.append(("items", items, suites.item_master_expectations(items)))
     if raw.inventory is not None:
-        inventory = _parsed_numbers(raw.inventory, ["on_hand"])
+        inventory = _parsed_numbers(_ids_as_text(raw.inventory), ["on_hand"])
         checks.append(("inventory", inventory, suites.inventory_expectations(inventory)))
     snapshot_date = sales["date"].max() if pd.api.types.is_datetime64_any_dtype(sales.get("date")) else pd.NaT
     if raw.open_orders is not None and pd.notna(snapshot_date):
-        open_orders = _parsed_numbers(_parsed_dates(raw.open_orders, "arrival_date"), ["quantity"])
+        open_orders = _parsed_numbers(_parsed_dates(_ids_as_text(raw.open_orders), "arrival_date"), ["quantity"])
         checks.append(("open_orders", open_orders, suites.open_orders_expectations(open_orders, snapshot_date)))
     if raw.capacity is not None:
-        capacity = _parsed_numbers(raw.capacity, ["capacity_volume"])
+        capacity = _parsed_numbers(_ids_as_text(raw.capacity), ["capacity_volume"])
         checks.append(("capacity", capacity, suites.capacity_expectations(capacity)))
     return checks
 

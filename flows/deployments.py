@@ -1,4 +1,4 @@
-"""The scheduled deployments: daily planning, weekly monitoring, training on demand."""
+"""The scheduled deployments: daily planning, weekly monitoring, training and the policy simulation on demand."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.main import main_flow
 from flows.monitoring import monitoring_flow
 from flows.planning import planning_flow
+from flows.simulation import simulation_flow
 from flows.training import training_flow
 
 DAILY_PLANNING_CRON = "0 5 * * *"  # before stores open, after the nightly sales extract lands
@@ -16,6 +17,7 @@ SHORT_NAMES = {
     "monitor": "replenish-monitor/weekly-monitoring",
     "train": "replenish-train/train-on-demand",
     "main": "replenish-main/main-on-demand",
+    "simulate": "replenish-simulate/simulate-on-demand",
 }
 
 
@@ -28,4 +30,5 @@ def replenish_deployments(config_file: str | None, overrides: list[str]) -> list
                                       tags=["replenish"]),
         training_flow.to_deployment(name="train-on-demand", parameters=parameters, tags=["replenish"]),
         main_flow.to_deployment(name="main-on-demand", parameters=parameters, tags=["replenish"]),
+        simulation_flow.to_deployment(name="simulate-on-demand", parameters=parameters, tags=["replenish"]),
     ]

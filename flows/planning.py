@@ -14,6 +14,8 @@ from tasks.planning import (
     PublishedPlan,
     build_plan_report,
     build_planning_problem,
+    calibrate_scenarios,
+    estimate_plan_outlook,
     forecast_planning_horizon,
     merge_plans,
     optimize_orders,
@@ -36,9 +38,12 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
     with tracked_run(settings, raw, "plan") as run_id:
         data = validated_input(settings, raw, run_id)
         forecast = forecast_planning_horizon(settings, run_id, data.sales)
-        problem = build_planning_problem(data, forecast, settings.planning)
+        calibration = calibrate_scenarios(settings, run_id, data)
+        problem = build_planning_problem(data, forecast, settings.planning, calibration)
         parts = split_by_store(problem, settings.planning)
-        plan = merge_plans(map_partitions(settings, optimize_orders, parts, planning=settings.planning))
-        report = build_plan_report(problem, plan, forecast, data.sales, settings.planning)
+        plan = merge_plans(map_partitions(settings, optimize_orders, parts, planning=settings.planning),
+                           settings.planning)
+        outlook = estimate_plan_outlook(problem, plan, forecast, settings.planning, calibration)
+        report = build_plan_report(settings, problem, plan, forecast, data.sales, outlook)
         published = publish_plan(settings, run_id, problem, plan, report)
     return PlanningSummary(run_id, published, published.report_path)

@@ -1,4 +1,5 @@
-"""Train, backtest against the baselines, register, and promote only a better model."""
+"""Train, backtest against the baselines, register, and promote only a better model; with
+simulate.on_train, also replay the planning policy on recent history."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.common import map_partitions, tracked_run, validated_input
+from flows.common import checked_input, map_partitions, tracked_run
 from replenish.settings import load_settings
-from tasks.data import load_data
+from tasks.data import complete_data, load_data
 from tasks.forecasting import (
     backtest_forecasters,
     build_features,
     combine_features,
+    fit_ensemble,
     split_backtest,
     split_sales_by_store,
     train_forecaster,
 )
+from tasks.simulation import log_simulation, simulate_planning_policies
 from tasks.tracking import RegistrationResult, log_backtest, register_forecaster
 
 
@@ -33,7 +36,8 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
     with tracked_run(settings, raw, "train") as run_id:
-        data = validated_input(settings, raw, run_id)
+        checked = checked_input(settings, raw, run_id)
+        data = complete_data(checked.tables, settings.data)
         features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
         windows = split_backtest(features, settings)
         # One fit per origin; the last, fitted up to the holdout, is the model that gets registered
@@ -42,5 +46,11 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
                    for window in windows]
         backtest = backtest_forecasters(features, windows, trained, settings)
         metrics = log_backtest(settings, run_id, backtest, trained[-1])
-        registration = register_forecaster(settings, run_id, trained[-1].predictor, windows[-1], metrics)
+        # The combination learns from the origins before the holdout; the better of it and the LSTM on the
+        # holdout is registered.
+        ensemble = fit_ensemble(backtest, trained[-1], settings)
+        candidates = {"lstm": trained[-1].predictor, **({"ensemble": ensemble} if ensemble is not None else {})}
+        registration = register_forecaster(settings, run_id, candidates, windows[-1], metrics)
+        if settings.simulate.on_train:
+            log_simulation(settings, run_id, simulate_planning_policies(checked.tables, settings))
     return TrainingSummary(run_id, metrics, registration)

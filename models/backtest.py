@@ -48,6 +48,21 @@ def backtest_windows(sales: pd.DataFrame, horizon: int, n_origins: int) -> list[
     return windows
 
 
+def cached_by_cutoff(forecaster: Forecaster) -> Forecaster:
+    """``forecaster`` remembering its forecast per cutoff. Within one backtest every history is a prefix of
+    the same sales, so a forecast made at a cutoff depends on that cutoff alone: an ensemble that backtests
+    its members at earlier origins reuses the fits the other origins made, instead of repeating them."""
+    forecasts: dict[pd.Timestamp, pd.DataFrame] = {}
+
+    def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        cutoff = history["date"].max()
+        if cutoff not in forecasts:
+            forecasts[cutoff] = forecaster(history, future)
+        return forecasts[cutoff]
+
+    return forecast
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     windows: list[BacktestWindow]

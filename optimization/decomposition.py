@@ -2,7 +2,8 @@
 
 Exact when only store-level constraints couple item-stores (capacity per store): the joint
 model is then block-diagonal by store, so the parts' optima together are the joint optimum.
-A budget over all stores breaks that, and the caller refuses to decompose one.
+A budget over all stores breaks that, and the caller refuses to decompose one.  Every part is
+solved even when one has no feasible plan, so that every infeasible store is named at once.
 """
 
 from __future__ import annotations
@@ -10,13 +11,29 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from optimization.problem import CostSettings, ModelOptions, PlanningProblem, PlanResult, SolverSettings
+from optimization.problem import (
+    CostSettings,
+    ModelOptions,
+    PlanInfeasibleError,
+    PlanningProblem,
+    PlanResult,
+    SolverSettings,
+)
 
-PartSolver = Callable[[PlanningProblem, CostSettings, SolverSettings, ModelOptions], PlanResult]
+
+@dataclass(frozen=True)
+class PartPlan:
+    """One part's plan, or (plan None) the reason it has none."""
+
+    plan: PlanResult | None
+    infeasible: PlanInfeasibleError | None = None
+
+
+PartSolver = Callable[[PlanningProblem, CostSettings, SolverSettings, ModelOptions], PartPlan]
 
 
 def split_by_location(problem: PlanningProblem) -> list[PlanningProblem]:
@@ -48,7 +65,7 @@ def solve_parts(
     solver: SolverSettings,
     options: ModelOptions,
     solve_part: PartSolver,
-) -> list[PlanResult]:
+) -> list[PartPlan]:
     """In `options.workers` processes (forked: the parts are already in memory)."""
     whole = replace(options, decompose_by_location=False)
     if options.workers <= 1 or len(parts) <= 1:
@@ -57,6 +74,14 @@ def solve_parts(
     with ProcessPoolExecutor(max_workers=options.workers, mp_context=context) as pool:
         futures = [pool.submit(solve_part, part, costs, solver, whole) for part in parts]
         return [future.result() for future in futures]
+
+
+def merge_parts(parts: list[PartPlan], hint: str = "") -> PlanResult:
+    """The parts' plans as one; PlanInfeasibleError naming the reasons of every part without a plan."""
+    reasons = [reason for part in parts if part.infeasible is not None for reason in part.infeasible.reasons]
+    if reasons:
+        raise PlanInfeasibleError(reasons, hint)
+    return merge_results([part.plan for part in parts])
 
 
 def merge_results(results: list[PlanResult]) -> PlanResult:

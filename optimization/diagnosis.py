@@ -7,7 +7,7 @@ import pandas as pd
 
 from optimization.formulation import Formulation, capacity_by_store
 from optimization.grid import MAX_REPORTED_VIOLATIONS, ItemStoreGrid
-from optimization.problem import VIOLATION_COLUMNS, ModelOptions, PlanInfeasibleError, ShortageMode
+from optimization.problem import VIOLATION_COLUMNS, ModelOptions, PlanInfeasibleError, ShortageMode, rounded
 
 # Slack for float sums in the capacity checks, well above HiGHS's feasibility tolerance.
 CAPACITY_TOLERANCE = 1e-6
@@ -33,16 +33,16 @@ def raise_if_capacity_cannot_hold(
     ]
     if over.empty:
         return
-    first_violations = over.sort_values(["store_id", "period"]).head(MAX_REPORTED_VIOLATIONS)
-    reasons = [
-        f"capacity at store {row.store_id} on {_date(grid, row.period)} "
-        f"(period {row.period}) is {row.capacity_volume} but opening stock and open orders "
-        f"already need at least {row.minimal_volume} there"
-        for row in first_violations.itertuples()
-    ]
-    more = len(over) - len(reasons)
-    suffix = f"; and {more} more store-periods" if more > 0 else ""
-    raise PlanInfeasibleError("; ".join(reasons) + suffix)
+    reasons = []
+    for store, days in over.sort_values("period").groupby("store_id", sort=True):
+        first = days.iloc[0]
+        later = f" (and on {len(days) - 1} later day(s))" if len(days) > 1 else ""
+        reasons.append(
+            f"capacity at store {store} on {_date(grid, first.period)} (period {first.period}) is "
+            f"{rounded(first.capacity_volume)} but opening stock and open orders already need at least "
+            f"{rounded(first.minimal_volume)} there{later}"
+        )
+    raise PlanInfeasibleError(reasons)
 
 
 def _date(grid: ItemStoreGrid, period: int) -> str:
@@ -117,41 +117,60 @@ def _elastic_values(rows: pd.DataFrame, values: np.ndarray) -> np.ndarray:
     return np.where(columns >= 0, values[np.clip(columns, 0, None)], 0.0) if len(columns) else np.zeros(0)
 
 
-def infeasibility_message(
+def infeasibility_reasons(
     grid: ItemStoreGrid,
     capacity: pd.DataFrame,
     options: ModelOptions,
     violations: pd.DataFrame,
-) -> str:
-    """Name the constraints that the least-violation plan still has to break, and item limits
-    (MOQ, maximum order) that can never fit."""
-    reasons = [_reason(grid, capacity, options, row) for row in violations.itertuples()]
-    shown = reasons[:MAX_REPORTED_VIOLATIONS]
-    if len(reasons) > len(shown):
-        shown.append(f"and {len(reasons) - len(shown)} more violated constraints")
-    limits = item_limit_conflicts(grid, capacity, options)
-    shown.extend(limits[:MAX_REPORTED_VIOLATIONS])
-    if not shown:
-        return "HiGHS found no feasible plan, yet every constraint can be met when relaxed"
-    return "no feasible plan: " + "; ".join(shown)
+) -> list[str]:
+    """The constraints the least-violation plan still has to break (every store's capacity, each
+    budget period, the first item-stores short of a target), and item limits (MOQ, maximum order)
+    that can never fit."""
+    reasons = []
+    for constraint, rows in violations.groupby("constraint", sort=False):
+        if constraint == "store_capacity":
+            reasons += [_capacity_reason(capacity, days) for _, days in rows.groupby("store_id", sort=True)]
+        elif constraint == "budget":
+            reasons += [_budget_reason(options, rows)]
+        else:
+            by_item_store = list(rows.groupby(["item_id", "store_id"], sort=True))
+            reasons += [_target_reason(days) for _, days in by_item_store[:MAX_REPORTED_VIOLATIONS]]
+            if len(by_item_store) > MAX_REPORTED_VIOLATIONS:
+                reasons.append(f"and {len(by_item_store) - MAX_REPORTED_VIOLATIONS} more item-stores short of a target")
+    reasons += item_limit_conflicts(grid, capacity, options)[:MAX_REPORTED_VIOLATIONS]
+    return reasons or ["HiGHS found no feasible plan, yet every constraint can be met when relaxed"]
 
 
-def _reason(grid: ItemStoreGrid, capacity: pd.DataFrame, options: ModelOptions, row: object) -> str:
-    when = f"period {row.period} ({row.date.date()})"
-    if row.constraint == "store_capacity":
-        limit = float(capacity.set_index("store_id").loc[row.store_id, "capacity_volume"])
-        return (
-            f"capacity at store {row.store_id} in {when} is below the minimum stock the targets "
-            f"require: {limit:g} available, {limit + row.amount:g} needed"
-        )
-    if row.constraint == "budget":
-        return (
-            f"budget in {when} is below what the targets require: {options.budget_per_period:g} "
-            f"available, {options.budget_per_period + row.amount:g} needed"
-        )
+def _later(days: pd.DataFrame) -> str:
+    return f" (and in {len(days) - 1} later period(s))" if len(days) > 1 else ""
+
+
+def _when(row: object) -> str:
+    return f"period {row.period} ({row.date.date()})"
+
+
+def _capacity_reason(capacity: pd.DataFrame, days: pd.DataFrame) -> str:
+    first = days.sort_values("period").iloc[0]
+    limit = float(capacity.set_index("store_id").loc[first.store_id, "capacity_volume"])
     return (
-        f"stock target of item {row.item_id} at store {row.store_id} in {when} cannot be met "
-        f"by the allowed orders: short by {row.amount:g} units"
+        f"capacity at store {first.store_id} in {_when(first)} is below the minimum stock the targets "
+        f"require: {rounded(limit)} available, {rounded(limit + first.amount)} needed{_later(days)}"
+    )
+
+
+def _budget_reason(options: ModelOptions, days: pd.DataFrame) -> str:
+    first = days.sort_values("period").iloc[0]
+    return (
+        f"budget in {_when(first)} is below what the targets require: {rounded(options.budget_per_period)} "
+        f"available, {rounded(options.budget_per_period + first.amount)} needed{_later(days)}"
+    )
+
+
+def _target_reason(days: pd.DataFrame) -> str:
+    first = days.sort_values("period").iloc[0]
+    return (
+        f"stock target of item {first.item_id} at store {first.store_id} in {_when(first)} cannot be met "
+        f"by the allowed orders: short by {rounded(first.amount)} units{_later(days)}"
     )
 
 
@@ -160,7 +179,7 @@ def item_limit_conflicts(
 ) -> list[str]:
     """Items with a stock target that can never be ordered: their MOQ exceeds capacity, the
     maximum order or the budget."""
-    if not options.integer_orders or grid.safety_stock is None:
+    if options.whole_orders == "none" or grid.safety_stock is None:
         return []
     items = grid.item_stores.assign(
         needs_stock=(grid.safety_stock > 0).any(axis=1),
@@ -173,15 +192,15 @@ def item_limit_conflicts(
         moq_volume = item.moq * item.unit_volume
         if pd.notna(item.capacity_volume) and moq_volume > item.capacity_volume:
             messages.append(
-                f"MOQ exceeds capacity: {where} needs {moq_volume:g} volume for its MOQ of "
-                f"{item.moq:g}, store capacity is {item.capacity_volume:g}"
+                f"MOQ exceeds capacity: {where} needs {rounded(moq_volume)} volume for its MOQ of "
+                f"{rounded(item.moq)}, store capacity is {rounded(item.capacity_volume)}"
             )
         max_order = min(item.max_order, options.max_order_quantity or np.inf)
         if item.moq > max_order:
-            messages.append(f"MOQ exceeds the maximum order: {where} has MOQ {item.moq:g} > {max_order:g}")
+            messages.append(f"MOQ exceeds the maximum order: {where} has MOQ {rounded(item.moq)} > {rounded(max_order)}")
         if options.budget_per_period is not None and item.moq * item.unit_cost > options.budget_per_period:
             messages.append(
-                f"MOQ exceeds the budget: {where} costs {item.moq * item.unit_cost:g} at its MOQ, "
-                f"budget per period is {options.budget_per_period:g}"
+                f"MOQ exceeds the budget: {where} costs {rounded(item.moq * item.unit_cost)} at its MOQ, "
+                f"budget per period is {rounded(options.budget_per_period)}"
             )
     return messages

@@ -1,11 +1,15 @@
 """Why each order is what it is: demand it covers, safety stock, stock already there, limits hit.
 
 An order placed in period t protects the item-store until the next order can land, i.e. over
-its lead time plus one review period.  Its inventory position after ordering (on hand, less
-backlog, plus everything arriving before it, plus the order) minus the expected demand over
-that protection interval is the safety stock it implies; in quantile mode with a binding
-target that is the target.  Constraints are reported binding from their slacks (row activity
-within tolerance of its bound), which works for LPs and MILPs alike.
+its lead time plus the item's review period (the days between its order days).  The safety stock
+it leaves is the stock expected on hand (less any backlog) at the end of that protection interval,
+when the next order lands: its inventory position after ordering (on hand, less backlog, plus
+everything arriving before it, plus the order) minus the expected demand over the interval, when
+no sale is lost before it lands, and more when sales the stock cannot serve before then are lost
+(under lost sales they do not draw on the order).  In quantile mode with a binding target it is
+the target.  Constraints are reported binding from their slacks: capacity and
+budget when what is left of them would not take one more lot of the item (a unit when orders are
+continuous, a case pack when they are whole), a target when stock sits on it.
 """
 
 from __future__ import annotations
@@ -30,14 +34,17 @@ def explain_orders(
     backlog: np.ndarray,
     arrivals: np.ndarray,
     activities: np.ndarray,
+    expected_end_stock: np.ndarray,
 ) -> pd.DataFrame:
+    """expected_end_stock: item-store × period, the mean over scenarios of stock less backlog at
+    the period's end."""
     positions, periods = np.nonzero(orders > MIN_ORDER_QUANTITY)
     if len(positions) == 0:
         return pd.DataFrame(columns=EXPLANATION_COLUMNS)
     n_periods = grid.n_periods
     lead = grid.lead_periods[positions]
     arrival = periods + lead
-    protection_end = np.minimum(arrival + options.review_periods, n_periods)
+    protection_end = np.minimum(arrival + grid.review_periods[positions], n_periods)
 
     expected_demand = grid.demand.mean(axis=1)
     demand_over_protection = _window_sum(expected_demand, positions, periods, protection_end)
@@ -50,14 +57,18 @@ def explain_orders(
 
     binding = pd.Series("", index=range(len(positions)), dtype=object)
     layout = formulation.layout
+    # Continuous orders take any amount, so only a slack within solver tolerance binds them.
+    lot = layout.lot_size[positions] if options.whole_orders != "none" else np.zeros(len(positions))
+    capacity_left = _capacity_left(grid, formulation, activities)[positions, np.minimum(arrival, n_periods - 1)]
+    budget_left = _budget_left(formulation, activities, n_periods)[periods]
     for name, flags in (
-        ("capacity", _capacity_binding(grid, formulation, activities)[positions, arrival]),
-        ("budget", _budget_binding(formulation, activities, n_periods)[periods]),
+        ("capacity", capacity_left <= grid.column("unit_volume")[positions] * lot),
+        ("budget", budget_left <= grid.column("unit_cost")[positions] * lot),
         ("stock_target", _target_binding(grid, formulation, activities, positions, arrival, protection_end)),
         ("max_order", quantity >= max_order_limit(grid, options)[positions] - BINDING_TOLERANCE),
         (
             "moq",
-            options.integer_orders
+            (options.whole_orders != "none")
             & (grid.column("moq")[positions] > layout.lot_size[positions])
             & (quantity <= grid.column("moq")[positions] + BINDING_TOLERANCE),
         ),
@@ -71,7 +82,7 @@ def explain_orders(
             "quantity": quantity,
             "lead_time_periods": lead,
             "demand_over_protection": demand_over_protection,
-            "safety_stock": position_after - demand_over_protection,
+            "safety_stock": expected_end_stock[positions, protection_end - 1],
             "on_hand": on_hand_before[positions, periods],
             "pipeline": pipeline,
             "inventory_position_after_order": position_after,
@@ -86,27 +97,26 @@ def _window_sum(values: np.ndarray, rows: np.ndarray, start: np.ndarray, end: np
     return cumulative[rows, end] - cumulative[rows, start]
 
 
-def _capacity_binding(grid: ItemStoreGrid, formulation: Formulation, activities: np.ndarray) -> np.ndarray:
-    """Item-store × period: its store's capacity row is tight in some scenario."""
+def _capacity_left(grid: ItemStoreGrid, formulation: Formulation, activities: np.ndarray) -> np.ndarray:
+    """Item-store × period: the volume its store's shelf still takes after deliveries, beyond the
+    capacity tolerance, in the fullest scenario (inf without a capacity row)."""
     rows = formulation.layout.capacity_rows
-    program = formulation.program
-    tight = activities[rows["row"].to_numpy(dtype=int)] >= program.row_upper[
-        rows["row"].to_numpy(dtype=int)
-    ] - capacity_slack(rows["capacity_volume"].to_numpy(dtype=float))
+    ids = rows["row"].to_numpy(dtype=int)
+    tolerance = capacity_slack(rows["capacity_volume"].to_numpy(dtype=float))
+    left = formulation.program.row_upper[ids] - activities[ids] - tolerance
     stores = pd.Index(rows["store_id"].unique())
-    by_store = np.zeros((len(stores) + 1, grid.n_periods), dtype=bool)  # last row: no capacity
-    np.logical_or.at(by_store, (stores.get_indexer(rows["store_id"]), rows["period"].to_numpy(dtype=int)), tight)
+    by_store = np.full((len(stores) + 1, grid.n_periods), np.inf)  # last row: no capacity
+    np.minimum.at(by_store, (stores.get_indexer(rows["store_id"]), rows["period"].to_numpy(dtype=int)), left)
     return by_store[stores.get_indexer(grid.item_stores["store_id"])]
 
 
-def _budget_binding(formulation: Formulation, activities: np.ndarray, n_periods: int) -> np.ndarray:
+def _budget_left(formulation: Formulation, activities: np.ndarray, n_periods: int) -> np.ndarray:
+    """Per period: the budget not spent, beyond the solver's tolerance (inf without a budget row)."""
     rows = formulation.layout.budget_rows
     ids = rows["row"].to_numpy(dtype=int)
-    tight = activities[ids] >= formulation.program.row_upper[ids] - BINDING_TOLERANCE * np.maximum(
-        1.0, np.abs(formulation.program.row_upper[ids])
-    )
-    by_period = np.zeros(n_periods, dtype=bool)
-    by_period[rows["period"].to_numpy(dtype=int)] = tight
+    bound = formulation.program.row_upper[ids]
+    by_period = np.full(n_periods, np.inf)
+    by_period[rows["period"].to_numpy(dtype=int)] = bound - activities[ids] - BINDING_TOLERANCE * np.maximum(1.0, np.abs(bound))
     return by_period
 
 

@@ -1,8 +1,8 @@
 """The replenishment model as one sparse linear (or mixed-integer) program.
 
 Indices: item-store k, demand scenario s (one in point and quantile mode), period t.  Orders are
-placed on review periods and land L_k periods later; an order slot exists only if it lands
-inside the horizon.  In integer mode an order is a whole number of case packs ("lots").
+placed on the item's order days (its calendar) and land L_k periods later; an order slot exists
+only if it lands inside the horizon.  With whole orders an order is a number of case packs ("lots").
 
   stock balance   on_hand[k,s,t] = on_hand[k,s,t-1] + open_arrivals[k,t] + pack_k·lots[k,t-L_k]
                                    - demand[k,s,t] + lost[k,s,t]                     (lost sales)
@@ -160,7 +160,7 @@ def formulate(
     lot_size = _lot_size(grid, options)
     max_order = max_order_limit(grid, options)
 
-    slot_mask = order_slot_mask(grid.lead_periods, n_periods, options.review_periods)
+    slot_mask = order_slot_mask(grid)
     lots_upper = np.floor(max_order / lot_size + 1e-9)
     order_columns = _scatter_ids(
         slot_mask,
@@ -168,7 +168,7 @@ def formulate(
             "order",
             np.zeros(slot_mask.sum()),
             np.broadcast_to(lots_upper[:, None], slot_mask.shape)[slot_mask],
-            integer=options.integer_orders,
+            integer=options.whole_orders != "none",
         ),
     )
     switch_mask = slot_mask & _needs_switch(grid, costs, options, lot_size)[:, None]
@@ -223,11 +223,10 @@ def formulate(
     return Formulation(builder.program(), layout)
 
 
-def order_slot_mask(lead_periods: np.ndarray, n_periods: int, review_periods: int) -> np.ndarray:
-    """Periods an order may be placed in: review periods whose delivery lands in the horizon."""
-    periods = np.arange(n_periods)
-    on_review = periods % review_periods == 0
-    return on_review[None, :] & (periods[None, :] + lead_periods[:, None] < n_periods)
+def order_slot_mask(grid: ItemStoreGrid) -> np.ndarray:
+    """Item-store × period: an order may be placed, on an order day, and lands in the horizon."""
+    periods = np.arange(grid.n_periods)
+    return grid.order_days & (periods[None, :] + grid.lead_periods[:, None] < grid.n_periods)
 
 
 def _validate_costs(costs: CostSettings, options: ModelOptions) -> None:
@@ -237,8 +236,6 @@ def _validate_costs(costs: CostSettings, options: ModelOptions) -> None:
     # Worth more than it cost, ending stock would pay to be bought without limit.
     if not 0 <= costs.ending_stock_value_share <= 1:
         raise ValueError("ending_stock_value_share must lie in [0, 1]")
-    if options.review_periods < 1:
-        raise ValueError("review_periods must be at least 1")
     if options.budget_per_period is not None and options.budget_per_period < 0:
         raise ValueError("budget_per_period must be non-negative")
     if options.max_order_quantity is not None and options.max_order_quantity < 0:
@@ -246,7 +243,7 @@ def _validate_costs(costs: CostSettings, options: ModelOptions) -> None:
 
 
 def _lot_size(grid: ItemStoreGrid, options: ModelOptions) -> np.ndarray:
-    if options.integer_orders:
+    if options.whole_orders != "none":
         return grid.column("case_pack")
     return np.ones(len(grid.item_stores))
 
@@ -262,7 +259,7 @@ def _needs_switch(
     grid: ItemStoreGrid, costs: CostSettings, options: ModelOptions, lot_size: np.ndarray
 ) -> np.ndarray:
     """A binary "order placed" is needed for a fixed cost, or for an MOQ above one lot."""
-    moq_binds = options.integer_orders & (grid.column("moq") > lot_size)
+    moq_binds = (options.whole_orders != "none") & (grid.column("moq") > lot_size)
     return moq_binds | (costs.fixed_order_cost > 0)
 
 
@@ -512,7 +509,7 @@ def _add_costs(
     switched = switch_columns >= 0
     builder.add_cost("ordering", switch_columns[switched], costs.fixed_order_cost)
 
-    holding = unit_cost * grid.column("holding_cost_rate") * grid.period_days / DAYS_PER_YEAR
+    holding = holding_cost_per_period(grid)
     builder.add_cost("holding", stock, np.broadcast_to((holding / n_scenarios)[:, None, None], stock.shape))
     penalty = shortage_penalty(grid, costs)
     builder.add_cost(
@@ -525,6 +522,11 @@ def _add_costs(
         if options.shortage_mode == "backorder":
             # Backlog left at the end must still be bought.
             builder.add_cost("ending_stock_credit", shortage[:, :, -1], value_per_cell)
+
+
+def holding_cost_per_period(grid: ItemStoreGrid) -> np.ndarray:
+    """Per unit on hand at a period's end: the yearly rate of the unit cost, pro rata."""
+    return grid.column("unit_cost") * grid.column("holding_cost_rate") * grid.period_days / DAYS_PER_YEAR
 
 
 def shortage_penalty(grid: ItemStoreGrid, costs: CostSettings) -> np.ndarray:

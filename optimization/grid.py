@@ -15,8 +15,19 @@ MAX_REPORTED_VIOLATIONS = 5
 
 ITEM_STORE_KEYS = ["item_id", "store_id"]
 ITEM_ATTRIBUTES = ["unit_cost", "holding_cost_rate", "lead_time_days", "unit_volume"]
-# Optional item columns and the value a missing one stands for.
-OPTIONAL_ITEM_ATTRIBUTES = {"case_pack": 1, "moq": 0, "max_order": np.inf, "shortage_cost": np.nan}
+# Optional item columns and the value a missing one stands for: no pack, no MOQ, no limit, the
+# multiplier's penalty, and an order calendar that allows an order every day.
+OPTIONAL_ITEM_ATTRIBUTES = {
+    "case_pack": 1,
+    "moq": 0,
+    "max_order": np.inf,
+    "shortage_cost": np.nan,
+    "review_days": 1,
+    "order_weekday": 0,
+}
+# Order calendars count days from this Monday: weekday 0 is Monday, and an item's order days stay
+# the same from one plan to the next.
+CALENDAR_EPOCH = pd.Timestamp("2000-01-03")
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class ItemStoreGrid:
     demand: np.ndarray  # item-store × scenario × period
     open_arrivals: np.ndarray  # item-store × period
     safety_stock: np.ndarray | None  # item-store × period, quantile mode only
+    order_days: np.ndarray  # item-store × period: the period holds one of the item's order days
 
     @property
     def n_scenarios(self) -> int:
@@ -42,6 +54,11 @@ class ItemStoreGrid:
     @property
     def lead_periods(self) -> np.ndarray:
         return self.item_stores["lead_time_periods"].to_numpy(dtype=int)
+
+    @property
+    def review_periods(self) -> np.ndarray:
+        """Periods from one of the item's order days to the next, at least one."""
+        return np.ceil(self.item_stores["review_days"].to_numpy(dtype=float) / self.period_days).astype(int)
 
     def period_dates(self, periods: np.ndarray | int) -> pd.DatetimeIndex | pd.Timestamp:
         return self.start_date + pd.to_timedelta(np.asarray(periods) * self.period_days, unit="D")
@@ -82,7 +99,43 @@ def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
         demand=_scenario_matrix(demand, item_stores, n_scenarios, problem.n_periods),
         open_arrivals=_period_matrix(arrivals, "quantity", item_stores, problem.n_periods),
         safety_stock=_safety_stock_matrix(problem, item_stores),
+        order_days=order_calendar(
+            start_date,
+            problem.n_periods,
+            problem.period_days,
+            item_stores["review_days"].to_numpy(dtype=int),
+            item_stores["order_weekday"].to_numpy(dtype=int),
+        ),
     )
+
+
+def planned_arrivals(orders: np.ndarray, lead_periods: np.ndarray) -> np.ndarray:
+    """Item-store × period: what the orders (placed per period) deliver, each after its lead time."""
+    n_periods = orders.shape[1]
+    arrivals = np.zeros_like(orders)
+    for k, lead in enumerate(lead_periods.tolist()):
+        if lead < n_periods:
+            arrivals[k, lead:] = orders[k, : n_periods - lead]
+    return arrivals
+
+
+def order_calendar(
+    start_date: pd.Timestamp,
+    n_periods: int,
+    period_days: int,
+    review_days: np.ndarray,
+    order_weekday: np.ndarray,
+) -> np.ndarray:
+    """Item × period: whether the period holds one of the item's order days.
+
+    An item is ordered every `review_days` days, counted from its `order_weekday` (0 = Monday) in
+    the week of CALENDAR_EPOCH: weekly review on weekday 2 orders every Wednesday, review every 14
+    days orders every other Wednesday, and review every day orders daily.
+    """
+    first_days = (pd.Timestamp(start_date).normalize() - CALENDAR_EPOCH).days + np.arange(n_periods) * period_days
+    phase = (first_days[None, :] - np.asarray(order_weekday)[:, None]) % np.asarray(review_days)[:, None]
+    days_to_next_order_day = (-phase) % np.asarray(review_days)[:, None]
+    return days_to_next_order_day < period_days
 
 
 def _require_columns(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
@@ -152,7 +205,8 @@ def _item_stores(
     return (
         with_stock.rename(columns={"on_hand": "opening_on_hand"})
         .fillna({"opening_on_hand": 0.0})
-        .astype({"lead_time_days": int, "case_pack": int, "opening_on_hand": float})
+        .astype({"lead_time_days": int, "case_pack": int, "review_days": int, "order_weekday": int,
+                 "opening_on_hand": float})
         .reset_index(drop=True)
     )
 
@@ -169,6 +223,10 @@ def _validate_item_attributes(items: pd.DataFrame) -> None:
         raise ValueError("shortage_cost must be non-negative")
     if (items["case_pack"] < 1).any():
         raise ValueError("case_pack must be at least 1")
+    if (items["review_days"] < 1).any():
+        raise ValueError("review_days must be at least 1")
+    if (~items["order_weekday"].isin(range(7))).any():
+        raise ValueError("order_weekday must be 0 (Monday) to 6 (Sunday)")
 
 
 def _period_matrix(

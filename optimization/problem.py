@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -10,6 +10,11 @@ import pandas as pd
 
 ShortageMode = Literal["lost_sales", "backorder"]
 Backend = Literal["pyomo", "highspy"]
+# How orders become quantities a supplier accepts (whole case packs, zero or at least the MOQ):
+# "none" leaves them continuous (an LP); "milp" makes them integer, with a repair of the LP
+# relaxation when HiGHS finds no whole-order plan within its time limit; "repair" goes straight
+# to the repair (see optimization.repair).
+WholeOrders = Literal["none", "milp", "repair"]
 
 # Solver noise below this is not an order anyone should place.
 MIN_ORDER_QUANTITY = 1e-6
@@ -47,7 +52,8 @@ class PlanningProblem:
       with a scenario column the plan is a two-stage stochastic program (orders shared, stock
       and shortages per scenario).
     items: item_id, unit_cost, holding_cost_rate (per year), lead_time_days, unit_volume, and
-      optionally case_pack, moq, max_order, shortage_cost (per unit, overrides the multiplier).
+      optionally case_pack, moq, max_order, shortage_cost (per unit, overrides the multiplier),
+      review_days and order_weekday (the order calendar, see optimization.grid.order_calendar).
     safety_stock: item_id, store_id, period, safety_stock: the least end-of-period stock the
       service-level targets require (quantile mode); enforced from the first period an order can
       reach.
@@ -85,11 +91,9 @@ class SolverSettings:
 @dataclass(frozen=True)
 class ModelOptions:
     shortage_mode: ShortageMode = "lost_sales"
-    # Orders are whole case packs with at least the supplier MOQ (integer variables, a MILP).
-    integer_orders: bool = False
+    whole_orders: WholeOrders = "none"
     max_order_quantity: float | None = None  # per order line, on top of any items.max_order
     budget_per_period: float | None = None  # purchase spend per period, over all stores
-    review_periods: int = 1  # orders may be placed on periods 0, R, 2R, ...
     # Soft mode: capacity, budget and stock targets may be broken at this cost per unit
     # (volume, money or stock) so that a plan always comes back.
     soft_constraints: bool = False
@@ -120,4 +124,21 @@ class PlanResult:
 
 
 class PlanInfeasibleError(ValueError):
-    """No plan satisfies every hard constraint; the message names the constraints at fault."""
+    """No plan satisfies every hard constraint; the message names every constraint at fault.
+
+    reasons: one per constraint (or store) at fault, so that the reasons of plans solved apart (one
+    per store) can be reported together; hint: what the caller can do about it."""
+
+    def __init__(self, reasons: Sequence[str], hint: str = "") -> None:
+        self.reasons = list(reasons)
+        self.hint = hint
+        super().__init__("no feasible plan: " + "; ".join(self.reasons) + (f". {hint}" if hint else ""))
+
+    def __reduce__(self) -> tuple[type[PlanInfeasibleError], tuple[list[str], str]]:
+        # Parts solved in worker processes send their errors back pickled.
+        return (PlanInfeasibleError, (self.reasons, self.hint))
+
+
+def rounded(amount: float) -> str:
+    """Units, volume or money as a person reads them: whole above 100, three figures below."""
+    return f"{amount:,.0f}" if abs(amount) >= 100 else f"{amount:,.3g}"

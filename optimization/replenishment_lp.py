@@ -4,7 +4,9 @@ The model (see `optimization.formulation`) keeps stock per item-store and period
 times in whole periods, opening stock, open orders, lost sales or backorders; it pays purchase,
 ordering (per unit and optionally fixed per order, a MILP), holding and shortage costs; and it
 respects store capacity (volume on the shelf right after deliveries), a budget per period, a
-maximum order, and supplier case packs and MOQs as integers.  Uncertainty enters in two ways:
+maximum order, each item's order calendar, and with whole orders supplier case packs and MOQs (as
+integers, or by repairing the LP relaxation, see optimization.repair).  Uncertainty enters in two
+ways:
 
 * quantile mode: `PlanningProblem.safety_stock` holds the least end stock that service-level
   targets require (see `optimization.uncertainty.safety_stock_from_quantiles`);
@@ -12,7 +14,8 @@ maximum order, and supplier case packs and MOQs as integers.  Uncertainty enters
   scenarios while stock and shortages are per scenario (sample average approximation).
 
 Infeasible plans raise `PlanInfeasibleError` naming the constraints at fault; soft mode prices
-violations instead and always returns a plan.  Every order comes with an explanation.
+violations instead and always returns a plan.  Every order comes with an explanation.  Solved by
+store (decomposition), every infeasible store is named together.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ from optimization.backends import (
     build_pyomo_model,
     solve_program,
 )
-from optimization.decomposition import merge_results, split_by_location, solve_parts
+from optimization.decomposition import PartPlan, merge_parts, split_by_location, solve_parts
 from optimization.diagnosis import (
     capacity_slack,
-    infeasibility_message,
+    infeasibility_reasons,
     raise_if_capacity_cannot_hold,
     violations_frame,
 )
@@ -45,7 +48,7 @@ from optimization.formulation import (
     capacity_by_store,
     formulate,
 )
-from optimization.grid import ITEM_STORE_KEYS, ItemStoreGrid, prepare_grid
+from optimization.grid import ITEM_STORE_KEYS, ItemStoreGrid, planned_arrivals, prepare_grid
 from optimization.problem import (
     CAPACITY_UTILISATION_COLUMNS,
     EXPLANATION_COLUMNS,
@@ -58,6 +61,11 @@ from optimization.problem import (
     PlanResult,
     SolverSettings,
 )
+from optimization.repair import relaxation, repair_whole_orders
+
+# The status of a plan whose whole orders come from the repair of the LP relaxation.
+REPAIRED = "repaired"
+NO_PLAN = (INFEASIBLE, INFEASIBLE_OR_UNBOUNDED, UNBOUNDED)
 
 __all__ = [
     "CostSettings",
@@ -89,8 +97,18 @@ def solve_replenishment_plan(
         if options.budget_per_period is not None:
             raise ValueError("a budget couples all stores: it cannot be decomposed by location")
         parts = split_by_location(problem)
-        return merge_results(solve_parts(parts, costs, solver, options, solve_as_one_model))
+        return merge_parts(solve_parts(parts, costs, solver, options, solve_part))
     return solve_as_one_model(problem, costs, solver, options)
+
+
+def solve_part(
+    problem: PlanningProblem, costs: CostSettings, solver: SolverSettings, options: ModelOptions
+) -> PartPlan:
+    """One part of a plan solved apart (a store): its plan, or why it has none."""
+    try:
+        return PartPlan(solve_as_one_model(problem, costs, solver, options))
+    except PlanInfeasibleError as error:
+        return PartPlan(None, error)
 
 
 def solve_as_one_model(
@@ -106,12 +124,30 @@ def solve_as_one_model(
     elasticity = "soft" if options.soft_constraints else "hard"
     formulation = formulate(grid, problem.capacity, costs, options, elasticity)
     arrays_seconds = time.perf_counter() - started
-    solution = solve_program(formulation.program, solver)
-    if solution.status in (INFEASIBLE, INFEASIBLE_OR_UNBOUNDED, UNBOUNDED) and solution.values is None:
+    solution = _solve(grid, formulation, costs, solver, options)
+    if solution.status in NO_PLAN and solution.values is None:
         raise _no_plan_error(grid, problem.capacity, costs, solver, options, solution)
     if solution.values is None:
         raise RuntimeError(f"HiGHS returned no usable plan (termination: {solution.status})")
     return _plan_result(grid, problem.capacity, options, formulation, solution, arrays_seconds)
+
+
+def _solve(
+    grid: ItemStoreGrid, formulation: Formulation, costs: CostSettings, solver: SolverSettings, options: ModelOptions
+) -> Solution:
+    """HiGHS on the model.  With whole orders, the repair of the LP relaxation when asked for, or
+    when HiGHS found no whole-order plan within its time limit (and did not prove there is none)."""
+    if options.whole_orders != "repair":
+        solution = solve_program(formulation.program, solver)
+        if options.whole_orders == "none" or solution.values is not None or solution.status in NO_PLAN:
+            return solution
+    relaxed = solve_program(relaxation(formulation.program), solver)
+    if relaxed.values is None:
+        return relaxed
+    started = time.perf_counter()
+    values = repair_whole_orders(grid, formulation, relaxed.values, costs, options)
+    return Solution(values, REPAIRED, relaxed.build_seconds,
+                    relaxed.solve_seconds + time.perf_counter() - started)
 
 
 def _no_plan_error(
@@ -133,7 +169,7 @@ def _no_plan_error(
             f"the plan is unbounded (termination: {failed.status}): some cost lets it gain by "
             "ordering without limit"
         )
-    return PlanInfeasibleError(infeasibility_message(grid, capacity, options, violations))
+    return PlanInfeasibleError(infeasibility_reasons(grid, capacity, options, violations))
 
 
 # --- results -----------------------------------------------------------------------------------
@@ -149,7 +185,7 @@ def _plan_result(
 ) -> PlanResult:
     values = solution.values
     layout = formulation.layout
-    orders = _order_units(values, layout.order_columns, layout.lot_size, options.integer_orders)
+    orders = _order_units(values, layout.order_columns, layout.lot_size, options.whole_orders != "none")
     stock = values[layout.stock_columns]
     shortage = values[layout.shortage_columns]
     backorders = options.shortage_mode == "backorder"
@@ -174,7 +210,8 @@ def _plan_result(
         expected_fill_rate=_fill_rate(grid.demand, unmet),
         capacity_utilisation=_capacity_utilisation_frame(grid, capacity, after_arrivals),
         explanations=explain_orders(
-            grid, options, formulation, orders, stock_before.mean(axis=1), backlog, arrivals, activities
+            grid, options, formulation, orders, stock_before.mean(axis=1), backlog, arrivals, activities,
+            (stock - backlog).mean(axis=1),
         ),
         violations=(
             violations_frame(grid, formulation, values)
@@ -186,22 +223,13 @@ def _plan_result(
 
 
 def _order_units(
-    values: np.ndarray, order_columns: np.ndarray, lot_size: np.ndarray, integer: bool
+    values: np.ndarray, order_columns: np.ndarray, lot_size: np.ndarray, whole: bool
 ) -> np.ndarray:
     lots = np.where(order_columns >= 0, values[np.clip(order_columns, 0, None)], 0.0)
-    if integer:
+    if whole:
         # Integer columns come back within HiGHS's integrality tolerance of whole lots.
         lots = np.round(lots)
     return lots * lot_size[:, None]
-
-
-def planned_arrivals(orders: np.ndarray, lead_periods: np.ndarray) -> np.ndarray:
-    n_periods = orders.shape[1]
-    arrivals = np.zeros_like(orders)
-    for k, lead in enumerate(lead_periods.tolist()):
-        if lead < n_periods:
-            arrivals[k, lead:] = orders[k, : n_periods - lead]
-    return arrivals
 
 
 def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> PlanResult:
@@ -276,7 +304,8 @@ def _capacity_utilisation_frame(
     """Post-delivery volume against capacity for every capacitated store and period.
 
     With scenarios the fullest one is reported.  utilisation is volume / capacity (NaN for a
-    zero capacity); binding means the volume is within the capacity tolerance of capacity.
+    zero capacity); binding means the volume reaches capacity, within its tolerance, or (soft
+    mode) exceeds it.
     """
     limits = capacity_by_store(grid.item_stores, capacity)
     n_periods = after_arrivals.shape[2]
@@ -298,7 +327,7 @@ def _capacity_utilisation_frame(
             "utilisation": np.divide(
                 volumes, store_limits, out=np.full_like(volumes, np.nan), where=store_limits != 0.0
             ),
-            "binding": np.abs(volumes - store_limits) <= capacity_slack(store_limits),
+            "binding": volumes >= store_limits - capacity_slack(store_limits),
         }
     )
     return frame.sort_values(["store_id", "period"], ignore_index=True)

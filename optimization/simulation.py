@@ -1,9 +1,10 @@
 """Replay held-out days with actual demand under an ordering policy, and score it.
 
-Each day: on a review day the policy sees the state (stock, backlog, orders in transit, the
-demand observed so far) and orders; orders land after their lead time, at the start of a day,
-before that day's sales (a zero lead time lands the same day); demand is served from stock and
-the rest is lost or backlogged.
+Each day on which some item-store may be ordered (its order calendar), the policy sees the state
+(stock, backlog, orders in transit, the demand observed so far) and orders; what it orders for
+item-stores not due that day is dropped.  Orders land after their lead time, at the start of a
+day, before that day's sales (a zero lead time lands the same day); demand is served from stock
+and the rest is lost or backlogged.
 
 Costs are the ones a policy is responsible for: holding (per unit and day on hand at day end),
 shortage (per unit lost, or per unit and day backlogged), and ordering (fixed per order line
@@ -33,7 +34,7 @@ class InventorySystem:
     lead_time_days: np.ndarray
     opening_on_hand: np.ndarray
     open_arrivals: np.ndarray  # item-store × day of the replay: orders placed before it
-    review_days: int = 1
+    order_days: np.ndarray  # item-store × day of the replay: the item-store may be ordered that day
     shortage_mode: ShortageMode = "lost_sales"
     fixed_order_cost: float = 0.0
     order_cost_per_unit: float = 0.0
@@ -41,6 +42,9 @@ class InventorySystem:
     unit_volume: np.ndarray | None = None
     store_index: np.ndarray | None = None  # per item-store, into store_capacity
     store_capacity: np.ndarray | None = None
+    # Optional, to count orders a supplier would refuse: not whole case packs, or below the MOQ.
+    case_pack: np.ndarray | None = None
+    moq: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -80,24 +84,16 @@ def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> Sim
 
     # A policy that re-plans with the LP at each review makes this loop slow: show how far it is.
     for day in tqdm(range(n_days), desc="simulation", unit="day", leave=False):
-        if day % system.review_days == 0:
+        due = system.order_days[:, day]
+        if due.any():
             state = ReviewState(day, on_hand.copy(), backlog.copy(), scheduled[:, day:].copy(), demand[:, :day])
-            ordered = np.maximum(np.asarray(policy(state), dtype=float), 0.0)
+            ordered = np.where(due, np.maximum(np.asarray(policy(state), dtype=float), 0.0), 0.0)
             ordered[ordered < MIN_ORDER_QUANTITY] = 0.0
             orders[:, day] = ordered
             scheduled[rows, day + lead] += ordered
         available = on_hand + scheduled[:, day]
         after_arrivals[:, day] = available
-        wanted = backlog + demand[:, day] if system.shortage_mode == "backorder" else demand[:, day]
-        served = np.minimum(available, wanted)
-        on_hand = available - served
-        short = wanted - served
-        if system.shortage_mode == "backorder":
-            backlog = short
-            # The backlog is served first, so today's own demand is what is left short.
-            unmet[:, day] = np.minimum(short, demand[:, day])
-        else:
-            unmet[:, day] = short
+        on_hand, backlog, unmet[:, day] = serve(available, backlog, demand[:, day], system.shortage_mode == "backorder")
         on_hand_end[:, day] = on_hand
         backlog_end[:, day] = backlog
 
@@ -105,6 +101,22 @@ def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> Sim
     metrics = _metrics(system, demand, orders, on_hand_end, unmet, backlog_end, in_transit)
     metrics["capacity_breach_store_days"] = _capacity_breaches(system, after_arrivals)
     return SimulationResult(metrics=metrics, orders=orders, on_hand_end=on_hand_end, unmet_demand=unmet)
+
+
+def serve(
+    available: np.ndarray, backlog: np.ndarray, demand: np.ndarray, backorders: bool, kept: np.ndarray | float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One period's sales from the shelf after its deliveries: the backlog first, then the period's
+    demand, except what `kept` holds back (a stock target a plan must keep, see
+    optimization.repair).  Returns the stock left, the backlog (zero under lost sales) and the
+    period's own demand left unmet."""
+    if backorders:
+        net = available - backlog - demand
+        stock = np.maximum(net, np.minimum(kept, available))
+        backlog = stock - net
+        return stock, backlog, np.minimum(backlog, demand)
+    served = np.minimum(demand, np.maximum(available - kept, 0.0))
+    return available - served, np.zeros_like(available), demand - served
 
 
 def _metrics(
@@ -132,7 +144,7 @@ def _metrics(
         "ordering_cost": ordering,
         "purchase_cost": float((orders * system.unit_cost[:, None]).sum()),
         "fill_rate": 1.0 - float(unmet.sum()) / total_demand if total_demand > 0 else 1.0,
-        "cycle_service_level": _cycle_service_level(demand, unmet, system.review_days),
+        "cycle_service_level": cycle_service_level(demand, unmet, system.order_days),
         "stockout_days": float((unmet > MIN_ORDER_QUANTITY).sum()),
         # Annualised cost of goods sold over the average stock at cost.
         "turns": sold_value / average_stock_value * DAYS_PER_YEAR / n_days if average_stock_value > 0 else 0.0,
@@ -140,22 +152,36 @@ def _metrics(
         "ending_on_hand": float(on_hand_end[:, -1].sum()),
         "ending_in_transit": float(in_transit.sum()),
         "orders_placed": float(placed.sum()),
+        "case_pack_violations": float(refused_orders(orders, system.case_pack, system.moq).sum()),
     }
 
 
-def _cycle_service_level(demand: np.ndarray, unmet: np.ndarray, review_days: int) -> float:
-    """Share of review cycles with demand (per item-store) that had no shortage at all."""
-    n_days = demand.shape[1]
-    cycle = np.arange(n_days) // review_days
-    n_cycles = int(cycle.max()) + 1 if n_days else 0
+def cycle_service_level(demand: np.ndarray, unmet: np.ndarray, order_days: np.ndarray) -> float:
+    """Share of order cycles with demand (per item-store) that had no shortage at all.
+
+    A cycle runs from one of the item-store's order days to the day before its next one; the days
+    before its first order day form a cycle of their own."""
+    cycle = np.cumsum(order_days, axis=1)
+    n_cycles = int(cycle.max()) + 1 if cycle.size else 0
+    rows = np.broadcast_to(np.arange(demand.shape[0])[:, None], demand.shape)
     demand_per_cycle = np.zeros((demand.shape[0], n_cycles))
     unmet_per_cycle = np.zeros((demand.shape[0], n_cycles))
-    np.add.at(demand_per_cycle, (slice(None), cycle), demand)
-    np.add.at(unmet_per_cycle, (slice(None), cycle), unmet)
+    np.add.at(demand_per_cycle, (rows, cycle), demand)
+    np.add.at(unmet_per_cycle, (rows, cycle), unmet)
     with_demand = demand_per_cycle > 0
     if not with_demand.any():
         return 1.0
     return float((unmet_per_cycle[with_demand] <= MIN_ORDER_QUANTITY).mean())
+
+
+def refused_orders(orders: np.ndarray, case_pack: np.ndarray | None, moq: np.ndarray | None) -> np.ndarray:
+    """Item-store × day: an order a supplier would refuse, not whole case packs or below the MOQ."""
+    placed = orders > MIN_ORDER_QUANTITY
+    pack = np.ones(len(orders)) if case_pack is None else np.asarray(case_pack, dtype=float)
+    minimum = np.zeros(len(orders)) if moq is None else np.asarray(moq, dtype=float)
+    packs = orders / pack[:, None]
+    not_whole = np.abs(packs - np.round(packs)) > 1e-6
+    return placed & (not_whole | (orders < minimum[:, None] - 1e-6))
 
 
 def _capacity_breaches(system: InventorySystem, after_arrivals: np.ndarray) -> float:

@@ -173,36 +173,78 @@ class QuantileFunction:
         return body + (1 - self.levels[-1]) * (self.values[:, -1] + self.tail_scale)
 
 
-def calibrate_period_correlation(
+CORRELATIONS = tuple(np.round(np.arange(0.0, 0.95, 0.1), 2))
+SPREADS = (1.0, 1.25, 1.5, 2.0, 2.5)
+
+
+@dataclass(frozen=True)
+class ScenarioCalibration:
+    """How demand paths are drawn from a forecast: the Gaussian-copula correlation of its periods,
+    and the factor its quantiles' distances from the median are widened by."""
+
+    period_correlation: float = 0.0
+    spread: float = 1.0
+
+
+def widened(forecast: pd.DataFrame, spread: float) -> pd.DataFrame:
+    """The forecast with every quantile's distance from the median times `spread`, never below zero:
+    a forecaster whose intervals cover less than they say, widened to cover it."""
+    if spread == 1.0:
+        return forecast
+    levels = quantile_levels(forecast)
+    if 0.5 not in levels:
+        raise ValueError("widening a forecast needs its median q0.5")
+    median = forecast[levels[0.5]].to_numpy(dtype=float)
+    return forecast.assign(**{
+        column: np.maximum(median + spread * (forecast[column].to_numpy(dtype=float) - median), 0.0)
+        for column in levels.values()
+    })
+
+
+def calibrate_scenarios(
     forecast: pd.DataFrame,
     actual: np.ndarray,
     window_periods: int,
-    grid: tuple[float, ...] = tuple(np.round(np.arange(0.0, 0.95, 0.1), 2)),
+    correlations: tuple[float, ...] = CORRELATIONS,
+    spreads: tuple[float, ...] = SPREADS,
     n_scenarios: int = 200,
     seed: int = 0,
-) -> float:
-    """The copula correlation whose demand over the first `window_periods` best matches history.
+) -> ScenarioCalibration:
+    """The spread and correlation under which demand drawn from `forecast` best matches history.
 
-    What a plan needs right is demand summed over a protection interval, and its spread grows
-    with the correlation between periods.  For each candidate, the actual sum of each item-store
-    gets its level among the sampled sums (mid-rank for ties); the candidate whose levels are
-    closest to uniform (Cramér-von Mises distance) wins.  `actual` is aligned with the
-    forecast's rows.
+    Each is chosen by how well actual demand sits among demand sampled under it: every actual value
+    gets its level among the samples (mid-rank for ties), and the candidate whose levels are closest
+    to uniform (Cramér-von Mises distance) wins, the first one on a tie.  The spread first, on each
+    period's demand alone; then the correlation, on demand summed over the first `window_periods`
+    (a protection interval), which is what a plan needs right and what the correlation widens.
+    `actual` is aligned with the forecast's rows.
     """
     frame = forecast.assign(actual=np.asarray(actual, dtype=float))
-    frame = frame.loc[frame["period"] < window_periods].sort_values([*ITEM_STORE_KEYS, "period"])
+    frame = frame.loc[frame["period"] < window_periods].sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
+    demand = frame.drop(columns="actual")
     actual_sums = frame.groupby(ITEM_STORE_KEYS, sort=True)["actual"].sum().to_numpy()
-    distances = []
-    for correlation in grid:
-        paths = sample_demand_scenarios(frame.drop(columns="actual"), n_scenarios, seed, correlation)
+
+    def per_period(spread: float) -> float:
+        paths = sample_demand_scenarios(widened(demand, spread), n_scenarios, seed)
+        draws = paths["demand"].to_numpy().reshape(len(frame), n_scenarios)
+        return _uniformity(draws, frame["actual"].to_numpy())
+
+    def summed(correlation: float) -> float:
+        paths = sample_demand_scenarios(widened(demand, spread), n_scenarios, seed, correlation)
         sums = paths.groupby([*ITEM_STORE_KEYS, "scenario"], sort=True)["demand"].sum()
-        sums = sums.to_numpy().reshape(len(actual_sums), n_scenarios)
-        below = (sums < actual_sums[:, None]).mean(axis=1)
-        tied = (sums == actual_sums[:, None]).mean(axis=1)
-        levels = np.sort(below + tied / 2)
-        expected = (np.arange(len(levels)) + 0.5) / len(levels)
-        distances.append(float(((levels - expected) ** 2).mean()))
-    return float(grid[int(np.argmin(distances))])
+        return _uniformity(sums.to_numpy().reshape(len(actual_sums), n_scenarios), actual_sums)
+
+    spread = min(spreads, key=per_period)
+    return ScenarioCalibration(min(correlations, key=summed), spread)
+
+
+def _uniformity(samples: np.ndarray, actual: np.ndarray) -> float:
+    """Cramér-von Mises distance from uniform of each actual value's mid-rank level among its samples (a row each)."""
+    below = (samples < actual[:, None]).mean(axis=1)
+    tied = (samples == actual[:, None]).mean(axis=1)
+    levels = np.sort(below + tied / 2)
+    expected = (np.arange(len(levels)) + 0.5) / len(levels)
+    return float(((levels - expected) ** 2).mean())
 
 
 def expected_demand_from_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import typer
 
 if TYPE_CHECKING:
     from flows.planning import PlanningSummary
+    from flows.simulation import SimulationSummary
     from flows.training import TrainingSummary
     from replenish.settings import Settings
 
@@ -55,10 +56,11 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from replenish.data.tables import DataFileError
     from replenish.publishing import PublishError
     from replenish.settings import SettingsError
+    from replenish.simulate import SimulationWindowError
     from tasks.planning import ChampionMissingError
 
     return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError,
-            ChampionMissingError, PublishError, ForecastContractError)
+            ChampionMissingError, PublishError, ForecastContractError, SimulationWindowError)
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -150,7 +152,9 @@ def _configured_settings(config: Path | None, overrides: list[str], debug: bool)
 
 
 def _ui_line(settings: Settings) -> str:
-    return f"  open UI    replenish ui  (MLflow UI on {settings.mlflow_tracking_uri})"
+    from replenish.redaction import redacted_url
+
+    return f"  open UI    replenish ui  (MLflow UI on {redacted_url(settings.mlflow_tracking_uri)})"
 
 
 @app.command()
@@ -218,14 +222,42 @@ def _training_lines(summary: TrainingSummary) -> list[str]:
 
 
 def _planning_lines(summary: PlanningSummary) -> list[str]:
-    plan = summary.plan
-    return [
-        f"  plan       {plan.orders} orders, {plan.units:,.0f} units, planned cost {plan.planned_cost:,.2f},"
-        f" expected fill rate {plan.expected_fill_rate:.1%} (solver: {plan.solver_status})",
-        f"  written    {plan.plan_path} (explained: {plan.explained_path.name})",
-        f"  MLflow run {summary.mlflow_run_id} (planning)",
-        f"  report     {summary.report_path}",
-    ]
+    return [*summary.plan.summary_lines(), f"  MLflow run {summary.mlflow_run_id} (planning)",
+            f"  report     {summary.report_path}"]
+
+
+@app.command()
+def simulate(
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    data: DataOption = None,
+    data_format: FormatOption = None,
+    debug: DebugOption = False,
+) -> None:
+    """Replay the last simulate.weeks weeks of history under the planning policy, base stock and perfect foresight.
+
+    The default policy is re-planned on every order day with the same code and settings as `replenish plan`;
+    the comparison goes to an MLflow child run, a Prefect artifact and the next plan report.
+
+    Example: replenish simulate --data sales.csv --set simulate.weeks=12
+    """
+    settings, summary = _run_flow("flows.simulation", "simulation_flow", config,
+                                  _overrides(set_values, data, data_format), data, debug)
+    typer.echo("\n".join(["", "Simulation finished", *_simulation_lines(summary), _ui_line(settings)]))
+
+
+def _simulation_lines(summary: SimulationSummary) -> list[str]:
+    simulation = summary.simulation
+    metrics = simulation.metrics
+    lines = [f"  replay     {simulation.days} days from {simulation.start:%Y-%m-%d}, {simulation.item_stores:,} item-stores",
+             f"  {'policy':<20} {'total cost':>14} {'fill rate':>10} {'turns':>8} {'refused orders':>15}"]
+    lines += [f"  {policy:<20} {row['total_cost']:>14,.2f} {row['fill_rate']:>10.1%} {row['turns']:>8.1f}"
+              f" {row['case_pack_violations']:>15,.0f}" for policy, row in metrics.iterrows()]
+    lines += [f"  default    {simulation.cost_reduction():.1%} cheaper than base stock, "
+              f"{simulation.gap_closed():.1%} of the gap to perfect foresight closed; repair vs MILP "
+              f"{simulation.milp_gap:+.2%}",
+              f"  MLflow run {summary.mlflow_run_id} (simulation in child run {summary.simulation_run_id})"]
+    return lines
 
 
 @app.command()
@@ -362,14 +394,16 @@ def ui(
     """
     import os
 
+    from replenish.redaction import redacted_url
+
     settings = _configured_settings(config, list(set_values or []), debug)
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
-        typer.echo(f"MLflow UI: {settings.mlflow_tracking_uri}  (the tracking server serves its own UI)")
+        typer.echo(f"MLflow UI: {redacted_url(settings.mlflow_tracking_uri)}  (the tracking server serves its own UI)")
         return
     if not _port_free(host, port):
         _fail(OSError(f"port {port} on {host} is in use; choose another with --port"), debug)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    typer.echo(f"MLflow UI on {settings.mlflow_tracking_uri}\n"
+    typer.echo(f"MLflow UI on {redacted_url(settings.mlflow_tracking_uri)}\n"
                f"  open       http://{shown_host}:{port}  (Ctrl-C to stop)")
     # The server's job runner (GenAI evaluation jobs, a dozen processes) has nothing to do for this project.
     environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}

@@ -21,6 +21,10 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from models.ensemble.config import EnsembleConfig
+from optimization.service_levels import ServiceLevels
+from replenish.data.tables import MasterDefaults
+
 _config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
 
 
@@ -34,20 +38,6 @@ class SyntheticDataSettings(_Section):
     n_days: int = Field(365, ge=60)
     start_date: date = date(2024, 1, 1)
     seed: int = 7
-
-
-class MasterDefaultsSettings(_Section):
-    """Fallbacks for sources without an item master, inventory snapshot or capacity table (M5, plain sales files)."""
-
-    unit_cost_share_of_price: float = Field(0.6, gt=0)
-    default_unit_cost: float = Field(1.0, ge=0)
-    holding_cost_rate: float = Field(0.25, ge=0)
-    lead_time_days: int = Field(7, ge=0)
-    case_pack: int = Field(1, ge=1)
-    moq: int = Field(0, ge=0)
-    unit_volume: float = Field(1.0, gt=0)
-    days_of_cover_on_hand: float = Field(14.0, ge=0)
-    capacity_headroom: float = Field(3.0, gt=0)
 
 
 class ValidationSettings(_Section):
@@ -64,7 +54,8 @@ class DataSettings(_Section):
     format: Literal["synthetic", "long", "m5"] = "synthetic"
     path: Path | None = None
     synthetic: SyntheticDataSettings = SyntheticDataSettings()
-    master_defaults: MasterDefaultsSettings = MasterDefaultsSettings()
+    # What a source's item master, inventory or capacity lacks (M5, plain sales files).
+    master_defaults: MasterDefaults = MasterDefaults()
     validation: ValidationSettings = ValidationSettings()
     # A date absent inside a series (a gap validation allows) becomes a censored row marked "closed"
     # (the store was shut: a public holiday most exports omit) or "missing" (its sales were lost).
@@ -107,6 +98,9 @@ class ForecastSettings(_Section):
     # Rolling-origin backtest: every model refitted at each origin, h days apart, the last one the holdout.
     backtest_origins: int = Field(3, ge=1)
     baselines: tuple[BaselineName, ...] = ("seasonal_naive", "auto_ets", "tsb", "lightgbm")
+    # The combination of the LSTM and baselines, learned on the origins before the holdout; registered
+    # instead of the LSTM when it forecasts the holdout better.
+    ensemble: EnsembleConfig = EnsembleConfig()
 
     @field_validator("baselines")
     @classmethod
@@ -131,21 +125,37 @@ class PlanningSettings(_Section):
     order_cost_per_unit: float = Field(0.0, ge=0)
     solver_time_limit_seconds: float = Field(60.0, gt=0)
     solver_mip_rel_gap: float = Field(1e-4, ge=0)
-    # How forecast uncertainty enters the plan: "point" plans for the demand_quantile forecast;
-    # "quantile" adds safety-stock targets for service_level; "scenario" plans against
-    # n_scenarios demand paths sampled from the forecast quantiles (two-stage SAA).
-    uncertainty_mode: Literal["point", "quantile", "scenario"] = "point"
-    service_level: float = Field(0.95, gt=0.5, lt=1)
+    # How forecast uncertainty enters the plan: "scenario" plans against n_scenarios demand paths
+    # sampled from the forecast quantiles (two-stage SAA); "quantile" plans the demand_quantile
+    # forecast plus safety-stock targets for each item's service level; "point" plans the
+    # demand_quantile forecast alone.
+    uncertainty_mode: Literal["point", "quantile", "scenario"] = "scenario"
+    # Cycle service-level targets: the item master's service_level, else by ABC class of revenue.
+    # The plan follows the higher of an item's target and the level its shortage penalty implies
+    # (see optimization.service_levels).
+    service_levels: ServiceLevels = ServiceLevels()
     n_scenarios: int = Field(50, ge=1)
     scenario_seed: int = 0
-    scenario_period_correlation: float = Field(0.0, ge=0, lt=1)
-    review_days: int = Field(1, ge=1)
+    # How demand paths are drawn from the forecast: how strongly neighbouring days move together
+    # (their forecast errors share a misjudged level), and the factor the quantiles' distances from
+    # the median are widened by (a forecaster may cover less than it says). None: calibrated for
+    # every plan on what sold after the forecast made one horizon earlier; a number fixes it.
+    scenario_period_correlation: float | None = Field(None, ge=0, lt=1)
+    scenario_spread: float | None = Field(None, gt=0)
+    # Orders a supplier accepts (whole case packs, zero or at least the MOQ): "milp" solves for
+    # them, falling back to the repair of the LP relaxation when HiGHS finds none within its time
+    # limit; "repair" always rounds the LP relaxation (faster on very large plans).
+    whole_orders: Literal["milp", "repair"] = "milp"
+    # The plan's expected fill rate, cost and stock-out risk come from this many demand paths
+    # sampled from the forecast, apart from the ones the plan was made on.
+    kpi_demand_paths: int = Field(500, ge=10)
     shortage_mode: Literal["lost_sales", "backorder"] = "lost_sales"
     fixed_order_cost: float = Field(0.0, ge=0)
-    integer_orders: bool = False  # case packs and MOQs as integers (a MILP)
     max_order_quantity: float | None = Field(None, ge=0)
     budget_per_period: float | None = Field(None, ge=0)
-    ending_stock_value_share: float = Field(0.0, ge=0, le=1)
+    # Stock left at the horizon's end is worth this share of its cost: it sells after the horizon,
+    # so a plan re-made every day should not run stock down only because its horizon ends.
+    ending_stock_value_share: float = Field(1.0, ge=0, le=1)
     soft_constraints: bool = False
     violation_penalty: float = Field(1e4, gt=0)
     decompose_by_location: bool = False
@@ -154,6 +164,13 @@ class PlanningSettings(_Section):
     # An item-store or planned day the champion's forecast lacks: "refuse" to plan, or plan it on
     # a seasonal naive forecast (reported, and counted in the metric plan_series_naive_fallback).
     missing_forecast: Literal["refuse", "naive"] = "refuse"
+
+
+class SimulateSettings(_Section):
+    """The policy simulation (`replenish simulate`): the plan's policy replayed on recent history."""
+
+    weeks: int = Field(8, ge=1)  # the last weeks of history replayed; the forecaster learns from the days before
+    on_train: bool = False  # the training flow runs the simulation after registering (it costs a replay per policy)
 
 
 class TrackingSettings(_Section):
@@ -192,6 +209,7 @@ class Settings(BaseSettings):
     data: DataSettings = DataSettings()
     forecast: ForecastSettings = ForecastSettings()
     planning: PlanningSettings = PlanningSettings()
+    simulate: SimulateSettings = SimulateSettings()
     tracking: TrackingSettings = TrackingSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     monitoring: MonitoringSettings = MonitoringSettings()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import subprocess
 import tempfile
 import time
@@ -28,9 +29,11 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 import models
+from models.ensemble.estimator import EnsemblePredictor
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import INPUT_DEFAULTS, as_model_input
 from replenish.processes import is_dead, process_identity
+from replenish.redaction import redacted
 from replenish.settings import Settings
 
 CHAMPION = "champion"
@@ -46,6 +49,9 @@ MODEL_REQUIREMENTS = [
         ("numpy", np.__version__), ("mlflow", mlflow.__version__),
     )
 ]
+# The ensemble refits its baselines when it predicts.
+ENSEMBLE_REQUIREMENTS = [f"{name}=={importlib.metadata.version(name)}"
+                         for name in ("statsforecast", "mlforecast", "lightgbm", "utilsforecast", "scipy")]
 
 
 def client_for(settings: Settings) -> MlflowClient:
@@ -94,10 +100,12 @@ def git_commit() -> str:
 
 def start_run(settings: Settings, run_name: str, tags: Mapping[str, str]) -> str:
     client = client_for(settings)
+    # Settings and tags may hold server URIs and data paths with credentials in them; none reaches the store.
+    tags = {**tags, PROCESS_TAG: process_identity()}
     run = client.create_run(experiment_id_for(client, settings), run_name=run_name,
-                            tags={**tags, PROCESS_TAG: process_identity()})
+                            tags={key: redacted(key, value) for key, value in tags.items()})
     client.log_batch(run.info.run_id, params=[
-        mlflow.entities.Param(key, str(value)[:6000])
+        mlflow.entities.Param(key, redacted(key, str(value))[:6000])
         for key, value in flatten(settings.model_dump(mode="json")).items()
     ])
     return run.info.run_id
@@ -183,21 +191,24 @@ def fail_runs_of_dead_processes(settings: Settings) -> list[str]:
     return orphans
 
 
-def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, history_example: pd.DataFrame) -> ModelVersion:
-    """Log the predictor as a pyfunc with signature and input example, and register a new version."""
+def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor | EnsemblePredictor,
+                   history_example: pd.DataFrame) -> ModelVersion:
+    """Log the predictor (the LSTM or the ensemble) as a pyfunc with signature and input example, and
+    register a new version."""
     client_for(settings)
     model_input = as_model_input(history_example)
+    ensemble = isinstance(predictor, EnsemblePredictor)
     with tempfile.TemporaryDirectory() as folder, mlflow.start_run(run_id=run_id):
         predictor.save(Path(folder) / "predictor")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=str(Path(models.__file__).parent / "lstm" / "mlflow_model.py"),
+            python_model=str(Path(models.__file__).parent / ("ensemble" if ensemble else "lstm") / "mlflow_model.py"),
             artifacts={"predictor": str(Path(folder) / "predictor")},
             # Ship the model code with the model so it loads without this project installed.
             code_paths=[str(Path(models.__file__).parent)],
             signature=forecaster_signature(model_input, predictor.predict(model_input)),
             input_example=model_input,
-            pip_requirements=MODEL_REQUIREMENTS,
+            pip_requirements=[*MODEL_REQUIREMENTS, *(ENSEMBLE_REQUIREMENTS if ensemble else [])],
             registered_model_name=settings.tracking.registered_model_name,
         )
     return MlflowClient(registry_uri=settings.mlflow_registry_uri).get_model_version(

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from replenish.data.sources import read_tables
-from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
+from replenish.data.tables import RawTables, RetailData, complete_tables
 from replenish.settings import DataSettings
 
 
@@ -18,5 +18,5 @@ def load_data(data: DataSettings) -> RawTables:
 
 @task(name="complete-data", cache_policy=NO_CACHE)
 def complete_data(raw: RawTables, data: DataSettings) -> RetailData:
-    return complete_tables(raw, MasterDefaults(**data.master_defaults.model_dump()), data.absent_dates)
+    return complete_tables(raw, data.master_defaults, data.absent_dates)
 

@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import MLFlowLogger
 
 from models.backtest import BacktestResult, BacktestWindow, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters
+from models.ensemble.estimator import EnsemblePredictor, ensemble_from_backtest
 from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
@@ -151,3 +152,11 @@ def backtest_forecasters(features: pd.DataFrame, windows: list[BacktestWindow], 
     # The LSTMs were fitted by their own (cached) tasks; their fit time belongs to the model's figure.
     fit_seconds = {**result.fit_seconds, "lstm": result.fit_seconds["lstm"] + sum(fit.fit_seconds for fit in trained)}
     return replace(result, fit_seconds=fit_seconds)
+
+
+@task(name="fit-ensemble", cache_policy=NO_CACHE)
+def fit_ensemble(backtest: BacktestResult, final_fit: TrainedForecaster, settings: Settings) -> EnsemblePredictor | None:
+    """The combination of the final LSTM and the baselines, learned on the backtest's origins before the
+    holdout (None where there is no such origin or fewer than two members)."""
+    return ensemble_from_backtest(backtest.forecasts, backtest.windows, final_fit.predictor, settings.forecast.ensemble,
+                                  settings.forecast.seed)

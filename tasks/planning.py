@@ -1,4 +1,5 @@
-"""Forecast the planning horizon with the champion, solve the replenishment LP, publish the plan."""
+"""Forecast the planning horizon with the champion, plan whole orders store by store, estimate the
+plan's outlook on sampled demand, report and publish the plan."""
 
 from __future__ import annotations
 
@@ -11,33 +12,36 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.forecast_contract import (
-    ForecastContractError,
-    ForecasterContract,
-    cover_planned_days,
-    require_coverage,
-)
+from models.forecast_contract import ForecastContractError, ForecasterContract, cover_planned_days
 from models.lstm.pyfunc import as_model_input
-from optimization.replenishment_lp import (
-    CostSettings,
-    ModelOptions,
-    PlanningProblem,
-    PlanResult,
-    SolverSettings,
-    solve_replenishment_plan,
-)
-from optimization.decomposition import merge_results, split_by_location
-from optimization.uncertainty import planning_demand
+from optimization.decomposition import PartPlan
+from optimization.problem import PlanningProblem, PlanResult
+from optimization.uncertainty import ScenarioCalibration
 from replenish import tracking
 from replenish.data.tables import RetailData
+from replenish.planning import (
+    PlanOutlook,
+    calibration_origin,
+    merged_plan,
+    plan_outlook,
+    planned_dates,
+    planning_problem,
+    purchase_orders,
+    quantiles_needed,
+    scenario_calibration,
+    store_plan,
+    stores,
+)
 from replenish.publishing import PLANS_FOLDER, Content, plan_folder_name, publish_unit
-from replenish.report import PlanReport, plan_report, render_html, report_markdown
+from replenish.report import PlanReport, plan_report, render_html, report_markdown, summarised_violations
 from replenish.settings import PlanningSettings, Settings
-
+from tasks.simulation import latest_simulation
 
 FORECAST_ARTIFACT = "forecast/forecast.csv"
 REPORT_ARTIFACT_FOLDER = "report"
 PUBLISHED_TAG = "plan_published"
+PURCHASE_ORDERS_FILE = "purchase_orders.csv"
+VIOLATIONS_FILE = "constraint_violations.csv"
 EXPLAINED_FILE = "order_plan_explained.csv"
 DEMAND_FILE = "plan_demand.csv"
 REPORT_FILE = "plan_report.html"
@@ -49,30 +53,49 @@ class ChampionMissingError(LookupError):
 
 @dataclass(frozen=True)
 class PublishedPlan:
-    plan_path: Path
+    purchase_orders_path: Path  # the orders due on the first planned day
+    plan_path: Path  # the projected plan over the horizon
     demand_path: Path
     explained_path: Path
     report_path: Path
+    violations_path: Path | None  # soft mode only
     folder: Path  # output/plans/<created>-<run id>: the paths above read it through output/current
-    orders: int
+    first_day: pd.Timestamp
+    due_orders: int  # purchase orders due on the first day
+    due_units: float
+    due_cost: float
+    orders: int  # over the horizon
     units: float
     planned_cost: float
-    expected_fill_rate: float
+    outlook: PlanOutlook
     solver_status: str
+    broken_constraints: list[str]  # soft mode: each broken constraint in a line, the worst first
+
+    def summary_lines(self) -> list[str]:
+        """The plan as the command line reports it; broken constraints (soft mode) first."""
+        broken = []
+        if self.broken_constraints:
+            shown = "; ".join(self.broken_constraints[:3]) + ("; ..." if len(self.broken_constraints) > 3 else "")
+            broken = [f"  BROKEN     {len(self.broken_constraints)} constraint(s), planned in soft mode: {shown} "
+                      f"(all in {self.violations_path})"]
+        outlook = self.outlook
+        return [
+            *broken,
+            f"  orders     {self.due_orders} purchase order(s) due {self.first_day:%Y-%m-%d}: {self.due_units:,.0f} units,"
+            f" cost {self.due_cost:,.2f}",
+            f"  plan       {self.orders} orders over the horizon, {self.units:,.0f} units, planned cost "
+            f"{self.planned_cost:,.2f} (solver: {self.solver_status})",
+            f"  outlook    expected fill rate {outlook.expected_fill_rate:.1%}, expected cost {outlook.expected_cost:,.2f},"
+            f" stock-out risk {outlook.stockout_risk:.1%} per item-store and day ({outlook.demand_paths} sampled demand"
+            " paths)",
+            f"  written    {self.purchase_orders_path} (projected plan: {self.plan_path}, explained: "
+            f"{self.explained_path.name})",
+        ]
 
 
 def _not_a_contract_refusal(task: object, task_run: object, state: object) -> bool:
     """A refusal that names what is missing comes back the same on every try: retry only the rest."""
     return not isinstance(state.result(raise_on_failure=False), (ChampionMissingError, ForecastContractError))
-
-
-def quantiles_needed(planning: PlanningSettings) -> set[float]:
-    """The forecast quantiles the plan reads: its demand quantile, and the median safety stocks start from."""
-    return {planning.demand_quantile, *([0.5] if planning.uncertainty_mode == "quantile" else [])}
-
-
-def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.DatetimeIndex:
-    return pd.date_range(snapshot_date + pd.Timedelta(days=1), periods=planning.horizon_days, freq="D")
 
 
 @task(name="forecast-planning-horizon", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
@@ -107,79 +130,46 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
     return covered.forecast
 
 
-def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
-    """The LP's inputs. A forecast that lacks an item-store of the inventory on a planned day is
-    refused: the demand grid would read the gap as zero demand."""
-    dates = planned_dates(data.snapshot_date, planning)
-    require_coverage(forecast, data.inventory, dates)
-    start_date = dates[0]
-    horizon = forecast[forecast["date"].isin(dates)]
-    by_period = horizon.assign(period=(horizon["date"] - start_date).dt.days).drop(columns="date")
-    lead_times = data.items.set_index("item_id")["lead_time_days"]
-    keys = by_period[["item_id", "store_id"]].drop_duplicates()
-    protection = pd.Series(
-        (keys["item_id"].map(lead_times) + planning.review_days).to_numpy(),
-        index=pd.MultiIndex.from_frame(keys),
-    )
-    demand, safety_stock = planning_demand(
-        by_period,
-        planning.uncertainty_mode,
-        demand_level=planning.demand_quantile,
-        service_level=planning.service_level,
-        protection_periods=protection,
-        n_scenarios=planning.n_scenarios,
-        seed=planning.scenario_seed,
-        period_correlation=planning.scenario_period_correlation,
-    )
-    return PlanningProblem(
-        start_date=start_date,
-        n_periods=planning.horizon_days,
-        demand=demand.reset_index(drop=True),
-        items=data.items,
-        on_hand=data.inventory,
-        open_orders=data.open_orders,
-        capacity=data.capacity,
-        safety_stock=safety_stock,
-    )
+@task(name="calibrate-scenarios", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def calibrate_scenarios(settings: Settings, run_id: str, data: RetailData) -> ScenarioCalibration:
+    """How demand paths are drawn from the forecast: calibrated, unless settings fix it, on the
+    champion's forecast made one horizon before the plan (replenish.planning.scenario_calibration)."""
+    planning = settings.planning
+    past_forecast = None
+    before = data.sales.loc[data.sales["date"] < calibration_origin(data.snapshot_date, planning)]
+    if None in (planning.scenario_period_correlation, planning.scenario_spread) and len(before):
+        past_forecast = tracking.load_champion(settings).predict(as_model_input(before))
+    calibration = scenario_calibration(past_forecast, data, planning)
+    tracking.log_metrics(settings, run_id, {"plan_scenario_period_correlation": calibration.period_correlation,
+                                            "plan_scenario_spread": calibration.spread})
+    return calibration
 
 
 @task(name="build-planning-problem", cache_policy=NO_CACHE)
-def build_planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings) -> PlanningProblem:
-    return planning_problem(data, forecast, planning)
-
-
-@task(name="optimize-orders", cache_policy=NO_CACHE)
-def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> PlanResult:
-    return solve_replenishment_plan(
-        problem,
-        CostSettings(shortage_cost_multiplier=planning.shortage_cost_multiplier,
-                     order_cost_per_unit=planning.order_cost_per_unit,
-                     fixed_order_cost=planning.fixed_order_cost,
-                     ending_stock_value_share=planning.ending_stock_value_share),
-        SolverSettings(time_limit_seconds=planning.solver_time_limit_seconds,
-                       mip_rel_gap=planning.solver_mip_rel_gap,
-                       backend=planning.solver_backend),
-        ModelOptions(shortage_mode=planning.shortage_mode,
-                     integer_orders=planning.integer_orders,
-                     max_order_quantity=planning.max_order_quantity,
-                     budget_per_period=planning.budget_per_period,
-                     review_periods=planning.review_days,
-                     soft_constraints=planning.soft_constraints,
-                     violation_penalty=planning.violation_penalty,
-                     decompose_by_location=planning.decompose_by_location,
-                     workers=planning.solver_workers),
-    )
+def build_planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings,
+                           calibration: ScenarioCalibration) -> PlanningProblem:
+    return planning_problem(data, forecast, planning, calibration)
 
 
 @task(name="split-by-location", cache_policy=NO_CACHE)
 def split_by_store(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
-    """One problem per store, solved apart; a budget shared across stores keeps them together."""
-    return [problem] if planning.budget_per_period is not None else split_by_location(problem)
+    return stores(problem, planning)
+
+
+@task(name="optimize-orders", cache_policy=NO_CACHE)
+def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> PartPlan:
+    return store_plan(problem, planning)
 
 
 @task(name="merge-plans", cache_policy=NO_CACHE)
-def merge_plans(plans: list[PlanResult]) -> PlanResult:
-    return plans[0] if len(plans) == 1 else merge_results(plans)
+def merge_plans(parts: list[PartPlan], planning: PlanningSettings) -> PlanResult:
+    return merged_plan(parts, planning)
+
+
+@task(name="estimate-plan-outlook", cache_policy=NO_CACHE)
+def estimate_plan_outlook(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame,
+                          planning: PlanningSettings, calibration: ScenarioCalibration) -> PlanOutlook:
+    return plan_outlook(problem, plan, forecast, planning, calibration)
 
 
 def explained_orders(plan: PlanResult) -> pd.DataFrame:
@@ -198,20 +188,27 @@ def planned_orders(plan: PlanResult) -> pd.DataFrame:
 def plan_files(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
                report: PlanReport) -> dict[str, Content]:
     """The files published together as one plan, by their names in the output folder."""
-    demand = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
+    dated = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
+    # The expected demand: in scenario mode the mean of the scenarios the plan was made on.
+    demand = dated.groupby(["item_id", "store_id", "date"], as_index=False, sort=True)["demand"].mean()
     return {
+        PURCHASE_ORDERS_FILE: purchase_orders(problem, plan),
         settings.plan_path.name: planned_orders(plan),
         EXPLAINED_FILE: explained_orders(plan),
         DEMAND_FILE: demand[["item_id", "store_id", "date", "demand"]],
         REPORT_FILE: render_html(report, run_id),
+        # Soft mode always says what it broke, if only that it broke nothing.
+        **({VIOLATIONS_FILE: plan.violations} if settings.planning.soft_constraints else {}),
     }
 
 
 @task(name="build-plan-report", cache_policy=NO_CACHE)
-def build_plan_report(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame, history: pd.DataFrame,
-                      planning: PlanningSettings) -> PlanReport:
-    return plan_report(problem, plan, explained_orders(plan), forecast, history,
-                       planning.budget_per_period, planning.review_days)
+def build_plan_report(settings: Settings, problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame,
+                      history: pd.DataFrame, outlook: PlanOutlook) -> PlanReport:
+    """The report, with the latest policy simulation of this data set when there is one."""
+    simulation = latest_simulation(settings)
+    return plan_report(problem, plan, explained_orders(plan), forecast, history, settings.planning.budget_per_period,
+                       outlook, purchase_orders(problem, plan), simulation)
 
 
 @task(name="publish-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -222,25 +219,35 @@ def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan
     Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
     run = tracking.client_for(settings).get_run(run_id)
     created = datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc)  # the same on every retry
-    orders = planned_orders(plan)
+    orders, due = planned_orders(plan), purchase_orders(problem, plan)
     output = settings.output_dir
-    published = PublishedPlan(settings.plan_path, output / DEMAND_FILE, output / EXPLAINED_FILE, output / REPORT_FILE,
-                              output / PLANS_FOLDER / plan_folder_name(run_id, created), len(orders),
-                              float(orders["quantity"].sum()), plan.objective, plan.expected_fill_rate,
-                              plan.solver_status)
+    soft = settings.planning.soft_constraints
+    published = PublishedPlan(
+        output / PURCHASE_ORDERS_FILE, settings.plan_path, output / DEMAND_FILE, output / EXPLAINED_FILE,
+        output / REPORT_FILE, output / VIOLATIONS_FILE if soft else None,
+        output / PLANS_FOLDER / plan_folder_name(run_id, created), pd.Timestamp(problem.start_date),
+        len(due), float(due["quantity"].sum()), float(due["cost"].sum()), len(orders),
+        float(orders["quantity"].sum()), plan.objective, report.outlook, plan.solver_status,
+        summarised_violations(plan.violations)["summary"].tolist())
     if run.data.tags.get(PUBLISHED_TAG) == "true":
         return published
     publish_unit(output, plan_files(settings, run_id, problem, plan, report), run_id, created)
+    tracking.log_table(settings, run_id, due, f"plan/{PURCHASE_ORDERS_FILE}")
     tracking.log_table(settings, run_id, orders, "plan/order_plan.csv")
     tracking.log_table(settings, run_id, explained_orders(plan), "plan/order_plan_explained.csv")
     tracking.log_table(settings, run_id, plan.inventory, "plan/projected_inventory.csv")
-    if not plan.violations.empty:
-        tracking.log_table(settings, run_id, plan.violations, "plan/constraint_violations.csv")
+    if soft:
+        tracking.log_table(settings, run_id, plan.violations, f"plan/{VIOLATIONS_FILE}")
     tracking.log_metrics(settings, run_id, {
+        "plan_purchase_orders": len(due),
+        "plan_purchase_cost": float(due["cost"].sum()),
         "plan_orders": len(orders),
         "plan_units": float(orders["quantity"].sum()),
         "plan_cost": plan.objective,
-        "plan_expected_fill_rate": plan.expected_fill_rate,
+        "plan_expected_fill_rate": report.outlook.expected_fill_rate,
+        "plan_expected_cost": report.outlook.expected_cost,
+        "plan_stockout_risk": report.outlook.stockout_risk,
+        "plan_broken_constraints": len(plan.violations),
         "plan_solve_seconds": plan.solve_seconds,
         **{f"plan_cost_{part}": value for part, value in plan.cost_breakdown.items()},
     })

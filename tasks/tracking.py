@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 
 import mlflow
 import pandas as pd
@@ -13,6 +14,7 @@ from prefect.runtime import flow_run
 from models.backtest import BacktestResult, BacktestWindow
 from models.evaluation import quantile_forecast_as_model_output, score_forecasts
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
+from models.ensemble.estimator import EnsemblePredictor
 from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import as_model_input
@@ -21,6 +23,10 @@ from replenish.data.tables import RawTables
 from replenish.plots import fan_chart_figure
 from replenish.settings import Settings
 from tasks.forecasting import TrainedForecaster
+
+# The version tag that says which forecaster a version is: "lstm" or "ensemble".
+FORECASTER_TAG = "forecaster"
+Predictor = LSTMPredictor | EnsemblePredictor
 
 # Few and short: the MLflow client retries each call itself (bounded in replenish.runtime).
 MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
@@ -34,11 +40,16 @@ class RegistrationResult:
     champion_rmsse: float | None
     promoted: bool
     reason: str
+    forecaster: str  # which candidate was registered: "lstm" or "ensemble"
+
+
+def dataset_name(settings: Settings) -> str:
+    return settings.data.path.stem if settings.data.path is not None else "synthetic"
 
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
 def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
-    dataset = settings.data.path.stem if settings.data.path is not None else "synthetic"
+    dataset = dataset_name(settings)
     run_name = f"{job}-{dataset}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     tags = {
         "job": job,
@@ -88,36 +99,54 @@ def log_backtest(settings: Settings, run_id: str, backtest: BacktestResult, fina
 
 
 def holdout_rmsse(holdout: BacktestWindow, model_input: pd.DataFrame,
-                  forecaster: LSTMPredictor | mlflow.pyfunc.PyFuncModel) -> float:
+                  forecaster: Predictor | mlflow.pyfunc.PyFuncModel) -> float:
     """RMSSE on the holdout of a forecast made from ``model_input``: the same input the planning flow
-    gives the champion, so candidate and champion are scored alike."""
+    gives the champion, so candidates and champion are scored alike."""
     forecast = forecaster.predict(model_input)
     scored = score_forecasts({"model": quantile_forecast_as_model_output(forecast, holdout.cutoff)},
                              holdout.actual, holdout.history)
     return scored.metrics["model_rmsse"]
 
 
+def forecaster_tags(kind: str, predictor: Predictor, holdout_scores: dict[str, float]) -> dict[str, str]:
+    """What a version is (the LSTM or the ensemble, and the ensemble's members and weights), and how each
+    candidate forecast the holdout."""
+    tags = {FORECASTER_TAG: kind, **{f"holdout_rmsse.{name}": f"{score:.4f}" for name, score in holdout_scores.items()}}
+    if isinstance(predictor, EnsemblePredictor):
+        tags.update({"ensemble.members": ",".join(predictor.combination.members),
+                     "ensemble.config": json.dumps(asdict(predictor.config)),
+                     "ensemble.weights": json.dumps(predictor.combination.weights)})
+    return tags
+
+
 @task(name="register-forecaster", cache_policy=NO_CACHE)
-def register_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor, holdout: BacktestWindow,
+def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, Predictor], holdout: BacktestWindow,
                         backtest_metrics: dict[str, float]) -> RegistrationResult:
-    """Register a new version, then compare it with the champion and promote it if better, atomically."""
+    """Register the candidate (the LSTM, the ensemble) that forecasts the holdout best as a new version, then
+    compare it with the champion and promote it if better, atomically. On a tie the first candidate wins."""
     model_input = as_model_input(holdout.history)
-    candidate_rmsse = holdout_rmsse(holdout, model_input, predictor)
+    holdout_scores = {kind: holdout_rmsse(holdout, model_input, predictor) for kind, predictor in candidates.items()}
+    kind = min(holdout_scores, key=holdout_scores.__getitem__)
+    predictor, candidate_rmsse = candidates[kind], holdout_scores[kind]
     example_series = holdout.history.groupby(["item_id", "store_id"]).ngroup() == 0
     version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
     # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
-    contract = ForecasterContract.of_daily_model(predictor.config.horizon, predictor.config.quantiles,
-                                                 [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history)
-    tracking.tag_version(settings, version, contract.as_tags())
+    horizon, quantiles = ((predictor.config.horizon, predictor.config.quantiles) if isinstance(predictor, LSTMPredictor)
+                          else (predictor.horizon, predictor.quantiles))
+    contract = ForecasterContract.of_daily_model(horizon, quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS],
+                                                 holdout.history)
+    tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
     decision, champion_rmsse = tracking.promote_if_better(
         settings, version, candidate_rmsse,
         lambda champion: holdout_rmsse(holdout, model_input, tracking.load_version(settings, champion.version)))
     lstm_metrics = {name: value for name, value in backtest_metrics.items() if name.startswith("lstm_")}
-    tracking.describe_version(settings, version, lstm_metrics, decision)
+    tracking.describe_version(settings, version, {**lstm_metrics, **{f"holdout_rmsse_{name}": score for name, score
+                                                                     in holdout_scores.items()}}, decision)
+    tracking.log_metrics(settings, run_id, {f"holdout_pyfunc_{name}_rmsse": score for name, score in holdout_scores.items()})
     tracking.set_tags(settings, run_id, {"model_version": version.version, "promoted": str(decision.promote),
-                                         "promotion_reason": decision.reason})
+                                         "promotion_reason": decision.reason, FORECASTER_TAG: kind})
     return RegistrationResult(settings.tracking.registered_model_name, version.version, candidate_rmsse,
-                              champion_rmsse, decision.promote, decision.reason)
+                              champion_rmsse, decision.promote, decision.reason, kind)
 
 
 @task(name="finish-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)

@@ -21,7 +21,7 @@ from models.lstm.pyfunc import as_model_input
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
 from replenish.settings import DataSettings, PlanningSettings
 from tasks.data import complete_data
-from tasks.planning import planned_dates, planning_problem
+from replenish.planning import planned_dates, planning_problem
 from tests.test_model_lstm import weekly_sales
 
 # Good Friday, Easter Monday, Labour Day, Ascension and Whit Monday 2024: in the history and in both test windows.
@@ -84,7 +84,7 @@ def data_ending_on_a_holiday() -> RetailData:
 
 def test_the_planner_gets_demand_not_the_closed_days_zeros() -> None:
     data = data_ending_on_a_holiday()
-    planning = PlanningSettings(horizon_days=HORIZON, missing_forecast="naive")
+    planning = PlanningSettings(horizon_days=HORIZON, missing_forecast="naive", uncertainty_mode="point")
     empty = pd.DataFrame(columns=["item_id", "store_id", "date", "mean", "q0.5"]).astype({"date": "datetime64[ns]"})
 
     covered = cover_planned_days(empty, data.sales, planned_dates(data.snapshot_date, planning), "naive")

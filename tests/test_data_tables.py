@@ -11,6 +11,7 @@ from replenish.data.tables import (
     RawTables,
     RetailData,
     complete_tables,
+    parse_days,
 )
 
 
@@ -289,3 +290,15 @@ def test_filling_many_series_matches_a_full_daily_grid() -> None:
     absent = ~grid.index.isin(raw.index)
     assert (sales["closed"].to_numpy() == absent).all()
     assert (sales["units"].to_numpy() == np.where(absent, 0, grid["units"])).all()
+
+
+def test_parse_days_is_one_reading_of_a_date_column() -> None:
+    """Validation checks, and completion keeps, what this gives: local days, NaT for anything else."""
+    days = parse_days(pd.Series(["2024-03-16 17:30", "2024-03-17 08:00", "2024-03-18", "16/03/2024", "", None]))
+    offset = parse_days(pd.Series(["2024-03-16T23:30:00-05:00", "2024-03-17T00:15:00-05:00"]))
+    mixed_offsets = parse_days(pd.Series(["2024-03-16T00:00:00+02:00", "2024-03-16T00:00:00Z"]))
+
+    assert days.tolist()[:2] == [pd.Timestamp("2024-03-16"), pd.Timestamp("2024-03-17")]
+    assert days.iloc[2:].isna().all()  # the first value sets the format; an empty cell is no date
+    assert offset.tolist() == [pd.Timestamp("2024-03-16"), pd.Timestamp("2024-03-17")]
+    assert mixed_offsets.isna().all()

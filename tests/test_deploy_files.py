@@ -34,3 +34,19 @@ def test_deployments_have_their_schedules() -> None:
     assert crons["weekly-monitoring"] == [WEEKLY_MONITORING_CRON]
     assert crons["train-on-demand"] == []
     assert deployments["train-on-demand"].parameters == {"config_file": None, "overrides": ["forecast.max_epochs=3"]}
+
+
+def test_prefect_yaml_declares_what_replenish_serve_serves() -> None:
+    """`prefect deploy --all` and `replenish serve` offer the same deployments, flows and schedules."""
+    declared = {d["name"]: d for d in yaml.safe_load((DEPLOY.parent / "prefect.yaml").read_text())["deployments"]}
+    served = {d.name: d for d in replenish_deployments(None, [])}
+
+    assert set(declared) == set(served)
+    for name, deployment in served.items():
+        path, function = declared[name]["entrypoint"].split(":")
+        module = path.removesuffix(".py").replace("/", ".")
+        assert f"{deployment.flow_name}/{name}" in SHORT_NAMES.values()
+        assert getattr(__import__(module, fromlist=[function]), function).name == deployment.flow_name
+        crons = [schedule["cron"] for schedule in declared[name].get("schedules", [])]
+        assert crons == [schedule.schedule.cron for schedule in deployment.schedules]
+        assert declared[name]["work_pool"]["name"] == "replenish"

@@ -212,7 +212,7 @@ def test_unparseable_date_strings(raw: RawTables) -> None:
 
     failure = single_failure(validate_tables(corrupted(raw, "sales", change), TODAY), "sales", "date")
 
-    assert failure.rule == "must be a date (YYYY-MM-DD)"
+    assert failure.rule == "must be a date, in one format throughout the column (YYYY-MM-DD)"
     assert failure.sample_rows == [10, 31]
     assert failure.sample_values == ["not a date", "2024-02-31"]
 
@@ -466,3 +466,168 @@ def test_a_date_before_1990_is_a_typo(raw: RawTables) -> None:
     bad = corrupted(raw, "sales", lambda s: set_cells(s, "date", [0], pd.Timestamp("1924-01-01")))
     rules = {f.rule: f for f in failures_for(validate_tables(bad, TODAY), "sales", "date")}
     assert rules["must be on or after 1990-01-01 (a date typed wrong)"].sample_rows == [1]
+
+
+# --- found by tests/test_fuzz_validation.py: each passed validation or crashed it before ---------------
+
+
+def test_dates_in_two_formats_name_the_odd_rows(raw: RawTables) -> None:
+    """Completion reads a date column in one format; a second format crashed it after validation passed."""
+    def change(sales: pd.DataFrame) -> pd.DataFrame:
+        sales = sales.assign(date=sales["date"].dt.strftime("%Y-%m-%d"))
+        sales.loc[[4, 7], "date"] = ["16/01/2024", "Jan 08 2024"]
+        return sales
+
+    failure = single_failure(validate_tables(corrupted(raw, "sales", change), TODAY), "sales", "date")
+
+    assert failure.rule == "must be a date, in one format throughout the column (YYYY-MM-DD)"
+    assert failure.sample_rows == [5, 8]
+    assert failure.sample_values == ["16/01/2024", "Jan 08 2024"]
+
+
+def test_dates_with_mixed_utc_offsets_are_refused_not_crashed(raw: RawTables) -> None:
+    def change(sales: pd.DataFrame) -> pd.DataFrame:
+        sales = sales.assign(date=sales["date"].dt.strftime("%Y-%m-%dT00:00:00+02:00"))
+        sales.loc[3, "date"] = "2024-01-04T00:00:00Z"
+        return sales
+
+    report = validate_tables(corrupted(raw, "sales", change), TODAY)
+
+    [failure] = failures_for(report, "sales", "date")
+    assert failure.rule == "must be a date, in one format throughout the column (YYYY-MM-DD)"
+    assert failure.unexpected_count == len(raw.sales)
+
+
+def test_dates_with_one_utc_offset_are_their_local_days(raw: RawTables) -> None:
+    with_offset = corrupted(raw, "sales", lambda s: s.assign(date=s["date"].dt.strftime("%Y-%m-%dT00:00:00-05:00")))
+
+    assert validate_tables(with_offset, TODAY).success
+    completed = complete_tables(with_offset, MasterDefaults())
+    assert completed.sales["date"].min() == raw.sales["date"].min()
+
+
+def test_two_times_on_one_day_are_duplicates(raw: RawTables) -> None:
+    """Completion keeps only the day, so rows that differ by the time of day collide there."""
+    def change(sales: pd.DataFrame) -> pd.DataFrame:
+        sales = sales.assign(date=sales["date"].dt.strftime("%Y-%m-%d 08:00"))
+        sales.loc[9, "date"] = sales.loc[8, "date"].replace("08:00", "17:30")
+        return sales
+
+    failures = failures_for(validate_tables(corrupted(raw, "sales", change), TODAY), "sales", "item_id, store_id, date")
+
+    assert [failure.sample_rows for failure in failures] == [[9, 10]]
+
+
+def test_numeric_ids_match_their_text_in_every_table() -> None:
+    """Parquet keeps integer ids as integers; the item master check compared them with text and failed them all."""
+    sales = pd.DataFrame({"item_id": [7, 7, 8], "store_id": [1, 1, 1],
+                          "date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]), "units": [1, 0, 2]})
+    items = pd.DataFrame({"item_id": [7, 8], "lead_time_days": [3, 5]})
+
+    assert validate_tables(RawTables(sales=sales, items=items), TODAY).success
+
+
+def test_an_id_and_its_text_are_one_id() -> None:
+    """7 and "7" both become "7" in completion, so they are duplicate keys, not two series."""
+    sales = pd.DataFrame({"item_id": [7, "7"], "store_id": ["S", "S"],
+                          "date": pd.to_datetime(["2024-01-01", "2024-01-01"]), "units": [1, 2]})
+
+    failure = single_failure(validate_tables(RawTables(sales=sales), TODAY), "sales", "item_id, store_id, date")
+
+    assert failure.sample_rows == [1, 2]
+
+
+def test_the_series_id_separator_in_an_id(raw: RawTables) -> None:
+    bad = corrupted(raw, "sales", lambda s: set_cells(s, "store_id", [2], "NORTH|1"))
+
+    failure = single_failure(validate_tables(bad, TODAY), "sales", "store_id")
+
+    assert failure.rule == "must not contain '|' (it joins item and store into the series id)"
+    assert failure.sample_rows == [3]
+
+
+def test_duplicate_or_empty_store_in_capacity(raw: RawTables) -> None:
+    """A second row for a store crashed completion's one-to-one merge."""
+    doubled = corrupted(raw, "capacity", lambda c: pd.concat([c, c], ignore_index=True))
+    unnamed = corrupted(raw, "capacity", lambda c: set_cells(c, "store_id", [0], None))
+
+    duplicate = single_failure(validate_tables(doubled, TODAY), "capacity", "store_id")
+    empty = single_failure(validate_tables(unnamed, TODAY), "capacity", "store_id")
+
+    assert duplicate.rule == "one row per store (no duplicates)" and duplicate.sample_rows == [1, 2]
+    assert empty.rule == "must not be empty" and empty.sample_rows == [1]
+
+
+def test_counts_too_big_for_int64_are_refused(raw: RawTables) -> None:
+    """1e30 is a whole number >= 0, and crashed completion's cast to int64."""
+    bad = corrupted(raw, "items", lambda items: set_cells(items, "moq", [1], 1e30, dtype="float64"))
+
+    failure = single_failure(validate_tables(bad, TODAY), "items", "moq")
+
+    assert failure.rule == "must be <= 1,000,000,000"
+    assert failure.sample_rows == [2]
+
+
+def test_lead_time_over_a_year_is_refused(raw: RawTables) -> None:
+    bad = corrupted(raw, "items", lambda items: set_cells(items, "lead_time_days", [0], 10_000))
+
+    assert single_failure(validate_tables(bad, TODAY), "items", "lead_time_days").rule == "must be <= 365"
+
+
+@pytest.mark.parametrize(("value", "rule"), [
+    (np.nan, "must not be empty"),
+    (2.5, "must be whole numbers"),
+    (1e30, "must be <= 1,000,000,000"),
+])
+def test_open_order_quantity_that_completion_cannot_cast(raw: RawTables, value: float, rule: str) -> None:
+    bad = corrupted(raw, "open_orders", lambda orders: set_cells(orders, "quantity", [0], value, dtype="float64"))
+
+    failure = single_failure(validate_tables(bad, TODAY), "open_orders", "quantity")
+
+    assert failure.rule == rule
+    assert failure.sample_rows == [1]
+
+
+def test_fractional_or_infinite_stock_on_hand(raw: RawTables) -> None:
+    bad = corrupted(raw, "inventory", lambda inventory: set_cells(inventory, "on_hand", [0, 1], [2.5, np.inf], dtype="float64"))
+
+    rules = {failure.rule: failure.sample_rows for failure in failures_for(validate_tables(bad, TODAY), "inventory", "on_hand")}
+
+    assert rules == {"must be whole numbers": [1, 2], "must be <= 1,000,000,000": [2]}
+
+
+def test_open_order_arriving_centuries_out(raw: RawTables) -> None:
+    """Beyond 2262 a date does not fit completion's datetime64[ns]; no order arrives a year out anyway."""
+    snapshot = raw.sales["date"].max()
+
+    def change(orders: pd.DataFrame) -> pd.DataFrame:
+        orders = orders.assign(arrival_date=orders["arrival_date"].dt.strftime("%Y-%m-%d"))
+        orders.loc[0, "arrival_date"] = "2999-12-31"
+        return orders
+
+    failure = single_failure(validate_tables(corrupted(raw, "open_orders", change), TODAY), "open_orders", "arrival_date")
+
+    latest = snapshot + pd.Timedelta(days=365)
+    assert failure.rule == f"must be within 365 days of the snapshot (by {latest:%Y-%m-%d})"
+    assert failure.sample_rows == [1]
+
+
+@pytest.mark.parametrize("column", ["item_id", "store_id", "quantity", "arrival_date"])
+def test_open_order_without_a_required_value(raw: RawTables, column: str) -> None:
+    bad = corrupted(raw, "open_orders", lambda orders: set_cells(orders, column, [1], None))
+
+    failure = single_failure(validate_tables(bad, TODAY), "open_orders", column)
+
+    assert failure.rule == "must not be empty"
+    assert failure.sample_rows == [2]
+
+
+@pytest.mark.parametrize("digits", ["٣", "\u00a04"])
+def test_whole_numbers_in_text_are_ascii(raw: RawTables, digits: str) -> None:
+    """Python's \\d and \\s match an Arabic-Indic three and a no-break space; pd.to_numeric in completion reads neither."""
+    bad = corrupted(raw, "sales", lambda s: set_cells(s, "units", [2], digits, dtype=str))
+
+    failure = single_failure(validate_tables(bad, TODAY), "sales", "units")
+
+    assert failure.rule == "must be whole numbers between 0 and 1,000,000"
+    assert failure.sample_rows == [3]

@@ -19,7 +19,8 @@ from tests.conftest import run_cli, set_options
 from models.lstm.pyfunc import as_model_input
 from replenish import tracking
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
-from replenish.data.tables import MasterDefaults, complete_tables
+from replenish.data.tables import MasterDefaults, RetailData, complete_tables
+from replenish.planning import PURCHASE_ORDER_COLUMNS
 from replenish.settings import Settings, load_settings
 
 pytestmark = pytest.mark.slow
@@ -99,8 +100,14 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     assert list(plan.columns) == ["item_id", "store_id", "order_date", "quantity", "arrival_date"]
     assert len(plan) > 0 and (plan["quantity"] >= 0).all()
     assert (plan["order_date"] > data.snapshot_date).all()
+    first_day = data.snapshot_date + pd.Timedelta(days=1)
+    due = pd.read_csv(settings.output_dir / "purchase_orders.csv", parse_dates=["order_date", "arrival_date"])
+    orders_are_what_a_supplier_accepts(due, plan, data, first_day)
+    safety_stock_covers_the_forecast_spread(due, client, planning_run.info.run_id)
+    # The balance from the published files alone: today's purchase orders, the projected plan after them.
+    orders = pd.concat([due[plan.columns], plan[plan["order_date"] > first_day]], ignore_index=True)
     demand = pd.read_csv(settings.output_dir / "plan_demand.csv", parse_dates=["date"])
-    inventory = recomputed_inventory(plan, demand, data.items, data.inventory, data.open_orders)
+    inventory = recomputed_inventory(orders, demand, data.items, data.inventory, data.open_orders)
     assert (inventory["on_hand_end"] >= -TOLERANCE).all()
     volume = inventory.merge(data.items[["item_id", "unit_volume"]], on="item_id").merge(
         data.sales[["item_id", "store_id"]].drop_duplicates(), on=["item_id", "store_id"])
@@ -136,6 +143,31 @@ def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path)
     assert client.search_model_versions(f"name='{settings.tracking.registered_model_name}'") == []
 
 
+def orders_are_what_a_supplier_accepts(due: pd.DataFrame, plan: pd.DataFrame, data: RetailData,
+                                       first_day: pd.Timestamp) -> None:
+    """purchase_orders.csv is the plan's first day, each line in whole case packs of at least the MOQ."""
+    assert list(due.columns) == PURCHASE_ORDER_COLUMNS
+    assert len(due) > 0 and (due["order_date"] == first_day).all()
+    keys = ["item_id", "store_id", "order_date", "quantity", "arrival_date"]
+    pd.testing.assert_frame_equal(due[keys].sort_values(keys, ignore_index=True),
+                                  plan.loc[plan["order_date"] == first_day, keys].sort_values(keys, ignore_index=True))
+    every = pd.concat([due[keys], plan[keys]]).merge(data.items[["item_id", "case_pack", "moq"]], on="item_id")
+    assert (every["quantity"] % every["case_pack"] == 0).all() and (every["quantity"] >= every["moq"]).all()
+    priced = due.merge(data.items[["item_id", "supplier_id", "unit_cost"]], on="item_id", suffixes=("", "_master"))
+    assert (priced["supplier_id"] == priced["supplier_id_master"]).all()
+    np.testing.assert_allclose(priced["case_packs"] * priced["case_pack"], priced["quantity"])
+    np.testing.assert_allclose(priced["cost"], priced["quantity"] * priced["unit_cost_master"])
+
+
+def safety_stock_covers_the_forecast_spread(due: pd.DataFrame, client: MlflowClient, planning_run_id: str) -> None:
+    """Every order of an item-store whose forecast has an 80% interval wider than zero keeps safety stock."""
+    forecast = pd.read_csv(client.download_artifacts(planning_run_id, "forecast/forecast.csv"))
+    spread = (forecast["q0.9"] - forecast["q0.1"]).groupby([forecast["item_id"], forecast["store_id"]]).max()
+    uncertain = due.merge(spread.rename("spread").reset_index(), on=["item_id", "store_id"])
+    uncertain = uncertain[uncertain["spread"] > 0]
+    assert len(uncertain) > 0 and (uncertain["safety_stock"] > 0).all(), uncertain
+
+
 def explained_plan_matches_the_plan(settings_overrides: list[str]) -> None:
     settings = load_settings(overrides=settings_overrides)
     plan = pd.read_csv(settings.plan_path)
@@ -153,7 +185,9 @@ def plan_is_one_unit(settings: Settings, planning_run: Run) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["run_id"] == planning_run.info.run_id
     names = {entry["name"] for entry in manifest["files"]}
-    assert {"order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"} <= names
+    assert {"purchase_orders.csv", "order_plan.csv", "order_plan_explained.csv", "plan_demand.csv",
+            "plan_report.html"} <= names
+    assert "constraint_violations.csv" not in names  # soft mode only
     for name in names:
         assert os.readlink(settings.output_dir / name) == f"current/{name}"
         assert (settings.output_dir / name).read_bytes() == (folder / name).read_bytes()

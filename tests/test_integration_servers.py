@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import TINY_RUN, set_options
@@ -21,7 +23,9 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(postgres_unreachable_reason() is not None, reason=str(postgres_unreachable_reason())),
 ]
-REPLENISH = str(Path(sys.executable).parent / "replenish")
+BIN = Path(sys.executable).parent
+REPLENISH = str(BIN / "replenish")
+ROOT = Path(__file__).resolve().parent.parent  # the repository, where prefect.yaml is
 
 
 @dataclass(frozen=True)
@@ -129,12 +133,41 @@ def served(servers: Servers, overrides: list[str]) -> Iterator[None]:
         stop_process(serving)
 
 
-def test_served_deployment_runs_when_triggered(servers: Servers, tmp_path: Path) -> None:
+def settings_file(overrides: list[str], path: Path) -> Path:
+    """The overrides as a YAML settings file, as a deployment's config_file parameter names one."""
+    nested: dict = {}
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *sections, name = key.split(".")
+        target = nested
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(nested))
+    return path
+
+
+def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(servers: Servers, tmp_path: Path) -> None:
+    """`prefect deploy --all` from the repository root, a process worker, and a triggered training run."""
     overrides = servers.overrides(tmp_path)
-    with served(servers, overrides):
+    environment = {**os.environ, "PREFECT_API_URL": servers.prefect_api, "PWD": str(ROOT),
+                   "REPLENISH_CONFIG": str(settings_file(overrides, tmp_path / "settings.yaml"))}
+    for command in (["work-pool", "create", "replenish", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--all"]):
+        result = subprocess.run([str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    deployments = {d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
+    assert SERVED <= set(deployments)
+    assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
+
+    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "replenish"], cwd=ROOT, env=environment,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
         output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+    finally:
+        stop_process(worker)
     assert ": Completed" in output
-    triggered = [run for run in servers.flow_runs() if run.get("deployment_id")]
+    triggered = [run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]]
     assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
 
 

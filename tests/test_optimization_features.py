@@ -16,7 +16,8 @@ from optimization.replenishment_lp import (
 )
 from optimization.uncertainty import (
     QuantileFunction,
-    calibrate_period_correlation,
+    calibrate_scenarios,
+    widened,
     expected_demand_from_quantiles,
     planning_demand,
     sample_demand_scenarios,
@@ -111,7 +112,7 @@ def test_a_fixed_cost_per_order_batches_orders_into_one() -> None:
 def test_integer_orders_are_whole_case_packs_of_at_least_the_moq() -> None:
     problem = _problem({"A": [7.0] * 4}, item_columns={"case_pack": [6], "moq": [12]})
 
-    result = solve_replenishment_plan(problem, options=ModelOptions(integer_orders=True))
+    result = solve_replenishment_plan(problem, options=ModelOptions(whole_orders="milp"))
 
     quantities = result.orders["quantity"].to_numpy()
     assert len(quantities) > 0
@@ -145,9 +146,10 @@ def test_budget_limits_spend_per_period_and_goes_to_the_dearer_shortage() -> Non
 
 
 def test_orders_only_on_review_periods() -> None:
-    problem = _problem({"A": [4.0] * 9})
+    # Every 3 days from Friday (weekday 4): 2024-03-01 is a Friday, so days 0, 3 and 6.
+    problem = _problem({"A": [4.0] * 9}, item_columns={"review_days": [3], "order_weekday": [4]})
 
-    result = solve_replenishment_plan(problem, options=ModelOptions(review_periods=3))
+    result = solve_replenishment_plan(problem)
 
     assert ((result.orders["order_date"] - START).dt.days % 3 == 0).all()
     assert result.orders["quantity"].tolist() == pytest.approx([12.0] * 3)
@@ -171,7 +173,7 @@ def test_moq_above_capacity_is_named() -> None:
     )
 
     with pytest.raises(PlanInfeasibleError, match="MOQ exceeds capacity: item A at store S1 needs 50 volume"):
-        solve_replenishment_plan(problem, options=ModelOptions(integer_orders=True))
+        solve_replenishment_plan(problem, options=ModelOptions(whole_orders="milp"))
 
 
 def test_soft_mode_returns_a_plan_and_prices_the_violations() -> None:
@@ -315,10 +317,24 @@ def test_period_correlation_is_recovered_from_forecast_errors(correlation: float
     quantiles = {"q0.1": 0.0, "q0.5": 0.0, "q0.8": 1.0, "q0.9": 2.0, "q0.95": 3.0}
     forecast, drawn = _paths(400, correlation, quantiles, seed=3)
 
-    estimate = calibrate_period_correlation(forecast, drawn["demand"].to_numpy(), window_periods=14, seed=4)
+    estimate = calibrate_scenarios(forecast, drawn["demand"].to_numpy(), window_periods=14, seed=4)
 
     assert (drawn["demand"] == 0).mean() == pytest.approx(0.5, abs=0.03)
-    assert estimate == pytest.approx(correlation, abs=0.1)
+    assert estimate.period_correlation == pytest.approx(correlation, abs=0.1)
+    assert estimate.spread == 1.0
+
+
+def test_a_forecast_narrower_than_what_sells_is_widened_to_it() -> None:
+    # Demand drawn from quantiles twice as far from the median as the forecast says.
+    quantiles = {"q0.1": 6.0, "q0.5": 10.0, "q0.9": 14.0, "q0.95": 16.0}
+    forecast, _ = _paths(400, 0.0, quantiles, seed=3)
+    drawn = sample_demand_scenarios(widened(forecast, 2.0), n_scenarios=1, seed=5, period_correlation=0.2)
+
+    estimate = calibrate_scenarios(forecast, drawn["demand"].to_numpy(), window_periods=14, seed=4)
+
+    assert estimate.spread == 2.0
+    assert estimate.period_correlation == pytest.approx(0.2, abs=0.1)
+    assert widened(forecast, 2.0)["q0.1"].tolist() == [2.0] * len(forecast)
 
 
 def test_the_upper_tail_beyond_the_top_quantile_is_exponential() -> None:

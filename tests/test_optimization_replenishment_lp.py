@@ -390,11 +390,10 @@ def test_stock_stuck_above_capacity_names_store_and_date() -> None:
 
     with pytest.raises(PlanInfeasibleError, match=r"store S1 on 2024-03-04 \(period 3\)") as error:
         solve_replenishment_plan(problem)
-    # The 90 units stay unsold, so days 3 and 4 both start over capacity.
+    # The 90 units stay unsold, so days 3 and 4 both start over capacity: one reason for the store.
     assert str(error.value) == (
-        "capacity at store S1 on 2024-03-04 (period 3) is 120.0 but opening stock and open "
-        "orders already need at least 180.0 there; capacity at store S1 on 2024-03-05 "
-        "(period 4) is 120.0 but opening stock and open orders already need at least 180.0 there"
+        "no feasible plan: capacity at store S1 on 2024-03-04 (period 3) is 120 but opening stock and "
+        "open orders already need at least 180 there (and on 1 later day(s))"
     )
 
 
@@ -408,7 +407,7 @@ def test_demand_before_an_open_order_cannot_drain_what_arrives_later() -> None:
         capacity=pd.DataFrame({"store_id": ["S1"], "capacity_volume": [50.0]}),
     )
 
-    at_fault = r"store S1 on 2024-03-04 \(period 3\) is 50.0 .* need at least 60.0"
+    at_fault = r"store S1 on 2024-03-04 \(period 3\) is 50 .* need at least 60 "
     with pytest.raises(PlanInfeasibleError, match=at_fault):
         solve_replenishment_plan(problem)
 
@@ -424,7 +423,7 @@ def test_sales_on_the_delivery_day_do_not_make_room_for_the_delivery() -> None:
             capacity=_capacity(capacity_volume),
         )
 
-    at_fault = r"^capacity at store S1 on 2024-03-04 \(period 3\) is 59.0 .* at least 60.0 there$"
+    at_fault = r"^no feasible plan: capacity at store S1 on 2024-03-04 \(period 3\) is 59 .* at least 60 there$"
     with pytest.raises(PlanInfeasibleError, match=at_fault):
         solve_replenishment_plan(problem(59.0))
     result = solve_replenishment_plan(problem(60.0))
@@ -441,7 +440,7 @@ def test_capacity_a_hair_below_forced_stock_is_infeasible() -> None:
         capacity=_capacity(39.9),
     )
 
-    at_fault = r"store S1 on 2024-03-01 \(period 0\) is 39.9 .* need at least 40.0 there$"
+    at_fault = r"store S1 on 2024-03-01 \(period 0\) is 39.9 .* need at least 40 there"
     with pytest.raises(PlanInfeasibleError, match=at_fault):
         solve_replenishment_plan(problem)
 

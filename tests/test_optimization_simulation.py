@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-from statistics import NormalDist
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from optimization.grid import CALENDAR_EPOCH
 from optimization.policies import (
     base_stock_policy,
     fixed_schedule_policy,
-    lp_policy,
+    rounded_up_to_whole_orders,
     seasonal_naive_order_up_to,
 )
 from optimization.replenishment_lp import (
     CostSettings,
-    ModelOptions,
     PlanningProblem,
-    SolverSettings,
     solve_replenishment_plan,
 )
 from optimization.simulation import InventorySystem, ReviewState, simulate
-from optimization.uncertainty import safety_stock_from_quantiles
 
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
@@ -36,7 +32,7 @@ def _system(n_days: int, *, lead_time: int, opening: float, review_days: int = 1
         "lead_time_days": np.array([lead_time]),
         "opening_on_hand": np.array([opening]),
         "open_arrivals": np.zeros((1, n_days)),
-        "review_days": review_days,
+        "order_days": (np.arange(n_days) % review_days == 0)[None, :],
     }
     return InventorySystem(**{**settings, **overrides})
 
@@ -95,7 +91,7 @@ def test_base_stock_reorders_what_was_sold_and_holds_the_level() -> None:
 def test_seasonal_naive_level_repeats_last_week_and_has_no_safety_stock_for_a_perfect_pattern() -> None:
     week = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
     history = np.tile(week, 10)[None, :]
-    level = seasonal_naive_order_up_to(history, np.array([3]), review_days=7, service_level=0.95)
+    level = seasonal_naive_order_up_to(history, np.array([3]), review_days=np.array([7]), service_level=np.array([0.95]))
 
     state = ReviewState(0, np.zeros(1), np.zeros(1), np.zeros((1, 20)), np.zeros((1, 0)))
     # Lead time 3 + review 7 = 10 days ahead: a full week (28) plus Monday to Wednesday (6).
@@ -112,13 +108,13 @@ def test_replaying_the_perfect_foresight_plan_reproduces_its_costs() -> None:
         demand=pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(n_days), "demand": actual}),
         items=pd.DataFrame(
             {"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [3.65], "lead_time_days": [lead_time],
-             "unit_volume": [1.0]}
+             "unit_volume": [1.0], "review_days": [7], "order_weekday": [(START - CALENDAR_EPOCH).days % 7]}
         ),
         on_hand=pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "on_hand": [10.0]}),
         open_orders=NO_OPEN_ORDERS,
         capacity=pd.DataFrame(columns=["store_id", "capacity_volume"]),
     )
-    plan = solve_replenishment_plan(problem, CostSettings(ending_stock_value_share=1.0), options=ModelOptions(review_periods=7))
+    plan = solve_replenishment_plan(problem, CostSettings(ending_stock_value_share=1.0))
     schedule = np.zeros((1, n_days))
     schedule[0, (plan.orders["order_date"] - START).dt.days.to_numpy()] = plan.orders["quantity"].to_numpy()
 
@@ -131,32 +127,23 @@ def test_replaying_the_perfect_foresight_plan_reproduces_its_costs() -> None:
     assert result.metrics["holding_cost"] == pytest.approx(plan.cost_breakdown["holding"], rel=1e-6)
 
 
-def test_lp_on_the_true_quantiles_meets_its_cycle_service_target() -> None:
-    mean, std, lead_time, review, target = 20.0, 5.0, 2, 3, 0.9
-    n_days, horizon = 300, 12
-    demand = np.maximum(np.random.default_rng(2).normal(mean, std, (1, n_days)), 0.0)
-    keys = pd.DataFrame({"item_id": ["A"], "store_id": ["S1"]})
-    forecast = keys.merge(pd.DataFrame({"period": range(horizon)}), how="cross")
-    for level in (0.5, 0.9):
-        forecast[f"q{level:g}"] = mean + std * NormalDist().inv_cdf(level)
-    protection = pd.Series([lead_time + review], index=pd.MultiIndex.from_frame(keys))
-    targets = safety_stock_from_quantiles(forecast, target, protection)
-    point = forecast[["item_id", "store_id", "period"]].assign(demand=mean)
-    policy = lp_policy(
-        keys,
-        pd.DataFrame({"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [0.25],
-                      "lead_time_days": [lead_time], "unit_volume": [1.0]}),
-        pd.DataFrame(columns=["store_id", "capacity_volume"]),
-        START,
-        horizon,
-        lambda state: (point, targets),
-        CostSettings(ending_stock_value_share=1.0),
-        SolverSettings(backend="highspy"),
-        ModelOptions(review_periods=review),
+def test_policies_order_only_on_their_order_days_and_whole_packs_when_rounded() -> None:
+    demand = np.full((2, 14), 3.0)
+    system = InventorySystem(
+        unit_cost=np.array([1.0, 1.0]), holding_cost_per_day=np.array([0.01, 0.01]), shortage_cost=np.array([2.0, 2.0]),
+        lead_time_days=np.array([1, 1]), opening_on_hand=np.array([5.0, 5.0]), open_arrivals=np.zeros((2, 14)),
+        # Weekly from day 0, and every 3 days from day 1.
+        order_days=np.array([np.arange(14) % 7 == 0, np.arange(14) % 3 == 1]),
+        case_pack=np.array([6.0, 6.0]), moq=np.array([12.0, 0.0]),
     )
+    wants_a_little = base_stock_policy(lambda state: np.array([20.0, 9.0]))
 
-    result = simulate(_system(n_days, lead_time=lead_time, opening=60.0, review_days=review), demand, policy)
+    raw = simulate(system, demand, wants_a_little)
+    rounded = simulate(system, demand, rounded_up_to_whole_orders(wants_a_little, system.case_pack, system.moq))
 
-    # 100 cycles: the share without a stock-out estimates the 90% target within ±3 standard errors.
-    assert result.metrics["cycle_service_level"] == pytest.approx(target, abs=0.09)
-    assert result.metrics["fill_rate"] > 0.97
+    for result in (raw, rounded):
+        assert (result.orders[~system.order_days] == 0).all()
+    assert raw.metrics["case_pack_violations"] > 0
+    assert rounded.metrics["case_pack_violations"] == 0
+    placed = rounded.orders[rounded.orders > 0]
+    assert (placed % 6 == 0).all() and (rounded.orders[0][rounded.orders[0] > 0] >= 12).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from statistics import NormalDist
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import poisson
 
+from optimization.grid import CALENDAR_EPOCH
 from optimization.replenishment_lp import (
     CostSettings,
     ModelOptions,
@@ -36,6 +38,7 @@ def _one_item(
     opening_stock: float = 0.0,
     capacity: pd.DataFrame = NO_CAPACITY,
     safety_stock: pd.DataFrame | None = None,
+    review_days: int = 1,
 ) -> PlanningProblem:
     return PlanningProblem(
         start_date=START,
@@ -49,6 +52,7 @@ def _one_item(
                 "lead_time_days": [lead_time_days],
                 "unit_volume": [1.0],
                 "shortage_cost": [shortage_cost],
+                **calendar_from_start(review_days),
             }
         ),
         on_hand=pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "on_hand": [opening_stock]}),
@@ -56,6 +60,11 @@ def _one_item(
         capacity=capacity,
         safety_stock=safety_stock,
     )
+
+
+def calendar_from_start(review_days: int) -> dict[str, int]:
+    """Item columns for an order every `review_days` days, the first on START."""
+    return {"review_days": review_days, "order_weekday": (START - CALENDAR_EPOCH).days % review_days}
 
 
 def _single_period_scenarios(sample: np.ndarray) -> pd.DataFrame:
@@ -205,9 +214,10 @@ def test_quantile_targets_give_the_periodic_review_base_stock_level() -> None:
         lead_time_days=lead_time,
         opening_stock=opening_stock,
         safety_stock=targets,
+        review_days=review,
     )
 
-    result = solve_replenishment_plan(problem, options=ModelOptions(review_periods=review))
+    result = solve_replenishment_plan(problem)
 
     z = NormalDist().inv_cdf(service_level)
     safety_stock = z * std * np.sqrt(lead_time + review)
@@ -226,9 +236,10 @@ def test_pyomo_and_direct_highspy_builds_reach_the_same_objective() -> None:
     problem = _random_problem(seed=8, scenarios=1)
     costs = CostSettings(fixed_order_cost=5.0)
 
-    for options in (ModelOptions(), ModelOptions(shortage_mode="backorder", review_periods=2)):
-        through_pyomo = solve_replenishment_plan(problem, costs, SolverSettings(backend="pyomo"), options)
-        direct = solve_replenishment_plan(problem, costs, SolverSettings(backend="highspy"), options)
+    every_other_day = replace(problem, items=problem.items.assign(**calendar_from_start(2)))
+    for options, planned in ((ModelOptions(), problem), (ModelOptions(shortage_mode="backorder"), every_other_day)):
+        through_pyomo = solve_replenishment_plan(planned, costs, SolverSettings(backend="pyomo"), options)
+        direct = solve_replenishment_plan(planned, costs, SolverSettings(backend="highspy"), options)
 
         assert through_pyomo.solver_status == direct.solver_status == "optimal"
         assert through_pyomo.objective == pytest.approx(direct.objective, rel=1e-6)

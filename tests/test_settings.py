@@ -255,7 +255,9 @@ def test_shipped_server_settings_file_loads() -> None:
         (["forecast.max_epochs=many"], ["forecast.max_epochs"]),
         (["forecast.dropout=1.0"], ["forecast.dropout"]),
         (["data.synthetic.n_days=30"], ["data.synthetic.n_days"]),
-        (["data.master_defaults.case_pack=0"], ["data.master_defaults.case_pack"]),
+        (["data.master_defaults.case_pack=0"], ["data.master_defaults", "case_pack = 0"]),
+        (["data.master_defaults.order_weekday=7"], ["data.master_defaults", "order_weekday = 7"]),
+        (["planning.service_levels.c=1.0"], ["planning.service_levels", "strictly between 0.5 and 1"]),
     ],
 )
 def test_invalid_override_raises_settings_error_naming_the_field(overrides: list[str], expected: list[str]) -> None:

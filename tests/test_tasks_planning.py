@@ -13,7 +13,8 @@ from replenish.cli import _user_error_types
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.settings import PlanningSettings, load_settings
-from tasks.planning import forecast_planning_horizon, planning_problem, quantiles_needed
+from replenish.planning import planning_problem, quantiles_needed
+from tasks.planning import forecast_planning_horizon
 
 
 def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_quantile() -> None:
@@ -22,7 +23,8 @@ def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_
     keys = data.sales[["item_id", "store_id"]].drop_duplicates()
     forecast = keys.merge(pd.DataFrame({"date": dates}), how="cross").assign(
         **{"q0.5": 2.0, "q0.8": 3.0})
-    problem = planning_problem(data, forecast, PlanningSettings(horizon_days=14, demand_quantile=0.8))
+    problem = planning_problem(data, forecast, PlanningSettings(horizon_days=14, demand_quantile=0.8,
+                                                                uncertainty_mode="point"))
     assert problem.start_date == dates[0]
     assert problem.n_periods == 14
     assert sorted(problem.demand["period"].unique()) == list(range(14))

@@ -98,7 +98,7 @@ def generate_synthetic(config: SyntheticConfig) -> RawTables:
     series = _draw_series(rng, config, items, dates, is_event_day)
     store_ids = np.array([f"STORE_{store + 1}" for store in range(config.n_stores)])
 
-    item_master = _item_master(rng, items)
+    item_master = _item_master(rng, items, (dates[-1] + pd.Timedelta(days=1)).weekday())
     inventory = _inventory(rng, series, items, store_ids)
     open_orders = _open_orders(rng, series, items, store_ids, item_master, dates[-1])
     source = f"synthetic(seed={config.seed})"
@@ -228,7 +228,9 @@ def _sales_frame(
     )
 
 
-def _item_master(rng: np.random.Generator, items: _Items) -> pd.DataFrame:
+def _item_master(rng: np.random.Generator, items: _Items, order_weekday: int) -> pd.DataFrame:
+    """One supplier per category, each taking orders weekly on `order_weekday` (the weekday after the
+    last day of sales, so the first plan made on the data has orders due)."""
     n_items = len(items.item_id)
     case_pack = rng.choice(np.array([1, 6, 12]), n_items)
     return pd.DataFrame(
@@ -242,6 +244,9 @@ def _item_master(rng: np.random.Generator, items: _Items) -> pd.DataFrame:
             "case_pack": case_pack,
             "moq": case_pack * rng.integers(0, 3, n_items),
             "unit_volume": np.round(rng.uniform(0.2, 3.0, n_items), 2),
+            "supplier_id": np.char.add("SUP_", items.cat_id.astype(str)),
+            "review_days": 7,
+            "order_weekday": order_weekday,
         }
     )
 

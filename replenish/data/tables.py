@@ -26,6 +26,10 @@ ITEM_COLUMNS = [
     "moq",
     "unit_volume",
     "sell_price",
+    "supplier_id",
+    "review_days",
+    "order_weekday",
+    "service_level",
 ]
 INVENTORY_COLUMNS = ["item_id", "store_id", "on_hand"]
 OPEN_ORDER_COLUMNS = ["item_id", "store_id", "quantity", "arrival_date"]
@@ -83,11 +87,29 @@ class MasterDefaults:
     unit_volume: float = 1.0
     days_of_cover_on_hand: float = 14.0  # opening on hand = this × mean daily units over the last 28 days (rounded)
     capacity_headroom: float = 3.0  # store capacity = headroom × volume of the opening on hand (at least 1)
+    supplier_id: str = "default"
+    review_days: int = 7  # an order every week ...
+    order_weekday: int = 0  # ... on Mondays (0 = Monday, 6 = Sunday)
 
     def __post_init__(self) -> None:
         # sell_price falls back to unit_cost / share, so a zero or negative share would poison prices.
-        if not self.unit_cost_share_of_price > 0:
-            raise ValueError(f"unit_cost_share_of_price must be > 0, got {self.unit_cost_share_of_price}")
+        bounds = {
+            "unit_cost_share_of_price": self.unit_cost_share_of_price > 0,
+            "default_unit_cost": self.default_unit_cost >= 0,
+            "holding_cost_rate": self.holding_cost_rate >= 0,
+            "lead_time_days": self.lead_time_days >= 0,
+            "case_pack": self.case_pack >= 1,
+            "moq": self.moq >= 0,
+            "unit_volume": self.unit_volume > 0,
+            "days_of_cover_on_hand": self.days_of_cover_on_hand >= 0,
+            "capacity_headroom": self.capacity_headroom > 0,
+            "review_days": self.review_days >= 1,
+            "order_weekday": 0 <= self.order_weekday <= 6,
+        }
+        broken = [f"{name} = {getattr(self, name)}" for name, holds in bounds.items() if not holds]
+        if broken:
+            raise ValueError("master defaults out of range: " + ", ".join(broken)
+                             + " (shares, costs and volumes above 0, case_pack at least 1, order_weekday 0-6)")
 
 
 @dataclass(frozen=True)
@@ -118,7 +140,8 @@ def complete_tables(raw: RawTables, defaults: MasterDefaults, absent_dates: Abse
       most exports omit) or "missing" (the day's sales were lost; the store may have traded).
       Either way every series is on a regular daily grid and the day is never read as zero demand.
     * item master columns or cells: `defaults`; sell_price is the median observed price,
-      else unit_cost / unit_cost_share_of_price.
+      else unit_cost / unit_cost_share_of_price; service_level stays empty (the item's ABC class
+      target applies when it is planned).
     * inventory: without a table, `days_of_cover_on_hand` × mean units over the series' sales rows
       of the last 28 days; with a table, a series it does not list has nothing on hand
       (stock exports usually omit empty bins).
@@ -289,6 +312,11 @@ def _complete_items(
     items["case_pack"] = _as_number(_filled(items, "case_pack", defaults.case_pack), "int64")
     items["moq"] = _as_number(_filled(items, "moq", defaults.moq), "int64")
     items["unit_volume"] = _as_number(_filled(items, "unit_volume", defaults.unit_volume), "float64")
+    items["supplier_id"] = _as_id(_filled(items, "supplier_id", defaults.supplier_id))
+    items["review_days"] = _as_number(_filled(items, "review_days", defaults.review_days), "int64")
+    items["order_weekday"] = _as_number(_filled(items, "order_weekday", defaults.order_weekday), "int64")
+    # An item without one gets its ABC class's target when it is planned (see replenish.planning).
+    items["service_level"] = _as_number(_filled(items, "service_level", np.nan), "float64")
     price_from_cost = median_price.fillna(items["unit_cost"] / defaults.unit_cost_share_of_price)
     items["sell_price"] = _as_number(_filled(items, "sell_price", price_from_cost), "float64")
     items = _with_extra_columns_last(items, ITEM_COLUMNS)

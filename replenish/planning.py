@@ -1,0 +1,282 @@
+"""From the data and a quantile forecast to orders a supplier accepts: the planning steps that the
+planning flow and the policy simulation share, so that what the simulation proves is what
+`replenish plan` does.  No Prefect here.
+
+* scenario_calibration: how demand paths are drawn from the forecast (how strongly neighbouring
+  days move together, and how much wider than its quantiles say), calibrated on what sold after
+  the forecast made one horizon earlier (unless settings fix them).
+* planning_problem: the optimizer's inputs for the days after the data's last date.  Each item
+  gets a cycle service-level target (the item master's, else its ABC class's) and plans for the
+  higher of it and the level its shortage penalty implies (see optimization.service_levels).
+* store_plan / merged_plan: the plan, one store at a time, with whole orders and, when asked, soft
+  constraints; a plan that is infeasible names every store at fault.
+* plan_outlook: the plan's expected fill rate, cost and stock-out risk, on demand paths sampled
+  from the forecast apart from those the plan was made on.
+* purchase_orders: the orders due on the first planned day, as a supplier needs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from models.forecast_contract import require_coverage
+from optimization.decomposition import PartPlan, merge_parts, split_by_location
+from optimization.formulation import holding_cost_per_period, shortage_penalty
+from optimization.grid import ITEM_STORE_KEYS, planned_arrivals, prepare_grid
+from optimization.problem import MIN_ORDER_QUANTITY, CostSettings, ModelOptions, PlanningProblem, PlanResult, SolverSettings
+from optimization.replenishment_lp import solve_part
+from optimization.service_levels import abc_classes, penalty_for_level, penalty_implied_level
+from optimization.simulation import serve
+from optimization.uncertainty import (
+    CORRELATIONS,
+    SPREADS,
+    ScenarioCalibration,
+    calibrate_scenarios,
+    planning_demand,
+    quantile_levels,
+    sample_demand_scenarios,
+    widened,
+)
+from replenish.data.tables import RetailData
+from replenish.settings import PlanningSettings
+
+# Revenue over the last quarter classes items A, B or C: recent, yet long enough to span the
+# weekly pattern and most promotions.
+ABC_REVENUE_DAYS = 91
+# A plan never aims higher: the forecast says little about demand beyond its top quantiles.
+MAX_PLANNED_LEVEL = 0.999
+# The KPI paths are drawn from seeds this far from the plan's own scenarios, so the two never coincide.
+KPI_SEED_OFFSET = 1_000_003
+# Enough item-stores to calibrate the scenarios' correlation on; more would only cost time.
+CALIBRATION_SERIES = 2_000
+SOFT_MODE_HINT = ("Set planning.soft_constraints=true to plan anyway: the broken constraints are then priced, "
+                  "listed first in the summary and the report, and published in constraint_violations.csv")
+SERVICE_LEVEL_COLUMNS = ["item_id", "abc_class", "service_level", "penalty_level", "planned_level", "shortage_cost"]
+PURCHASE_ORDER_COLUMNS = [
+    "supplier_id", "item_id", "store_id", "order_date", "quantity", "case_pack", "case_packs", "unit_cost",
+    "cost", "arrival_date", "safety_stock", "service_level",
+]
+
+
+def quantiles_needed(planning: PlanningSettings) -> set[float]:
+    """The forecast quantiles the plan reads: its demand quantile, and the median safety stocks start from."""
+    return {planning.demand_quantile, *([0.5] if planning.uncertainty_mode == "quantile" else [])}
+
+
+def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.DatetimeIndex:
+    return pd.date_range(snapshot_date + pd.Timedelta(days=1), periods=planning.horizon_days, freq="D")
+
+
+def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.DataFrame:
+    """Per item (SERVICE_LEVEL_COLUMNS): its ABC class, its target (the master's, else the class's),
+    the level its shortage penalty implies, the level the plan follows (the higher) and the
+    shortage penalty that stands for it."""
+    items = data.items.set_index("item_id")
+    recent = data.sales.loc[data.sales["date"] > data.snapshot_date - pd.Timedelta(days=ABC_REVENUE_DAYS)]
+    price = recent["price"].fillna(recent["item_id"].map(items["sell_price"]))
+    revenue = (recent["units"] * price).groupby(recent["item_id"]).sum().reindex(items.index, fill_value=0.0)
+    levels = planning.service_levels
+    abc = abc_classes(revenue, levels)
+    target = items["service_level"].fillna(levels.of_class(abc)).to_numpy(dtype=float)
+    unit_cost = items["unit_cost"].to_numpy(dtype=float)
+    holding_per_day = unit_cost * items["holding_cost_rate"].to_numpy(dtype=float) / 365
+    review_days = items["review_days"].to_numpy(dtype=float)
+    own = items["shortage_cost"] if "shortage_cost" in items else pd.Series(np.nan, index=items.index)
+    penalty = own.fillna(items["unit_cost"] * planning.shortage_cost_multiplier).to_numpy(dtype=float)
+    penalty_level = penalty_implied_level(unit_cost, penalty, holding_per_day, review_days)
+    return pd.DataFrame({
+        "item_id": items.index,
+        "abc_class": abc.to_numpy(),
+        "service_level": target,
+        "penalty_level": penalty_level,
+        "planned_level": np.minimum(np.maximum(target, penalty_level), MAX_PLANNED_LEVEL),
+        "shortage_cost": np.maximum(penalty, penalty_for_level(unit_cost, holding_per_day, review_days, target)),
+    })[SERVICE_LEVEL_COLUMNS]
+
+
+def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.Timestamp:
+    """The first day of the forecast the scenarios are calibrated on: one plan horizon before the
+    plan's, so that what sold after it is known by now.  It is made from the sales before that day."""
+    return planned_dates(snapshot_date, planning)[0] - pd.Timedelta(days=planning.horizon_days)
+
+
+def scenario_calibration(past_forecast: pd.DataFrame | None, data: RetailData,
+                         planning: PlanningSettings) -> ScenarioCalibration:
+    """How demand paths are drawn from the forecast: planning.scenario_period_correlation and
+    planning.scenario_spread where set; the rest calibrated on what sold after `past_forecast`, the
+    forecast made at calibration_origin, over each item's lead time plus review (see
+    optimization.uncertainty.calibrate_scenarios).  As the forecast says, when there is nothing to
+    calibrate on."""
+    fixed_correlation, fixed_spread = planning.scenario_period_correlation, planning.scenario_spread
+    if fixed_correlation is not None and fixed_spread is not None:
+        return ScenarioCalibration(fixed_correlation, fixed_spread)
+    if past_forecast is None or past_forecast.empty:
+        return ScenarioCalibration(fixed_correlation or 0.0, fixed_spread or 1.0)
+    origin = calibration_origin(data.snapshot_date, planning)
+    window = int(min((data.items["lead_time_days"] + data.items["review_days"]).max(), planning.horizon_days))
+    frame = forecast_by_period(past_forecast, origin, window)
+    series = frame[ITEM_STORE_KEYS].drop_duplicates()
+    if len(series) > CALIBRATION_SERIES:
+        frame = frame.merge(series.sample(CALIBRATION_SERIES, random_state=planning.scenario_seed), on=ITEM_STORE_KEYS)
+    sold = frame.assign(date=origin + pd.to_timedelta(frame["period"], unit="D")).merge(
+        data.sales[[*ITEM_STORE_KEYS, "date", "units"]], on=[*ITEM_STORE_KEYS, "date"], how="left")
+    quantiles = list(quantile_levels(frame).values())
+    return calibrate_scenarios(
+        frame[[*ITEM_STORE_KEYS, "period", *quantiles]], sold["units"].fillna(0.0).to_numpy(), window,
+        correlations=CORRELATIONS if fixed_correlation is None else (fixed_correlation,),
+        spreads=SPREADS if fixed_spread is None else (fixed_spread,),
+        seed=planning.scenario_seed,
+    )
+
+
+def forecast_by_period(forecast: pd.DataFrame, start_date: pd.Timestamp, n_periods: int) -> pd.DataFrame:
+    """The forecast rows of the planned days, numbered from the first planned day."""
+    horizon = forecast[(forecast["date"] >= start_date) & (forecast["date"] < start_date + pd.Timedelta(days=n_periods))]
+    return horizon.assign(period=(horizon["date"] - start_date).dt.days).drop(columns="date")
+
+
+def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings,
+                     calibration: ScenarioCalibration = ScenarioCalibration()) -> PlanningProblem:
+    """The optimizer's inputs.  A forecast that lacks an item-store of the inventory on a planned day
+    is refused: the demand grid would read the gap as zero demand.  calibration: how the forecast
+    turns into demand (scenario_calibration): its spread in every mode, its correlation in scenarios."""
+    dates = planned_dates(data.snapshot_date, planning)
+    require_coverage(forecast, data.inventory, dates)
+    by_period = widened(forecast_by_period(forecast, dates[0], planning.horizon_days), calibration.spread)
+    levels = service_level_targets(data, planning)
+    items = data.items.drop(columns=["service_level", "shortage_cost"], errors="ignore").merge(levels, on="item_id")
+    keys = by_period[ITEM_STORE_KEYS].drop_duplicates()
+    protection = keys.merge(items[["item_id", "lead_time_days", "review_days"]], on="item_id")
+    demand, safety_stock = planning_demand(
+        by_period,
+        planning.uncertainty_mode,
+        demand_level=planning.demand_quantile,
+        service_level=items.set_index("item_id")["planned_level"],
+        protection_periods=pd.Series((protection["lead_time_days"] + protection["review_days"]).to_numpy(),
+                                     index=pd.MultiIndex.from_frame(protection[ITEM_STORE_KEYS])),
+        n_scenarios=planning.n_scenarios,
+        seed=planning.scenario_seed,
+        period_correlation=calibration.period_correlation,
+    )
+    return PlanningProblem(
+        start_date=dates[0],
+        n_periods=planning.horizon_days,
+        demand=demand.reset_index(drop=True),
+        items=items,
+        on_hand=data.inventory,
+        open_orders=data.open_orders,
+        capacity=data.capacity,
+        safety_stock=safety_stock,
+    )
+
+
+def cost_settings(planning: PlanningSettings) -> CostSettings:
+    return CostSettings(shortage_cost_multiplier=planning.shortage_cost_multiplier,
+                        order_cost_per_unit=planning.order_cost_per_unit,
+                        fixed_order_cost=planning.fixed_order_cost,
+                        ending_stock_value_share=planning.ending_stock_value_share)
+
+
+def solver_settings(planning: PlanningSettings) -> SolverSettings:
+    return SolverSettings(time_limit_seconds=planning.solver_time_limit_seconds,
+                          mip_rel_gap=planning.solver_mip_rel_gap,
+                          backend=planning.solver_backend)
+
+
+def model_options(planning: PlanningSettings) -> ModelOptions:
+    return ModelOptions(shortage_mode=planning.shortage_mode,
+                        whole_orders=planning.whole_orders,
+                        max_order_quantity=planning.max_order_quantity,
+                        budget_per_period=planning.budget_per_period,
+                        soft_constraints=planning.soft_constraints,
+                        violation_penalty=planning.violation_penalty,
+                        decompose_by_location=planning.decompose_by_location,
+                        workers=planning.solver_workers)
+
+
+def stores(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
+    """One problem per store, solved apart; a budget shared across stores keeps them together."""
+    return [problem] if planning.budget_per_period is not None else split_by_location(problem)
+
+
+def store_plan(problem: PlanningProblem, planning: PlanningSettings) -> PartPlan:
+    return solve_part(problem, cost_settings(planning), solver_settings(planning), model_options(planning))
+
+
+def merged_plan(parts: list[PartPlan], planning: PlanningSettings) -> PlanResult:
+    """The stores' plans as one; an infeasible plan names every store at fault and suggests soft mode."""
+    return merge_parts(parts, hint="" if planning.soft_constraints else SOFT_MODE_HINT)
+
+
+def solve_plan(problem: PlanningProblem, planning: PlanningSettings) -> PlanResult:
+    """store_plan for each store, merged: what the planning flow does, in one call."""
+    return merged_plan([store_plan(part, planning) for part in stores(problem, planning)], planning)
+
+
+@dataclass(frozen=True)
+class PlanOutlook:
+    """What following the plan is expected to give, estimated on sampled demand paths."""
+
+    expected_fill_rate: float  # share of demand served on its day
+    expected_cost: float  # the planned cost's terms (purchase, ordering, holding, shortage, less ending stock)
+    stockout_risk: float  # the chance that an item-store runs short on a given planned day
+    demand_paths: int
+
+
+def plan_outlook(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame, planning: PlanningSettings,
+                 calibration: ScenarioCalibration = ScenarioCalibration()) -> PlanOutlook:
+    """The plan's orders (and the open ones) against `planning.kpi_demand_paths` demand paths drawn
+    from the forecast quantiles, as calibrated, with seeds apart from the plan's own scenarios: out
+    of sample for the plan, which was made on its scenarios (or on one quantile)."""
+    by_period = widened(forecast_by_period(forecast, problem.start_date, problem.n_periods), calibration.spread)
+    quantiles = list(quantile_levels(by_period).values())
+    paths = sample_demand_scenarios(by_period[[*ITEM_STORE_KEYS, "period", *quantiles]], planning.kpi_demand_paths,
+                                    planning.scenario_seed + KPI_SEED_OFFSET, calibration.period_correlation)
+    grid = prepare_grid(replace(problem, demand=paths, safety_stock=None))
+    positions = grid.item_stores[ITEM_STORE_KEYS].reset_index(names="position")
+    placed = plan.orders.merge(positions, on=ITEM_STORE_KEYS)
+    orders = np.zeros((len(grid.item_stores), grid.n_periods))
+    periods = (placed["order_date"] - grid.start_date).dt.days.to_numpy() // grid.period_days
+    np.add.at(orders, (placed["position"].to_numpy(), periods), placed["quantity"].to_numpy(dtype=float))
+    arrivals = grid.open_arrivals + planned_arrivals(orders, grid.lead_periods)
+    backorders = planning.shortage_mode == "backorder"
+    stock = np.repeat(grid.column("opening_on_hand")[:, None], grid.n_scenarios, axis=1)
+    backlog = np.zeros_like(stock)
+    held = short = 0.0
+    unmet = np.zeros(grid.demand.shape)
+    costs = cost_settings(planning)
+    holding, penalty = holding_cost_per_period(grid), shortage_penalty(grid, costs)
+    for t in range(grid.n_periods):
+        stock, backlog, unmet[:, :, t] = serve(stock + arrivals[:, t, None], backlog, grid.demand[:, :, t], backorders)
+        held = held + holding @ stock.mean(axis=1)
+        short = short + penalty @ (backlog if backorders else unmet[:, :, t]).mean(axis=1)
+    ending = costs.ending_stock_value_share * grid.column("unit_cost") @ (stock - backlog).mean(axis=1)
+    first_stage = sum(plan.cost_breakdown.get(part, 0.0) for part in ("purchase", "ordering"))
+    demand = float(grid.demand.sum())
+    return PlanOutlook(
+        expected_fill_rate=1.0 - float(unmet.sum()) / demand if demand > 0 else 1.0,
+        expected_cost=float(first_stage + held + short - ending),
+        stockout_risk=float((unmet > MIN_ORDER_QUANTITY).mean()) if unmet.size else 0.0,
+        demand_paths=grid.n_scenarios,
+    )
+
+
+def purchase_orders(problem: PlanningProblem, plan: PlanResult) -> pd.DataFrame:
+    """The orders due on the first planned day (PURCHASE_ORDER_COLUMNS): one line per supplier, item
+    and store, in units and in case packs, with their cost, arrival, the safety stock each one
+    leaves (its inventory position less the expected demand until the next order can land) and the
+    service level the plan follows for the item."""
+    first_day = pd.Timestamp(problem.start_date).normalize()
+    due = plan.orders.loc[plan.orders["order_date"] == first_day]
+    item_columns = ["item_id", "supplier_id", "case_pack", "unit_cost", "planned_level"]
+    keys = [*ITEM_STORE_KEYS, "order_date"]
+    # A plan without orders explains them in an untyped empty frame, which would not merge on dates.
+    safety = plan.explanations.reindex(columns=[*keys, "safety_stock"]).astype({"order_date": due["order_date"].dtype})
+    described = due.merge(problem.items[item_columns], on="item_id", how="left").merge(safety, on=keys, how="left")
+    described = described.assign(case_packs=described["quantity"] / described["case_pack"],
+                                 cost=described["quantity"] * described["unit_cost"],
+                                 service_level=described["planned_level"])
+    return described[PURCHASE_ORDER_COLUMNS].sort_values(["supplier_id", "store_id", "item_id"], ignore_index=True)

@@ -1,0 +1,285 @@
+"""The planning policy proven on the user's own history: the last weeks replayed day by day, the
+default policy re-planned on each order day exactly as `replenish plan` plans, beside base stock
+and perfect foresight.  No Prefect here; flows.simulation and benchmarks/inventory_policy.py call it.
+
+1. The last `simulate.weeks` weeks of sales are held out.  The forecaster (the LSTM, with the
+   forecast settings) learns from the days before them, and makes every forecast of the replay
+   from the sales up to the day it plans.
+2. The replay starts from the stock and capacity that `complete_tables` sets for the day before
+   the window (an inventory table describes the latest day, not the window's start, so the
+   master defaults' estimate stands in), with no order in transit.  Each day demand is what was
+   sold; what stock cannot serve is lost (or backlogged).  On an item's order days each policy orders:
+   * default: replenish.planning with the same settings as `replenish plan`, on that day's
+     forecast (its demand paths calibrated on the forecast made one horizon earlier), with the stock
+     and orders in transit of the replay;
+   * base_stock_snaive: up to a seasonal-naive forecast over lead time + review plus a normal
+     safety stock for the item's service-level target, rounded up to whole case packs and the MOQ;
+   * perfect_foresight: the plan (whole orders, same costs and constraints) solved once on the
+     window's actual demand.
+   The default policy is also replayed with planning.whole_orders=repair, whose extra cost over
+   the MILP is the repair's gap.
+3. Scores (optimization.simulation): holding, shortage, ordering and total cost; fill rate; cycle
+   service level, overall and per ABC class; stock-out days; turns; orders a supplier would refuse.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.forecast_contract import cover_planned_days
+from optimization.grid import ITEM_STORE_KEYS, order_calendar
+from optimization.policies import (
+    base_stock_policy,
+    fixed_schedule_policy,
+    rounded_up_to_whole_orders,
+    seasonal_naive_order_up_to,
+)
+from optimization.problem import PlanningProblem
+from optimization.service_levels import ABC_CLASSES
+from optimization.simulation import (
+    InventorySystem,
+    Policy,
+    ReviewState,
+    SimulationResult,
+    cycle_service_level,
+    simulate,
+)
+from replenish.data.tables import RawTables, RetailData, complete_tables, parse_days
+from replenish.planning import (
+    calibration_origin,
+    planned_dates,
+    planning_problem,
+    scenario_calibration,
+    service_level_targets,
+    solve_plan,
+)
+from replenish.settings import PlanningSettings, Settings
+
+DEFAULT, BASE_STOCK, PERFECT_FORESIGHT = "default", "base_stock_snaive", "perfect_foresight"
+POLICIES = (DEFAULT, BASE_STOCK, PERFECT_FORESIGHT)
+REPAIRED = "default_repaired"  # the default policy with planning.whole_orders=repair
+# What the table of each policy shows, in this order.
+METRICS = [
+    "total_cost", "holding_cost", "shortage_cost", "ordering_cost", "fill_rate", "cycle_service_level",
+    *(f"cycle_service_level_{abc_class}" for abc_class in ABC_CLASSES),
+    "stockout_days", "turns", "average_on_hand", "case_pack_violations", "capacity_breach_store_days",
+]
+# Base stock's seasonal-naive errors are read over the days before the window (see policies).
+BASE_STOCK_HISTORY_DAYS = 120
+
+class SimulationWindowError(ValueError):
+    """The history is too short for the replay asked for."""
+
+
+# Sales up to a day (exclusive) -> quantile forecast of the days after: item_id, store_id, date, q<level>...
+Forecaster = Callable[[pd.DataFrame], pd.DataFrame]
+# Sales before the window -> the forecaster fitted on them.
+ForecasterTraining = Callable[[pd.DataFrame], Forecaster]
+
+
+@dataclass(frozen=True)
+class PolicySimulation:
+    start: pd.Timestamp  # first replayed day
+    days: int
+    item_stores: int
+    metrics: pd.DataFrame  # one row per policy (POLICIES, then REPAIRED), METRICS as columns
+    seconds: dict[str, float]  # per policy, and "forecaster" for the fit
+
+    @property
+    def milp_gap(self) -> float:
+        """The repair's total cost over the MILP's, less one, on the same replay."""
+        return float(self.metrics.loc[REPAIRED, "total_cost"] / self.metrics.loc[DEFAULT, "total_cost"] - 1.0)
+
+    def cost_reduction(self) -> float:
+        """How much less the default policy costs than base stock."""
+        return float(1.0 - self.metrics.loc[DEFAULT, "total_cost"] / self.metrics.loc[BASE_STOCK, "total_cost"])
+
+    def gap_closed(self) -> float:
+        """The share of base stock's cost gap to perfect foresight the default policy closes."""
+        base, default, best = (float(self.metrics.loc[name, "total_cost"]) for name in (BASE_STOCK, DEFAULT, PERFECT_FORESIGHT))
+        return (base - default) / (base - best) if base > best else float("nan")
+
+
+def lstm_training(settings: Settings) -> ForecasterTraining:
+    """The project's forecaster, fitted with the forecast settings (checkpoints in a temporary folder)."""
+    from models.features import build_feature_frame
+    from models.lstm.estimator import LSTMEstimator
+    from replenish.model_config import lstm_config
+
+    def train(sales: pd.DataFrame) -> Forecaster:
+        checkpoints = Path(tempfile.mkdtemp(prefix="simulate-checkpoints-"))
+        predictor = LSTMEstimator(lstm_config(settings.forecast), checkpoints).fit(build_feature_frame(sales))
+        return predictor.predict
+
+    return train
+
+
+def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTraining | None = None) -> PolicySimulation:
+    """Replay the last settings.simulate.weeks weeks of `raw` (validated tables) under every policy."""
+    defaults, planning = settings.data.master_defaults, settings.planning
+    full = complete_tables(raw, defaults, settings.data.absent_dates)
+    days = settings.simulate.weeks * 7
+    start = full.snapshot_date - pd.Timedelta(days=days - 1)
+    sold_before = parse_days(raw.sales["date"]) < start
+    if not sold_before.any():
+        raise SimulationWindowError(f"the data has no sales before the replayed window ({days} days from {start:%Y-%m-%d}); "
+                         "lower simulate.weeks")
+    before = complete_tables(RawTables(sales=raw.sales.loc[sold_before], items=raw.items, capacity=raw.capacity,
+                                       sources=raw.sources), defaults, settings.data.absent_dates)
+    replay = _Replay(full, before, start, days, planning)
+    timings = {}
+    started = time.perf_counter()
+    forecaster = (training or lstm_training(settings))(before.sales)
+    timings["forecaster"] = time.perf_counter() - started
+    forecasts = _ForecastsByDay(forecaster, full.sales)
+    rows = {}
+    for name, policy in policies(replay, forecasts, planning).items():
+        started = time.perf_counter()
+        rows[name] = replay.scores(simulate(replay.system, replay.actual, policy()))
+        timings[name] = time.perf_counter() - started
+    return PolicySimulation(start, days, len(replay.keys), pd.DataFrame(rows).T[METRICS], timings)
+
+
+def policies(replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings) -> dict[str, Callable[[], Policy]]:
+    """Each policy's name and how to make it, in the order they are replayed."""
+    return {
+        DEFAULT: lambda: replay.planning_policy(forecasts, planning),
+        BASE_STOCK: replay.base_stock_policy,
+        PERFECT_FORESIGHT: replay.perfect_foresight_policy,
+        REPAIRED: lambda: replay.planning_policy(forecasts, planning.model_copy(update={"whole_orders": "repair"})),
+    }
+
+
+class _ForecastsByDay:
+    """One forecast per planning day, shared by the policies that plan on it."""
+
+    def __init__(self, forecaster: Forecaster, sales: pd.DataFrame) -> None:
+        self.forecaster, self.sales = forecaster, sales
+        self.made: dict[pd.Timestamp, pd.DataFrame] = {}
+
+    def __call__(self, day: pd.Timestamp) -> pd.DataFrame:
+        if day not in self.made:
+            self.made[day] = self.forecaster(self.sales.loc[self.sales["date"] < day])
+        return self.made[day]
+
+
+class _Replay:
+    """The replayed item-stores, their actual demand and the inventory system they run in."""
+
+    def __init__(self, full: RetailData, before: RetailData, start: pd.Timestamp, days: int,
+                 planning: PlanningSettings) -> None:
+        self.full, self.before, self.start, self.days = full, before, start, days
+        self.keys = before.inventory[ITEM_STORE_KEYS].reset_index(drop=True)
+        self.item_stores = self.keys.merge(before.items, on="item_id", how="left")
+        self.actual = _daily_units(full.sales, self.keys, start, days)
+        self.history = _daily_units(full.sales, self.keys, start - pd.Timedelta(days=BASE_STOCK_HISTORY_DAYS),
+                                    BASE_STOCK_HISTORY_DAYS)
+        levels = service_level_targets(before, planning).set_index("item_id")
+        self.abc_class = self.item_stores["item_id"].map(levels["abc_class"]).to_numpy()
+        self.target = self.item_stores["item_id"].map(levels["service_level"]).to_numpy(dtype=float)
+        self.planning = planning
+        self.system = self._inventory_system()
+
+    def _of_item_stores(self, column: str, dtype: type = float) -> np.ndarray:
+        return self.item_stores[column].to_numpy(dtype=dtype)
+
+    def _inventory_system(self) -> InventorySystem:
+        planning, unit_cost = self.planning, self._of_item_stores("unit_cost")
+        own_penalty = self.item_stores.get("shortage_cost", pd.Series(np.nan, index=self.item_stores.index))
+        return InventorySystem(
+            unit_cost=unit_cost,
+            holding_cost_per_day=unit_cost * self._of_item_stores("holding_cost_rate") / 365,
+            # A lost sale costs the penalty as configured: the plan's raised penalty is a means, not the score.
+            shortage_cost=own_penalty.fillna(self.item_stores["unit_cost"] * planning.shortage_cost_multiplier)
+            .to_numpy(dtype=float),
+            lead_time_days=self._of_item_stores("lead_time_days", int),
+            opening_on_hand=self.before.inventory["on_hand"].to_numpy(dtype=float),
+            open_arrivals=np.zeros(self.actual.shape),
+            order_days=order_calendar(self.start, self.days, 1, self._of_item_stores("review_days", int),
+                                      self._of_item_stores("order_weekday", int)),
+            shortage_mode=planning.shortage_mode,
+            fixed_order_cost=planning.fixed_order_cost,
+            order_cost_per_unit=planning.order_cost_per_unit,
+            unit_volume=self._of_item_stores("unit_volume"),
+            store_index=pd.Index(self.before.capacity["store_id"]).get_indexer(self.item_stores["store_id"]),
+            store_capacity=self.before.capacity["capacity_volume"].to_numpy(dtype=float),
+            case_pack=self._of_item_stores("case_pack"),
+            moq=self._of_item_stores("moq"),
+        )
+
+    def planning_policy(self, forecasts: _ForecastsByDay, planning: PlanningSettings):  # noqa: ANN201 - a Policy
+        """What `replenish plan` would order on the day, from the replay's stock and orders in transit."""
+
+        def decide(state: ReviewState) -> np.ndarray:
+            today = self.start + pd.Timedelta(days=state.day)
+            data = replace(
+                self.before,
+                sales=self.full.sales.loc[self.full.sales["date"] < today],
+                inventory=self.keys.assign(on_hand=state.on_hand),
+                open_orders=_in_transit(self.keys, state.scheduled, today),
+                snapshot_date=today - pd.Timedelta(days=1),
+            )
+            dates = planned_dates(data.snapshot_date, planning)
+            forecast = cover_planned_days(forecasts(today), data.sales, dates, planning.missing_forecast).forecast
+            calibration = scenario_calibration(forecasts(calibration_origin(data.snapshot_date, planning)), data, planning)
+            plan = solve_plan(planning_problem(data, forecast, planning, calibration), planning)
+            placed = plan.orders.loc[plan.orders["order_date"] == today]
+            return self.keys.merge(placed, on=ITEM_STORE_KEYS, how="left")["quantity"].fillna(0.0).to_numpy()
+
+        return decide
+
+    def base_stock_policy(self):  # noqa: ANN201 - a Policy
+        level = seasonal_naive_order_up_to(self.history, self._of_item_stores("lead_time_days", int),
+                                           self._of_item_stores("review_days", int), self.target)
+        return rounded_up_to_whole_orders(base_stock_policy(level), self._of_item_stores("case_pack"),
+                                          self._of_item_stores("moq"))
+
+    def perfect_foresight_policy(self):  # noqa: ANN201 - a Policy
+        """The plan made once on the window's actual demand, with the same costs and constraints."""
+        rows, days = np.indices(self.actual.shape)
+        demand = self.keys.iloc[rows.ravel()].reset_index(drop=True).assign(period=days.ravel(), demand=self.actual.ravel())
+        problem = PlanningProblem(start_date=self.start, n_periods=self.days, demand=demand, items=self.before.items,
+                                  on_hand=self.before.inventory, open_orders=self.before.open_orders,
+                                  capacity=self.before.capacity)
+        plan = solve_plan(problem, self.planning)
+        schedule = np.zeros(self.actual.shape)
+        placed = plan.orders.merge(self.keys.reset_index(names="row"), on=ITEM_STORE_KEYS)
+        schedule[placed["row"].to_numpy(), (placed["order_date"] - self.start).dt.days.to_numpy()] = placed["quantity"]
+        return fixed_schedule_policy(schedule)
+
+    def scores(self, result: SimulationResult) -> dict[str, float]:
+        by_class = {
+            f"cycle_service_level_{abc_class}": cycle_service_level(
+                self.actual[self.abc_class == abc_class], result.unmet_demand[self.abc_class == abc_class],
+                self.system.order_days[self.abc_class == abc_class])
+            if (self.abc_class == abc_class).any() else float("nan")
+            for abc_class in ABC_CLASSES
+        }
+        return {**result.metrics, **by_class}
+
+
+def _daily_units(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, days: int) -> np.ndarray:
+    """Units per item-store (rows in `keys` order) and day; a day without a sales row counts 0."""
+    window = sales.loc[(sales["date"] >= start) & (sales["date"] < start + pd.Timedelta(days=days))]
+    located = window.merge(keys.reset_index(names="row"), on=ITEM_STORE_KEYS, how="inner")
+    matrix = np.zeros((len(keys), days))
+    matrix[located["row"].to_numpy(), (located["date"] - start).dt.days.to_numpy()] = located["units"].to_numpy(dtype=float)
+    return matrix
+
+
+def _in_transit(keys: pd.DataFrame, scheduled: np.ndarray, today: pd.Timestamp) -> pd.DataFrame:
+    """The replay's deliveries still to land, as open orders."""
+    rows, days = np.nonzero(scheduled > 0)
+    return pd.DataFrame({
+        "item_id": keys["item_id"].to_numpy()[rows],
+        "store_id": keys["store_id"].to_numpy()[rows],
+        "quantity": scheduled[rows, days],
+        "arrival_date": today + pd.to_timedelta(days, unit="D"),
+    })
