@@ -38,10 +38,10 @@ def mlflow_server(root: Path, port: int) -> AbstractContextManager[float]:
 
 
 def prefect_server(root: Path, port: int) -> AbstractContextManager[float]:
+    # On the tests' shared Prefect database (tests/conftest.py), which earlier tests have already created:
+    # a fresh one spends 20-40 s on migrations.
     command = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    environment = {"PREFECT_HOME": str(root / "prefect-server"), "PREFECT_UI_ENABLED": "false",
-                   "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{root / 'prefect-server.db'}",
-                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""}
+    environment = {"PREFECT_UI_ENABLED": "false", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""}
     return server_process(command, environment, f"http://127.0.0.1:{port}/api/health", root / "prefect-server.log")
 
 
