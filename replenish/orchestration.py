@@ -221,7 +221,9 @@ def crash_flow_runs_of_dead_processes() -> list[str]:
     with get_client(sync_client=True) as client:
         running = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))))
-        for flow_run in running:
+        # Only the command's own, in-process runs: a deployment's run (which inherits the tags of the
+        # command that triggered it) is watched by the worker or `serve` process that executes it.
+        for flow_run in (run for run in running if run.deployment_id is None):
             identities = [tag[len(PROCESS_TAG_PREFIX):] for tag in flow_run.tags if tag.startswith(PROCESS_TAG_PREFIX)]
             if identities and is_dead(identities[0]):
                 client.set_flow_run_state(flow_run.id, Crashed(message=f"process {identities[0]} ended without "
