@@ -32,9 +32,12 @@ class Solution:
     solve_seconds: float
 
 
-def solve_program(program: LinearProgram, settings: SolverSettings) -> Solution:
-    solvers = {"pyomo": _solve_with_pyomo, "highspy": _solve_with_highspy}
-    return solvers[_backend(settings.backend)](program, settings)
+def solve_program(program: LinearProgram, settings: SolverSettings, start: np.ndarray | None = None) -> Solution:
+    """start: a feasible point (one value per column) HiGHS may begin a MILP's search from; the
+    highspy route passes it on, the Pyomo route (its HiGHS interface takes none) searches without."""
+    if _backend(settings.backend) == "highspy":
+        return _solve_with_highspy(program, settings, start)
+    return _solve_with_pyomo(program, settings)
 
 
 def _backend(backend: Backend) -> Backend:
@@ -192,7 +195,7 @@ def _highs_infinite(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -highspy.kHighsInf, highspy.kHighsInf)
 
 
-def _solve_with_highspy(program: LinearProgram, settings: SolverSettings) -> Solution:
+def _solve_with_highspy(program: LinearProgram, settings: SolverSettings, start: np.ndarray | None) -> Solution:
     started = time.perf_counter()
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
@@ -201,6 +204,11 @@ def _solve_with_highspy(program: LinearProgram, settings: SolverSettings) -> Sol
     for name, value in settings.options.items():
         highs.setOptionValue(name, value)
     highs.passModel(highs_program(program))
+    if start is not None and program.is_integer.any():
+        incumbent = highspy.HighsSolution()
+        incumbent.col_value = start.tolist()
+        incumbent.value_valid = True
+        highs.setSolution(incumbent)
     built = time.perf_counter()
     highs.run()
     status = highs.getModelStatus()

@@ -187,6 +187,8 @@ def _carry_forward(orders: np.ndarray, slots: np.ndarray, t: int, carry: np.ndar
     """Add each row's carry to its next order slot after t, never below zero."""
     later = slots[:, t + 1:]
     rows = np.flatnonzero(later.any(axis=1))
+    if len(rows) == 0:
+        return
     columns = t + 1 + later[rows].argmax(axis=1)
     orders[rows, columns] = np.maximum(orders[rows, columns] + carry[rows], 0.0)
 

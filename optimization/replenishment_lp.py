@@ -21,6 +21,7 @@ store (decomposition), every infeasible store is named together.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -135,19 +136,30 @@ def solve_as_one_model(
 def _solve(
     grid: ItemStoreGrid, formulation: Formulation, costs: CostSettings, solver: SolverSettings, options: ModelOptions
 ) -> Solution:
-    """HiGHS on the model.  With whole orders, the repair of the LP relaxation when asked for, or
-    when HiGHS found no whole-order plan within its time limit (and did not prove there is none)."""
-    if options.whole_orders != "repair":
-        solution = solve_program(formulation.program, solver)
-        if options.whole_orders == "none" or solution.values is not None or solution.status in NO_PLAN:
-            return solution
-    relaxed = solve_program(relaxation(formulation.program), solver)
+    """HiGHS on the model.  With whole orders, the LP relaxation is solved and repaired first
+    (optimization.repair); "milp" then solves the MILP from that plan (a start, on the highspy
+    route) within the time limit, and keeps whichever of the two costs less.  A repair that cannot
+    keep every stock target within capacity and budget leaves the plan to the MILP in either mode."""
+    program = formulation.program
+    if options.whole_orders == "none":
+        return solve_program(program, solver)
+    relaxed = solve_program(relaxation(program), solver)
     if relaxed.values is None:
         return relaxed
     started = time.perf_counter()
-    values = repair_whole_orders(grid, formulation, relaxed.values, costs, options)
-    return Solution(values, REPAIRED, relaxed.build_seconds,
-                    relaxed.solve_seconds + time.perf_counter() - started)
+    try:
+        repaired = Solution(repair_whole_orders(grid, formulation, relaxed.values, costs, options), REPAIRED,
+                            relaxed.build_seconds, relaxed.solve_seconds + time.perf_counter() - started)
+    except PlanInfeasibleError:
+        repaired = None  # the MILP may still combine whole orders that keep every target
+    if options.whole_orders == "repair" and repaired is not None:
+        return repaired
+    exact = solve_program(program, solver, start=None if repaired is None else repaired.values)
+    exact = replace(exact, build_seconds=relaxed.build_seconds + exact.build_seconds,
+                    solve_seconds=(repaired or relaxed).solve_seconds + exact.solve_seconds)
+    if repaired is not None and (exact.values is None or program.objective @ repaired.values < program.objective @ exact.values):
+        return replace(repaired, build_seconds=exact.build_seconds, solve_seconds=exact.solve_seconds)
+    return exact
 
 
 def _no_plan_error(

@@ -15,7 +15,7 @@ still in stock at the end, valued at cost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -65,6 +65,17 @@ class SimulationResult:
     orders: np.ndarray  # item-store × day, units ordered
     on_hand_end: np.ndarray  # item-store × day
     unmet_demand: np.ndarray  # item-store × day, demand not served on its day
+    backlog_end: np.ndarray  # item-store × day, zero under lost sales
+
+    def costs(self, system: InventorySystem, rows: np.ndarray | slice = slice(None)) -> dict[str, float]:
+        """Holding, shortage and ordering cost of these item-stores (all by default), and their total."""
+        holding = float((self.on_hand_end[rows] * system.holding_cost_per_day[rows, None]).sum())
+        short = self.backlog_end if system.shortage_mode == "backorder" else self.unmet_demand
+        shortage = float((short[rows] * system.shortage_cost[rows, None]).sum())
+        orders = self.orders[rows]
+        ordering = float(system.fixed_order_cost * (orders > 0).sum() + system.order_cost_per_unit * orders.sum())
+        return {"total_cost": holding + shortage + ordering, "holding_cost": holding, "shortage_cost": shortage,
+                "ordering_cost": ordering}
 
 
 def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> SimulationResult:
@@ -97,10 +108,10 @@ def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> Sim
         on_hand_end[:, day] = on_hand
         backlog_end[:, day] = backlog
 
-    in_transit = scheduled[:, n_days:].sum(axis=1)
-    metrics = _metrics(system, demand, orders, on_hand_end, unmet, backlog_end, in_transit)
-    metrics["capacity_breach_store_days"] = _capacity_breaches(system, after_arrivals)
-    return SimulationResult(metrics=metrics, orders=orders, on_hand_end=on_hand_end, unmet_demand=unmet)
+    result = SimulationResult({}, orders, on_hand_end, unmet, backlog_end)
+    metrics = {**result.costs(system), **_metrics(system, demand, orders, on_hand_end, unmet, scheduled[:, n_days:]),
+               "capacity_breach_store_days": _capacity_breaches(system, after_arrivals)}
+    return replace(result, metrics=metrics)
 
 
 def serve(
@@ -125,23 +136,14 @@ def _metrics(
     orders: np.ndarray,
     on_hand_end: np.ndarray,
     unmet: np.ndarray,
-    backlog_end: np.ndarray,
     in_transit: np.ndarray,
 ) -> dict[str, float]:
     n_days = demand.shape[1]
-    holding = float((on_hand_end * system.holding_cost_per_day[:, None]).sum())
-    shortage_units = backlog_end if system.shortage_mode == "backorder" else unmet
-    shortage = float((shortage_units * system.shortage_cost[:, None]).sum())
     placed = orders > 0
-    ordering = float(system.fixed_order_cost * placed.sum() + system.order_cost_per_unit * orders.sum())
     total_demand = float(demand.sum())
     sold_value = float(((demand - unmet) * system.unit_cost[:, None]).sum())
     average_stock_value = float((on_hand_end * system.unit_cost[:, None]).sum()) / n_days
     return {
-        "total_cost": holding + shortage + ordering,
-        "holding_cost": holding,
-        "shortage_cost": shortage,
-        "ordering_cost": ordering,
         "purchase_cost": float((orders * system.unit_cost[:, None]).sum()),
         "fill_rate": 1.0 - float(unmet.sum()) / total_demand if total_demand > 0 else 1.0,
         "cycle_service_level": cycle_service_level(demand, unmet, system.order_days),

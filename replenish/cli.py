@@ -255,7 +255,7 @@ def _simulation_lines(summary: SimulationSummary) -> list[str]:
               f" {row['case_pack_violations']:>15,.0f}" for policy, row in metrics.iterrows()]
     lines += [f"  default    {simulation.cost_reduction():.1%} cheaper than base stock, "
               f"{simulation.gap_closed():.1%} of the gap to perfect foresight closed; repair vs MILP "
-              f"{simulation.milp_gap:+.2%}",
+              f"{simulation.milp_gap:+.2%} (on {', '.join(simulation.milp_gap_stores)})",
               f"  MLflow run {summary.mlflow_run_id} (simulation in child run {summary.simulation_run_id})"]
     return lines
 

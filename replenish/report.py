@@ -608,7 +608,8 @@ def simulation_markdown(simulation: PolicySimulation, run_id: str) -> str:
           for metric, (label, formatted) in SIMULATION_METRICS.items() if metric in metrics),
         "",
         f"The default policy costs {share(simulation.cost_reduction())} less than base stock and closes "
-        f"{share(simulation.gap_closed())} of the gap to perfect foresight; the repair of the LP relaxation "
-        f"costs {share(simulation.milp_gap)} more than the MILP.",
+        f"{share(simulation.gap_closed())} of the gap to perfect foresight. On store(s) "
+        f"{', '.join(simulation.milp_gap_stores)}, the repair of the LP relaxation costs {share(simulation.milp_gap)} "
+        "more than the MILP.",
     ]
     return "\n".join(lines)

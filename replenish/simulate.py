@@ -16,8 +16,10 @@ and perfect foresight.  No Prefect here; flows.simulation and benchmarks/invento
      safety stock for the item's service-level target, rounded up to whole case packs and the MOQ;
    * perfect_foresight: the plan (whole orders, same costs and constraints) solved once on the
      window's actual demand.
-   The default policy is also replayed with planning.whole_orders=repair, whose extra cost over
-   the MILP is the repair's gap.
+   The default policy is also replayed, on the first simulate.milp_gap_stores stores, with the
+   other way to whole orders (the MILP when the default repairs the LP, the repair otherwise): the
+   repair's extra cost over the MILP on those stores is its gap (the MILP takes minutes per store
+   and order day).
 3. Scores (optimization.simulation): holding, shortage, ordering and total cost; fill rate; cycle
    service level, overall and per ABC class; stock-out days; turns; orders a supplier would refuse.
 """
@@ -54,17 +56,21 @@ from optimization.simulation import (
 from replenish.data.tables import RawTables, RetailData, complete_tables, parse_days
 from replenish.planning import (
     calibration_origin,
+    merged_plan,
     planned_dates,
     planning_problem,
     scenario_calibration,
     service_level_targets,
     solve_plan,
+    store_plan,
+    stores,
 )
 from replenish.settings import PlanningSettings, Settings
 
 DEFAULT, BASE_STOCK, PERFECT_FORESIGHT = "default", "base_stock_snaive", "perfect_foresight"
 POLICIES = (DEFAULT, BASE_STOCK, PERFECT_FORESIGHT)
-REPAIRED = "default_repaired"  # the default policy with planning.whole_orders=repair
+# The default policy with the other way to whole orders, on the stores the repair's gap is measured on.
+COUNTERPART = "default_other_whole_orders"
 # What the table of each policy shows, in this order.
 METRICS = [
     "total_cost", "holding_cost", "shortage_cost", "ordering_cost", "fill_rate", "cycle_service_level",
@@ -89,13 +95,10 @@ class PolicySimulation:
     start: pd.Timestamp  # first replayed day
     days: int
     item_stores: int
-    metrics: pd.DataFrame  # one row per policy (POLICIES, then REPAIRED), METRICS as columns
-    seconds: dict[str, float]  # per policy, and "forecaster" for the fit
-
-    @property
-    def milp_gap(self) -> float:
-        """The repair's total cost over the MILP's, less one, on the same replay."""
-        return float(self.metrics.loc[REPAIRED, "total_cost"] / self.metrics.loc[DEFAULT, "total_cost"] - 1.0)
+    metrics: pd.DataFrame  # one row per policy (POLICIES), METRICS as columns
+    milp_gap: float  # the repair's total cost over the MILP's, less one, on milp_gap_stores
+    milp_gap_stores: tuple[str, ...]
+    seconds: dict[str, float]  # per policy (and COUNTERPART), and "forecaster" for the fit
 
     def cost_reduction(self) -> float:
         """How much less the default policy costs than base stock."""
@@ -139,22 +142,33 @@ def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTr
     forecaster = (training or lstm_training(settings))(before.sales)
     timings["forecaster"] = time.perf_counter() - started
     forecasts = _ForecastsByDay(forecaster, full.sales)
-    rows = {}
-    for name, policy in policies(replay, forecasts, planning).items():
+    gap_stores = tuple(sorted(replay.keys["store_id"].unique()))[: settings.simulate.milp_gap_stores]
+    results = {}
+    for name, policy in policies(replay, forecasts, planning, gap_stores).items():
         started = time.perf_counter()
-        rows[name] = replay.scores(simulate(replay.system, replay.actual, policy()))
+        results[name] = simulate(replay.system, replay.actual, policy())
         timings[name] = time.perf_counter() - started
-    return PolicySimulation(start, days, len(replay.keys), pd.DataFrame(rows).T[METRICS], timings)
+    on_gap_stores = replay.keys["store_id"].isin(gap_stores).to_numpy()
+    by_method = {planning.whole_orders: results[DEFAULT], _other_whole_orders(planning): results[COUNTERPART]}
+    repair, milp = (by_method[method].costs(replay.system, on_gap_stores)["total_cost"] for method in ("repair", "milp"))
+    metrics = pd.DataFrame({name: replay.scores(results[name]) for name in POLICIES}).T[METRICS]
+    return PolicySimulation(start, days, len(replay.keys), metrics, repair / milp - 1.0, gap_stores, timings)
 
 
-def policies(replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings) -> dict[str, Callable[[], Policy]]:
+def policies(replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings,
+             gap_stores: tuple[str, ...]) -> dict[str, Callable[[], Policy]]:
     """Each policy's name and how to make it, in the order they are replayed."""
+    other = planning.model_copy(update={"whole_orders": _other_whole_orders(planning)})
     return {
         DEFAULT: lambda: replay.planning_policy(forecasts, planning),
         BASE_STOCK: replay.base_stock_policy,
         PERFECT_FORESIGHT: replay.perfect_foresight_policy,
-        REPAIRED: lambda: replay.planning_policy(forecasts, planning.model_copy(update={"whole_orders": "repair"})),
+        COUNTERPART: lambda: replay.planning_policy(forecasts, other, gap_stores),
     }
+
+
+def _other_whole_orders(planning: PlanningSettings) -> str:
+    return "milp" if planning.whole_orders == "repair" else "repair"
 
 
 class _ForecastsByDay:
@@ -214,8 +228,10 @@ class _Replay:
             moq=self._of_item_stores("moq"),
         )
 
-    def planning_policy(self, forecasts: _ForecastsByDay, planning: PlanningSettings):  # noqa: ANN201 - a Policy
-        """What `replenish plan` would order on the day, from the replay's stock and orders in transit."""
+    def planning_policy(self, forecasts: _ForecastsByDay, planning: PlanningSettings,  # noqa: ANN201 - a Policy
+                        only_stores: tuple[str, ...] | None = None):
+        """What `replenish plan` would order on the day, from the replay's stock and orders in transit
+        (only_stores: solve those stores' plans alone, the rest order nothing)."""
 
         def decide(state: ReviewState) -> np.ndarray:
             today = self.start + pd.Timedelta(days=state.day)
@@ -229,7 +245,10 @@ class _Replay:
             dates = planned_dates(data.snapshot_date, planning)
             forecast = cover_planned_days(forecasts(today), data.sales, dates, planning.missing_forecast).forecast
             calibration = scenario_calibration(forecasts(calibration_origin(data.snapshot_date, planning)), data, planning)
-            plan = solve_plan(planning_problem(data, forecast, planning, calibration), planning)
+            problem = planning_problem(data, forecast, planning, calibration)
+            parts = [part for part in stores(problem, planning)
+                     if only_stores is None or set(part.demand["store_id"]) <= set(only_stores)]
+            plan = merged_plan([store_plan(part, planning) for part in parts], planning)
             placed = plan.orders.loc[plan.orders["order_date"] == today]
             return self.keys.merge(placed, on=ITEM_STORE_KEYS, how="left")["quantity"].fillna(0.0).to_numpy()
 

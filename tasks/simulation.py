@@ -33,6 +33,7 @@ def log_simulation(settings: Settings, parent_run_id: str, simulation: PolicySim
         "dataset": dataset_name(settings),
         "simulation_start": f"{simulation.start:%Y-%m-%d}",
         "simulation_days": str(simulation.days),
+        "milp_gap_stores": ",".join(simulation.milp_gap_stores),
     })
     table = simulation.metrics.rename_axis("policy").reset_index()
     tracking.log_metrics(settings, child, {
