@@ -1,6 +1,7 @@
 """The product's policy simulation (`replenish simulate`) on a data set, as a table and JSON.
 
     python benchmarks/inventory_policy.py --data ../shared/data/m5_tiny --format m5 [--set key=value ...] [--out FILE]
+    python benchmarks/inventory_policy.py --format synthetic [--out FILE]     (the default synthetic data)
 
 It calls replenish.simulate with the product's settings: the defaults, and whatever --set gives
 (data master defaults, for instance; planning flags too, but then it no longer measures what
@@ -29,13 +30,13 @@ SUMMARY_METRICS = ["total_cost", "fill_rate", "turns", "case_pack_violations"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="data folder (or long-format file)")
-    parser.add_argument("--format", choices=["m5", "long"], required=True)
+    parser.add_argument("--data", type=Path, help="data folder (or long-format file); none for synthetic")
+    parser.add_argument("--format", choices=["m5", "long", "synthetic"], required=True)
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="settings override key=value")
     args = parser.parse_args()
 
-    if not args.data.exists():
+    if args.format != "synthetic" and (args.data is None or not args.data.exists()):
         print(f"skipped: data {args.data} not found (m5_tiny lives in ../shared/data/m5_tiny)")
         return
     os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
@@ -43,7 +44,8 @@ def main() -> None:
     from replenish.settings import load_settings
     from replenish.simulate import POLICIES, simulate_policies
 
-    settings = load_settings(overrides=[f"data.format={args.format}", f"data.path={args.data}", *args.overrides])
+    data = [f"data.path={args.data}"] if args.data is not None else []
+    settings = load_settings(overrides=[f"data.format={args.format}", *data, *args.overrides])
     started = time.perf_counter()
     simulation = simulate_policies(read_tables(settings.data), settings)
     seconds = time.perf_counter() - started

@@ -25,7 +25,7 @@ import pandas as pd
 from models.forecast_contract import require_coverage
 from optimization.decomposition import PartPlan, merge_parts, split_by_location
 from optimization.formulation import holding_cost_per_period, shortage_penalty
-from optimization.grid import ITEM_STORE_KEYS, planned_arrivals, prepare_grid
+from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, planned_arrivals, prepare_grid
 from optimization.problem import MIN_ORDER_QUANTITY, CostSettings, ModelOptions, PlanningProblem, PlanResult, SolverSettings
 from optimization.replenishment_lp import solve_part
 from optimization.service_levels import abc_classes, penalty_for_level, penalty_implied_level
@@ -82,7 +82,7 @@ def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.Da
     abc = abc_classes(revenue, levels)
     target = items["service_level"].fillna(levels.of_class(abc)).to_numpy(dtype=float)
     unit_cost = items["unit_cost"].to_numpy(dtype=float)
-    holding_per_day = unit_cost * items["holding_cost_rate"].to_numpy(dtype=float) / 365
+    holding_per_day = unit_cost * items["holding_cost_rate"].to_numpy(dtype=float) / DAYS_PER_YEAR
     review_days = items["review_days"].to_numpy(dtype=float)
     own = items["shortage_cost"] if "shortage_cost" in items else pd.Series(np.nan, index=items.index)
     penalty = own.fillna(items["unit_cost"] * planning.shortage_cost_multiplier).to_numpy(dtype=float)
@@ -221,7 +221,7 @@ class PlanOutlook:
     """What following the plan is expected to give, estimated on sampled demand paths."""
 
     expected_fill_rate: float  # share of demand served on its day
-    expected_cost: float  # the planned cost's terms (purchase, ordering, holding, shortage, less ending stock)
+    expected_cost: float  # holding, shortage and ordering over the horizon: what the policy simulation scores
     stockout_risk: float  # the chance that an item-store runs short on a given planned day
     demand_paths: int
 
@@ -253,12 +253,10 @@ def plan_outlook(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFr
         stock, backlog, unmet[:, :, t] = serve(stock + arrivals[:, t, None], backlog, grid.demand[:, :, t], backorders)
         held = held + holding @ stock.mean(axis=1)
         short = short + penalty @ (backlog if backorders else unmet[:, :, t]).mean(axis=1)
-    ending = costs.ending_stock_value_share * grid.column("unit_cost") @ (stock - backlog).mean(axis=1)
-    first_stage = sum(plan.cost_breakdown.get(part, 0.0) for part in ("purchase", "ordering"))
     demand = float(grid.demand.sum())
     return PlanOutlook(
         expected_fill_rate=1.0 - float(unmet.sum()) / demand if demand > 0 else 1.0,
-        expected_cost=float(first_stage + held + short - ending),
+        expected_cost=float(plan.cost_breakdown.get("ordering", 0.0) + held + short),
         stockout_risk=float((unmet > MIN_ORDER_QUANTITY).mean()) if unmet.size else 0.0,
         demand_paths=grid.n_scenarios,
     )
@@ -276,7 +274,10 @@ def purchase_orders(problem: PlanningProblem, plan: PlanResult) -> pd.DataFrame:
     # A plan without orders explains them in an untyped empty frame, which would not merge on dates.
     safety = plan.explanations.reindex(columns=[*keys, "safety_stock"]).astype({"order_date": due["order_date"].dtype})
     described = due.merge(problem.items[item_columns], on="item_id", how="left").merge(safety, on=keys, how="left")
-    described = described.assign(case_packs=described["quantity"] / described["case_pack"],
-                                 cost=described["quantity"] * described["unit_cost"],
-                                 service_level=described["planned_level"])
+    # Whole units and packs, cents and tenths, as a supplier reads an order.
+    described = described.assign(quantity=described["quantity"].round().astype("int64"),
+                                 case_packs=(described["quantity"] / described["case_pack"]).round().astype("int64"),
+                                 cost=(described["quantity"] * described["unit_cost"]).round(2),
+                                 safety_stock=described["safety_stock"].round(1),
+                                 service_level=described["planned_level"].round(4))
     return described[PURCHASE_ORDER_COLUMNS].sort_values(["supplier_id", "store_id", "item_id"], ignore_index=True)

@@ -471,7 +471,9 @@ def render_html(report: PlanReport, run_id: str) -> str:
             f"Expected fill rate, cost and stock-out risk follow this plan's orders through "
             f"{report.outlook.demand_paths:,} demand paths sampled from the forecast quantiles, drawn apart from "
             f"the scenarios the plan was made on (seed offset {KPI_SEED_OFFSET:,}): out of sample for the plan. "
-            "Stock-out risk is the chance that an item-store runs short on a given planned day."),
+            "The expected cost is holding, lost sales and ordering over the horizon; the planned cost also counts "
+            "purchases, less the value of the stock left at the end. Stock-out risk is the chance that an "
+            "item-store runs short on a given planned day."),
         first_day=day(report.start_date),
         purchase_orders=_table("purchase-orders", shown_orders, PURCHASE_ORDER_TABLE_COLUMNS,
                                f"No order is due on {day(report.start_date)}: no item has an order day then, or none "

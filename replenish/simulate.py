@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from models.forecast_contract import cover_planned_days
-from optimization.grid import ITEM_STORE_KEYS, order_calendar
+from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, order_calendar
 from optimization.policies import (
     base_stock_policy,
     fixed_schedule_policy,
@@ -99,6 +99,9 @@ class PolicySimulation:
     milp_gap: float  # the repair's total cost over the MILP's, less one, on milp_gap_stores
     milp_gap_stores: tuple[str, ...]
     seconds: dict[str, float]  # per policy (and COUNTERPART), and "forecaster" for the fit
+    # Total cost per item-store (item_id, store_id) and policy (columns POLICIES), to tell a
+    # difference between policies from the replay's noise.
+    item_store_costs: pd.DataFrame
 
     def cost_reduction(self) -> float:
         """How much less the default policy costs than base stock."""
@@ -111,15 +114,15 @@ class PolicySimulation:
 
 
 def lstm_training(settings: Settings) -> ForecasterTraining:
-    """The project's forecaster, fitted with the forecast settings (checkpoints in a temporary folder)."""
+    """The project's forecaster, fitted with the forecast settings (its checkpoints in a temporary
+    folder, gone once fitted)."""
     from models.features import build_feature_frame
     from models.lstm.estimator import LSTMEstimator
     from replenish.model_config import lstm_config
 
     def train(sales: pd.DataFrame) -> Forecaster:
-        checkpoints = Path(tempfile.mkdtemp(prefix="simulate-checkpoints-"))
-        predictor = LSTMEstimator(lstm_config(settings.forecast), checkpoints).fit(build_feature_frame(sales))
-        return predictor.predict
+        with tempfile.TemporaryDirectory(prefix="simulate-checkpoints-") as checkpoints:
+            return LSTMEstimator(lstm_config(settings.forecast), Path(checkpoints)).fit(build_feature_frame(sales)).predict
 
     return train
 
@@ -132,8 +135,8 @@ def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTr
     start = full.snapshot_date - pd.Timedelta(days=days - 1)
     sold_before = parse_days(raw.sales["date"]) < start
     if not sold_before.any():
-        raise SimulationWindowError(f"the data has no sales before the replayed window ({days} days from {start:%Y-%m-%d}); "
-                         "lower simulate.weeks")
+        raise SimulationWindowError(f"the data has no sales before the replayed window ({days} days from "
+                                    f"{start:%Y-%m-%d}); lower simulate.weeks")
     before = complete_tables(RawTables(sales=raw.sales.loc[sold_before], items=raw.items, capacity=raw.capacity,
                                        sources=raw.sources), defaults, settings.data.absent_dates)
     replay = _Replay(full, before, start, days, planning)
@@ -152,7 +155,11 @@ def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTr
     by_method = {planning.whole_orders: results[DEFAULT], _other_whole_orders(planning): results[COUNTERPART]}
     repair, milp = (by_method[method].costs(replay.system, on_gap_stores)["total_cost"] for method in ("repair", "milp"))
     metrics = pd.DataFrame({name: replay.scores(results[name]) for name in POLICIES}).T[METRICS]
-    return PolicySimulation(start, days, len(replay.keys), metrics, repair / milp - 1.0, gap_stores, timings)
+    item_store_costs = replay.keys.assign(**{
+        name: [results[name].costs(replay.system, np.array([row]))["total_cost"] for row in range(len(replay.keys))]
+        for name in POLICIES})
+    return PolicySimulation(start, days, len(replay.keys), metrics, repair / milp - 1.0, gap_stores, timings,
+                            item_store_costs)
 
 
 def policies(replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings,
@@ -209,7 +216,7 @@ class _Replay:
         own_penalty = self.item_stores.get("shortage_cost", pd.Series(np.nan, index=self.item_stores.index))
         return InventorySystem(
             unit_cost=unit_cost,
-            holding_cost_per_day=unit_cost * self._of_item_stores("holding_cost_rate") / 365,
+            holding_cost_per_day=unit_cost * self._of_item_stores("holding_cost_rate") / DAYS_PER_YEAR,
             # A lost sale costs the penalty as configured: the plan's raised penalty is a means, not the score.
             shortage_cost=own_penalty.fillna(self.item_stores["unit_cost"] * planning.shortage_cost_multiplier)
             .to_numpy(dtype=float),

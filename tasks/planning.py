@@ -182,7 +182,9 @@ def explained_orders(plan: PlanResult) -> pd.DataFrame:
 
 
 def planned_orders(plan: PlanResult) -> pd.DataFrame:
-    return plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
+    """The projected plan in whole units, as purchase_orders.csv gives its first day."""
+    orders = plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
+    return orders.assign(quantity=orders["quantity"].round().astype("int64"))
 
 
 def plan_files(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,

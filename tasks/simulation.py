@@ -16,6 +16,7 @@ from tasks.tracking import MLFLOW_RETRIES, dataset_name
 
 SIMULATION_JOB = "simulation"
 SIMULATION_TABLE = "simulation/policies.csv"
+ITEM_STORE_COSTS = "simulation/item_store_costs.csv"
 SIMULATION_CHART = "simulation/cost_vs_fill_rate.png"
 
 
@@ -27,7 +28,8 @@ def simulate_planning_policies(raw: RawTables, settings: Settings) -> PolicySimu
 @task(name="log-simulation", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
 def log_simulation(settings: Settings, parent_run_id: str, simulation: PolicySimulation) -> str:
     """A child run of `parent_run_id` with every policy's scores, the table and the cost-versus-fill
-    chart the plan report shows; and the Prefect artifact `policy-simulation`."""
+    chart the plan report shows, each item-store's cost per policy; and the Prefect artifact
+    `policy-simulation`."""
     child = tracking.start_child_run(settings, parent_run_id, f"{SIMULATION_JOB}-{dataset_name(settings)}", {
         "job": SIMULATION_JOB,
         "dataset": dataset_name(settings),
@@ -44,6 +46,7 @@ def log_simulation(settings: Settings, parent_run_id: str, simulation: PolicySim
         "gap_closed_to_perfect_foresight": simulation.gap_closed(),
     })
     tracking.log_table(settings, child, table, SIMULATION_TABLE)
+    tracking.log_table(settings, child, simulation.item_store_costs, ITEM_STORE_COSTS)
     tracking.log_figure(settings, child, policy_chart(simulation.metrics), SIMULATION_CHART)
     tracking.end_run(settings, child, "FINISHED")
     create_markdown_artifact(key="policy-simulation", description="The planning policy replayed on recent history",

@@ -110,24 +110,27 @@ def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: P
 SERVED = {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"}
 
 
-def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str]) -> None:
+def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str], log: Path) -> None:
     """`serve` registers its deployments one by one before it starts polling."""
     deadline = time.monotonic() + 120
     while True:
         names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
         if SERVED <= names:
             return
-        assert serving.poll() is None, serving.communicate(timeout=10)[1][-3000:]
+        assert serving.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, f"deployments registered so far: {names}"
         time.sleep(1)
 
 
 @contextmanager
-def served(servers: Servers, overrides: list[str]) -> Iterator[None]:
-    """`replenish serve` running, with its deployments registered, until the block ends."""
-    serving = replenish("serve", *set_options(overrides))
+def served(servers: Servers, overrides: list[str], log: Path) -> Iterator[None]:
+    """`replenish serve` running, with its deployments registered, until the block ends.  Its output
+    (and that of the flow runs it starts) goes to `log`: a pipe nobody reads would fill and block them."""
+    with log.open("w") as output:
+        serving = subprocess.Popen([REPLENISH, "serve", *set_options(overrides)], stdout=output,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_for_deployments(servers, serving)
+        wait_for_deployments(servers, serving, log)
         yield
     finally:
         stop_process(serving)
@@ -180,7 +183,7 @@ def test_monitoring_retrains_through_the_training_deployment(servers: Servers, t
                  "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
     finished(replenish("train", "--data", str(before), *set_options(overrides)))
     finished(replenish("plan", "--data", str(before), *set_options(overrides)))
-    with served(servers, overrides):
+    with served(servers, overrides, tmp_path / "serve.log"):
         output = finished(replenish("monitor", "--data", str(after), *set_options(overrides)))
         assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
         flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
@@ -189,6 +192,6 @@ def test_monitoring_retrains_through_the_training_deployment(servers: Servers, t
                 not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             assert time.monotonic() < deadline, f"retraining still {state}"
             time.sleep(2)
-        assert state == "COMPLETED"
+        assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-5000:]
     client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
     assert str(client.get_model_version_by_alias("replenish-feedback", "champion").version) == "2"
