@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/replenish run
 
+# Two workers, a test file each at a time: most of a slow test is a command starting up or a server
+# answering, which a second core overlaps (module-scoped servers stay with their file).
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Headless Chromium for the browser test of the MLflow UI (tests/test_browser_mlflow_ui.py): installed when
 # missing where apt-get runs as root (CI); elsewhere that test skips and says why.

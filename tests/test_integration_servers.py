@@ -163,15 +163,22 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(serve
     assert SERVED <= set(deployments)
     assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
 
-    worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "replenish"], cwd=ROOT, env=environment,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "replenish"], cwd=ROOT,
+                                  env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+        finally:
+            stop_process(worker)
+        assert ": Completed" in output
+        triggered = [run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]]
+        assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
     finally:
-        stop_process(worker)
-    assert ": Completed" in output
-    triggered = [run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]]
-    assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
+        # `replenish serve` (the next test) registers the same names; with these left in place, its
+        # runs went to `python -m prefect.engine`, which looked for the flow's code at storage path None.
+        for deployment in deployments.values():
+            httpx.delete(f"{servers.prefect_api}/deployments/{deployment['id']}", timeout=30)
 
 
 def test_monitoring_retrains_through_the_training_deployment(servers: Servers, tmp_path: Path) -> None:
