@@ -57,3 +57,12 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_overrides(workspace: Path) -> list[str]:
     return [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop Prefect's temporary server (flows run in-process start one) while pytest's output is still
+    open: at interpreter exit its goodbye line would meet a closed stream and print a traceback."""
+    server_module = sys.modules.get("prefect.server.api.server")
+    if server_module is not None:
+        for server in list(server_module.SubprocessASGIServer._instances.values()):
+            server.stop()
