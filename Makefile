@@ -10,10 +10,12 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
-	# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25" "uv==0.13.9"
+	# torch first, pinned, and by pip, which finds the CPU build on the machine; an unpinned torch (and
+	# uv, which looks only at the registry) pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	# The rest by uv, to the same pins: seconds where pip takes minutes.  It keeps the torch above.
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[test]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -14,7 +14,7 @@ from replenish.data.tables import RawTables, RetailData
 from replenish.settings import Settings
 from tasks.data import complete_data
 from tasks.runners import dask_task_runner
-from tasks.tracking import finish_tracking_run, start_tracking_run
+from tasks.runs import finish_tracking_run, start_tracking_run
 from tasks.validation import CheckedTables, report_validation, require_valid_data, validate_data
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional
 
@@ -49,38 +50,42 @@ def _overrides(set_values: list[str] | None, data: Path | None, data_format: str
     return overrides
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from expectations.validation import DataValidationError
-    from models.forecast_contract import ForecastContractError
-    from optimization.replenishment_lp import PlanInfeasibleError
-    from replenish.data.tables import DataFileError
-    from replenish.publishing import PublishError
-    from replenish.settings import SettingsError
-    from replenish.simulate import SimulationWindowError
-    from tasks.planning import ChampionMissingError
+# Errors that are the user's to fix, reported as one line: the class names, by the module defining them.
+_USER_ERRORS = {
+    "builtins": ("FileNotFoundError",),
+    "replenish.settings": ("SettingsError",),
+    "replenish.data.tables": ("DataFileError",),
+    "replenish.publishing": ("PublishError",),
+    "replenish.simulate": ("SimulationWindowError",),
+    "expectations.validation": ("DataValidationError",),
+    "models.forecast_contract": ("ForecastContractError",),
+    "optimization.replenishment_lp": ("PlanInfeasibleError",),
+    "tasks.planning": ("ChampionMissingError",),
+}
 
-    return (SettingsError, DataValidationError, DataFileError, FileNotFoundError, PlanInfeasibleError,
-            ChampionMissingError, PublishError, ForecastContractError, SimulationWindowError)
+
+def _is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is one of _USER_ERRORS.  Looked up in the modules already imported: an error
+    whose module was never imported cannot have been raised, and importing them all would cost a
+    command like `validate` seconds (torch and Lightning come with tasks.planning)."""
+    return any(isinstance(error, getattr(sys.modules[module], name))
+               for module, names in _USER_ERRORS.items() if module in sys.modules for name in names)
 
 
 class _HideUserErrorTracebacks(logging.Filter):
     """Keep Prefect's console quiet about errors the CLI reports itself; its API log keeps the details."""
 
-    def __init__(self, user_errors: tuple[type[BaseException], ...]) -> None:
-        super().__init__()
-        self.user_errors = user_errors
-
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], self.user_errors))
+        return not (record.exc_info and record.exc_info[1] is not None and _is_user_error(record.exc_info[1]))
 
 
-def _quiet_console(user_errors: tuple[type[BaseException], ...]) -> None:
+def _quiet_console() -> None:
     """Call after the flows are imported: importing them sets Prefect's logging up afresh."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
-            handler.addFilter(_HideUserErrorTracebacks(user_errors))
+            handler.addFilter(_HideUserErrorTracebacks())
 
 
 def _fail(error: BaseException, debug: bool) -> NoReturn:
@@ -108,22 +113,22 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
         _fail(FileNotFoundError(f"data path {data} does not exist"), debug)
     settings = _configured_settings(config, overrides, debug)
     try:
-        with exclusive_store(settings), prefect_api(settings):
-            user_errors = _user_error_types()
+        # The flow's imports (Prefect, torch, MLflow, GX) run while the local Prefect server starts.
+        with exclusive_store(settings), prefect_api(settings, meanwhile=lambda: importlib.import_module(module)):
             from prefect import tags
 
             from replenish.orchestration import crash_flow_runs_of_dead_processes
 
             flow = getattr(importlib.import_module(module), flow_name)
             if not debug:
-                _quiet_console(user_errors)
+                _quiet_console()
             crash_flow_runs_of_dead_processes()
             try:
                 with stop_when_a_server_is_lost(settings), tags(process_tag()):
                     return settings, flow(config_file=str(config) if config else None, overrides=overrides)
-            except user_errors as error:
-                _fail(error, debug)
             except (Exception, ServerLostError) as error:
+                if _is_user_error(error):
+                    _fail(error, debug)
                 lost = str(error) if isinstance(error, ServerLostError) else unreachable_server(settings)
                 if lost is None:
                     raise
@@ -131,6 +136,11 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
                 # would bury the one line that says what happened.
                 logging.raiseExceptions = False
                 logging.disable(logging.CRITICAL)
+                # Prefect's internal loggers (prefect._internal.SafeLogger) override isEnabledFor and so
+                # ignore logging.disable; a disabled logger drops its records in handle() all the same.
+                for name, logger in list(logging.Logger.manager.loggerDict.items()):
+                    if name.startswith("prefect") and isinstance(logger, logging.Logger):
+                        logger.disabled = True
                 _fail(ServerUnavailableError(f"{lost} does not answer; nothing was published "
                                              f"({error.__class__.__name__})"), debug)
     except (StoreBusyError, ServerUnavailableError) as error:

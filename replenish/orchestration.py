@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,21 +123,30 @@ def answers(url: str, timeout: float = 3) -> bool:
 
 
 @contextmanager
-def prefect_api(settings: Settings, run_services: bool = False) -> Iterator[str]:
+def prefect_api(settings: Settings, run_services: bool = False,
+                meanwhile: Callable[[], object] | None = None) -> Iterator[str]:
     """The Prefect API URL for this command, exported as PREFECT_API_URL while the block runs.
 
     The configured server when there is one; otherwise a local server on the work_dir database. It is
     started once per process and database (a second command in the same process, as in tests, reuses
     it), stopped when the process exits, and killed with the process if that dies first.
     ``run_services`` runs the scheduler and the other background services (for ``replenish serve``,
-    whose schedules must fire); one-off flows do without them."""
+    whose schedules must fire); one-off flows do without them.  ``meanwhile`` runs while a local server
+    starts, with PREFECT_API_URL already set: a command's imports take as long as the server's start
+    (seconds each), and the two overlap on a second core."""
     if settings.orchestration.prefect_api_url:
+        if meanwhile is not None:
+            meanwhile()
         yield settings.orchestration.prefect_api_url
         return
-    url = _local_server(settings.work_dir / "prefect-server.log", run_services)
+    log_path = settings.work_dir / "prefect-server.log"
+    server, url = _local_server(log_path, run_services)
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
+        if meanwhile is not None:
+            meanwhile()
+        _wait_until_healthy(server, url, log_path, float(os.environ.get(STARTUP_TIMEOUT_ENV, "120")))
         yield url
     finally:
         if previous is None:
@@ -149,12 +158,14 @@ def prefect_api(settings: Settings, run_services: bool = False) -> Iterator[str]
 _local_servers: dict[tuple[str, bool], tuple[subprocess.Popen, str]] = {}
 
 
-def _local_server(log_path: Path, run_services: bool) -> str:
+def _local_server(log_path: Path, run_services: bool) -> tuple[subprocess.Popen, str]:
+    """This process's local server on the current PREFECT_HOME database: started now, without waiting
+    for it to answer, unless one is already running."""
     key = (os.environ.get("PREFECT_HOME", ""), run_services)
     if key in _local_servers:
         server, url = _local_servers[key]
         if server.poll() is None:
-            return url
+            return server, url
     port = _free_port()
     environment = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     environment["PREFECT_UI_ENABLED"] = "false"
@@ -165,16 +176,11 @@ def _local_server(log_path: Path, run_services: bool) -> str:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         server = start_guarded(command, environment, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        _wait_until_healthy(server, url, log_path, float(os.environ.get(STARTUP_TIMEOUT_ENV, "120")))
-    except BaseException:
-        stop_group(server)
-        raise
     if not _local_servers:
         atexit.register(_stop_local_servers)
+    url = f"http://127.0.0.1:{port}/api"
     _local_servers[key] = (server, url)
-    return url
+    return server, url
 
 
 def _stop_local_servers() -> None:
@@ -197,15 +203,21 @@ def _send_queued_logs_and_events() -> None:
 
 
 def _wait_until_healthy(server: subprocess.Popen, url: str, log_path: Path, timeout: float) -> None:
+    """Until the local server answers; one that exits or never answers is stopped and named."""
     deadline = time.monotonic() + timeout
-    while not answers(f"{url}/health", timeout=2):
-        if server.poll() is not None:
-            raise ServerUnavailableError(
-                f"the local Prefect server exited with status {server.returncode}; see {log_path}:\n"
-                + log_path.read_text()[-2000:])
-        if time.monotonic() > deadline:
-            raise ServerUnavailableError(f"the local Prefect server did not answer within {timeout:.0f} s; see {log_path}")
-        time.sleep(0.2)
+    try:
+        while not answers(f"{url}/health", timeout=2):
+            if server.poll() is not None:
+                raise ServerUnavailableError(
+                    f"the local Prefect server exited with status {server.returncode}; see {log_path}:\n"
+                    + log_path.read_text()[-2000:])
+            if time.monotonic() > deadline:
+                raise ServerUnavailableError(f"the local Prefect server did not answer within {timeout:.0f} s; "
+                                             f"see {log_path}")
+            time.sleep(0.2)
+    except BaseException:
+        stop_group(server)
+        raise
 
 
 def crash_flow_runs_of_dead_processes() -> list[str]:

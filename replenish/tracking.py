@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -29,12 +29,13 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 import models
-from models.ensemble.estimator import EnsemblePredictor
-from models.lstm.estimator import LSTMPredictor
-from models.lstm.pyfunc import INPUT_DEFAULTS, as_model_input
 from replenish.processes import is_dead, process_identity
 from replenish.redaction import redacted
 from replenish.settings import Settings
+
+if TYPE_CHECKING:
+    from models.ensemble.estimator import EnsemblePredictor
+    from models.lstm.estimator import LSTMPredictor
 
 CHAMPION = "champion"
 REGISTRY_LOCK_SECONDS = 600  # a promotion scores one champion on one holdout: seconds, not minutes
@@ -195,6 +196,10 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor | E
                    history_example: pd.DataFrame) -> ModelVersion:
     """Log the predictor (the LSTM or the ensemble) as a pyfunc with signature and input example, and
     register a new version."""
+    # Imported here, not at the top: torch and Lightning would cost a command that only validates seconds.
+    from models.ensemble.estimator import EnsemblePredictor
+    from models.lstm.pyfunc import as_model_input
+
     client_for(settings)
     model_input = as_model_input(history_example)
     ensemble = isinstance(predictor, EnsemblePredictor)
@@ -225,6 +230,8 @@ def tag_version(settings: Settings, version: ModelVersion, tags: Mapping[str, st
 
 def forecaster_signature(model_input: pd.DataFrame, forecast: pd.DataFrame) -> ModelSignature:
     """Inferred from an example, with the columns a source may lack (SNAP, hierarchy) optional."""
+    from models.lstm.pyfunc import INPUT_DEFAULTS
+
     inferred = infer_signature(model_input, forecast)
     inputs = Schema([ColSpec(column.type, column.name, required=column.name not in INPUT_DEFAULTS)
                      for column in inferred.inputs.inputs])

@@ -21,9 +21,7 @@ from replenish import tracking
 from replenish.data.tables import RetailData
 from replenish.settings import Settings
 from tasks.planning import FORECAST_ARTIFACT
-
-MLFLOW_RETRIES = {"retries": 3, "retry_delay_seconds": [1, 5, 15]}
-
+from tasks.runs import MLFLOW_RETRIES
 
 @dataclass(frozen=True)
 class LoggedForecast:

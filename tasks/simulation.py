@@ -12,7 +12,7 @@ from replenish.data.tables import RawTables
 from replenish.report import SimulatedPolicies, policy_chart, simulation_markdown
 from replenish.settings import Settings
 from replenish.simulate import PolicySimulation, simulate_policies
-from tasks.tracking import MLFLOW_RETRIES, dataset_name
+from tasks.runs import MLFLOW_RETRIES, dataset_name
 
 SIMULATION_JOB = "simulation"
 SIMULATION_TABLE = "simulation/policies.csv"

@@ -9,7 +9,6 @@ import mlflow
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
 
 from models.backtest import BacktestResult, BacktestWindow
 from models.evaluation import quantile_forecast_as_model_output, score_forecasts
@@ -19,17 +18,14 @@ from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
 from models.lstm.pyfunc import as_model_input
 from replenish import tracking
-from replenish.data.tables import RawTables
 from replenish.plots import fan_chart_figure
 from replenish.settings import Settings
 from tasks.forecasting import TrainedForecaster
+from tasks.runs import MLFLOW_RETRIES
 
 # The version tag that says which forecaster a version is: "lstm" or "ensemble".
 FORECASTER_TAG = "forecaster"
 Predictor = LSTMPredictor | EnsemblePredictor
-
-# Few and short: the MLflow client retries each call itself (bounded in replenish.runtime).
-MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
 
 @dataclass(frozen=True)
@@ -41,28 +37,6 @@ class RegistrationResult:
     promoted: bool
     reason: str
     forecaster: str  # which candidate was registered: "lstm" or "ensemble"
-
-
-def dataset_name(settings: Settings) -> str:
-    return settings.data.path.stem if settings.data.path is not None else "synthetic"
-
-
-@task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
-    dataset = dataset_name(settings)
-    run_name = f"{job}-{dataset}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
-    tags = {
-        "job": job,
-        "dataset": dataset,
-        "prefect_flow_run_name": flow_run.get_name() or "local",
-        "data_source": raw.sources.get("sales", "unknown"),
-        "data_format": settings.data.format,
-        "data_hash": tracking.data_fingerprint(raw.sales),
-        "git_commit": tracking.git_commit(),
-        "prefect_flow_run_id": str(flow_run.get_id() or "none"),
-    }
-    tracking.fail_runs_of_dead_processes(settings)
-    return tracking.start_run(settings, run_name, tags)
 
 
 @task(name="log-backtest", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
@@ -147,8 +121,3 @@ def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, P
                                          "promotion_reason": decision.reason, FORECASTER_TAG: kind})
     return RegistrationResult(settings.tracking.registered_model_name, version.version, candidate_rmsse,
                               champion_rmsse, decision.promote, decision.reason, kind)
-
-
-@task(name="finish-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def finish_tracking_run(settings: Settings, run_id: str, status: str) -> None:
-    tracking.end_run(settings, run_id, status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,9 +87,28 @@ def _failures_table(report: ValidationReport) -> pd.DataFrame:
     ], columns=["severity", "table", "file", "column", "rule", "unexpected_count", "sample_rows", "sample_values"])
 
 
+# `replenish run` validates the same tables twice in one process, in its training and its planning
+# flow: the second reuses the first's result (Great Expectations takes seconds on a small set, minutes
+# on a large one).  One entry, keyed on the tables' content and sources, the rules, the day (a rule
+# refuses future dates) and the work_dir its Data Docs are in.
+_last_checked: dict[str, CheckedTables] = {}
+
+
+def _check_key(raw: RawTables, settings: ValidationSettings, work_dir: Path) -> str:
+    tables = {name: tracking.data_fingerprint(frame) for name in ("sales", "items", "inventory", "open_orders", "capacity")
+              if (frame := getattr(raw, name)) is not None}
+    today = f"{pd.Timestamp.now():%Y-%m-%d}"
+    return json.dumps([tables, raw.sources, settings.model_dump(mode="json"), today, str(work_dir)], sort_keys=True)
+
+
 @task(name="validate-data", cache_policy=NO_CACHE)
 def validate_data(raw: RawTables, settings: Settings, run_id: str) -> CheckedTables:
-    return check_tables(raw, settings.data.validation, settings.work_dir / "data_docs" / run_id)
+    key = _check_key(raw, settings.data.validation, settings.work_dir)
+    if key not in _last_checked:
+        checked = check_tables(raw, settings.data.validation, settings.work_dir / "data_docs" / run_id)
+        _last_checked.clear()
+        _last_checked[key] = checked
+    return _last_checked[key]
 
 
 @task(name="report-validation", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])

@@ -5,13 +5,20 @@ Set before any test module imports Prefect, which reads its settings at import t
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.integration import Servers
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="replenish-tests-"))
 os.environ.update({
@@ -36,6 +43,10 @@ TINY_RUN = [
     "forecast.hidden_size=16",
     "forecast.backtest_origins=2",
     "forecast.baselines=[seasonal_naive]",
+    # Fewer demand paths than a real plan needs (see PlanningSettings), enough for a plan with safety
+    # stock: the scenario LP's size, and so the tests' planning time, grows with them.
+    "planning.n_scenarios=50",
+    "planning.kpi_demand_paths=100",
 ]
 
 
@@ -43,6 +54,17 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
     """Run the installed ``replenish`` command the way a user does, in its own process."""
     command = Path(sys.executable).parent / "replenish"
     return subprocess.run([str(command), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def invoke_cli(*args: str) -> tuple[int, str, str]:
+    """The CLI in this process: exit code, stdout and stderr.  Its flows use this process's local
+    Prefect server, started once: a new command spends seconds importing and starting one."""
+    from replenish.cli import app
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        exit_code = app(list(args), standalone_mode=False)
+    return exit_code or 0, stdout.getvalue(), stderr.getvalue()
 
 
 def set_options(overrides: list[str]) -> list[str]:
@@ -57,6 +79,15 @@ def workspace(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_overrides(workspace: Path) -> list[str]:
     return [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN]
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    """A Prefect and an MLflow server on PostgreSQL, a pair per test module (tests/integration.py)."""
+    from tests.integration import running_servers
+
+    with running_servers(tmp_path_factory.mktemp("servers")) as pair:
+        yield pair
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from replenish.cli import app
 from replenish.settings import load_settings
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, invoke_cli, set_options
 
 CORPUS = Path(__file__).resolve().parent / "data" / "bad"
 PUBLISHED_PLAN = b"item_id,store_id,order_date,quantity,arrival_date\nITEM_A,STORE_1,2024-03-01,12,2024-03-04\n"
@@ -49,14 +46,6 @@ class Outcome:
     overrides: list[str]
 
 
-def invoke_run(args: list[str]) -> tuple[int, str]:
-    """The CLI in this process, so one Prefect server serves the whole corpus."""
-    stderr = io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-        exit_code = app(["run", *args], standalone_mode=False)
-    return exit_code or 0, stderr.getvalue()
-
-
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     results = {}
@@ -68,7 +57,8 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         plan_path = load_settings(overrides=overrides).plan_path
         plan_path.parent.mkdir(parents=True)
         plan_path.write_bytes(PUBLISHED_PLAN)
-        exit_code, stderr = invoke_run(["--data", str(CORPUS / case), *[p for o in overrides for p in ("--set", o)]])
+        # In this process, so one Prefect server serves the whole corpus.
+        exit_code, _, stderr = invoke_cli("run", "--data", str(CORPUS / case), *set_options(overrides))
         results[case] = Outcome(exit_code, stderr, overrides)
     return results
 

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 from mlflow import MlflowClient
 
-from replenish.cli import app
 from replenish.settings import load_settings
-from tests.conftest import TINY_RUN
+from tests.conftest import TINY_RUN, invoke_cli, set_options
 
 pytestmark = pytest.mark.slow
 
 
 def train(overrides: list[str]) -> None:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        assert app(["train", *[p for o in overrides for p in ("--set", o)]], standalone_mode=False) in (0, None)
+    exit_code, _, stderr = invoke_cli("train", *set_options(overrides))
+    assert exit_code == 0, stderr[-3000:]
 
 
 def task_states(overrides: list[str]) -> list[dict[str, str]]:

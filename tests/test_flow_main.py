@@ -15,7 +15,7 @@ from mlflow.entities import Run
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from tests.conftest import run_cli, set_options
+from tests.conftest import invoke_cli, run_cli, set_options
 from models.lstm.pyfunc import as_model_input
 from replenish import tracking
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
@@ -129,11 +129,11 @@ def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path)
     settings.plan_path.write_bytes(b"item_id,store_id,order_date,quantity,arrival_date\nA,S,2024-01-01,1,2024-01-02\n")
     published_before = settings.plan_path.read_bytes()
 
-    result = run_cli("run", "--data", str(bad_file), *set_options(tiny_overrides))
+    exit_code, _, stderr = invoke_cli("run", "--data", str(bad_file), *set_options(tiny_overrides))
 
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    message = result.stderr[result.stderr.index("error: "):]
+    assert exit_code == 1
+    assert "Traceback" not in stderr
+    message = stderr[stderr.index("error: "):]
     assert str(bad_file) in message and "column 'units'" in message
     assert "between" in message and "rows 6, 18" in message
     assert settings.plan_path.read_bytes() == published_before

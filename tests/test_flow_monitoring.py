@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import io
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +10,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from replenish.cli import app
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.settings import load_settings
+from tests.conftest import invoke_cli, set_options
 
 pytestmark = pytest.mark.slow
 SHIFT_DAY = 150  # the champion is trained and plans on the days before; actuals after it arrive later
@@ -38,22 +36,14 @@ def sales_files(folder: Path, shifted: bool) -> tuple[Path, Path]:
     return before, after
 
 
-def invoke(args: list[str]) -> tuple[int, str]:
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
-        exit_code = app(args, standalone_mode=False)
-    return exit_code or 0, stdout.getvalue()
-
-
 def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
     before, after = sales_files(folder, shifted)
     overrides = [f"work_dir={folder / 'state'}", f"output_dir={folder / 'out'}",
                  "forecast.max_epochs=4", "forecast.context_length=28", "forecast.backtest_origins=2",
-                 "forecast.baselines=[seasonal_naive]"]
-    options = [part for override in overrides for part in ("--set", override)]
+                 "forecast.baselines=[seasonal_naive]", "planning.n_scenarios=50", "planning.kpi_demand_paths=100"]
     for command, data in (("train", before), ("plan", before), ("monitor", after)):
-        exit_code, output = invoke([command, "--data", str(data), *options])
-        assert exit_code == 0, output
+        exit_code, output, errors = invoke_cli(command, "--data", str(data), *set_options(overrides))
+        assert exit_code == 0, output + errors[-3000:]
     return overrides, output
 
 
@@ -97,8 +87,8 @@ def test_the_decision_is_a_prefect_artifact(tmp_path: Path) -> None:
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    exit_code, output = invoke(["monitor", "--set", f"work_dir={tmp_path / 'state'}",
-                                "--set", f"output_dir={tmp_path / 'out'}"])
+    exit_code, output, _ = invoke_cli("monitor", "--set", f"work_dir={tmp_path / 'state'}",
+                                      "--set", f"output_dir={tmp_path / 'out'}")
     assert exit_code == 0 and "no champion forecast logged yet" in output
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(

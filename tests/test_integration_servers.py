@@ -2,71 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import pytest
-import yaml
 from mlflow import MlflowClient
 
-from tests.conftest import TINY_RUN, set_options
-from tests.servers import mlflow_server, postgres_database, postgres_unreachable_reason, prefect_server, stop_process
+from tests.conftest import set_options
+from tests.integration import INTEGRATION, Servers, finished, replenish
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(postgres_unreachable_reason() is not None, reason=str(postgres_unreachable_reason())),
-]
-BIN = Path(sys.executable).parent
-REPLENISH = str(BIN / "replenish")
-ROOT = Path(__file__).resolve().parent.parent  # the repository, where prefect.yaml is
-
-
-@dataclass(frozen=True)
-class Servers:
-    prefect_api: str
-    mlflow_uri: str
-    start_seconds: dict[str, float]
-
-    def overrides(self, workspace: Path) -> list[str]:
-        return [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN,
-                f"tracking.tracking_uri={self.mlflow_uri}", f"orchestration.prefect_api_url={self.prefect_api}"]
-
-    def flow_runs(self) -> list[dict]:
-        return httpx.post(f"{self.prefect_api}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
-
-    def flow_name(self, flow_id: str) -> str:
-        return httpx.get(f"{self.prefect_api}/flows/{flow_id}", timeout=30).json()["name"]
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    root = tmp_path_factory.mktemp("servers")
-    with postgres_database() as prefect_db, postgres_database() as mlflow_db, \
-            prefect_server(prefect_db, root) as (prefect_api, prefect_seconds), \
-            mlflow_server(mlflow_db, root / "mlflow-artifacts") as (mlflow_uri, mlflow_seconds):
-        print(f"\nserver start: Prefect {prefect_seconds:.1f} s, MLflow {mlflow_seconds:.1f} s")
-        yield Servers(prefect_api, mlflow_uri, {"prefect": prefect_seconds, "mlflow": mlflow_seconds})
-
-
-def replenish(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([REPLENISH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-
-
-def finished(process: subprocess.Popen[str]) -> str:
-    try:
-        stdout, stderr = process.communicate(timeout=600)
-    finally:
-        stop_process(process)
-    assert process.returncode == 0, stderr[-3000:]
-    return stdout
+pytestmark = INTEGRATION
 
 
 def test_main_flow_runs_through_both_servers(servers: Servers, tmp_path: Path) -> None:
@@ -105,100 +48,3 @@ def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: P
     flow_runs = servers.flow_runs()
     assert len(flow_runs) == runs_before + 2
     assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
-
-
-SERVED = {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"}
-
-
-def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str], log: Path) -> None:
-    """`serve` registers its deployments one by one before it starts polling."""
-    deadline = time.monotonic() + 120
-    while True:
-        names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
-        if SERVED <= names:
-            return
-        assert serving.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"deployments registered so far: {names}"
-        time.sleep(1)
-
-
-@contextmanager
-def served(servers: Servers, overrides: list[str], log: Path) -> Iterator[None]:
-    """`replenish serve` running, with its deployments registered, until the block ends.  Its output
-    (and that of the flow runs it starts) goes to `log`: a pipe nobody reads would fill and block them."""
-    with log.open("w") as output:
-        serving = subprocess.Popen([REPLENISH, "serve", *set_options(overrides)], stdout=output,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        wait_for_deployments(servers, serving, log)
-        yield
-    finally:
-        stop_process(serving)
-
-
-def settings_file(overrides: list[str], path: Path) -> Path:
-    """The overrides as a YAML settings file, as a deployment's config_file parameter names one."""
-    nested: dict = {}
-    for override in overrides:
-        key, value = override.split("=", 1)
-        *sections, name = key.split(".")
-        target = nested
-        for section in sections:
-            target = target.setdefault(section, {})
-        target[name] = yaml.safe_load(value)
-    path.write_text(yaml.safe_dump(nested))
-    return path
-
-
-def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(servers: Servers, tmp_path: Path) -> None:
-    """`prefect deploy --all` from the repository root, a process worker, and a triggered training run."""
-    overrides = servers.overrides(tmp_path)
-    environment = {**os.environ, "PREFECT_API_URL": servers.prefect_api, "PWD": str(ROOT),
-                   "REPLENISH_CONFIG": str(settings_file(overrides, tmp_path / "settings.yaml"))}
-    for command in (["work-pool", "create", "replenish", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--all"]):
-        result = subprocess.run([str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True,
-                                text=True, timeout=300)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    deployments = {d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
-    assert SERVED <= set(deployments)
-    assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
-
-    try:
-        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "replenish"], cwd=ROOT,
-                                  env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
-        try:
-            output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
-        finally:
-            stop_process(worker)
-        assert ": Completed" in output
-        triggered = [run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]]
-        assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
-    finally:
-        # `replenish serve` (the next test) registers the same names; with these left in place, its
-        # runs went to `python -m prefect.engine`, which looked for the flow's code at storage path None.
-        for deployment in deployments.values():
-            httpx.delete(f"{servers.prefect_api}/deployments/{deployment['id']}", timeout=30)
-
-
-def test_monitoring_retrains_through_the_training_deployment(servers: Servers, tmp_path: Path) -> None:
-    from tests.test_flow_monitoring import sales_files
-
-    before, after = sales_files(tmp_path, shifted=True)
-    overrides = [*servers.overrides(tmp_path), "forecast.max_epochs=4", "forecast.context_length=28",
-                 "forecast.backtest_origins=2", "forecast.baselines=[seasonal_naive]",
-                 "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
-    finished(replenish("train", "--data", str(before), *set_options(overrides)))
-    finished(replenish("plan", "--data", str(before), *set_options(overrides)))
-    with served(servers, overrides, tmp_path / "serve.log"):
-        output = finished(replenish("monitor", "--data", str(after), *set_options(overrides)))
-        assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
-        flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
-        deadline = time.monotonic() + 300
-        while (state := httpx.get(f"{servers.prefect_api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]["type"]) \
-                not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            assert time.monotonic() < deadline, f"retraining still {state}"
-            time.sleep(2)
-        assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-5000:]
-    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
-    assert str(client.get_model_version_by_alias("replenish-feedback", "champion").version) == "2"

@@ -9,7 +9,7 @@ import pytest
 
 from models.forecast_contract import ForecastContractError, ForecasterContract
 from replenish import tracking
-from replenish.cli import _user_error_types
+from replenish.cli import _is_user_error
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.settings import PlanningSettings, load_settings
@@ -75,4 +75,4 @@ def test_planning_refuses_a_champion_whose_recorded_horizon_is_shorter_than_the_
     sales = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": pd.to_datetime(["2024-03-31"]), "units": 1})
     with pytest.raises(ForecastContractError, match=f"champion version {version.version} .* forecasts 14 days"):
         forecast_planning_horizon.fn(settings, run_id, sales)
-    assert ForecastContractError in _user_error_types()
+    assert _is_user_error(ForecastContractError("shorter horizon"))

@@ -1,0 +1,45 @@
+"""One MLflow run per flow: started with the data's lineage, ended FINISHED or FAILED.
+
+Apart from tasks.tracking, whose model logging imports torch and Lightning: a flow that only
+validates data starts its run without them."""
+
+from __future__ import annotations
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from replenish import tracking
+from replenish.data.tables import RawTables
+from replenish.settings import Settings
+
+# Few and short: the MLflow client retries each call itself (bounded in replenish.runtime).
+MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
+
+
+def dataset_name(settings: Settings) -> str:
+    return settings.data.path.stem if settings.data.path is not None else "synthetic"
+
+
+@task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
+def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
+    dataset = dataset_name(settings)
+    run_name = f"{job}-{dataset}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
+    tags = {
+        "job": job,
+        "dataset": dataset,
+        "prefect_flow_run_name": flow_run.get_name() or "local",
+        "data_source": raw.sources.get("sales", "unknown"),
+        "data_format": settings.data.format,
+        "data_hash": tracking.data_fingerprint(raw.sales),
+        "git_commit": tracking.git_commit(),
+        "prefect_flow_run_id": str(flow_run.get_id() or "none"),
+    }
+    tracking.fail_runs_of_dead_processes(settings)
+    return tracking.start_run(settings, run_name, tags)
+
+
+@task(name="finish-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
+def finish_tracking_run(settings: Settings, run_id: str, status: str) -> None:
+    tracking.end_run(settings, run_id, status)
