@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, pinned, and by pip, which finds the CPU build on the machine; an unpinned torch (and
 	# uv, which looks only at the registry) pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	# The rest by uv, to the same pins: seconds where pip takes minutes.  It keeps the torch above.
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[test]"
+	# The rest by uv, to the same pins: seconds where pip takes minutes.  It keeps the torch above, and
+	# compiles the bytecode now, as pip does, not in the first commands that import each module.
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[test]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

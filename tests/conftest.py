@@ -83,11 +83,31 @@ def tiny_overrides(workspace: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    """A Prefect and an MLflow server on PostgreSQL, a pair per test module (tests/integration.py)."""
+    """A Prefect and an MLflow server on PostgreSQL for a test module (tests/integration.py)."""
     from tests.integration import running_servers
 
     with running_servers(tmp_path_factory.mktemp("servers")) as pair:
         yield pair
+
+
+# The longest test files, longest first (seconds on 2 cores).  pytest-xdist hands out whole files in
+# collection order, so these go first; a long file handed out last keeps one worker busy alone.
+LONGEST_FILES = (
+    "test_integration_servers.py",  # 250
+    "test_faults.py",  # 120
+    "test_flow_monitoring.py",  # 105
+    "test_bad_input_corpus.py",  # 95
+    "test_flow_dask.py",  # 75
+    "test_flow_main.py",  # 60
+    "test_orchestration.py",  # 50
+    "test_flow_caching.py",  # 45
+    "test_fuzz_validation.py",  # 40
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,34 +1,26 @@
-"""The flows against a real Prefect server and a real MLflow tracking server, both on PostgreSQL."""
+"""The flows against a real Prefect server and a real MLflow tracking server, both on PostgreSQL: runs
+from several processes at once, `prefect deploy --all` with a process worker, and the feedback loop
+through the deployments `replenish serve` serves."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
+import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import set_options
-from tests.integration import INTEGRATION, Servers, finished, replenish
+from tests.integration import BIN, INTEGRATION, REPLENISH, Servers, finished, replenish
+from tests.servers import stop_process
 
 pytestmark = INTEGRATION
-
-
-def test_main_flow_runs_through_both_servers(servers: Servers, tmp_path: Path) -> None:
-    finished(replenish("run", *set_options(servers.overrides(tmp_path))))
-
-    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
-    experiment = client.get_experiment_by_name("replenish")
-    runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("job") in {"train", "plan"}]
-    jobs = {run.data.tags["job"]: run for run in runs}
-    assert set(jobs) == {"train", "plan"} and all(run.info.status == "FINISHED" for run in runs)
-    assert jobs["train"].info.artifact_uri.startswith("mlflow-artifacts:")
-    champion = client.get_model_version_by_alias("replenish-demand-lstm", "champion")
-    assert champion.run_id == jobs["train"].info.run_id
-
-    flow_runs = {servers.flow_name(run["flow_id"]): run for run in servers.flow_runs()}
-    for name in ["replenish-main", "replenish-train", "replenish-plan"]:
-        assert flow_runs[name]["state"]["type"] == "COMPLETED", name
-    prefect_ids = {run["id"] for run in flow_runs.values()}
-    assert jobs["train"].data.tags["prefect_flow_run_id"] in prefect_ids
+ROOT = Path(__file__).resolve().parent.parent  # the repository, where prefect.yaml is
 
 
 def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: Path) -> None:
@@ -48,3 +40,118 @@ def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: P
     flow_runs = servers.flow_runs()
     assert len(flow_runs) == runs_before + 2
     assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
+
+
+SERVED = {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"}
+
+
+def wait_for_deployments(servers: Servers, serving: subprocess.Popen[str], log: Path) -> None:
+    """`serve` registers its deployments one by one before it starts polling."""
+    deadline = time.monotonic() + 120
+    while True:
+        names = {d["name"] for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
+        if SERVED <= names:
+            return
+        assert serving.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"deployments registered so far: {names}"
+        time.sleep(1)
+
+
+@contextmanager
+def served(servers: Servers, overrides: list[str], log: Path) -> Iterator[None]:
+    """`replenish serve` running, with its deployments registered, until the block ends.  Its output
+    (and that of the flow runs it starts) goes to `log`: a pipe nobody reads would fill and block them."""
+    with log.open("w") as output:
+        # Polling for runs every second, not every 10 s: a triggered run starts without a wait.
+        serving = subprocess.Popen([REPLENISH, "serve", *set_options(overrides)], stdout=output,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                   env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"})
+    try:
+        wait_for_deployments(servers, serving, log)
+        yield
+    finally:
+        stop_process(serving)
+
+
+def settings_file(overrides: list[str], path: Path) -> Path:
+    """The overrides as a YAML settings file, as a deployment's config_file parameter names one."""
+    nested: dict = {}
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *sections, name = key.split(".")
+        target = nested
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[name] = yaml.safe_load(value)
+    path.write_text(yaml.safe_dump(nested))
+    return path
+
+
+def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(servers: Servers, tmp_path: Path) -> None:
+    """`prefect deploy --all` from the repository root, a process worker, and a triggered training run."""
+    overrides = servers.overrides(tmp_path)
+    environment = {**os.environ, "PREFECT_API_URL": servers.prefect_api, "PWD": str(ROOT),
+                   "REPLENISH_CONFIG": str(settings_file(overrides, tmp_path / "settings.yaml")),
+                   "PREFECT_WORKER_QUERY_SECONDS": "1"}  # the worker looks for runs every second, not every 10 s
+    for command in (["work-pool", "create", "replenish", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--all"]):
+        result = subprocess.run([str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    deployments = {d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
+    assert SERVED <= set(deployments)
+    assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
+
+    try:
+        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "replenish"], cwd=ROOT,
+                                  env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        try:
+            output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+        finally:
+            stop_process(worker)
+        assert ": Completed" in output
+        triggered = [run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]]
+        assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
+    finally:
+        # `replenish serve` (the next test) registers the same names; with these left in place, its
+        # runs went to `python -m prefect.engine`, which looked for the flow's code at storage path None.
+        for deployment in deployments.values():
+            httpx.delete(f"{servers.prefect_api}/deployments/{deployment['id']}", timeout=30)
+
+
+def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(servers: Servers,
+                                                                                  tmp_path: Path) -> None:
+    """`replenish run` records in both servers; monitoring on shifted sales then starts retraining as a
+    run of the training deployment that `replenish serve` serves, and the retrained model is promoted."""
+    from tests.test_flow_monitoring import sales_files
+
+    before, after = sales_files(tmp_path, shifted=True)
+    overrides = [*servers.overrides(tmp_path), "forecast.max_epochs=4", "forecast.context_length=28",
+                 "forecast.backtest_origins=2", "forecast.baselines=[seasonal_naive]",
+                 "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
+    finished(replenish("run", "--data", str(before), *set_options(overrides)))
+
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    experiment = client.get_experiment_by_name("feedback")
+    runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("job") in {"train", "plan"}]
+    jobs = {run.data.tags["job"]: run for run in runs}
+    assert set(jobs) == {"train", "plan"} and all(run.info.status == "FINISHED" for run in runs)
+    assert jobs["train"].info.artifact_uri.startswith("mlflow-artifacts:")
+    assert client.get_model_version_by_alias("replenish-feedback", "champion").run_id == jobs["train"].info.run_id
+    flow_runs = {run["id"]: run for run in servers.flow_runs()}
+    for job in jobs.values():
+        assert flow_runs[job.data.tags["prefect_flow_run_id"]]["state"]["type"] == "COMPLETED"
+    main_runs = [run for run in flow_runs.values() if servers.flow_name(run["flow_id"]) == "replenish-main"]
+    assert main_runs and all(run["state"]["type"] == "COMPLETED" for run in main_runs)
+
+    with served(servers, overrides, tmp_path / "serve.log"):
+        output = finished(replenish("monitor", "--data", str(after), *set_options(overrides)))
+        assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
+        flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
+        deadline = time.monotonic() + 300
+        while (state := httpx.get(f"{servers.prefect_api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]["type"]) \
+                not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            assert time.monotonic() < deadline, f"retraining still {state}"
+            time.sleep(2)
+        assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-5000:]
+    assert str(client.get_model_version_by_alias("replenish-feedback", "champion").version) == "2"
