@@ -39,8 +39,10 @@ def sales_files(folder: Path, shifted: bool) -> tuple[Path, Path]:
 def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
     before, after = sales_files(folder, shifted)
     overrides = [f"work_dir={folder / 'state'}", f"output_dir={folder / 'out'}",
-                 "forecast.max_epochs=4", "forecast.context_length=28", "forecast.backtest_origins=2",
-                 "forecast.baselines=[seasonal_naive]", "planning.n_scenarios=50", "planning.kpi_demand_paths=100"]
+                 # A small network, two epochs: the shift doubles demand, which any retrained model sees.
+                 "forecast.max_epochs=2", "forecast.hidden_size=16", "forecast.context_length=28",
+                 "forecast.backtest_origins=2", "forecast.baselines=[seasonal_naive]",
+                 "planning.n_scenarios=50", "planning.kpi_demand_paths=100"]
     for command, data in (("train", before), ("plan", before), ("monitor", after)):
         exit_code, output, errors = invoke_cli(command, "--data", str(data), *set_options(overrides))
         assert exit_code == 0, output + errors[-3000:]
