@@ -75,15 +75,14 @@ def run(args: argparse.Namespace) -> dict:
     from models.baselines import baseline_forecasters
     from models.ensemble.estimator import ensemble_forecaster
     from replenish.data.sources import read_tables
-    from replenish.data.tables import complete_tables
+    from replenish.data.tables import complete_tables, without_last_days
     from replenish.model_config import lstm_config
     from replenish.settings import load_settings
 
     source = [f"data.format={args.format}", *([f"data.path={args.data}"] if args.data else [])]
     settings = load_settings(overrides=[*source, f"forecast.horizon_days={args.horizon}", *args.overrides])
-    sales = complete_tables(read_tables(settings.data), settings.data.master_defaults).sales
-    if args.drop_last_days:
-        sales = sales[sales["date"] <= sales["date"].max() - pd.Timedelta(days=args.drop_last_days)]
+    sales = complete_tables(without_last_days(read_tables(settings.data), args.drop_last_days),
+                            settings.data.master_defaults).sales
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = sorted(set(names) - set(ALL_MODELS))
     if unknown:

@@ -2,6 +2,7 @@
 
     python benchmarks/inventory_policy.py --data ../shared/data/m5_tiny --format m5 [--set key=value ...] [--out FILE]
     python benchmarks/inventory_policy.py --format synthetic [--out FILE]     (the default synthetic data)
+    ... --drop-last-days 56     an earlier window, for choosing settings (the window it reports is the last)
 
 It calls replenish.simulate with the product's settings: the defaults, and whatever --set gives
 (data master defaults, for instance; planning flags too, but then it no longer measures what
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--format", choices=["m5", "long", "synthetic"], required=True)
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="settings override key=value")
+    parser.add_argument("--drop-last-days", type=int, default=0,
+                        help="replay an earlier window, ending this many days before the data does: for choosing "
+                             "settings without touching the window the benchmark reports")
     args = parser.parse_args()
 
     if args.format != "synthetic" and (args.data is None or not args.data.exists()):
@@ -41,13 +45,14 @@ def main() -> None:
         return
     os.environ.setdefault("MPLCONFIGDIR", tempfile.mkdtemp(prefix="mpl-"))
     from replenish.data.sources import read_tables
+    from replenish.data.tables import without_last_days
     from replenish.settings import load_settings
     from replenish.simulate import POLICIES, simulate_policies
 
     data = [f"data.path={args.data}"] if args.data is not None else []
     settings = load_settings(overrides=[f"data.format={args.format}", *data, *args.overrides])
     started = time.perf_counter()
-    simulation = simulate_policies(read_tables(settings.data), settings)
+    simulation = simulate_policies(without_last_days(read_tables(settings.data), args.drop_last_days), settings)
     seconds = time.perf_counter() - started
     metrics = simulation.metrics
     result = {
@@ -57,7 +62,8 @@ def main() -> None:
         "cost_reduction": simulation.cost_reduction(),
         "gap_closed": simulation.gap_closed(),
         "metrics": {name: {metric: float(value) for metric, value in row.items()} for name, row in metrics.iterrows()},
-        "window": {"start": f"{simulation.start:%Y-%m-%d}", "days": simulation.days, "item_stores": simulation.item_stores},
+        "window": {"start": f"{simulation.start:%Y-%m-%d}", "days": simulation.days, "item_stores": simulation.item_stores,
+                   "dropped_last_days": args.drop_last_days},
         "seconds": {**{name: round(value, 1) for name, value in simulation.seconds.items()}, "total": round(seconds, 1)},
     }
     print_table(simulation, seconds)

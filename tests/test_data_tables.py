@@ -12,6 +12,7 @@ from replenish.data.tables import (
     RetailData,
     complete_tables,
     parse_days,
+    without_last_days,
 )
 
 
@@ -302,3 +303,16 @@ def test_parse_days_is_one_reading_of_a_date_column() -> None:
     assert days.iloc[2:].isna().all()  # the first value sets the format; an empty cell is no date
     assert offset.tolist() == [pd.Timestamp("2024-03-16"), pd.Timestamp("2024-03-17")]
     assert mixed_offsets.isna().all()
+
+
+def test_without_last_days_keeps_the_tables_as_they_stood_then() -> None:
+    sales = pd.DataFrame({"item_id": "A", "store_id": "S", "units": 1,
+                          "date": pd.date_range("2024-01-01", periods=10).strftime("%Y-%m-%d")})
+    raw = RawTables(sales=sales, items=pd.DataFrame({"item_id": ["A"]}),
+                    inventory=pd.DataFrame({"item_id": ["A"], "store_id": ["S"], "on_hand": [5]}))
+
+    earlier = without_last_days(raw, 3)
+
+    assert earlier.sales["date"].tolist() == [f"2024-01-{day:02d}" for day in range(1, 8)]
+    assert earlier.items is raw.items and earlier.inventory is None  # the inventory describes the last day
+    assert without_last_days(raw, 0) is raw

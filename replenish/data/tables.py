@@ -191,6 +191,17 @@ def _as_number(values: pd.Series, dtype: str) -> pd.Series:
     return pd.to_numeric(values).astype(dtype)
 
 
+def without_last_days(raw: RawTables, days: int) -> RawTables:
+    """The tables as they stood `days` days before the last sale, for choosing settings on earlier
+    windows than the ones a benchmark reports: later sales dropped, and the inventory and open orders
+    (which describe the latest day) left to the master defaults' estimates."""
+    if days <= 0:
+        return raw
+    sold = parse_days(raw.sales["date"])
+    kept = raw.sales.loc[sold <= sold.max() - pd.Timedelta(days=days)]
+    return RawTables(sales=kept, items=raw.items, capacity=raw.capacity, sources=raw.sources)
+
+
 def parse_days(values: pd.Series) -> pd.Series:
     """Calendar days (midnight, no time zone) from datetimes or date text; NaT where a value reads as no date.
 
