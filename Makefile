@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup browser run test benchmark forecast-benchmark clean
+.PHONY: setup browser run test test-fast benchmark forecast-benchmark clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ run: setup
 # answering, which a second core overlaps (module-scoped servers stay with their file).
 test: setup browser
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# The edit-test loop: everything but the tests that train, run whole flows or drive a browser.
+test-fast: setup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not browser"
 
 # Headless Chromium for the browser test of the MLflow UI (tests/test_browser_mlflow_ui.py): installed when
 # missing where apt-get runs as root (CI); elsewhere that test skips and says why.

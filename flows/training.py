@@ -50,7 +50,7 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
         # holdout is registered.
         ensemble = fit_ensemble(backtest, trained[-1], settings)
         candidates = {"lstm": trained[-1].predictor, **({"ensemble": ensemble} if ensemble is not None else {})}
-        registration = register_forecaster(settings, run_id, candidates, windows[-1], metrics)
+        registration = register_forecaster(settings, run_id, candidates, windows[-1], backtest.scores)
         if settings.simulate.on_train:
             log_simulation(settings, run_id, simulate_planning_policies(checked.tables, settings))
     return TrainingSummary(run_id, metrics, registration)

@@ -42,6 +42,8 @@ REGISTRY_LOCK_SECONDS = 600  # a promotion scores one champion on one holdout: s
 PROCESS_TAG = "replenish.process"  # host:pid:start time of the process that owns a RUNNING run
 CHALLENGER = "challenger"
 PARENT_RUN_TAG = "mlflow.parentRunId"  # how the MLflow UI nests a child run under its parent
+# The experiment's kind: MLflow 3's UI opens an experiment without it in the GenAI view, not model training.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # Exact pins recorded with the model: inferring them costs 11-18 s per log_model call.
 MODEL_REQUIREMENTS = [
     f"{name}=={version}"
@@ -64,9 +66,12 @@ def client_for(settings: Settings) -> MlflowClient:
 def experiment_id_for(client: MlflowClient, settings: Settings) -> str:
     experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
     if experiment is not None:
+        if EXPERIMENT_KIND_TAG not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     try:
-        return client.create_experiment(settings.tracking.experiment_name, artifact_location=settings.mlflow_artifact_location)
+        return client.create_experiment(settings.tracking.experiment_name, artifact_location=settings.mlflow_artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException:  # created concurrently by another run
         return client.get_experiment_by_name(settings.tracking.experiment_name).experiment_id
 
@@ -123,9 +128,9 @@ def start_child_run(settings: Settings, parent_run_id: str, run_name: str, tags:
 
 
 def log_metrics(settings: Settings, run_id: str, metrics: Mapping[str, float]) -> None:
-    client = client_for(settings)
-    client.log_batch(run_id, metrics=[
-        mlflow.entities.Metric(key, float(value), timestamp=0, step=0) for key, value in metrics.items()
+    logged_at = int(time.time() * 1000)
+    client_for(settings).log_batch(run_id, metrics=[
+        mlflow.entities.Metric(key, float(value), timestamp=logged_at, step=0) for key, value in metrics.items()
     ])
 
 
@@ -286,25 +291,28 @@ class PromotionDecision:
     reason: str
 
 
-def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None) -> PromotionDecision:
+def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None, metric: str) -> PromotionDecision:
+    """Promote on a strictly better score; the reason quotes the score under its logged name, `metric`."""
     if champion_rmsse is None:
         return PromotionDecision(True, "first model: no champion yet")
-    if candidate_rmsse < champion_rmsse:
-        return PromotionDecision(True, f"holdout RMSSE {candidate_rmsse:.4f} beats champion's {champion_rmsse:.4f}")
-    return PromotionDecision(False, f"holdout RMSSE {candidate_rmsse:.4f} does not beat champion's {champion_rmsse:.4f}")
+    verdict = "beats" if candidate_rmsse < champion_rmsse else "does not beat"
+    return PromotionDecision(candidate_rmsse < champion_rmsse,
+                             f"{metric} {candidate_rmsse:.4f} {verdict} champion's {champion_rmsse:.4f}")
 
 
 def promote_if_better(settings: Settings, version: ModelVersion, candidate_rmsse: float,
-                      champion_rmsse: Callable[[ModelVersion], float]) -> tuple[PromotionDecision, float | None]:
+                      champion_rmsse: Callable[[ModelVersion], float],
+                      metric: str) -> tuple[PromotionDecision, float | None]:
     """Compare ``version`` with the current champion and promote it if better, as one step.
 
     Under the registry lock the champion cannot change between reading and replacing it, so two
     registrations at once cannot both win as "first model". ``champion_rmsse`` scores the champion
-    on the candidate's holdout; returns the decision and that score (None without a champion)."""
+    on the candidate's holdout (`metric` names the score); returns the decision and that score (None
+    without a champion)."""
     with registry_lock(settings):
         champion = champion_version(settings)
         champion_score = None if champion is None else champion_rmsse(champion)
-        decision = decide_promotion(candidate_rmsse, champion_score)
+        decision = decide_promotion(candidate_rmsse, champion_score, metric)
         promote(settings, version, decision)
     return decision, champion_score
 
@@ -319,8 +327,14 @@ def promote(settings: Settings, version: ModelVersion, decision: PromotionDecisi
         client.set_registered_model_alias(name, CHAMPION, version.version)
 
 
-def describe_version(settings: Settings, version: ModelVersion, metrics: Mapping[str, float], decision: PromotionDecision) -> None:
-    """The version's description in the registry: its backtest scores and why it was or was not promoted."""
-    lines = [f"{key}: {value:.4f}" for key, value in sorted(metrics.items())]
-    text = "\n".join([f"Promotion: {decision.reason}.", "", "Backtest metrics (mean over origins):", *lines])
+def describe_version(settings: Settings, version: ModelVersion, holdout: Mapping[str, float],
+                     backtest: Mapping[str, float], decision: PromotionDecision) -> None:
+    """The version's description in the registry: why it was or was not promoted, the holdout scores the
+    decision compared and the backtest's scores, each under the name the training run logs it by."""
+    def lines(metrics: Mapping[str, float]) -> list[str]:
+        return [f"{key}: {value:.4f}" for key, value in sorted(metrics.items())]
+
+    text = "\n".join([f"Promotion: {decision.reason}.", "", "Holdout scores of the candidates (the registered models' "
+                      "forecasts of the last origin's horizon):", *lines(holdout), "",
+                      "Backtest scores (over all its origins):", *lines(backtest)])
     client_for(settings).update_model_version(settings.tracking.registered_model_name, version.version, description=text)

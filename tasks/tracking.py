@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from models.backtest import BacktestResult, BacktestWindow
-from models.evaluation import quantile_forecast_as_model_output, score_forecasts
+from models.evaluation import ForecastScores, quantile_forecast_as_model_output, score_forecasts
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
 from models.ensemble.estimator import EnsemblePredictor
 from models.forecast_contract import ForecasterContract
@@ -72,6 +72,12 @@ def log_backtest(settings: Settings, run_id: str, backtest: BacktestResult, fina
     return metrics
 
 
+def holdout_metric(candidate: str) -> str:
+    """The one name of a candidate's holdout score, as the registration computes it (holdout_rmsse): the
+    run's metric, the version's tag and description, and the promotion reason all use it."""
+    return f"holdout_pyfunc_{candidate}_rmsse"
+
+
 def holdout_rmsse(holdout: BacktestWindow, model_input: pd.DataFrame,
                   forecaster: Predictor | mlflow.pyfunc.PyFuncModel) -> float:
     """RMSSE on the holdout of a forecast made from ``model_input``: the same input the planning flow
@@ -85,7 +91,7 @@ def holdout_rmsse(holdout: BacktestWindow, model_input: pd.DataFrame,
 def forecaster_tags(kind: str, predictor: Predictor, holdout_scores: dict[str, float]) -> dict[str, str]:
     """What a version is (the LSTM or the ensemble, and the ensemble's members and weights), and how each
     candidate forecast the holdout."""
-    tags = {FORECASTER_TAG: kind, **{f"holdout_rmsse.{name}": f"{score:.4f}" for name, score in holdout_scores.items()}}
+    tags = {FORECASTER_TAG: kind, **{holdout_metric(name): f"{score:.4f}" for name, score in holdout_scores.items()}}
     if isinstance(predictor, EnsemblePredictor):
         tags.update({"ensemble.members": ",".join(predictor.combination.members),
                      "ensemble.config": json.dumps(asdict(predictor.config)),
@@ -95,7 +101,7 @@ def forecaster_tags(kind: str, predictor: Predictor, holdout_scores: dict[str, f
 
 @task(name="register-forecaster", cache_policy=NO_CACHE)
 def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, Predictor], holdout: BacktestWindow,
-                        backtest_metrics: dict[str, float]) -> RegistrationResult:
+                        backtest_scores: ForecastScores) -> RegistrationResult:
     """Register the candidate (the LSTM, the ensemble) that forecasts the holdout best as a new version, then
     compare it with the champion and promote it if better, atomically. On a tie the first candidate wins."""
     model_input = as_model_input(holdout.history)
@@ -112,11 +118,11 @@ def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, P
     tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
     decision, champion_rmsse = tracking.promote_if_better(
         settings, version, candidate_rmsse,
-        lambda champion: holdout_rmsse(holdout, model_input, tracking.load_version(settings, champion.version)))
-    lstm_metrics = {name: value for name, value in backtest_metrics.items() if name.startswith("lstm_")}
-    tracking.describe_version(settings, version, {**lstm_metrics, **{f"holdout_rmsse_{name}": score for name, score
-                                                                     in holdout_scores.items()}}, decision)
-    tracking.log_metrics(settings, run_id, {f"holdout_pyfunc_{name}_rmsse": score for name, score in holdout_scores.items()})
+        lambda champion: holdout_rmsse(holdout, model_input, tracking.load_version(settings, champion.version)),
+        holdout_metric(kind))
+    holdout_metrics = {holdout_metric(name): score for name, score in holdout_scores.items()}
+    tracking.describe_version(settings, version, holdout_metrics, backtest_scores.metrics, decision)
+    tracking.log_metrics(settings, run_id, holdout_metrics)
     tracking.set_tags(settings, run_id, {"model_version": version.version, "promoted": str(decision.promote),
                                          "promotion_reason": decision.reason, FORECASTER_TAG: kind})
     return RegistrationResult(settings.tracking.registered_model_name, version.version, candidate_rmsse,

@@ -24,7 +24,8 @@ def register_and_promote(work_dir: str, candidate_rmsse: float) -> dict[str, obj
         time.sleep(1.0)  # scoring a champion takes time: the window another promotion could use
         return float(champion.tags[HOLDOUT_RMSSE_TAG])
 
-    decision, champion_score = tracking.promote_if_better(settings, version, candidate_rmsse, champion_rmsse)
+    decision, champion_score = tracking.promote_if_better(settings, version, candidate_rmsse, champion_rmsse,
+                                                         HOLDOUT_RMSSE_TAG)
     return {"candidate_rmsse": candidate_rmsse, "version": version.version, "promoted": decision.promote, "reason": decision.reason,
             "champion_rmsse": champion_score}
 

@@ -59,9 +59,12 @@ def test_regime_shift_is_detected_retrained_and_promoted(tmp_path: Path) -> None
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     new_champion = client.get_model_version(name, "2")
     decision = new_champion.tags["promotion_decision"]
-    candidate, old = (float(value) for value in
-                      re.findall(r"RMSSE (\d+\.\d+) beats champion's (\d+\.\d+)", decision)[0])
-    assert candidate < old  # the new champion's error on the recent window is lower than the old one's
+    metric, candidate, old = re.findall(r"(\w+) (\d+\.\d+) beats champion's (\d+\.\d+)", decision)[0]
+    assert float(candidate) < float(old)  # the new champion's error on the recent window is lower than the old one's
+    # The reason quotes the score under the name, and with the value, that the retraining run logged.
+    assert metric == f"holdout_pyfunc_{new_champion.tags['forecaster']}_rmsse"
+    assert f"{client.get_run(new_champion.run_id).data.metrics[metric]:.4f}" == candidate
+    assert new_champion.tags[metric] == candidate and f"{metric}: {candidate}" in new_champion.description
 
     experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
     [monitoring] = client.search_runs([experiment.experiment_id], "tags.job = 'monitor'")

@@ -154,7 +154,7 @@ def test_registered_ensemble_loads_through_the_champion_alias_in_a_fresh_process
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     run_id = tracking.start_run(settings, "ensemble", {})
     version = tracking.log_forecaster(settings, run_id, ensemble, sales)
-    tracking.promote(settings, version, tracking.decide_promotion(0.5, None))
+    tracking.promote(settings, version, tracking.decide_promotion(0.5, None, "holdout_rmsse"))
 
     script = (
         "import json, sys, mlflow, pandas as pd\n"

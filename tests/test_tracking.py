@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -22,10 +23,10 @@ from tests.test_model_lstm import weekly_sales
 
 
 def test_promotion_requires_a_strictly_better_holdout_score() -> None:
-    assert tracking.decide_promotion(0.9, None).promote
-    assert tracking.decide_promotion(0.8, 0.9).promote
-    assert not tracking.decide_promotion(0.9, 0.9).promote
-    assert not tracking.decide_promotion(1.1, 0.9).promote
+    assert tracking.decide_promotion(0.9, None, "holdout_rmsse").promote
+    assert tracking.decide_promotion(0.8, 0.9, "holdout_rmsse").promote
+    assert not tracking.decide_promotion(0.9, 0.9, "holdout_rmsse").promote
+    assert not tracking.decide_promotion(1.1, 0.9, "holdout_rmsse").promote
 
 
 def test_data_fingerprint_follows_content_not_row_order() -> None:
@@ -48,10 +49,10 @@ def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
         build_feature_frame(sales))
     first_run = tracking.start_run(settings, "first", {})
     first = tracking.log_forecaster(settings, first_run, predictor, sales)
-    tracking.promote(settings, first, tracking.decide_promotion(0.8, None))
+    tracking.promote(settings, first, tracking.decide_promotion(0.8, None, "holdout_rmsse"))
     second_run = tracking.start_run(settings, "second", {})
     second = tracking.log_forecaster(settings, second_run, predictor, sales)
-    tracking.promote(settings, second, tracking.decide_promotion(0.95, 0.8))
+    tracking.promote(settings, second, tracking.decide_promotion(0.95, 0.8, "holdout_rmsse"))
 
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     name = settings.tracking.registered_model_name
@@ -71,11 +72,13 @@ def test_version_description_holds_its_metrics_and_the_decision(tmp_path: Path) 
     client.create_registered_model(name)
     run_id = tracking.start_run(settings, "described", {})
     version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
-    decision = tracking.decide_promotion(0.7, 0.8)
-    tracking.describe_version(settings, version, {"lstm_rmsse": 0.7123, "lstm_coverage_80": 0.81}, decision)
+    decision = tracking.decide_promotion(0.7, 0.8, "holdout_rmsse")
+    tracking.describe_version(settings, version, {"holdout_pyfunc_lstm_rmsse": 0.7},
+                              {"lstm_rmsse": 0.7123, "lstm_coverage_80": 0.81}, decision)
     description = client.get_model_version(name, version.version).description
     assert "lstm_rmsse: 0.7123" in description and "lstm_coverage_80: 0.8100" in description
-    assert "beats champion's 0.8000" in description
+    assert "holdout_pyfunc_lstm_rmsse: 0.7000" in description
+    assert "holdout_rmsse 0.7000 beats champion's 0.8000" in description
 
 
 def test_child_runs_nest_under_their_parent_and_inherit_its_lineage(tmp_path: Path) -> None:
@@ -84,6 +87,19 @@ def test_child_runs_nest_under_their_parent_and_inherit_its_lineage(tmp_path: Pa
     child = tracking.start_child_run(settings, parent, "backtest-lstm", {"model": "lstm"})
     tags = tracking.client_for(settings).get_run(child).data.tags
     assert tags["mlflow.parentRunId"] == parent and tags["data_hash"] == "abc123" and tags["model"] == "lstm"
+
+
+def test_the_experiment_opens_as_model_training_and_metrics_carry_the_time_they_were_logged(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    before = time.time() * 1000
+    run_id = tracking.start_run(settings, "timed", {})
+    tracking.log_metrics(settings, run_id, {"lstm_rmsse": 0.7})
+    client = tracking.client_for(settings)
+    run = client.get_run(run_id)
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    (metric,) = client.get_metric_history(run_id, "lstm_rmsse")
+    assert before <= metric.timestamp <= time.time() * 1000
 
 
 def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
