@@ -112,15 +112,14 @@ class PlanResult:
     solver_status: str
     solve_seconds: float
     expected_fill_rate: float
-    # One row per capacitated store and period: CAPACITY_UTILISATION_COLUMNS.  Later fields have
-    # defaults so older constructors work.
-    capacity_utilisation: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # One row per capacitated store and period: CAPACITY_UTILISATION_COLUMNS.
+    capacity_utilisation: pd.DataFrame
     # One row per order: EXPLANATION_COLUMNS.
-    explanations: pd.DataFrame = field(default_factory=pd.DataFrame)
-    # Soft mode only: every broken constraint, VIOLATION_COLUMNS.
-    violations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    explanations: pd.DataFrame
+    # Soft mode only (empty otherwise): every broken constraint, VIOLATION_COLUMNS.
+    violations: pd.DataFrame
     # Inputs to arrays to the solver's model; with decomposition, both times sum the parts.
-    build_seconds: float = 0.0
+    build_seconds: float
 
 
 class PlanInfeasibleError(ValueError):

@@ -259,6 +259,7 @@ def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> PlanResult:
         capacity_utilisation=_capacity_utilisation_frame(grid, capacity, nothing),
         explanations=pd.DataFrame(columns=EXPLANATION_COLUMNS),
         violations=pd.DataFrame(columns=VIOLATION_COLUMNS),
+        build_seconds=0.0,
     )
 
 

@@ -445,20 +445,6 @@ def test_capacity_a_hair_below_forced_stock_is_infeasible() -> None:
         solve_replenishment_plan(problem)
 
 
-def test_result_built_without_capacity_utilisation_still_constructs() -> None:
-    result = PlanResult(
-        orders=pd.DataFrame(),
-        inventory=pd.DataFrame(),
-        objective=0.0,
-        cost_breakdown={},
-        solver_status="optimal",
-        solve_seconds=0.0,
-        expected_fill_rate=1.0,
-    )
-
-    assert result.capacity_utilisation.empty
-
-
 def test_inventory_matches_an_independent_simulation_of_the_plan() -> None:
     problem = _random_problem(n_items=8, n_stores=3, n_periods=14, seed=7, capacity_volume=1e6)
 
