@@ -12,6 +12,7 @@ import importlib.metadata
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
 
 import models
+from models.pyfunc import INPUT_DEFAULTS, as_model_input
 from replenish.processes import is_dead, process_identity
 from replenish.redaction import redacted
 from replenish.settings import Settings
@@ -203,7 +205,6 @@ def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor | E
     register a new version."""
     # Imported here, not at the top: torch and Lightning would cost a command that only validates seconds.
     from models.ensemble.estimator import EnsemblePredictor
-    from models.lstm.pyfunc import as_model_input
 
     client_for(settings)
     model_input = as_model_input(history_example)
@@ -235,9 +236,11 @@ def tag_version(settings: Settings, version: ModelVersion, tags: Mapping[str, st
 
 def forecaster_signature(model_input: pd.DataFrame, forecast: pd.DataFrame) -> ModelSignature:
     """Inferred from an example, with the columns a source may lack (SNAP, hierarchy) optional."""
-    from models.lstm.pyfunc import INPUT_DEFAULTS
-
-    inferred = infer_signature(model_input, forecast)
+    # MLflow hints on every integer column that a missing value would break it (mlflow/types/utils.py);
+    # as_model_input fills or refuses missing values before any model sees them, so the hint never applies.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
+        inferred = infer_signature(model_input, forecast)
     inputs = Schema([ColSpec(column.type, column.name, required=column.name not in INPUT_DEFAULTS)
                      for column in inferred.inputs.inputs])
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)

@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.forecast_contract import ForecastContractError, ForecasterContract, cover_planned_days
-from models.lstm.pyfunc import as_model_input
+from models.pyfunc import as_model_input
 from optimization.decomposition import PartPlan
 from optimization.problem import PlanningProblem, PlanResult
 from optimization.uncertainty import ScenarioCalibration

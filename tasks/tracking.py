@@ -16,7 +16,7 @@ from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
 from models.ensemble.estimator import EnsemblePredictor
 from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
-from models.lstm.pyfunc import as_model_input
+from models.pyfunc import as_model_input
 from replenish import tracking
 from replenish.plots import fan_chart_figure
 from replenish.settings import Settings

@@ -17,7 +17,7 @@ from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.forecast_contract import NAIVE_FALLBACK, cover_planned_days
 from models.lstm.estimator import LSTMConfig, LSTMEstimator
-from models.lstm.pyfunc import as_model_input
+from models.pyfunc import as_model_input
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
 from replenish.settings import DataSettings, PlanningSettings
 from tasks.data import complete_data

@@ -2,6 +2,7 @@
 
 from mlflow.models import set_model
 
-from models.ensemble.pyfunc import EnsembleForecasterPyfunc
+from models.ensemble.estimator import EnsemblePredictor
+from models.pyfunc import ForecasterPyfunc
 
-set_model(EnsembleForecasterPyfunc())
+set_model(ForecasterPyfunc(EnsemblePredictor))

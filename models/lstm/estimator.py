@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,19 @@ from models.lstm.windows import (
 )
 
 UNSEEN_CATEGORY_INDEX = 0
+
+
+class _WithoutLitLoggerTip(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+# Two notices Lightning 2.6 prints on every fit that say nothing about the fit, filtered by their text so
+# that every other message still shows: the LitLogger advertisement (logger_connector.py; no setting turns
+# it off), and torch's FutureWarning on the LeafSpec that Lightning's _pytree still builds
+# (Lightning-AI/pytorch-lightning#21326).
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_WithoutLitLoggerTip())
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 LAST_CHECKPOINT = "last.ckpt"
 
 

@@ -2,6 +2,7 @@
 
 from mlflow.models import set_model
 
-from models.lstm.pyfunc import LSTMForecasterPyfunc
+from models.lstm.estimator import LSTMPredictor
+from models.pyfunc import ForecasterPyfunc
 
-set_model(LSTMForecasterPyfunc())
+set_model(ForecasterPyfunc(LSTMPredictor))

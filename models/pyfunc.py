@@ -1,13 +1,12 @@
-"""MLflow pyfunc flavour of the LSTM predictor: a long sales frame in, quantile forecasts out."""
+"""The MLflow pyfunc flavour every forecaster shares: a long sales frame in, quantile forecasts out."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import mlflow.pyfunc
 import pandas as pd
-
-from models.lstm.estimator import LSTMPredictor
 
 # The columns and dtypes a caller passes; the model signature is inferred from an example in this shape.
 INPUT_DTYPES = {
@@ -36,11 +35,23 @@ def as_model_input(sales: pd.DataFrame) -> pd.DataFrame:
     return filled[list(INPUT_DTYPES)].astype(INPUT_DTYPES).reset_index(drop=True)
 
 
-class LSTMForecasterPyfunc(mlflow.pyfunc.PythonModel):
-    """Forecasts the configured horizon after each series' last date in the input frame."""
+class Predictor(Protocol):
+    def predict(self, sales: pd.DataFrame) -> pd.DataFrame: ...
+
+
+class SavedPredictor(Protocol):
+    def load(self, directory: Path) -> Predictor: ...
+
+
+class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
+    """Forecasts the configured horizon after each series' last date in the input frame, with the
+    predictor saved in the model's "predictor" artifact (a folder `predictor_type.load` reads)."""
+
+    def __init__(self, predictor_type: SavedPredictor) -> None:
+        self.predictor_type = predictor_type
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        self.predictor = LSTMPredictor.load(Path(context.artifacts["predictor"]))
+        self.predictor = self.predictor_type.load(Path(context.artifacts["predictor"]))
 
     def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
                 params: dict | None = None) -> pd.DataFrame:
