@@ -43,6 +43,8 @@ CHAMPION = "champion"
 REGISTRY_LOCK_SECONDS = 600  # a promotion scores one champion on one holdout: seconds, not minutes
 PROCESS_TAG = "replenish.process"  # host:pid:start time of the process that owns a RUNNING run
 CHALLENGER = "challenger"
+# Tables logged above this many rows are Parquet: a forecast of 30,000 series is millions of rows.
+TABLE_CSV_MAX_ROWS = 50_000
 PARENT_RUN_TAG = "mlflow.parentRunId"  # how the MLflow UI nests a child run under its parent
 # The experiment's kind: MLflow 3's UI opens an experiment without it in the GenAI view, not model training.
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
@@ -140,11 +142,21 @@ def log_figure(settings: Settings, run_id: str, figure: Figure, artifact_file: s
     client_for(settings).log_figure(run_id, figure, artifact_file)
 
 
-def log_table(settings: Settings, run_id: str, table: pd.DataFrame, artifact_file: str) -> None:
+def log_table(settings: Settings, run_id: str, table: pd.DataFrame, artifact_file: str) -> str:
+    """Log `table` as `artifact_file` (a .csv name): CSV, which the MLflow UI previews, up to
+    TABLE_CSV_MAX_ROWS rows, Parquet (the same name ending .parquet) above, which keeps the dtypes and
+    takes a fraction of the space.  Returns the artifact's path in the run."""
+    artifact = Path(artifact_file)
+    if len(table) > TABLE_CSV_MAX_ROWS:
+        artifact = artifact.with_suffix(".parquet")
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / Path(artifact_file).name
-        table.to_csv(path, index=False)
-        client_for(settings).log_artifact(run_id, str(path), str(Path(artifact_file).parent) if "/" in artifact_file else None)
+        path = Path(folder) / artifact.name
+        if artifact.suffix == ".parquet":
+            table.to_parquet(path, index=False)
+        else:
+            table.to_csv(path, index=False)
+        client_for(settings).log_artifact(run_id, str(path), str(artifact.parent) if artifact.parent != Path() else None)
+    return artifact.as_posix()
 
 
 def log_folder(settings: Settings, run_id: str, folder: Path, artifact_path: str) -> None:
@@ -165,10 +177,19 @@ def latest_run(settings: Settings, tags: Mapping[str, str]) -> mlflow.entities.R
     return runs[0] if runs else None
 
 
-def load_table(settings: Settings, run_id: str, artifact_file: str, **read_options: Any) -> pd.DataFrame:
+def load_table(settings: Settings, run_id: str, artifact_file: str, dtype: Mapping[str, Any] | None = None,
+               parse_dates: list[str] | None = None) -> pd.DataFrame:
+    """The table log_table logged as `artifact_file`: the CSV, or the Parquet it became when large (which
+    keeps its own dtypes; `dtype` and `parse_dates` read the CSV alike)."""
+    client, artifact = client_for(settings), Path(artifact_file)
+    logged = {Path(entry.path).name for entry in client.list_artifacts(run_id, artifact.parent.as_posix())}
+    if artifact.name not in logged and artifact.with_suffix(".parquet").name in logged:
+        artifact = artifact.with_suffix(".parquet")
     with tempfile.TemporaryDirectory() as folder:
-        path = client_for(settings).download_artifacts(run_id, artifact_file, folder)
-        return pd.read_csv(path, **read_options)
+        path = client.download_artifacts(run_id, artifact.as_posix(), folder)
+        if artifact.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=dtype, parse_dates=parse_dates)
 
 
 def version_metric(settings: Settings, version: str, metric: str) -> float | None:

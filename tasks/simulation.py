@@ -60,4 +60,4 @@ def latest_simulation(settings: Settings) -> SimulatedPolicies | None:
     if run is None:
         return None
     return SimulatedPolicies(run.info.run_id, run.data.tags["simulation_start"], int(run.data.tags["simulation_days"]),
-                             tracking.load_table(settings, run.info.run_id, SIMULATION_TABLE, index_col="policy"))
+                             tracking.load_table(settings, run.info.run_id, SIMULATION_TABLE).set_index("policy"))

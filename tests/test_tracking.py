@@ -102,6 +102,20 @@ def test_the_experiment_opens_as_model_training_and_metrics_carry_the_time_they_
     assert before <= metric.timestamp <= time.time() * 1000
 
 
+def test_tables_are_logged_as_csv_when_small_and_parquet_when_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    monkeypatch.setattr(tracking, "TABLE_CSV_MAX_ROWS", 3)
+    run_id = tracking.start_run(settings, "tables", {})
+    small, large = pd.DataFrame({"units": [1, 2, 3]}), pd.DataFrame({"units": [1, 2, 3, 4]})
+    assert tracking.log_table(settings, run_id, small, "plan/small.csv") == "plan/small.csv"
+    assert tracking.log_table(settings, run_id, large, "plan/large.csv") == "plan/large.parquet"
+    client = tracking.client_for(settings)
+    pd.testing.assert_frame_equal(pd.read_csv(client.download_artifacts(run_id, "plan/small.csv")), small)
+    pd.testing.assert_frame_equal(pd.read_parquet(client.download_artifacts(run_id, "plan/large.parquet")), large)
+    pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/small.csv"), small)
+    pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/large.csv"), large)
+
+
 def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
     """Two registrations at once: the lock makes the second compare with the first, never both 'first model'."""
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
