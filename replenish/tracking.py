@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.metadata
+import json
 import subprocess
 import tempfile
 import time
@@ -28,6 +29,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.types import ColSpec, Schema
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 import models
 from models.pyfunc import INPUT_DEFAULTS, as_model_input
@@ -97,6 +99,17 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
     row_hashes = np.sort(pd.util.hash_pandas_object(frame, index=False).to_numpy())
     header = ",".join(map(str, frame.columns)).encode()
     return hashlib.sha256(header + row_hashes.tobytes()).hexdigest()[:16]
+
+
+def log_dataset(settings: Settings, run_id: str, name: str, source: str, digest: str, rows: int, context: str) -> None:
+    """The run's input in MLflow's Datasets column (lineage): the data's name, content hash (data_fingerprint)
+    and row count, from the file or folder `source`, or the generator it names (the synthetic data's)."""
+    origin = (("local", {"uri": Path(source).resolve().as_uri()}) if Path(source).exists()
+              else ("code", {"tags": {"generator": source}}))
+    dataset = mlflow.entities.Dataset(name=name, digest=digest, source_type=origin[0], source=json.dumps(origin[1]),
+                                      profile=json.dumps({"num_rows": rows}))
+    client_for(settings).log_inputs(run_id, datasets=[
+        mlflow.entities.DatasetInput(dataset, tags=[mlflow.entities.InputTag(MLFLOW_DATASET_CONTEXT, context)])])
 
 
 def git_commit() -> str:

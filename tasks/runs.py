@@ -26,18 +26,21 @@ def dataset_name(settings: Settings) -> str:
 def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
     dataset = dataset_name(settings)
     run_name = f"{job}-{dataset}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
+    data_hash = tracking.data_fingerprint(raw.sales)
     tags = {
         "job": job,
         "dataset": dataset,
         "prefect_flow_run_name": flow_run.get_name() or "local",
         "data_source": raw.sources.get("sales", "unknown"),
         "data_format": settings.data.format,
-        "data_hash": tracking.data_fingerprint(raw.sales),
+        "data_hash": data_hash,
         "git_commit": tracking.git_commit(),
         "prefect_flow_run_id": str(flow_run.get_id() or "none"),
     }
     tracking.fail_runs_of_dead_processes(settings)
-    return tracking.start_run(settings, run_name, tags)
+    run_id = tracking.start_run(settings, run_name, tags)
+    tracking.log_dataset(settings, run_id, dataset, raw.sources.get("sales", "unknown"), data_hash, len(raw.sales), job)
+    return run_id
 
 
 @task(name="finish-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)

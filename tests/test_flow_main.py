@@ -73,6 +73,8 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
         assert tracked.data.tags["prefect_flow_run_id"] != "none"
         assert tracked.data.tags["dataset"] == "synthetic"
         assert tracked.info.run_name.startswith(f"{tracked.data.tags['job']}-synthetic-")
+        (dataset,) = tracked.inputs.dataset_inputs
+        assert dataset.dataset.digest == tracked.data.tags["data_hash"] and dataset.dataset.name == "synthetic"
     for metric in ["lstm_rmsse", "lstm_mase", "seasonal_naive_rmsse", "lstm_coverage_80", "train_loss"]:
         assert np.isfinite(run.data.metrics[metric]), metric
     assert np.isfinite(planning_run.data.metrics["plan_cost"])

@@ -116,6 +116,19 @@ def test_tables_are_logged_as_csv_when_small_and_parquet_when_large(tmp_path: Pa
     pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/large.csv"), large)
 
 
+def test_the_input_data_is_logged_as_a_dataset_with_its_hash(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    sales_file = tmp_path / "sales.csv"
+    sales_file.write_text("item_id,store_id,date,units\n")
+    run_id = tracking.start_run(settings, "lineage", {})
+    tracking.log_dataset(settings, run_id, "sales", str(sales_file), "abc123", 42, "train")
+    (logged,) = tracking.client_for(settings).get_run(run_id).inputs.dataset_inputs
+    assert (logged.dataset.name, logged.dataset.digest, logged.dataset.source_type) == ("sales", "abc123", "local")
+    assert json.loads(logged.dataset.source)["uri"] == sales_file.as_uri()
+    assert json.loads(logged.dataset.profile)["num_rows"] == 42
+    assert {tag.key: tag.value for tag in logged.tags}["mlflow.data.context"] == "train"
+
+
 def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
     """Two registrations at once: the lock makes the second compare with the first, never both 'first model'."""
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
