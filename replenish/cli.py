@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional
 
 import typer
 
+from replenish.addresses import MLFLOW_UI_HOST, MLFLOW_UI_PORT
+
 if TYPE_CHECKING:
     from flows.planning import PlanningSummary
     from flows.simulation import SimulationSummary
@@ -30,6 +32,9 @@ SetOption = Annotated[
 DataOption = Annotated[Optional[Path], typer.Option("--data", help="Sales data: a long CSV/Parquet file or folder, or an M5 folder.")]
 FormatOption = Annotated[Optional[str], typer.Option("--format", help="long | m5 | synthetic (default: synthetic).")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's task log and Lightning's and "
+                                             "MLflow's notices; by default the console shows progress bars, warnings, "
+                                             "errors and the summary.")]
 
 
 @app.callback()
@@ -79,13 +84,22 @@ class _HideUserErrorTracebacks(logging.Filter):
         return not (record.exc_info and record.exc_info[1] is not None and _is_user_error(record.exc_info[1]))
 
 
-def _quiet_console() -> None:
-    """Call after the flows are imported: importing them sets Prefect's logging up afresh."""
+def _quiet_console(debug: bool, verbose: bool) -> None:
+    """Call after the flows are imported: importing them sets Prefect's logging up afresh.  Prefect's API
+    handler keeps every record for the UI; the console gets warnings and errors only, unless verbose, and
+    no traceback of an error the CLI reports itself, unless debugging."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler):
-            handler.addFilter(_HideUserErrorTracebacks())
+            if not debug:
+                handler.addFilter(_HideUserErrorTracebacks())
+            if not verbose:
+                handler.setLevel(logging.WARNING)
+    if not verbose:
+        # Lightning's device lines and MLflow's database and validation notes, on every run.
+        for name in ("pytorch_lightning", "lightning_fabric", "mlflow"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _fail(error: BaseException, debug: bool) -> NoReturn:
@@ -96,7 +110,7 @@ def _fail(error: BaseException, debug: bool) -> NoReturn:
 
 
 def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[str], data: Path | None,
-              debug: bool) -> tuple[Settings, Any]:
+              debug: bool, verbose: bool) -> tuple[Settings, Any]:
     """Check the cheap things, set up the environment before Prefect is imported, then run one flow.
     User errors end the command with one clear message."""
     from replenish.orchestration import (
@@ -120,8 +134,7 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
             from replenish.orchestration import crash_flow_runs_of_dead_processes
 
             flow = getattr(importlib.import_module(module), flow_name)
-            if not debug:
-                _quiet_console()
+            _quiet_console(debug, verbose)
             crash_flow_runs_of_dead_processes()
             try:
                 with stop_when_a_server_is_lost(settings), tags(process_tag()):
@@ -174,13 +187,14 @@ def run(
     data: DataOption = None,
     data_format: FormatOption = None,
     debug: DebugOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the whole job once: train (and promote a better model), then plan with the champion.
 
     Example: replenish run --set forecast.max_epochs=3
     """
     settings, summary = _run_flow("flows.main", "main_flow", config, _overrides(set_values, data, data_format),
-                                  data, debug)
+                                  data, debug, verbose)
     typer.echo("\n".join(["", "Replenish run finished", *_training_lines(summary.training),
                            *_planning_lines(summary.planning), _ui_line(settings)]))
 
@@ -192,13 +206,14 @@ def train(
     data: DataOption = None,
     data_format: FormatOption = None,
     debug: DebugOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Validate, train, backtest against the baselines and register; promote to champion only if better.
 
     Example: replenish train --data sales.csv --set forecast.max_epochs=20
     """
     settings, summary = _run_flow("flows.training", "training_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug)
+                                  _overrides(set_values, data, data_format), data, debug, verbose)
     typer.echo("\n".join(["", "Training finished", *_training_lines(summary), _ui_line(settings)]))
 
 
@@ -209,13 +224,14 @@ def plan(
     data: DataOption = None,
     data_format: FormatOption = None,
     debug: DebugOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Forecast with the registered champion and publish an order plan for the latest data.
 
     Example: replenish plan --data sales.csv --set planning.uncertainty_mode=quantile
     """
     settings, summary = _run_flow("flows.planning", "planning_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug)
+                                  _overrides(set_values, data, data_format), data, debug, verbose)
     typer.echo("\n".join(["", "Planning finished", *_planning_lines(summary), _ui_line(settings)]))
 
 
@@ -243,6 +259,7 @@ def simulate(
     data: DataOption = None,
     data_format: FormatOption = None,
     debug: DebugOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Replay the last simulate.weeks weeks of history under the planning policy, base stock and perfect foresight.
 
@@ -252,7 +269,7 @@ def simulate(
     Example: replenish simulate --data sales.csv --set simulate.weeks=12
     """
     settings, summary = _run_flow("flows.simulation", "simulation_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug)
+                                  _overrides(set_values, data, data_format), data, debug, verbose)
     typer.echo("\n".join(["", "Simulation finished", *_simulation_lines(summary), _ui_line(settings)]))
 
 
@@ -277,13 +294,14 @@ def monitor(
     data: DataOption = None,
     data_format: FormatOption = None,
     debug: DebugOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Score the champion's logged forecasts against the sales that arrived since; retrain when it degraded.
 
     Example: replenish monitor --data latest_sales.csv
     """
     settings, summary = _run_flow("flows.monitoring", "monitoring_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug)
+                                  _overrides(set_values, data, data_format), data, debug, verbose)
     report = summary.report
     lines = ["", f"Monitoring finished: {'retrain' if report.decision.retrain else 'keep the champion'}",
              *[f"  reason     {reason}" for reason in report.decision.reasons]]
@@ -366,6 +384,7 @@ def validate(
     config: ConfigOption = None,
     set_values: SetOption = None,
     debug: DebugOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Check input data against the data contract only: no training, no planning.
 
@@ -374,7 +393,7 @@ def validate(
     Example: replenish validate --data sales.csv
     """
     _, checked = _run_flow("flows.validation", "validation_flow", config,
-                           _overrides(set_values, data, data_format), data, debug)
+                           _overrides(set_values, data, data_format), data, debug, verbose)
     report = checked.report
     lines = [f"validation passed: {report.expectations_checked} expectations on "
              + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items())]
@@ -390,8 +409,8 @@ UI_STOP_SECONDS = 15  # how long the MLflow server may take to shut down after C
 
 @app.command()
 def ui(
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 5000,
-    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 serves the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = MLFLOW_UI_PORT,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 serves the network.")] = MLFLOW_UI_HOST,
     config: ConfigOption = None,
     set_values: SetOption = None,
     debug: DebugOption = False,

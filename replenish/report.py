@@ -578,8 +578,9 @@ def _image(png: bytes | None, description: str) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{html.escape(description)}">'
 
 
-def report_markdown(report: PlanReport, path: Path, run_id: str, artifact_file: str) -> str:
-    """What the Prefect UI shows for the report: its headline figures and where to open it."""
+def report_markdown(report: PlanReport, path: Path, mlflow_run: str, artifact_file: str) -> str:
+    """What the Prefect UI shows for the report: its headline figures and where to open it (`mlflow_run`
+    links the MLflow run that holds it; the published file is on the disk of the machine that ran the flow)."""
     broken = [f"**{len(report.broken):,} constraint(s) broken (soft mode)**: "
               + "; ".join(report.broken["summary"].head(3)), ""] if len(report.broken) else []
     due = report.purchase_orders
@@ -590,19 +591,19 @@ def report_markdown(report: PlanReport, path: Path, run_id: str, artifact_file: 
         f"planned cost {money(report.planned_cost)}, expected fill rate {share(report.outlook.expected_fill_rate)} "
         f"on {report.outlook.demand_paths:,} sampled demand paths.",
         "",
-        f"- file: [{path.name}]({path.as_uri()})",
-        f"- MLflow: run `{run_id}`, artifact `{artifact_file}`",
+        f"- {mlflow_run}, artifact `{artifact_file}`",
+        f"- published as `{path}`",
     ])
 
 
-def simulation_markdown(simulation: PolicySimulation, run_id: str) -> str:
-    """What the Prefect UI shows for a policy simulation."""
+def simulation_markdown(simulation: PolicySimulation, mlflow_run: str) -> str:
+    """What the Prefect UI shows for a policy simulation; `mlflow_run` links its MLflow run."""
     metrics = simulation.metrics
     shown = [name for name in POLICY_NAMES if name in metrics.index]
     lines = [
         "# Policy simulation",
         f"{simulation.days} days from {day(simulation.start)}, {simulation.item_stores:,} item-stores; "
-        f"MLflow run `{run_id}`.",
+        f"{mlflow_run}.",
         "",
         "| metric | " + " | ".join(POLICY_NAMES[name] for name in shown) + " |",
         "|---|" + "---|" * len(shown),

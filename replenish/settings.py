@@ -23,6 +23,7 @@ from pydantic_settings import (
 
 from models.ensemble.config import EnsembleConfig
 from optimization.service_levels import ServiceLevels
+from replenish.addresses import DEFAULT_MLFLOW_UI_URL
 from replenish.data.tables import MasterDefaults
 
 _config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
@@ -187,6 +188,9 @@ class TrackingSettings(_Section):
     artifact_location: str | None = None  # default: folder inside work_dir (new experiments only)
     experiment_name: str = "replenish"
     registered_model_name: str = "replenish-demand-lstm"
+    # Where Prefect's artifacts link runs to: default the tracking server's own address, else the UI that
+    # `replenish ui` serves on the embedded store.
+    ui_url: str | None = None
 
 
 class OrchestrationSettings(_Section):
@@ -264,6 +268,13 @@ class Settings(BaseSettings):
     @property
     def mlflow_registry_uri(self) -> str:
         return self.tracking.registry_uri or self.mlflow_tracking_uri
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        if self.tracking.ui_url:
+            return self.tracking.ui_url.rstrip("/")
+        tracking = self.mlflow_tracking_uri
+        return tracking.rstrip("/") if tracking.startswith(("http://", "https://")) else DEFAULT_MLFLOW_UI_URL
 
     @property
     def mlflow_artifact_location(self) -> str | None:

@@ -34,7 +34,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 import models
 from models.pyfunc import INPUT_DEFAULTS, as_model_input
 from replenish.processes import is_dead, process_identity
-from replenish.redaction import redacted
+from replenish.redaction import redacted, redacted_url
 from replenish.settings import Settings
 
 if TYPE_CHECKING:
@@ -142,6 +142,18 @@ def start_child_run(settings: Settings, parent_run_id: str, run_name: str, tags:
     run = client.create_run(parent.info.experiment_id, run_name=run_name,
                             tags={**inherited, **tags, PARENT_RUN_TAG: parent_run_id})
     return run.info.run_id
+
+
+def run_url(settings: Settings, run_id: str) -> str:
+    """The run's page in the MLflow UI (settings.mlflow_ui_url), credentials redacted: what Prefect's
+    artifacts link to, instead of files on the disk of whichever machine ran the flow."""
+    experiment_id = client_for(settings).get_run(run_id).info.experiment_id
+    return f"{redacted_url(settings.mlflow_ui_url)}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def run_link(settings: Settings, run_id: str) -> str:
+    """A markdown link to the run's page in the MLflow UI."""
+    return f"[MLflow run {run_id[:8]}]({run_url(settings, run_id)})"
 
 
 def log_metrics(settings: Settings, run_id: str, metrics: Mapping[str, float]) -> None:

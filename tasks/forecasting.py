@@ -18,14 +18,13 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from pytorch_lightning.loggers import MLFlowLogger
 
 from models.backtest import BacktestResult, BacktestWindow, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters
 from models.ensemble.estimator import EnsemblePredictor, ensemble_from_backtest
 from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
-from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor
+from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, training_curves_logger
 from models.lstm.train_process import TRAINING_SUMMARY
 from models.lstm.module import LSTMQuantileNetwork
 from replenish.model_config import lstm_config
@@ -129,7 +128,7 @@ def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | 
     if config.strategy.startswith("ddp"):
         return train_in_own_process(train, config, checkpoints, resume, settings.mlflow_tracking_uri, log_run_id)
     started = time.perf_counter()
-    logger = MLFlowLogger(tracking_uri=settings.mlflow_tracking_uri, run_id=log_run_id) if log_run_id else False
+    logger = training_curves_logger(settings.mlflow_tracking_uri, log_run_id)
     estimator = LSTMEstimator(config, checkpoints, logger=logger, resume=resume)
     predictor = estimator.fit(train)
     return TrainedForecaster(predictor, time.perf_counter() - started, estimator.training_windows,

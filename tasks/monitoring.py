@@ -78,9 +78,9 @@ def assess_champion(settings: Settings, data: RetailData, logged: LoggedForecast
     return assess(data, logged, validation_rmsse, thresholds)
 
 
-def monitoring_markdown(report: MonitoringReport) -> str:
+def monitoring_markdown(report: MonitoringReport, mlflow_run: str) -> str:
     verdict = "retrain" if report.decision.retrain else "keep the champion"
-    lines = [f"# Monitoring: {verdict}", f"Champion version: {report.model_version or 'none'}", ""]
+    lines = [f"# Monitoring: {verdict}", f"Champion version: {report.model_version or 'none'}; {mlflow_run}.", ""]
     lines += [f"- {reason}" for reason in report.decision.reasons]
     if report.performance:
         lines += ["", "| measure | value |", "|---|---|"]
@@ -100,14 +100,16 @@ def record_monitoring(settings: Settings, run_id: str, report: MonitoringReport)
         "retrain": str(report.decision.retrain),
         "retrain_reasons": "; ".join(report.decision.reasons)[:5000],
     })
-    create_markdown_artifact(key="monitoring-decision", markdown=monitoring_markdown(report),
+    create_markdown_artifact(key="monitoring-decision", markdown=monitoring_markdown(report, tracking.run_link(settings, run_id)),
                              description="Why the champion was or was not retrained")
 
 
 @task(name="record-retraining-outcome", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
 def record_retraining_outcome(settings: Settings, run_id: str, promoted: bool, reason: str) -> None:
     tracking.set_tags(settings, run_id, {"retrained_model_promoted": str(promoted), "promotion_reason": reason})
-    create_markdown_artifact(key="monitoring-promotion", markdown=f"# Retraining: {'promoted' if promoted else 'not promoted'}\n{reason}",
+    create_markdown_artifact(key="monitoring-promotion",
+                             markdown=f"# Retraining: {'promoted' if promoted else 'not promoted'}\n{reason}\n\n"
+                                      f"Monitoring: {tracking.run_link(settings, run_id)}.",
                              description="Outcome of the retraining that monitoring started")
 
 

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.forecast_contract import ForecastContractError, ForecasterContract, cover_planned_days
@@ -70,6 +70,23 @@ class PublishedPlan:
     outlook: PlanOutlook
     solver_status: str
     broken_constraints: list[str]  # soft mode: each broken constraint in a line, the worst first
+
+    def key_figures(self) -> list[dict[str, str]]:
+        """The plan's headline figures, one row each, for the Prefect UI's table artifact."""
+        outlook = self.outlook
+        figures = {
+            f"purchase orders due {self.first_day:%Y-%m-%d}": f"{self.due_orders:,}",
+            "units due": f"{self.due_units:,.0f}",
+            "purchase cost due": f"{self.due_cost:,.2f}",
+            "orders over the horizon": f"{self.orders:,}",
+            "planned cost": f"{self.planned_cost:,.2f}",
+            "expected fill rate": f"{outlook.expected_fill_rate:.1%}",
+            "expected cost": f"{outlook.expected_cost:,.2f}",
+            "stock-out risk per item-store and day": f"{outlook.stockout_risk:.1%}",
+            "broken constraints (soft mode)": f"{len(self.broken_constraints):,}",
+            "solver status": self.solver_status,
+        }
+        return [{"figure": name, "value": value} for name, value in figures.items()]
 
     def summary_lines(self) -> list[str]:
         """The plan as the command line reports it; broken constraints (soft mode) first."""
@@ -255,9 +272,14 @@ def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan
     })
     # This run's own copy: by now another publish may have made a newer plan current.
     tracking.client_for(settings).log_artifact(run_id, str(published.folder / REPORT_FILE), REPORT_ARTIFACT_FOLDER)
+    create_table_artifact(key="plan-kpis", description="The plan's key figures, as the report gives them",
+                          table=published.key_figures())
     create_markdown_artifact(key="plan-report", description="The plan report: KPIs, top orders, charts",
-                             markdown=report_markdown(report, published.report_path, run_id,
+                             markdown=report_markdown(report, published.report_path, tracking.run_link(settings, run_id),
                                                       f"{REPORT_ARTIFACT_FOLDER}/{REPORT_FILE}"))
     tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "plan_folder": str(published.folder),
                                          "solver_status": plan.solver_status, PUBLISHED_TAG: "true"})
+    logger = get_run_logger()  # the summary in the flow run's log, as the command line prints it
+    for line in published.summary_lines():
+        logger.info(line.strip())
     return published

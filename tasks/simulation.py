@@ -50,7 +50,7 @@ def log_simulation(settings: Settings, parent_run_id: str, simulation: PolicySim
     tracking.log_figure(settings, child, policy_chart(simulation.metrics), SIMULATION_CHART)
     tracking.end_run(settings, child, "FINISHED")
     create_markdown_artifact(key="policy-simulation", description="The planning policy replayed on recent history",
-                             markdown=simulation_markdown(simulation, child))
+                             markdown=simulation_markdown(simulation, tracking.run_link(settings, child)))
     return child
 
 

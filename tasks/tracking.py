@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 
 import mlflow
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.backtest import BacktestResult, BacktestWindow
@@ -99,6 +100,26 @@ def forecaster_tags(kind: str, predictor: Predictor, holdout_scores: dict[str, f
     return tags
 
 
+def registration_markdown(backtest_scores: ForecastScores, holdout_metrics: dict[str, float], kind: str,
+                          version: str, decision: tracking.PromotionDecision, mlflow_run: str) -> str:
+    """What the Prefect UI shows for a training run: the backtest per model, the candidates on the holdout,
+    and the version registered and whether it became champion."""
+    table = backtest_scores.table().dropna(axis=1, how="all")
+    header = "| model | " + " | ".join(table.columns) + " |"
+    return "\n".join([
+        f"# Registered: {kind}, version {version} ({'promoted to champion' if decision.promote else 'not promoted'})",
+        f"{decision.reason}. {mlflow_run}.",
+        "",
+        "Holdout scores of the candidates: " + ", ".join(f"`{name}` {value:.4f}" for name, value in holdout_metrics.items()),
+        "",
+        "Backtest, over all its origins:",
+        "",
+        header,
+        "|---|" + "---|" * len(table.columns),
+        *(f"| {model} | " + " | ".join("" if pd.isna(value) else f"{value:.4f}" for value in row) + " |" for model, row in table.iterrows()),
+    ])
+
+
 @task(name="register-forecaster", cache_policy=NO_CACHE)
 def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, Predictor], holdout: BacktestWindow,
                         backtest_scores: ForecastScores) -> RegistrationResult:
@@ -125,5 +146,10 @@ def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, P
     tracking.log_metrics(settings, run_id, holdout_metrics)
     tracking.set_tags(settings, run_id, {"model_version": version.version, "promoted": str(decision.promote),
                                          "promotion_reason": decision.reason, FORECASTER_TAG: kind})
+    create_markdown_artifact(key="training-registration", description="The backtest, the version registered, the promotion",
+                             markdown=registration_markdown(backtest_scores, holdout_metrics, kind, version.version,
+                                                            decision, tracking.run_link(settings, run_id)))
+    get_run_logger().info(f"registered {kind} as version {version.version} of "
+                          f"{settings.tracking.registered_model_name}: {decision.reason}")
     return RegistrationResult(settings.tracking.registered_model_name, version.version, candidate_rmsse,
                               champion_rmsse, decision.promote, decision.reason, kind)

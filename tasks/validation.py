@@ -61,16 +61,15 @@ def _failure_rows(failures: list[ExpectationFailure], severity: str) -> list[str
     ]
 
 
-def validation_markdown(checked: CheckedTables, mlflow_run_id: str) -> str:
+def validation_markdown(checked: CheckedTables, mlflow_run: str) -> str:
+    """What the Prefect UI shows for a validation; `mlflow_run` links the MLflow run that holds the Data Docs."""
     report = checked.report
     status = "passed" if report.success else "FAILED"
     lines = [
         f"# Data validation {status}",
         f"{report.expectations_checked} expectations on {', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
-        f"MLflow run `{mlflow_run_id}`, artifacts under `data_docs/`.",
+        f"{mlflow_run}: the Great Expectations Data Docs are its artifacts under `data_docs/`.",
     ]
-    if report.data_docs:
-        lines.append(f"[Great Expectations Data Docs]({report.data_docs.as_uri()})")
     for table, rows in checked.quarantined.items():
         lines.append(f"Quarantined {len(rows)} row(s) of {table}; see `validation/quarantined_{table}.csv`.")
     if report.failures or report.warnings:
@@ -128,7 +127,7 @@ def report_validation(settings: Settings, run_id: str, checked: CheckedTables) -
         "validation_status": "passed" if report.success else "failed",
         "validation_expectations_checked": str(report.expectations_checked),
     })
-    create_markdown_artifact(key="data-validation", markdown=validation_markdown(checked, run_id),
+    create_markdown_artifact(key="data-validation", markdown=validation_markdown(checked, tracking.run_link(settings, run_id)),
                              description="Great Expectations data contract result")
 
 

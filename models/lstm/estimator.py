@@ -13,6 +13,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import MLFlowLogger
 from torch.utils.data import DataLoader
 
 from models.features import (
@@ -49,6 +50,19 @@ class _WithoutLitLoggerTip(logging.Filter):
 # (Lightning-AI/pytorch-lightning#21326).
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_WithoutLitLoggerTip())
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
+
+class TrainingCurvesLogger(MLFlowLogger):
+    """Lightning's MLflow logger for the training curves alone.  The run's parameters are its settings,
+    logged once by the flow; Lightning would log the network's again, as network_kwargs/…"""
+
+    def log_hyperparams(self, params: object, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def training_curves_logger(tracking_uri: str, run_id: str | None) -> TrainingCurvesLogger | bool:
+    """The logger a fit's curves go to: the MLflow run `run_id`, or none (False) without one."""
+    return TrainingCurvesLogger(tracking_uri=tracking_uri, run_id=run_id) if run_id else False
 LAST_CHECKPOINT = "last.ckpt"
 
 

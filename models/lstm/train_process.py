@@ -13,9 +13,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from pytorch_lightning.loggers import MLFlowLogger
 
-from models.lstm.estimator import LSTMConfig, LSTMEstimator
+from models.lstm.estimator import LSTMConfig, LSTMEstimator, training_curves_logger
 
 TRAINING_SUMMARY = "training.json"
 
@@ -33,8 +32,7 @@ def main() -> None:
 
     fields = json.loads(args.config.read_text())
     config = LSTMConfig(**{**fields, "quantiles": tuple(fields["quantiles"])})
-    logger = (MLFlowLogger(tracking_uri=args.mlflow_tracking_uri, run_id=args.mlflow_run_id)
-              if args.mlflow_run_id else False)
+    logger = training_curves_logger(args.mlflow_tracking_uri, args.mlflow_run_id)
     estimator = LSTMEstimator(config, args.checkpoints, logger=logger, resume=args.resume)
     predictor = estimator.fit(pd.read_parquet(args.features))
     if estimator.is_global_zero:
