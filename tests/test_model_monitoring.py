@@ -1,4 +1,5 @@
-"""Monitoring scores a logged forecast only where it answered: its item-stores and days, censored days left out."""
+"""Monitoring scores a logged forecast only where it answered: its item-stores and days, censored days left out;
+drift is measured by PSI, and the retraining rule reads both."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.monitoring import covered_actuals, recent_performance
+from models.monitoring import (
+    MonitoringThresholds,
+    covered_actuals,
+    decide_retraining,
+    population_stability_index,
+    recent_performance,
+)
 
 ORIGIN = pd.Timestamp("2024-03-31")
 CLOSED_DAY = pd.Timestamp("2024-04-03")
@@ -61,3 +68,35 @@ def test_a_forecast_without_a_value_on_a_day_does_not_cover_it() -> None:
 def test_nothing_covered_scores_nothing() -> None:
     later = sales(["A"], "2024-06-01", 7)
     assert recent_performance(sales(["A"], "2024-01-01", 91), later, logged_forecast(["A"], 7)) == {"scored_days": 0.0}
+
+
+def test_psi_is_zero_for_the_same_distribution_and_grows_with_the_shift() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.poisson(5.0, 5_000).astype(float)
+    assert population_stability_index(reference, rng.poisson(5.0, 5_000).astype(float)) < 0.01
+    small, large = (population_stability_index(reference, rng.poisson(level, 5_000).astype(float)) for level in (6.0, 12.0))
+    assert 0.01 < small < large and large > 0.5
+
+
+def test_psi_says_nothing_without_data_or_spread() -> None:
+    assert population_stability_index(np.array([]), np.array([1.0])) == 0.0
+    assert population_stability_index(np.full(50, 3.0), np.arange(50.0)) == 0.0
+    assert population_stability_index(np.array([np.nan, 1.0, 2.0, 3.0]), np.array([np.nan])) == 0.0
+
+
+PERFORMANCE = {"scored_days": 28.0, "rmsse": 0.80, "seasonal_naive_rmsse": 1.00}
+NO_DRIFT = {"psi_units": 0.1, "psi_price": 0.0}
+
+
+@pytest.mark.parametrize(("performance", "drift", "retrain", "reason"), [
+    (PERFORMANCE, NO_DRIFT, False, "within limits"),
+    ({**PERFORMANCE, "scored_days": 6.0}, {"psi_units": 9.0}, False, "only 6 day(s) of actuals"),
+    ({**PERFORMANCE, "rmsse": 0.95}, NO_DRIFT, True, "x validation RMSSE"),
+    ({**PERFORMANCE, "seasonal_naive_rmsse": 0.75}, NO_DRIFT, True, "x seasonal naive"),
+    (PERFORMANCE, {"psi_units": 0.6, "psi_price": 0.0}, True, "psi_units 0.600 > 0.5"),
+])
+def test_retraining_follows_each_threshold(performance: dict[str, float], drift: dict[str, float], retrain: bool,
+                                           reason: str) -> None:
+    decision = decide_retraining(performance, drift, validation_rmsse=0.70, thresholds=MonitoringThresholds())
+    assert decision.retrain is retrain
+    assert any(reason in line for line in decision.reasons), decision.reasons
