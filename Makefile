@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup browser run test test-fast benchmark forecast-benchmark clean
+.PHONY: setup browser run lint test test-fast benchmark forecast-benchmark clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,14 @@ run: setup
 
 # Two workers, a test file each at a time: most of a slow test is a command starting up or a server
 # answering, which a second core overlaps (module-scoped servers stay with their file).
-test: setup browser
+test: setup browser lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Lint, format and import order (ruff), and types on the pure layers (mypy): configured in pyproject.toml.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # The edit-test loop: everything but the tests that train, run whole flows or drive a browser.
 test-fast: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+from typing import cast
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import great_expectations as gx
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 from great_expectations.core.run_identifier import RunIdentifier
 from great_expectations.data_context import AbstractDataContext
+from great_expectations.data_context.store.store import DataDocsSiteConfigTypedDict
 from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
@@ -22,12 +24,13 @@ RUN_NAME = "replenish"
 
 def _point_site_at(context: AbstractDataContext, site_dir: Path) -> None:
     """Add (or re-point) our own site, leaving the context's default temp-dir site unbuilt."""
-    config = {
+    # GX types a site's config with fewer keys than its SiteBuilder takes (show_how_to_buttons among them).
+    config = cast(DataDocsSiteConfigTypedDict, {
         "class_name": "SiteBuilder",
         # The how-to buttons only link to GX's online onboarding; they say nothing about our data.
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
-    }
+    })
     if SITE_NAME in context.list_data_docs_sites():
         context.update_data_docs_site(SITE_NAME, config)
     else:

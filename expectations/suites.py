@@ -76,7 +76,7 @@ def _whole_numbers(frame: pd.DataFrame, column: str, minimum: int, maximum: int 
     if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
         return [gxe.ExpectColumnValuesToMatchRegex(
             column=column, regex=WHOLE_NUMBER_TEXT, description=f"must be whole numbers {bounds}")]
-    expectations = [gxe.ExpectColumnValuesToBeBetween(
+    expectations: list[Expectation] = [gxe.ExpectColumnValuesToBeBetween(
         column=column, min_value=minimum, max_value=maximum, description=f"must be {bounds}")]
     if not pd.api.types.is_integer_dtype(frame[column]):
         # Floats are fine while they hold whole numbers (a Parquet export, a column with gaps).

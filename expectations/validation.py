@@ -134,6 +134,8 @@ def _failures(
         if expectation_result.success:
             continue
         config = expectation_result.expectation_config
+        if config is None:  # a result without its expectation names no rule to report
+            continue
         details = expectation_result.result or {}
         row_index = tuple(details.get("unexpected_index_list") or ())
         column = (config.meta or {}).get("reported_column") or config.kwargs.get("column") \

@@ -8,6 +8,7 @@ taken from the same weekday (``demand_history``), so a closed day or a stockout 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 import lightgbm
@@ -65,7 +66,7 @@ def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str])
 
 # The protocol's LightGBM: tweedie loss, lags 7/14/28, rolling means of lags 7 and 28, calendar,
 # price, SNAP and event, categorical ids, recursive forecasts, conformal intervals over 5 windows.
-LIGHTGBM_PARAMS = {"objective": "tweedie", "n_estimators": 500, "learning_rate": 0.05, "num_leaves": 63}
+LIGHTGBM_PARAMS: dict[str, Any] = {"objective": "tweedie", "n_estimators": 500, "learning_rate": 0.05, "num_leaves": 63}
 STATIC_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
 DYNAMIC_COLUMNS = ["price", "promo", "event", "snap"]
 CONFORMAL_WINDOWS = 5

@@ -84,7 +84,7 @@ class ForecastScores:
 
     def table(self) -> pd.DataFrame:
         """One row per model, one column per metric (NaN where a model has no intervals)."""
-        rows = {}
+        rows: dict[str, dict[str, float]] = {}
         for name, value in self.metrics.items():
             model, metric = _split_metric_name(name)
             rows.setdefault(model, {})[metric] = value

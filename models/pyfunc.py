@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel, PythonModelContext
 import pandas as pd
 
 # The columns and dtypes a caller passes; the model signature is inferred from an example in this shape.
@@ -43,16 +43,16 @@ class SavedPredictor(Protocol):
     def load(self, directory: Path) -> Predictor: ...
 
 
-class ForecasterPyfunc(mlflow.pyfunc.PythonModel):
+class ForecasterPyfunc(PythonModel):
     """Forecasts the configured horizon after each series' last date in the input frame, with the
     predictor saved in the model's "predictor" artifact (a folder `predictor_type.load` reads)."""
 
     def __init__(self, predictor_type: SavedPredictor) -> None:
         self.predictor_type = predictor_type
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         self.predictor = self.predictor_type.load(Path(context.artifacts["predictor"]))
 
-    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: pd.DataFrame,
+    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
                 params: dict | None = None) -> pd.DataFrame:
         return self.predictor.predict(as_model_input(model_input))

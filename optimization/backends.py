@@ -202,7 +202,7 @@ def _solve_with_highspy(program: LinearProgram, settings: SolverSettings, start:
     highs.setOptionValue("time_limit", float(settings.time_limit_seconds))
     highs.setOptionValue("mip_rel_gap", float(settings.mip_rel_gap))
     for name, value in settings.options.items():
-        highs.setOptionValue(name, value)
+        highs.setOptionValue(name, value)  # type: ignore[arg-type]  # HiGHS checks each option's type itself
     highs.passModel(highs_program(program))
     if start is not None and program.is_integer.any():
         incumbent = highspy.HighsSolution()

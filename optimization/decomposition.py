@@ -81,7 +81,7 @@ def merge_parts(parts: list[PartPlan], hint: str = "") -> PlanResult:
     reasons = [reason for part in parts if part.infeasible is not None for reason in part.infeasible.reasons]
     if reasons:
         raise PlanInfeasibleError(reasons, hint)
-    return merge_results([part.plan for part in parts])
+    return merge_results([part.plan for part in parts if part.plan is not None])
 
 
 def merge_results(results: list[PlanResult]) -> PlanResult:

@@ -130,8 +130,8 @@ def infeasibility_reasons(
     for constraint, rows in violations.groupby("constraint", sort=False):
         if constraint == "store_capacity":
             reasons += [_capacity_reason(capacity, days) for _, days in rows.groupby("store_id", sort=True)]
-        elif constraint == "budget":
-            reasons += [_budget_reason(options, rows)]
+        elif constraint == "budget" and options.budget_per_period is not None:
+            reasons += [_budget_reason(options.budget_per_period, rows)]
         else:
             by_item_store = list(rows.groupby(["item_id", "store_id"], sort=True))
             reasons += [_target_reason(days) for _, days in by_item_store[:MAX_REPORTED_VIOLATIONS]]
@@ -145,7 +145,7 @@ def _later(days: pd.DataFrame) -> str:
     return f" (and in {len(days) - 1} later period(s))" if len(days) > 1 else ""
 
 
-def _when(row: object) -> str:
+def _when(row: pd.Series) -> str:
     return f"period {row.period} ({row.date.date()})"
 
 
@@ -158,11 +158,11 @@ def _capacity_reason(capacity: pd.DataFrame, days: pd.DataFrame) -> str:
     )
 
 
-def _budget_reason(options: ModelOptions, days: pd.DataFrame) -> str:
+def _budget_reason(budget: float, days: pd.DataFrame) -> str:
     first = days.sort_values("period").iloc[0]
     return (
-        f"budget in {_when(first)} is below what the targets require: {rounded(options.budget_per_period)} "
-        f"available, {rounded(options.budget_per_period + first.amount)} needed{_later(days)}"
+        f"budget in {_when(first)} is below what the targets require: {rounded(budget)} "
+        f"available, {rounded(budget + first.amount)} needed{_later(days)}"
     )
 
 

@@ -104,7 +104,7 @@ class _Builder:
         self.columns[name] = ids
         return ids
 
-    def add_cost(self, component: str, columns: np.ndarray, cost: np.ndarray) -> None:
+    def add_cost(self, component: str, columns: np.ndarray, cost: np.ndarray | float) -> None:
         self.cost_entries.setdefault(component, []).append(
             (np.asarray(columns), np.broadcast_to(np.asarray(cost, dtype=float), np.shape(columns)))
         )
@@ -117,7 +117,7 @@ class _Builder:
         self.rows[name] = ids
         return ids
 
-    def add_entries(self, rows: np.ndarray, columns: np.ndarray, values: np.ndarray) -> None:
+    def add_entries(self, rows: np.ndarray, columns: np.ndarray, values: np.ndarray | float) -> None:
         rows, columns, values = np.broadcast_arrays(rows, columns, values)
         keep = columns >= 0
         self.entries.append((rows[keep].ravel(), columns[keep].ravel(), values[keep].ravel()))

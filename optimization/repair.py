@@ -182,7 +182,7 @@ def _rounded(item_stores: _ItemStores, relaxed_orders: np.ndarray, limits: _Limi
     return orders
 
 
-def _carry_forward(orders: np.ndarray, slots: np.ndarray, t: int, carry: np.ndarray) -> None:
+def _carry_forward(orders: np.ndarray, slots: np.ndarray, t: int | np.integer, carry: np.ndarray) -> None:
     """Add each row's carry to its next order slot after t, never below zero."""
     later = slots[:, t + 1:]
     rows = np.flatnonzero(later.any(axis=1))

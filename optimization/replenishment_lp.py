@@ -45,6 +45,7 @@ from optimization.diagnosis import (
 from optimization.explanations import explain_orders
 from optimization.formulation import (
     COST_COMPONENTS,
+    Elasticity,
     Formulation,
     capacity_by_store,
     formulate,
@@ -122,7 +123,7 @@ def solve_as_one_model(
         return _empty_plan(grid, problem.capacity)
     if not options.soft_constraints:
         raise_if_capacity_cannot_hold(grid, problem.capacity, options.shortage_mode)
-    elasticity = "soft" if options.soft_constraints else "hard"
+    elasticity: Elasticity = "soft" if options.soft_constraints else "hard"
     formulation = formulate(grid, problem.capacity, costs, options, elasticity)
     arrays_seconds = time.perf_counter() - started
     solution = _solve(grid, formulation, costs, solver, options)
@@ -130,7 +131,7 @@ def solve_as_one_model(
         raise _no_plan_error(grid, problem.capacity, costs, solver, options, solution)
     if solution.values is None:
         raise RuntimeError(f"HiGHS returned no usable plan (termination: {solution.status})")
-    return _plan_result(grid, problem.capacity, options, formulation, solution, arrays_seconds)
+    return _plan_result(grid, problem.capacity, options, formulation, solution, solution.values, arrays_seconds)
 
 
 def _solve(
@@ -193,9 +194,9 @@ def _plan_result(
     options: ModelOptions,
     formulation: Formulation,
     solution: Solution,
+    values: np.ndarray,  # the solution's, found
     arrays_seconds: float,
 ) -> PlanResult:
-    values = solution.values
     layout = formulation.layout
     orders = _order_units(values, layout.order_columns, layout.lot_size, options.whole_orders != "none")
     stock = values[layout.stock_columns]

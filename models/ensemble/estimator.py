@@ -82,6 +82,8 @@ class EnsemblePredictor:
         if LSTM not in self.combination.members:
             return baselines
         lstm = self.lstm
+        if lstm is None:
+            raise ValueError("the combination has the LSTM as a member but no fitted LSTM")
 
         def lstm_forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
             return quantile_forecast_as_model_output(lstm.predict(history, future), history["date"].max())

@@ -304,7 +304,8 @@ class LSTMEstimator:
             enable_model_summary=False,
             enable_progress_bar=self.show_progress,
         )
-        trainer.fit(module, *loaders, ckpt_path=self._resume_checkpoint(member_dir))
+        train_loader, val_loader = loaders
+        trainer.fit(module, train_loader, val_loader, ckpt_path=self._resume_checkpoint(member_dir))
         self.is_global_zero = trainer.is_global_zero
         self.epochs_run += trainer.current_epoch
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.types import OptimizerLRScheduler
 
 from models.lstm.module import LSTMQuantileNetwork, pinball_loss, squared_error_loss
 
@@ -17,6 +18,7 @@ class LSTMQuantileLightningModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.network = LSTMQuantileNetwork(**network_kwargs)
+        self.quantile_levels: torch.Tensor
         self.register_buffer("quantile_levels", torch.tensor(quantiles, dtype=torch.float32))
         self.learning_rate = learning_rate
         self.mean_loss_weight = mean_loss_weight
@@ -60,7 +62,7 @@ class LSTMQuantileLightningModule(pl.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "val")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+    def configure_optimizers(self) -> OptimizerLRScheduler:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.learning_rate)
         if not self.cosine_decay_epochs:
             return optimizer

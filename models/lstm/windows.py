@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,8 +84,8 @@ def training_window_starts(
     """Every ``stride``-th window whose targets end by ``last_target_position`` and that has
     at least one observed past day and one trainable future day."""
     candidates = np.arange(panel.context_length + 1, last_target_position - horizon + 2)[::-1][::stride]
-    rows, starts = np.meshgrid(np.arange(len(panel.series)), candidates, indexing="ij")
-    rows, starts = rows.ravel(), starts.ravel()
+    row_grid, start_grid = np.meshgrid(np.arange(len(panel.series)), candidates, indexing="ij")
+    rows, starts = row_grid.ravel(), start_grid.ravel()
     observed_cumsum = np.concatenate([np.zeros((len(panel.series), 1)), panel.observed.cumsum(axis=1)], axis=1)
     trainable_cumsum = np.concatenate([np.zeros((len(panel.series), 1)), panel.trainable.cumsum(axis=1)], axis=1)
     past_observed = observed_cumsum[rows, starts] - observed_cumsum[rows, starts - panel.context_length]
@@ -132,5 +133,7 @@ class WindowDataset(Dataset):
         return {name: tensor[0] for name, tensor in self.__getitems__([index]).items()}
 
 
-def already_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def already_batched(batch: Any) -> dict[str, torch.Tensor]:
+    """The DataLoader's collate: WindowDataset.__getitems__ already returns one batch's tensors (typed
+    Any, as the loader declares its collate to take a list of samples)."""
     return batch
