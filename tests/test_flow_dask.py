@@ -44,7 +44,7 @@ def test_dask_task_runner_plans_the_same_orders(tmp_path: Path) -> None:
         assert planned.returncode == 0, planned.stderr[-3000:]
 
     # One per-store optimisation per store ran on the cluster.
-    assert sum("optimize-orders" in key for key in finished.keys) == 2, finished.keys
+    assert sum(key.startswith("optimize_orders-") for key in finished.keys) == 2, finished.keys
     plans = [pd.read_csv(load_settings(overrides=o).plan_path).sort_values(["item_id", "store_id", "order_date"])
              .reset_index(drop=True) for o in (sequential, dask)]
     assert len(plans[0]) > 0

@@ -211,5 +211,16 @@ def report_is_published(settings: Settings, stdout: str, client: MlflowClient, p
     assert Path(client.download_artifacts(planning_run_id, "report/plan_report.html")).read_text(encoding="utf-8") == page
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-report"])))
+        (key_figures,) = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-kpis"])))
+        (registration,) = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-registration"])))
     newest = max(artifacts, key=lambda artifact: artifact.created)
-    assert report.as_uri() in newest.data and planning_run_id in newest.data
+    # The MLflow run's page in its UI, not a file on the disk of whichever machine ran the flow.
+    experiment_id = client.get_run(planning_run_id).info.experiment_id
+    assert f"(http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{planning_run_id})" in newest.data
+    assert "file://" not in newest.data and str(report) in newest.data
+    figures = {row["figure"]: row["value"] for row in json.loads(key_figures.data)}
+    (training,) = client.search_runs([experiment_id], "tags.job = 'train'")
+    assert f"# Registered: {training.data.tags['forecaster']}, version 1 (promoted to champion)" in registration.data
+    assert f"/runs/{training.info.run_id})" in registration.data and "| lstm |" in registration.data
+    assert figures["solver status"] in {"optimal", "repaired"} and "expected fill rate" in figures
