@@ -17,8 +17,9 @@ Every model forecasts each cutoff once: the ensemble reuses the fits of the othe
 champion row is whichever of lstm and ensemble has the lower RMSSE on the last origin, as the training
 flow chooses on its holdout.
 
-Prints a table ("vs naive": how much lower a model's RMSSE is than seasonal naive's) and writes {"dataset", "protocol", "models": {name: {rmsse, mase, wrmsse, pinball,
-coverage_80, coverage_95, fit_seconds}}, "lstm_training": {...}} with --out.
+Prints a table ("vs naive": how much lower a model's RMSSE is than seasonal naive's) and writes
+{"dataset", "protocol", "models": {name: {rmsse, mase, wrmsse, pinball, coverage_80, coverage_95,
+fit_seconds}}, "lstm_training": {...}} with --out.
 """
 
 from __future__ import annotations
@@ -44,14 +45,22 @@ COLUMNS = ["rmsse", "mase", "wrmsse", "pinball", "coverage_80", "coverage_95", "
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="data folder (M5 layout) or long-format file; none for synthetic")
-    parser.add_argument("--format", choices=["m5", "long", "synthetic"], required=True,
-                        help="synthetic: the project's default generated data (data.synthetic.*)")
+    parser.add_argument(
+        "--format",
+        choices=["m5", "long", "synthetic"],
+        required=True,
+        help="synthetic: the project's default generated data (data.synthetic.*)",
+    )
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     parser.add_argument("--origins", type=int, default=3)
     parser.add_argument("--horizon", type=int, default=28)
-    parser.add_argument("--drop-last-days", type=int, default=0,
-                        help="score on earlier windows, ending this many days before the data does: for choosing "
-                             "settings without touching the protocol's test windows")
+    parser.add_argument(
+        "--drop-last-days",
+        type=int,
+        default=0,
+        help="score on earlier windows, ending this many days before the data does: for choosing "
+        "settings without touching the protocol's test windows",
+    )
     parser.add_argument("--models", default=",".join(ALL_MODELS), help=f"comma-separated, from {ALL_MODELS}")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="settings override key=value")
     args = parser.parse_args()
@@ -81,27 +90,40 @@ def run(args: argparse.Namespace) -> dict:
 
     source = [f"data.format={args.format}", *([f"data.path={args.data}"] if args.data else [])]
     settings = load_settings(overrides=[*source, f"forecast.horizon_days={args.horizon}", *args.overrides])
-    sales = complete_tables(without_last_days(read_tables(settings.data), args.drop_last_days),
-                            settings.data.master_defaults).sales
+    sales = complete_tables(
+        without_last_days(read_tables(settings.data), args.drop_last_days), settings.data.master_defaults
+    ).sales
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = sorted(set(names) - set(ALL_MODELS))
     if unknown:
         raise SystemExit(f"unknown models {unknown}; choose from {ALL_MODELS}")
-    print(f"{sales.groupby(['item_id', 'store_id']).ngroups} series, {len(sales):,} rows, "
-          f"{args.origins} origins × {args.horizon} days", flush=True)
+    print(
+        f"{sales.groupby(['item_id', 'store_id']).ngroups} series, {len(sales):,} rows, "
+        f"{args.origins} origins × {args.horizon} days",
+        flush=True,
+    )
 
     ensemble = settings.forecast.ensemble
-    needed = [name for name in dict.fromkeys([*names, *(ensemble.members if "ensemble" in names else [])])
-              if name != "ensemble"]
+    needed = [
+        name
+        for name in dict.fromkeys([*names, *(ensemble.members if "ensemble" in names else [])])
+        if name != "ensemble"
+    ]
     baselines = baseline_forecasters([name for name in needed if name != "lstm"], args.horizon, settings.forecast.seed)
     training: list[dict] = []
     config = lstm_config(settings.forecast)
-    members = {name: cached_by_cutoff(forecaster) for name, forecaster in {
-        **({"lstm": _lstm_forecaster(config, training)} if "lstm" in needed else {}), **baselines}.items()}
+    members = {
+        name: cached_by_cutoff(forecaster)
+        for name, forecaster in {
+            **({"lstm": _lstm_forecaster(config, training)} if "lstm" in needed else {}),
+            **baselines,
+        }.items()
+    }
     forecasters = {name: members[name] for name in names if name in members}
     if "ensemble" in names:
-        forecasters["ensemble"] = ensemble_forecaster({name: members[name] for name in ensemble.members}, ensemble,
-                                                      args.horizon, config.quantiles)
+        forecasters["ensemble"] = ensemble_forecaster(
+            {name: members[name] for name in ensemble.members}, ensemble, args.horizon, config.quantiles
+        )
     started = time.perf_counter()
     backtest = run_backtest(sales, backtest_windows(sales, args.horizon, args.origins), forecasters)
     table = backtest.scores.table().assign(fit_seconds=pd.Series(backtest.fit_seconds))
@@ -118,9 +140,7 @@ def run(args: argparse.Namespace) -> dict:
             "series": int(sales.groupby(["item_id", "store_id"]).ngroups),
             "dropped_last_days": args.drop_last_days,
         },
-        "models": {
-            model: {column: _number(value) for column, value in row.items()} for model, row in table.iterrows()
-        },
+        "models": {model: {column: _number(value) for column, value in row.items()} for model, row in table.iterrows()},
         "seconds": round(time.perf_counter() - started, 1),
     }
     if chosen is not None:
@@ -149,10 +169,19 @@ def _lstm_forecaster(config, training: list[dict]):  # noqa: ANN001, ANN202 - LS
         fit_started = time.perf_counter()
         predictor = estimator.fit(build_feature_frame(history))
         seconds = time.perf_counter() - fit_started
-        training.append({"cutoff": f"{cutoff:%Y-%m-%d}", "train_seconds": round(seconds, 1),
-                         "training_windows": estimator.training_windows, "epochs": estimator.epochs_run})
-        print(f"  LSTM at {cutoff:%Y-%m-%d}: {estimator.epochs_run} epochs of {estimator.training_windows:,} "
-              f"windows in {seconds:.0f}s", flush=True)
+        training.append(
+            {
+                "cutoff": f"{cutoff:%Y-%m-%d}",
+                "train_seconds": round(seconds, 1),
+                "training_windows": estimator.training_windows,
+                "epochs": estimator.epochs_run,
+            }
+        )
+        print(
+            f"  LSTM at {cutoff:%Y-%m-%d}: {estimator.epochs_run} epochs of {estimator.training_windows:,} "
+            f"windows in {seconds:.0f}s",
+            flush=True,
+        )
         return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
 
     return forecast
@@ -171,13 +200,17 @@ def _number(value: object) -> float | None:
 def print_table(result: dict) -> None:
     models = result["models"]
     naive = (models.get("seasonal_naive") or {}).get("rmsse")
-    print(f"\n{result['dataset']}: {result['protocol']['series']} series, cutoffs {', '.join(result['protocol']['cutoffs'])}")
+    print(
+        f"\n{result['dataset']}: {result['protocol']['series']} series, "
+        f"cutoffs {', '.join(result['protocol']['cutoffs'])}"
+    )
     header = f"{'model':<16}" + "".join(f"{column:>13}" for column in COLUMNS) + f"{'vs naive':>10}"
     print(header)
     print("-" * len(header))
     for model, row in models.items():
-        cells = "".join(f"{'–' if row[c] is None else format(row[c], '.3f' if c != 'fit_seconds' else '.1f'):>13}"
-                        for c in COLUMNS)
+        cells = "".join(
+            f"{'–' if row[c] is None else format(row[c], '.3f' if c != 'fit_seconds' else '.1f'):>13}" for c in COLUMNS
+        )
         relative = f"{1 - row['rmsse'] / naive:>+10.1%}" if naive and row["rmsse"] is not None else f"{'':>10}"
         print(f"{model:<16}{cells}{relative}")
     if "champion" in result:
@@ -185,8 +218,10 @@ def print_table(result: dict) -> None:
     print(f"whole backtest: {result['seconds']:.0f}s")
     if "lstm_training" in result:
         lstm = result["lstm_training"]
-        print(f"\nLSTM training: {lstm['windows_per_second']:,.0f} windows/s, {lstm['train_seconds_total']:.0f}s "
-              f"over {len(lstm['per_origin'])} origins on {lstm['threads']} threads")
+        print(
+            f"\nLSTM training: {lstm['windows_per_second']:,.0f} windows/s, {lstm['train_seconds_total']:.0f}s "
+            f"over {len(lstm['per_origin'])} origins on {lstm['threads']} threads"
+        )
 
 
 if __name__ == "__main__":

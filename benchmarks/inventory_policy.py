@@ -35,9 +35,13 @@ def main() -> None:
     parser.add_argument("--format", choices=["m5", "long", "synthetic"], required=True)
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="settings override key=value")
-    parser.add_argument("--drop-last-days", type=int, default=0,
-                        help="replay an earlier window, ending this many days before the data does: for choosing "
-                             "settings without touching the window the benchmark reports")
+    parser.add_argument(
+        "--drop-last-days",
+        type=int,
+        default=0,
+        help="replay an earlier window, ending this many days before the data does: for choosing "
+        "settings without touching the window the benchmark reports",
+    )
     args = parser.parse_args()
 
     if args.format != "synthetic" and (args.data is None or not args.data.exists()):
@@ -56,15 +60,24 @@ def main() -> None:
     seconds = time.perf_counter() - started
     metrics = simulation.metrics
     result = {
-        "policies": {name: {metric: float(metrics.loc[name, metric]) for metric in SUMMARY_METRICS} for name in POLICIES},
+        "policies": {
+            name: {metric: float(metrics.loc[name, metric]) for metric in SUMMARY_METRICS} for name in POLICIES
+        },
         "milp_gap": simulation.milp_gap,
         "milp_gap_stores": list(simulation.milp_gap_stores),
         "cost_reduction": simulation.cost_reduction(),
         "gap_closed": simulation.gap_closed(),
         "metrics": {name: {metric: float(value) for metric, value in row.items()} for name, row in metrics.iterrows()},
-        "window": {"start": f"{simulation.start:%Y-%m-%d}", "days": simulation.days, "item_stores": simulation.item_stores,
-                   "dropped_last_days": args.drop_last_days},
-        "seconds": {**{name: round(value, 1) for name, value in simulation.seconds.items()}, "total": round(seconds, 1)},
+        "window": {
+            "start": f"{simulation.start:%Y-%m-%d}",
+            "days": simulation.days,
+            "item_stores": simulation.item_stores,
+            "dropped_last_days": args.drop_last_days,
+        },
+        "seconds": {
+            **{name: round(value, 1) for name, value in simulation.seconds.items()},
+            "total": round(seconds, 1),
+        },
     }
     print_table(simulation, seconds)
     if args.out:
@@ -79,11 +92,17 @@ def print_table(simulation, seconds: float) -> None:  # noqa: ANN001 - a repleni
     for metric in metrics.columns:
         print(f"{metric:<32}" + "".join(f"{value:>20.4f}" for value in metrics[metric]))
     print(f"{'seconds':<32}" + "".join(f"{simulation.seconds[name]:>20.1f}" for name in metrics.index))
-    print("seconds of the other way to whole orders on the gap's stores: "
-          + ", ".join(f"{value:.0f}" for name, value in simulation.seconds.items() if name not in (*metrics.index, "forecaster")))
-    print(f"default vs base stock: {simulation.cost_reduction():.1%} lower total cost; "
-          f"{simulation.gap_closed():.1%} of the gap to perfect foresight closed; "
-          f"repair vs MILP: {simulation.milp_gap:+.2%} total cost on {', '.join(simulation.milp_gap_stores)}")
+    print(
+        "seconds of the other way to whole orders on the gap's stores: "
+        + ", ".join(
+            f"{value:.0f}" for name, value in simulation.seconds.items() if name not in (*metrics.index, "forecaster")
+        )
+    )
+    print(
+        f"default vs base stock: {simulation.cost_reduction():.1%} lower total cost; "
+        f"{simulation.gap_closed():.1%} of the gap to perfect foresight closed; "
+        f"repair vs MILP: {simulation.milp_gap:+.2%} total cost on {', '.join(simulation.milp_gap_stores)}"
+    )
     print(f"total run time {seconds:.0f}s (forecaster fit {simulation.seconds['forecaster']:.0f}s)")
 
 

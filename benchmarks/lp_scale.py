@@ -153,16 +153,29 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.single:
-        print(json.dumps(run_one(int(args.single[0]), args.single[1], args.items_per_store, args.workers, args.algorithm)))
+        print(
+            json.dumps(run_one(int(args.single[0]), args.single[1], args.items_per_store, args.workers, args.algorithm))
+        )
         return
     runs = []
-    print(f"{'n_items':>8} {'path':>8} {'stores':>7} {'build_s':>9} {'solve_s':>9} {'wall_s':>8} {'peak_mb':>9} {'objective':>16}")
+    print(
+        f"{'n_items':>8} {'path':>8} {'stores':>7} {'build_s':>9} {'solve_s':>9} {'wall_s':>8} {'peak_mb':>9} "
+        f"{'objective':>16}"
+    )
     for n_item_stores in args.sizes:
         for path in args.paths:
             command = [
-                sys.executable, __file__, "--single", str(n_item_stores), path,
-                "--items-per-store", str(args.items_per_store), "--workers", str(args.workers),
-                "--algorithm", args.algorithm,
+                sys.executable,
+                __file__,
+                "--single",
+                str(n_item_stores),
+                path,
+                "--items-per-store",
+                str(args.items_per_store),
+                "--workers",
+                str(args.workers),
+                "--algorithm",
+                args.algorithm,
             ]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             run = json.loads(output.strip().splitlines()[-1])  # HiGHS prints a banner first
@@ -189,7 +202,8 @@ def _print_ratios(runs: list[dict]) -> None:
             pyomo, direct = paths["pyomo"], paths["highspy"]
             print(
                 f"N={size}: pyomo/highspy wall {pyomo['wall_seconds'] / direct['wall_seconds']:.2f}x; "
-                f"objectives differ by {abs(pyomo['objective'] - direct['objective']) / abs(direct['objective']):.1e} (relative)"
+                "objectives differ by "
+                f"{abs(pyomo['objective'] - direct['objective']) / abs(direct['objective']):.1e} (relative)"
             )
 
 

@@ -44,7 +44,8 @@ def main() -> None:
     with get_client(sync_client=True) as client:
         # The main flow's stages run inside its training and planning subflows.
         subflows = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[main_run_id])))
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[main_run_id]))
+        )
         task_runs = [
             task_run
             for flow_run_id in [main_run_id, *(run.id for run in subflows)]

@@ -29,14 +29,16 @@ def sales_table(rows: int):  # noqa: ANN201 - pandas is imported in the worker o
     rng = np.random.default_rng(0)
     series = np.repeat(np.arange(n_series), DAYS_PER_SERIES)[:rows]
     day = np.tile(np.arange(DAYS_PER_SERIES), n_series)[:rows]
-    return pd.DataFrame({
-        "item_id": pd.Series(series // 10).map("ITEM_{:06d}".format),
-        "store_id": pd.Series(series % 10).map("STORE_{:02d}".format),
-        "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(day, unit="D"),
-        "units": rng.poisson(3.0, rows),
-        "price": rng.uniform(1, 10, rows).round(2),
-        "promo": rng.integers(0, 2, rows),
-    })
+    return pd.DataFrame(
+        {
+            "item_id": pd.Series(series // 10).map("ITEM_{:06d}".format),
+            "store_id": pd.Series(series % 10).map("STORE_{:02d}".format),
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(day, unit="D"),
+            "units": rng.poisson(3.0, rows),
+            "price": rng.uniform(1, 10, rows).round(2),
+            "promo": rng.integers(0, 2, rows),
+        }
+    )
 
 
 def measure(rows: int) -> dict[str, float]:
@@ -52,8 +54,11 @@ def measure(rows: int) -> dict[str, float]:
     seconds = time.perf_counter() - started
     if not report.success:
         raise SystemExit(f"benchmark data failed validation: {report.failures}")
-    return {"rows": rows, "seconds": round(seconds, 2),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def main() -> None:

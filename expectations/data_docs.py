@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 import datetime
-from typing import cast
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import great_expectations as gx
 from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
@@ -25,12 +25,15 @@ RUN_NAME = "replenish"
 def _point_site_at(context: AbstractDataContext, site_dir: Path) -> None:
     """Add (or re-point) our own site, leaving the context's default temp-dir site unbuilt."""
     # GX types a site's config with fewer keys than its SiteBuilder takes (show_how_to_buttons among them).
-    config = cast(DataDocsSiteConfigTypedDict, {
-        "class_name": "SiteBuilder",
-        # The how-to buttons only link to GX's online onboarding; they say nothing about our data.
-        "show_how_to_buttons": False,
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
-    })
+    config = cast(
+        DataDocsSiteConfigTypedDict,
+        {
+            "class_name": "SiteBuilder",
+            # The how-to buttons only link to GX's online onboarding; they say nothing about our data.
+            "show_how_to_buttons": False,
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        },
+    )
     if SITE_NAME in context.list_data_docs_sites():
         context.update_data_docs_site(SITE_NAME, config)
     else:
@@ -62,10 +65,11 @@ def _store_result(
 def render_data_docs(
     context: AbstractDataContext, results: Sequence[ExpectationSuiteValidationResult], site_dir: Path
 ) -> Path:
-    """Write Great Expectations Data Docs (static HTML) for these validation results into site_dir; return the index.html path."""
+    """Write Great Expectations Data Docs (static HTML) for these validation results into site_dir; return the
+    index.html path."""
     site_dir = Path(site_dir).resolve()
     _point_site_at(context, site_dir)
-    run_id = RunIdentifier(run_name=RUN_NAME, run_time=datetime.datetime.now(datetime.timezone.utc))
+    run_id = RunIdentifier(run_name=RUN_NAME, run_time=datetime.datetime.now(datetime.UTC))
     keys: list[ValidationResultIdentifier] = []
     for result in results:
         _ensure_suite(context, result)

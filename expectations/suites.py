@@ -48,7 +48,9 @@ def _existing(frame: pd.DataFrame, columns: list[str]) -> list[str]:
 
 
 def _required_columns(frame: pd.DataFrame, required: list[str]) -> list[Expectation]:
-    return [gxe.ExpectColumnToExist(column=column, description="required column must be present") for column in required]
+    return [
+        gxe.ExpectColumnToExist(column=column, description="required column must be present") for column in required
+    ]
 
 
 def _not_null(column: str) -> Expectation:
@@ -58,9 +60,13 @@ def _not_null(column: str) -> Expectation:
 def _readable_dates(frame: pd.DataFrame, column: str) -> list[Expectation]:
     if unreadable_column(column) not in frame.columns:
         return []
-    return [gxe.ExpectColumnValuesToBeNull(
-        column=unreadable_column(column), meta={"reported_column": column},
-        description="must be a date, in one format throughout the column (YYYY-MM-DD)")]
+    return [
+        gxe.ExpectColumnValuesToBeNull(
+            column=unreadable_column(column),
+            meta={"reported_column": column},
+            description="must be a date, in one format throughout the column (YYYY-MM-DD)",
+        )
+    ]
 
 
 def _at_most(frame: pd.DataFrame, column: str, maximum: int) -> list[Expectation]:
@@ -74,15 +80,26 @@ def _whole_numbers(frame: pd.DataFrame, column: str, minimum: int, maximum: int 
     """Integer values within bounds; every offending row is named, whatever the column's dtype."""
     bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum:,}"
     if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-        return [gxe.ExpectColumnValuesToMatchRegex(
-            column=column, regex=WHOLE_NUMBER_TEXT, description=f"must be whole numbers {bounds}")]
-    expectations: list[Expectation] = [gxe.ExpectColumnValuesToBeBetween(
-        column=column, min_value=minimum, max_value=maximum, description=f"must be {bounds}")]
+        return [
+            gxe.ExpectColumnValuesToMatchRegex(
+                column=column, regex=WHOLE_NUMBER_TEXT, description=f"must be whole numbers {bounds}"
+            )
+        ]
+    expectations: list[Expectation] = [
+        gxe.ExpectColumnValuesToBeBetween(
+            column=column, min_value=minimum, max_value=maximum, description=f"must be {bounds}"
+        )
+    ]
     if not pd.api.types.is_integer_dtype(frame[column]):
         # Floats are fine while they hold whole numbers (a Parquet export, a column with gaps).
-        expectations.append(gxe.ExpectColumnValuesToBeNull(
-            column=column, row_condition=f"`{column}` % 1 != 0", condition_parser="pandas",
-            description="must be whole numbers"))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeNull(
+                column=column,
+                row_condition=f"`{column}` % 1 != 0",
+                condition_parser="pandas",
+                description="must be whole numbers",
+            )
+        )
     return expectations
 
 
@@ -102,33 +119,57 @@ def sales_expectations(
         if pd.api.types.is_datetime64_any_dtype(sales["date"]):
             expectations += [
                 gxe.ExpectColumnValuesToBeBetween(
-                    column="date", max_value=today, description=f"must not be in the future (after {today:%Y-%m-%d})"),
+                    column="date", max_value=today, description=f"must not be in the future (after {today:%Y-%m-%d})"
+                ),
                 gxe.ExpectColumnValuesToBeBetween(
-                    column="date", min_value=EARLIEST_PLAUSIBLE_DATE,
-                    description=f"must be on or after {EARLIEST_PLAUSIBLE_DATE:%Y-%m-%d} (a date typed wrong)"),
+                    column="date",
+                    min_value=EARLIEST_PLAUSIBLE_DATE,
+                    description=f"must be on or after {EARLIEST_PLAUSIBLE_DATE:%Y-%m-%d} (a date typed wrong)",
+                ),
             ]
         expectations += _readable_dates(sales, "date")
     for column in _existing(sales, ["item_id", "store_id"]):
-        expectations.append(gxe.ExpectColumnValuesToNotMatchRegex(
-            column=column, regex=re.escape(SERIES_ID_SEPARATOR),
-            description=f"must not contain '{SERIES_ID_SEPARATOR}' (it joins item and store into the series id)"))
+        expectations.append(
+            gxe.ExpectColumnValuesToNotMatchRegex(
+                column=column,
+                regex=re.escape(SERIES_ID_SEPARATOR),
+                description=f"must not contain '{SERIES_ID_SEPARATOR}' (it joins item and store into the series id)",
+            )
+        )
     if set(SALES_KEY) <= set(sales.columns):
-        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=SALES_KEY, description="one row per item, store and date (no duplicates)"))
+        expectations.append(
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=SALES_KEY, description="one row per item, store and date (no duplicates)"
+            )
+        )
     if GAP_COLUMN in sales.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(
-            column=GAP_COLUMN, max_value=max_gap_days, meta={"reported_column": "date", "quarantinable": False},
-            description=f"no gap over {max_gap_days} days between dates of an item and store "
-                        "(add rows with closed=1 for days the store was shut)"))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=GAP_COLUMN,
+                max_value=max_gap_days,
+                meta={"reported_column": "date", "quarantinable": False},
+                description=f"no gap over {max_gap_days} days between dates of an item and store "
+                "(add rows with closed=1 for days the store was shut)",
+            )
+        )
     if "price" in sales.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(
-            column="price", min_value=0, strict_min=True, description="must be > 0 where given"))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="price", min_value=0, strict_min=True, description="must be > 0 where given"
+            )
+        )
     for flag in _existing(sales, ["promo", "event", "available", "closed"]):
-        expectations.append(gxe.ExpectColumnValuesToBeInSet(
-            column=flag, value_set=[0, 1, True, False], description="must be a 0/1 flag"))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=flag, value_set=[0, 1, True, False], description="must be a 0/1 flag"
+            )
+        )
     if master_item_ids is not None and "item_id" in sales.columns:
-        expectations.append(gxe.ExpectColumnValuesToBeInSet(
-            column="item_id", value_set=master_item_ids, description="every item sold must have an item master row"))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column="item_id", value_set=master_item_ids, description="every item sold must have an item master row"
+            )
+        )
     return expectations
 
 
@@ -141,39 +182,57 @@ def recent_sales_warnings(
     recent_days = recent["date"].nunique()
     return [
         gxe.ExpectColumnMeanToBeBetween(
-            column="units", min_value=baseline_mean / level_shift_ratio, max_value=baseline_mean * level_shift_ratio,
+            column="units",
+            min_value=baseline_mean / level_shift_ratio,
+            max_value=baseline_mean * level_shift_ratio,
             severity=FailureSeverity.WARNING,
             description=f"mean daily units of the last {recent_days} days within {level_shift_ratio:g}x of "
-                        f"the earlier mean {baseline_mean:.2f} (sudden level shift)"),
+            f"the earlier mean {baseline_mean:.2f} (sudden level shift)",
+        ),
         gxe.ExpectColumnValuesToNotBeInSet(
-            column="units", value_set=[0], mostly=max(0.0, 1 - baseline_zero_share - zero_share_jump),
+            column="units",
+            value_set=[0],
+            mostly=max(0.0, 1 - baseline_zero_share - zero_share_jump),
             severity=FailureSeverity.WARNING,
             description=f"share of zero-sales days in the last {recent_days} days at most "
-                        f"{baseline_zero_share + zero_share_jump:.0%} (earlier {baseline_zero_share:.0%})"),
+            f"{baseline_zero_share + zero_share_jump:.0%} (earlier {baseline_zero_share:.0%})",
+        ),
     ]
 
 
 def item_master_expectations(items: pd.DataFrame) -> list[Expectation]:
     expectations: list[Expectation] = _required_columns(items, ITEM_MASTER_REQUIRED)
     if "item_id" in items.columns:
-        expectations += [_not_null("item_id"), gxe.ExpectColumnValuesToBeUnique(
-            column="item_id", description="one row per item (no duplicates)")]
+        expectations += [
+            _not_null("item_id"),
+            gxe.ExpectColumnValuesToBeUnique(column="item_id", description="one row per item (no duplicates)"),
+        ]
     if "lead_time_days" in items.columns:
-        expectations += (_whole_numbers(items, "lead_time_days", 0)
-                         + _at_most(items, "lead_time_days", MAX_PLAUSIBLE_LEAD_DAYS))
+        expectations += _whole_numbers(items, "lead_time_days", 0) + _at_most(
+            items, "lead_time_days", MAX_PLAUSIBLE_LEAD_DAYS
+        )
     if "case_pack" in items.columns:
         expectations += _whole_numbers(items, "case_pack", 1) + _at_most(items, "case_pack", MAX_PLAUSIBLE_COUNT)
     if "moq" in items.columns:
         expectations += _whole_numbers(items, "moq", 0) + _at_most(items, "moq", MAX_PLAUSIBLE_COUNT)
     if "review_days" in items.columns:
-        expectations += _whole_numbers(items, "review_days", 1) + _at_most(items, "review_days", MAX_PLAUSIBLE_LEAD_DAYS)
+        expectations += _whole_numbers(items, "review_days", 1) + _at_most(
+            items, "review_days", MAX_PLAUSIBLE_LEAD_DAYS
+        )
     if "order_weekday" in items.columns:
         expectations += _whole_numbers(items, "order_weekday", 0, 6)
     if "service_level" in items.columns:
         # A cycle service level: the share of order cycles without a stock-out; 1 would need unbounded stock.
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(
-            column="service_level", min_value=0.5, max_value=1, strict_min=True, strict_max=True,
-            description="must be above 0.5 and below 1 (a share of order cycles without a stock-out)"))
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="service_level",
+                min_value=0.5,
+                max_value=1,
+                strict_min=True,
+                strict_max=True,
+                description="must be above 0.5 and below 1 (a share of order cycles without a stock-out)",
+            )
+        )
     for column in _existing(items, ["unit_cost", "holding_cost_rate", "unit_volume"]):
         expectations.append(_non_negative(column))
     return expectations
@@ -185,8 +244,11 @@ def inventory_expectations(inventory: pd.DataFrame) -> list[Expectation]:
     if "on_hand" in inventory.columns:
         expectations += _whole_numbers(inventory, "on_hand", 0) + _at_most(inventory, "on_hand", MAX_PLAUSIBLE_COUNT)
     if {"item_id", "store_id"} <= set(inventory.columns):
-        expectations.append(gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=["item_id", "store_id"], description="one row per item and store (no duplicates)"))
+        expectations.append(
+            gxe.ExpectCompoundColumnsToBeUnique(
+                column_list=["item_id", "store_id"], description="one row per item and store (no duplicates)"
+            )
+        )
     return expectations
 
 
@@ -194,20 +256,25 @@ def open_orders_expectations(open_orders: pd.DataFrame, snapshot_date: pd.Timest
     expectations: list[Expectation] = _required_columns(open_orders, OPEN_ORDERS_REQUIRED)
     expectations += [_not_null(column) for column in _existing(open_orders, OPEN_ORDERS_REQUIRED)]
     if "quantity" in open_orders.columns:
-        expectations += (_whole_numbers(open_orders, "quantity", 0)
-                         + _at_most(open_orders, "quantity", MAX_PLAUSIBLE_COUNT))
+        expectations += _whole_numbers(open_orders, "quantity", 0) + _at_most(
+            open_orders, "quantity", MAX_PLAUSIBLE_COUNT
+        )
     if "arrival_date" in open_orders.columns:
         if pd.api.types.is_datetime64_any_dtype(open_orders["arrival_date"]):
             latest = snapshot_date + pd.Timedelta(days=MAX_PLAUSIBLE_LEAD_DAYS)
             expectations += [
                 # An order already received belongs in on hand, not in the pipeline.
                 gxe.ExpectColumnValuesToBeBetween(
-                    column="arrival_date", min_value=snapshot_date, strict_min=True,
-                    description=f"must be after the inventory snapshot date {snapshot_date:%Y-%m-%d}"),
+                    column="arrival_date",
+                    min_value=snapshot_date,
+                    strict_min=True,
+                    description=f"must be after the inventory snapshot date {snapshot_date:%Y-%m-%d}",
+                ),
                 gxe.ExpectColumnValuesToBeBetween(
-                    column="arrival_date", max_value=latest,
-                    description=f"must be within {MAX_PLAUSIBLE_LEAD_DAYS} days of the snapshot "
-                                f"(by {latest:%Y-%m-%d})"),
+                    column="arrival_date",
+                    max_value=latest,
+                    description=f"must be within {MAX_PLAUSIBLE_LEAD_DAYS} days of the snapshot (by {latest:%Y-%m-%d})",
+                ),
             ]
         expectations += _readable_dates(open_orders, "arrival_date")
     return expectations
@@ -217,8 +284,10 @@ def capacity_expectations(capacity: pd.DataFrame) -> list[Expectation]:
     expectations: list[Expectation] = _required_columns(capacity, CAPACITY_REQUIRED)
     if "store_id" in capacity.columns:
         # A store without a capacity value gets the default; a row without a store is an error.
-        expectations += [_not_null("store_id"), gxe.ExpectColumnValuesToBeUnique(
-            column="store_id", description="one row per store (no duplicates)")]
+        expectations += [
+            _not_null("store_id"),
+            gxe.ExpectColumnValuesToBeUnique(column="store_id", description="one row per store (no duplicates)"),
+        ]
     if "capacity_volume" in capacity.columns:
         expectations.append(_non_negative("capacity_volume"))
     return expectations

@@ -88,8 +88,11 @@ def _parsed_dates(frame: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def _ids_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Ids as complete_tables casts them (missing stays missing), so 7 and "7" are one id to every rule."""
-    cast = [column for column in ("item_id", "store_id")
-            if column in frame.columns and not pd.api.types.is_string_dtype(frame[column])]
+    cast = [
+        column
+        for column in ("item_id", "store_id")
+        if column in frame.columns and not pd.api.types.is_string_dtype(frame[column])
+    ]
     return frame.assign(**{column: frame[column].astype(str) for column in cast}) if cast else frame
 
 
@@ -138,8 +141,12 @@ def _failures(
             continue
         details = expectation_result.result or {}
         row_index = tuple(details.get("unexpected_index_list") or ())
-        column = (config.meta or {}).get("reported_column") or config.kwargs.get("column") \
-            or ", ".join(config.kwargs.get("column_list") or []) or None
+        column = (
+            (config.meta or {}).get("reported_column")
+            or config.kwargs.get("column")
+            or ", ".join(config.kwargs.get("column_list") or [])
+            or None
+        )
         values = details.get("partial_unexpected_list") or []
         if not values and "observed_value" in details:
             values = [details["observed_value"]]
@@ -169,7 +176,9 @@ class TableValidator:
         self._source = self.context.data_sources.add_pandas("replenish")
         self.results: list[ExpectationSuiteValidationResult] = []
 
-    def validate(self, table: str, source: str, frame: pd.DataFrame, expectations: list[Expectation]) -> list[ExpectationFailure]:
+    def validate(
+        self, table: str, source: str, frame: pd.DataFrame, expectations: list[Expectation]
+    ) -> list[ExpectationFailure]:
         asset = self._source.add_dataframe_asset(table)
         batch = asset.add_batch_definition_whole_dataframe(table).get_batch(batch_parameters={"dataframe": frame})
         suite = self.context.suites.add(gx.ExpectationSuite(name=f"{table}_contract", expectations=expectations))
@@ -178,7 +187,9 @@ class TableValidator:
         return _failures(table, source, frame, result)
 
 
-def _checks(raw: RawTables, rules: ValidationRules, today: pd.Timestamp) -> list[tuple[str, pd.DataFrame, list[Expectation]]]:
+def _checks(
+    raw: RawTables, rules: ValidationRules, today: pd.Timestamp
+) -> list[tuple[str, pd.DataFrame, list[Expectation]]]:
     sales = _with_gap_days(_parsed_numbers(_parsed_dates(_ids_as_text(raw.sales), "date"), ["units", "price"]))
     items = _ids_as_text(raw.items) if raw.items is not None else None
     master_item_ids = (
@@ -188,11 +199,28 @@ def _checks(raw: RawTables, rules: ValidationRules, today: pd.Timestamp) -> list
     windows = _drift_windows(sales, rules.recent_days)
     if windows is not None:
         recent, baseline = windows
-        checks.append(("sales_recent", recent, suites.recent_sales_warnings(
-            recent, baseline, rules.level_shift_ratio, rules.zero_share_jump)))
+        checks.append(
+            (
+                "sales_recent",
+                recent,
+                suites.recent_sales_warnings(recent, baseline, rules.level_shift_ratio, rules.zero_share_jump),
+            )
+        )
     if items is not None:
-        items = _parsed_numbers(items, ["unit_cost", "holding_cost_rate", "lead_time_days", "case_pack", "moq", "unit_volume",
-                                        "review_days", "order_weekday", "service_level"])
+        items = _parsed_numbers(
+            items,
+            [
+                "unit_cost",
+                "holding_cost_rate",
+                "lead_time_days",
+                "case_pack",
+                "moq",
+                "unit_volume",
+                "review_days",
+                "order_weekday",
+                "service_level",
+            ],
+        )
         checks.append(("items", items, suites.item_master_expectations(items)))
     if raw.inventory is not None:
         inventory = _parsed_numbers(_ids_as_text(raw.inventory), ["on_hand"])
@@ -208,7 +236,9 @@ def _checks(raw: RawTables, rules: ValidationRules, today: pd.Timestamp) -> list
 
 
 def validate_tables(
-    raw: RawTables, today: pd.Timestamp | None = None, rules: ValidationRules = ValidationRules(),
+    raw: RawTables,
+    today: pd.Timestamp | None = None,
+    rules: ValidationRules = ValidationRules(),
     docs_dir: Path | None = None,
 ) -> ValidationReport:
     """Validate every table the source provided; return a report (and Data Docs when asked), raising nothing."""

@@ -17,7 +17,6 @@ from tasks.runners import dask_task_runner
 from tasks.runs import finish_tracking_run, start_tracking_run
 from tasks.validation import CheckedTables, report_validation, require_valid_data, validate_data
 
-
 Result = TypeVar("Result")
 
 
@@ -26,8 +25,9 @@ def map_partitions(settings: Settings, task: Task[..., Result], parts: Sequence[
     if settings.orchestration.task_runner != "dask":
         return [task(part, **shared) for part in tqdm(parts, desc=task.name, unit="part", leave=False)]
     with dask_task_runner(settings.orchestration) as runner:
-        futures = runner.map(task, {task_parameter_name(task): list(parts),
-                                    **{name: unmapped(value) for name, value in shared.items()}})
+        futures = runner.map(
+            task, {task_parameter_name(task): list(parts), **{name: unmapped(value) for name, value in shared.items()}}
+        )
         return [future.result() for future in futures]
 
 

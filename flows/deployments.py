@@ -24,10 +24,12 @@ SHORT_NAMES = {
 def replenish_deployments(config_file: str | None, overrides: list[str]) -> list[RunnerDeployment]:
     parameters = {"config_file": config_file, "overrides": overrides}
     return [
-        planning_flow.to_deployment(name="daily-planning", cron=DAILY_PLANNING_CRON, parameters=parameters,
-                                    tags=["replenish"]),
-        monitoring_flow.to_deployment(name="weekly-monitoring", cron=WEEKLY_MONITORING_CRON, parameters=parameters,
-                                      tags=["replenish"]),
+        planning_flow.to_deployment(
+            name="daily-planning", cron=DAILY_PLANNING_CRON, parameters=parameters, tags=["replenish"]
+        ),
+        monitoring_flow.to_deployment(
+            name="weekly-monitoring", cron=WEEKLY_MONITORING_CRON, parameters=parameters, tags=["replenish"]
+        ),
         training_flow.to_deployment(name="train-on-demand", parameters=parameters, tags=["replenish"]),
         main_flow.to_deployment(name="main-on-demand", parameters=parameters, tags=["replenish"]),
         simulation_flow.to_deployment(name="simulate-on-demand", parameters=parameters, tags=["replenish"]),

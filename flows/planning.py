@@ -41,8 +41,9 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
         calibration = calibrate_scenarios(settings, run_id, data)
         problem = build_planning_problem(data, forecast, settings.planning, calibration)
         parts = split_by_store(problem, settings.planning)
-        plan = merge_plans(map_partitions(settings, optimize_orders, parts, planning=settings.planning),
-                           settings.planning)
+        plan = merge_plans(
+            map_partitions(settings, optimize_orders, parts, planning=settings.planning), settings.planning
+        )
         outlook = estimate_plan_outlook(problem, plan, forecast, settings.planning, calibration)
         report = build_plan_report(settings, problem, plan, forecast, data.sales, outlook)
         published = publish_plan(settings, run_id, problem, plan, report)

@@ -42,8 +42,9 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
         windows = split_backtest(features, settings)
         # One fit per origin; the last, fitted up to the holdout, is the model that gets registered
         # and the only one whose training curves go to the run.
-        trained = [train_forecaster(window.history, settings, run_id if window is windows[-1] else None)
-                   for window in windows]
+        trained = [
+            train_forecaster(window.history, settings, run_id if window is windows[-1] else None) for window in windows
+        ]
         backtest = backtest_forecasters(features, windows, trained, settings)
         metrics = log_backtest(settings, run_id, backtest, trained[-1])
         # The combination learns from the origins before the holdout; the better of it and the LSTM on the

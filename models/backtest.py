@@ -40,11 +40,13 @@ def backtest_windows(sales: pd.DataFrame, horizon: int, n_origins: int) -> list[
     windows = []
     for cutoff in backtest_cutoffs(sales["date"].max(), horizon, n_origins):
         in_window = (sales["date"] > cutoff) & (sales["date"] <= cutoff + pd.Timedelta(days=horizon))
-        windows.append(BacktestWindow(
-            cutoff=cutoff,
-            history=sales[sales["date"] <= cutoff].reset_index(drop=True),
-            actual=sales[in_window].reset_index(drop=True),
-        ))
+        windows.append(
+            BacktestWindow(
+                cutoff=cutoff,
+                history=sales[sales["date"] <= cutoff].reset_index(drop=True),
+                actual=sales[in_window].reset_index(drop=True),
+            )
+        )
     return windows
 
 
@@ -77,8 +79,9 @@ class BacktestResult:
         return score_forecasts(forecasts, last.actual, last.history)
 
 
-def run_backtest(sales: pd.DataFrame, windows: list[BacktestWindow], forecasters: dict[str, Forecaster],
-                 show_progress: bool = True) -> BacktestResult:
+def run_backtest(
+    sales: pd.DataFrame, windows: list[BacktestWindow], forecasters: dict[str, Forecaster], show_progress: bool = True
+) -> BacktestResult:
     """Every forecaster at every window of ``backtest_windows(sales, ...)``; ``sales`` gives the scales."""
     forecasts: dict[str, list[pd.DataFrame]] = {name: [] for name in forecasters}
     fit_seconds = dict.fromkeys(forecasters, 0.0)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pandas as pd
 import lightgbm
+import pandas as pd
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import RollingMean
 from mlforecast.utils import PredictionIntervals
@@ -59,7 +59,7 @@ def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str])
             continue
         engine = StatsForecast(models=[STATISTICAL_MODELS[name]() for name in group], freq="D", n_jobs=1)
         raw = engine.forecast(h=horizon, df=train, level=list(INTERVAL_LEVELS) if with_intervals else None)
-        for name, model in zip(group, engine.models):
+        for name, model in zip(group, engine.models, strict=False):
             forecasts[name] = _common_shape(raw, str(model), cutoff, with_intervals)
     return forecasts
 
@@ -86,28 +86,37 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     """Global LightGBM over all series. ``future`` holds the known covariates (price, promo, event,
     snap) of the forecast days; the horizon is its number of days per series."""
     horizon = int(future.groupby(["item_id", "store_id"])["date"].size().max())
-    categories = {column: pd.Index(sorted(set(history[column].astype(str)) | set(future[column].astype(str))))
-                  for column in STATIC_COLUMNS if column in history and column in future}
+    categories = {
+        column: pd.Index(sorted(set(history[column].astype(str)) | set(future[column].astype(str))))
+        for column in STATIC_COLUMNS
+        if column in history and column in future
+    }
     train = _lightgbm_frame(demand_history(history), categories, with_target=True)
     exogenous = _lightgbm_frame(future, categories, with_target=False)
     engine = MLForecast(
         models={"lightgbm": lightgbm.LGBMRegressor(**LIGHTGBM_PARAMS, random_state=seed, verbosity=-1, n_jobs=1)},
         freq="D",
         lags=[7, 14, 28],
-        lag_transforms={7: [RollingMean(window_size=7), RollingMean(window_size=28)],
-                        28: [RollingMean(window_size=7), RollingMean(window_size=28)]},
+        lag_transforms={
+            7: [RollingMean(window_size=7), RollingMean(window_size=28)],
+            28: [RollingMean(window_size=7), RollingMean(window_size=28)],
+        },
         date_features=["dayofweek", "month"],
     )
     # Conformal intervals need every series to cover its calibration windows, and the fit before the
     # earliest window needs days beyond the longest lag and its rolling mean. Short histories get fewer
     # windows; with less than one the forecast has no intervals at all.
     lengths = train.groupby("unique_id").size()
-    windows = min(CONFORMAL_WINDOWS, (int(lengths.min()) - 1) // horizon,
-                  (int(lengths.max()) - FEATURE_WARMUP_DAYS - 1) // horizon)
+    windows = min(
+        CONFORMAL_WINDOWS,
+        (int(lengths.min()) - 1) // horizon,
+        (int(lengths.max()) - FEATURE_WARMUP_DAYS - 1) // horizon,
+    )
     intervals = PredictionIntervals(n_windows=windows, h=horizon) if windows >= 2 else None
     engine.fit(train, static_features=list(categories), prediction_intervals=intervals)
-    raw = engine.predict(h=horizon, X_df=exogenous.drop(columns=list(categories)),
-                         level=list(INTERVAL_LEVELS) if intervals else None)
+    raw = engine.predict(
+        h=horizon, X_df=exogenous.drop(columns=list(categories)), level=list(INTERVAL_LEVELS) if intervals else None
+    )
     return _common_shape(raw, "lightgbm", history["date"].max(), with_intervals=intervals is not None)
 
 
@@ -121,6 +130,8 @@ def baseline_forecasters(names: list[str], horizon: int, seed: int = 0) -> dict[
         return lambda history, future: statistical_forecasts(history, horizon, [name])[name]
 
     return {
-        name: (lambda history, future: lightgbm_forecast(history, future, seed)) if name == "lightgbm" else statistical(name)
+        name: (lambda history, future: lightgbm_forecast(history, future, seed))
+        if name == "lightgbm"
+        else statistical(name)
         for name in names
     }

@@ -105,8 +105,15 @@ def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], days: in
         window = history[(history["date"] > cutoff - pd.Timedelta(days=days)) & (history["date"] <= cutoff)]
         revenue = (window["units"] * window["price"].fillna(0.0)).groupby(series_id(window)).sum()
         total = revenue.sum()
-        parts.append(pd.DataFrame({"unique_id": revenue.index, "cutoff": cutoff,
-                                   "weight": revenue.to_numpy() / total if total > 0 else 0.0}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "unique_id": revenue.index,
+                    "cutoff": cutoff,
+                    "weight": revenue.to_numpy() / total if total > 0 else 0.0,
+                }
+            )
+        )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -131,26 +138,31 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     train = to_nixtla(history[~censored(history)].sort_values([*keys]), {"units": "y"})
 
     names = list(forecasts)
-    probabilistic = [name for name in names if all(f"{name}{_nixtla_suffix(c)}" in frame for c in PINBALL_QUANTILES.values())]
-    per_series = (
-        _suffixed(losses.rmsse(frame, names, seasonality=1, train_df=train), "rmsse")
-        .merge(_suffixed(losses.mase(frame, names, seasonality=WEEK, train_df=train), "mase"), on=["unique_id", "cutoff"])
+    probabilistic = [
+        name for name in names if all(f"{name}{_nixtla_suffix(c)}" in frame for c in PINBALL_QUANTILES.values())
+    ]
+    per_series = _suffixed(losses.rmsse(frame, names, seasonality=1, train_df=train), "rmsse").merge(
+        _suffixed(losses.mase(frame, names, seasonality=WEEK, train_df=train), "mase"), on=["unique_id", "cutoff"]
     )
     for level in INTERVAL_QUANTILES:
         with_interval = [name for name in names if f"{name}-lo-{level}" in frame and f"{name}-hi-{level}" in frame]
         if with_interval:
             per_series = per_series.merge(
                 _suffixed(losses.coverage(frame, with_interval, level=level), f"coverage_{level}"),
-                on=["unique_id", "cutoff"], how="left",
+                on=["unique_id", "cutoff"],
+                how="left",
             )
     for name in probabilistic:
         pinball = [
-            losses.scaled_quantile_loss(frame, {name: f"{name}{_nixtla_suffix(column)}"}, seasonality=1, train_df=train, q=q)
-            .set_index(["unique_id", "cutoff"])[name]
+            losses.scaled_quantile_loss(
+                frame, {name: f"{name}{_nixtla_suffix(column)}"}, seasonality=1, train_df=train, q=q
+            ).set_index(["unique_id", "cutoff"])[name]
             for q, column in PINBALL_QUANTILES.items()
         ]
         per_series = per_series.merge(
-            (sum(pinball) / len(pinball)).rename(f"{name}_pinball").reset_index(), on=["unique_id", "cutoff"], how="left"
+            (sum(pinball) / len(pinball)).rename(f"{name}_pinball").reset_index(),
+            on=["unique_id", "cutoff"],
+            how="left",
         )
     # A constant in-sample history has a zero scale; its ratios carry no information.
     per_series = per_series.replace([np.inf, -np.inf], np.nan)
@@ -181,4 +193,6 @@ def _nixtla_suffix(column: str) -> str:
 
 
 def _suffixed(per_series: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return per_series.rename(columns={c: f"{c}_{metric}" for c in per_series.columns if c not in ("unique_id", "cutoff")})
+    return per_series.rename(
+        columns={c: f"{c}_{metric}" for c in per_series.columns if c not in ("unique_id", "cutoff")}
+    )

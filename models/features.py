@@ -14,8 +14,17 @@ SERIES_KEY = ["item_id", "store_id"]
 # Embedded ids, coarsest last; a missing hierarchy column is one "unknown" group.
 CATEGORY_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
 COVARIATE_COLUMNS = [
-    "dow_sin", "dow_cos", "month_sin", "month_cos", "doy_sin", "doy_cos",
-    "promo", "event", "snap", "log_relative_price", "price_change",
+    "dow_sin",
+    "dow_cos",
+    "month_sin",
+    "month_cos",
+    "doy_sin",
+    "doy_cos",
+    "promo",
+    "event",
+    "snap",
+    "log_relative_price",
+    "price_change",
 ]
 # Flags a source may lack, and the value their absence stands for.
 OPTIONAL_FLAGS = {"promo": 0, "event": 0, "snap": 0}
@@ -36,8 +45,9 @@ def _cyclic(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
 
 def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFrame:
     # A flag may be missing from a source, or from the history but not the planned future rows.
-    frame = frame.assign(**{flag: frame[flag].fillna(default) if flag in frame else default
-                            for flag, default in OPTIONAL_FLAGS.items()})
+    frame = frame.assign(
+        **{flag: frame[flag].fillna(default) if flag in frame else default for flag, default in OPTIONAL_FLAGS.items()}
+    )
     frame = frame.sort_values([*SERIES_KEY, "date"], kind="stable").reset_index(drop=True)
     dates = frame["date"]
     ids = series_id(frame)
@@ -50,7 +60,12 @@ def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFr
     with np.errstate(divide="ignore", invalid="ignore"):
         relative, change = np.log(price / anchor), np.log(price / week_before)
     return frame.assign(
-        dow_sin=dow_sin, dow_cos=dow_cos, month_sin=month_sin, month_cos=month_cos, doy_sin=doy_sin, doy_cos=doy_cos,
+        dow_sin=dow_sin,
+        dow_cos=dow_cos,
+        month_sin=month_sin,
+        month_cos=month_cos,
+        doy_sin=doy_sin,
+        doy_cos=doy_cos,
         promo=frame["promo"].astype(float),
         event=frame["event"].astype(float),
         snap=frame["snap"].astype(float),

@@ -42,11 +42,18 @@ class ForecasterContract:
     last_training_date: pd.Timestamp
 
     @classmethod
-    def of_daily_model(cls, horizon_days: int, quantiles: Iterable[float], features: Iterable[str],
-                       training: pd.DataFrame) -> ForecasterContract:
+    def of_daily_model(
+        cls, horizon_days: int, quantiles: Iterable[float], features: Iterable[str], training: pd.DataFrame
+    ) -> ForecasterContract:
         """The contract of a daily model fitted on ``training`` (long sales with a date column)."""
-        return cls(horizon_days, DAILY, tuple(quantiles), tuple(features),
-                   pd.Timestamp(training["date"].min()), pd.Timestamp(training["date"].max()))
+        return cls(
+            horizon_days,
+            DAILY,
+            tuple(quantiles),
+            tuple(features),
+            pd.Timestamp(training["date"].min()),
+            pd.Timestamp(training["date"].max()),
+        )
 
     def as_tags(self) -> dict[str, str]:
         return {
@@ -78,15 +85,18 @@ class ForecasterContract:
         if self.frequency != DAILY:
             problems.append(f"it forecasts at frequency {self.frequency!r}, the plan needs daily ({DAILY!r})")
         if horizon_days > self.horizon_days:
-            problems.append(f"it forecasts {self.horizon_days} days (trained with forecast.horizon_days="
-                            f"{self.horizon_days}), the plan covers {horizon_days} (planning.horizon_days)")
+            problems.append(
+                f"it forecasts {self.horizon_days} days (trained with forecast.horizon_days="
+                f"{self.horizon_days}), the plan covers {horizon_days} (planning.horizon_days)"
+            )
         lacking = sorted(set(quantiles) - set(self.quantiles))
         if lacking:
             problems.append(f"it forecasts quantiles {list(self.quantiles)}, the plan needs {lacking} as well")
         if problems:
             raise ForecastContractError(
                 f"{model} cannot serve this plan: {'; '.join(problems)}. Retrain with matching forecast "
-                "settings, or plan within what the model gives")
+                "settings, or plan within what the model gives"
+            )
 
 
 @dataclass(frozen=True)
@@ -109,17 +119,21 @@ def require_coverage(forecast: pd.DataFrame, series: pd.DataFrame, dates: pd.Dat
     if gaps.empty:
         return
     lacking = gaps.groupby(SERIES_KEY, sort=True)["date"].agg(["min", "size"]).reset_index()
-    examples = ", ".join(f"{row.item_id}|{row.store_id} ({row.size} day(s) from {row.min:%Y-%m-%d})"
-                         for row in lacking.head(MAX_NAMED_SERIES).itertuples())
+    examples = ", ".join(
+        f"{row.item_id}|{row.store_id} ({row.size} day(s) from {row.min:%Y-%m-%d})"
+        for row in lacking.head(MAX_NAMED_SERIES).itertuples()
+    )
     raise ForecastContractError(
         f"the forecast does not cover {len(lacking)} of {len(series[SERIES_KEY].drop_duplicates())} item-store(s) "
         f"for every planned day {dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}: {examples}"
         f"{', ...' if len(lacking) > MAX_NAMED_SERIES else ''}. Planning would read those days as zero demand; "
-        "set planning.missing_forecast=naive to plan them on a seasonal naive forecast instead")
+        "set planning.missing_forecast=naive to plan them on a seasonal naive forecast instead"
+    )
 
 
-def cover_planned_days(forecast: pd.DataFrame, history: pd.DataFrame, dates: pd.DatetimeIndex,
-                       missing_forecast: MissingForecast) -> CoveredForecast:
+def cover_planned_days(
+    forecast: pd.DataFrame, history: pd.DataFrame, dates: pd.DatetimeIndex, missing_forecast: MissingForecast
+) -> CoveredForecast:
     """``forecast`` checked to cover every series of ``history`` on every one of ``dates``: refused
     otherwise, or with ``missing_forecast="naive"`` completed from a seasonal naive forecast of the
     series' own history (every value column set to its point: a fallback has no spread to offer)."""
@@ -136,10 +150,13 @@ def cover_planned_days(forecast: pd.DataFrame, history: pd.DataFrame, dates: pd.
     fallback = gaps.merge(naive[[*FORECAST_KEY, POINT]], on=FORECAST_KEY, how="left")
     fallback = fallback.assign(**{column: fallback[POINT] for column in values}, **{NAIVE_FALLBACK: True})
     kept = forecast.merge(gaps, on=FORECAST_KEY, how="left", indicator=True)
-    completed = pd.concat([
-        kept.loc[kept["_merge"] == "left_only", forecast.columns].assign(**{NAIVE_FALLBACK: False}),
-        fallback[[*forecast.columns, NAIVE_FALLBACK]],
-    ], ignore_index=True).sort_values(FORECAST_KEY, kind="stable", ignore_index=True)
+    completed = pd.concat(
+        [
+            kept.loc[kept["_merge"] == "left_only", forecast.columns].assign(**{NAIVE_FALLBACK: False}),
+            fallback[[*forecast.columns, NAIVE_FALLBACK]],
+        ],
+        ignore_index=True,
+    ).sort_values(FORECAST_KEY, kind="stable", ignore_index=True)
     # A series too short for a weekly naive forecast is still a gap: refused, by name.
     require_coverage(completed, series, dates)
     return CoveredForecast(completed, len(lacking))

@@ -66,7 +66,8 @@ def recent_performance(history: pd.DataFrame, actual: pd.DataFrame, forecast: pd
     naive = seasonal_naive_forecast(history, (scored_days["date"].max() - origin).days)
     evaluation = score_forecasts(
         {"lstm": quantile_forecast_as_model_output(forecast, origin), "seasonal_naive": naive},
-        scored_days, history,
+        scored_days,
+        history,
     )
     joined = scored_days.merge(forecast, on=FORECAST_KEY)
     bias = float((joined["q0.5"] - joined["units"]).sum() / max(joined["units"].sum(), 1.0))
@@ -91,20 +92,31 @@ def decide_retraining(
     performance: dict[str, float], drift: dict[str, float], validation_rmsse: float, thresholds: MonitoringThresholds
 ) -> RetrainingDecision:
     if performance.get("scored_days", 0) < thresholds.min_days:
-        return RetrainingDecision(False, [f"only {performance.get('scored_days', 0):.0f} day(s) of actuals so far "
-                                          f"(need {thresholds.min_days})"])
+        return RetrainingDecision(
+            False,
+            [f"only {performance.get('scored_days', 0):.0f} day(s) of actuals so far (need {thresholds.min_days})"],
+        )
     reasons = []
     rmsse = performance["rmsse"]
     if rmsse > thresholds.rmsse_ratio_to_validation * validation_rmsse:
-        reasons.append(f"recent RMSSE {rmsse:.3f} > {thresholds.rmsse_ratio_to_validation:g} x validation RMSSE "
-                       f"{validation_rmsse:.3f}")
+        reasons.append(
+            f"recent RMSSE {rmsse:.3f} > {thresholds.rmsse_ratio_to_validation:g} x validation RMSSE "
+            f"{validation_rmsse:.3f}"
+        )
     if rmsse > thresholds.rmsse_ratio_to_naive * performance["seasonal_naive_rmsse"]:
-        reasons.append(f"recent RMSSE {rmsse:.3f} > {thresholds.rmsse_ratio_to_naive:g} x seasonal naive "
-                       f"{performance['seasonal_naive_rmsse']:.3f} on the same days")
+        reasons.append(
+            f"recent RMSSE {rmsse:.3f} > {thresholds.rmsse_ratio_to_naive:g} x seasonal naive "
+            f"{performance['seasonal_naive_rmsse']:.3f} on the same days"
+        )
     for name, value in drift.items():
         if value > thresholds.psi_limit:
             reasons.append(f"{name} {value:.3f} > {thresholds.psi_limit:g}")
     if reasons:
         return RetrainingDecision(True, reasons)
-    return RetrainingDecision(False, [f"recent RMSSE {rmsse:.3f} within limits (validation {validation_rmsse:.3f}, "
-                                      f"seasonal naive {performance['seasonal_naive_rmsse']:.3f}); no drift"])
+    return RetrainingDecision(
+        False,
+        [
+            f"recent RMSSE {rmsse:.3f} within limits (validation {validation_rmsse:.3f}, "
+            f"seasonal naive {performance['seasonal_naive_rmsse']:.3f}); no drift"
+        ],
+    )

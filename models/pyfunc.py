@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from mlflow.pyfunc import PythonModel, PythonModelContext
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 # The columns and dtypes a caller passes; the model signature is inferred from an example in this shape.
 INPUT_DTYPES = {
@@ -30,8 +30,12 @@ INPUT_DEFAULTS = {"snap": 0, "dept_id": "unknown", "cat_id": "unknown"}
 
 
 def as_model_input(sales: pd.DataFrame) -> pd.DataFrame:
-    filled = sales.assign(**{column: sales[column].fillna(value) if column in sales else value
-                             for column, value in INPUT_DEFAULTS.items()})
+    filled = sales.assign(
+        **{
+            column: sales[column].fillna(value) if column in sales else value
+            for column, value in INPUT_DEFAULTS.items()
+        }
+    )
     return filled[list(INPUT_DTYPES)].astype(INPUT_DTYPES).reset_index(drop=True)
 
 
@@ -53,6 +57,7 @@ class ForecasterPyfunc(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         self.predictor = self.predictor_type.load(Path(context.artifacts["predictor"]))
 
-    def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
-                params: dict | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict | None = None
+    ) -> pd.DataFrame:
         return self.predictor.predict(as_model_input(model_input))

@@ -75,9 +75,7 @@ def build_pyomo_model(program: LinearProgram) -> tuple[pyo.ConcreteModel, list[p
                 rule=_row_rule(matrix, columns, ids, program.row_lower, program.row_upper),
             ),
         )
-    model.total_cost = pyo.Objective(
-        expr=_linear(program.objective, columns), sense=pyo.minimize
-    )
+    model.total_cost = pyo.Objective(expr=_linear(program.objective, columns), sense=pyo.minimize)
     return model, columns
 
 
@@ -106,7 +104,7 @@ def _row_rule(matrix, columns, ids, row_lower, row_upper):  # noqa: ANN001, ANN2
         body = LinearExpression(
             [
                 MonomialTermExpression((coefficient, columns[column]))
-                for coefficient, column in zip(data[start:end].tolist(), indices[start:end].tolist())
+                for coefficient, column in zip(data[start:end].tolist(), indices[start:end].tolist(), strict=False)
             ]
         )
         lower, upper = float(row_lower[row]), float(row_upper[row])
@@ -119,9 +117,7 @@ def _row_rule(matrix, columns, ids, row_lower, row_upper):  # noqa: ANN001, ANN2
 
 def _linear(costs: np.ndarray, columns: list[pyo.Var]) -> LinearExpression:
     nonzero = np.flatnonzero(costs)
-    return LinearExpression(
-        [MonomialTermExpression((float(costs[c]), columns[c])) for c in nonzero.tolist()]
-    )
+    return LinearExpression([MonomialTermExpression((float(costs[c]), columns[c])) for c in nonzero.tolist()])
 
 
 def _solve_with_pyomo(program: LinearProgram, settings: SolverSettings) -> Solution:

@@ -38,9 +38,7 @@ PartSolver = Callable[[PlanningProblem, CostSettings, SolverSettings, ModelOptio
 
 def split_by_location(problem: PlanningProblem) -> list[PlanningProblem]:
     stores = sorted(
-        set(problem.demand["store_id"])
-        | set(problem.on_hand["store_id"])
-        | set(problem.open_orders["store_id"])
+        set(problem.demand["store_id"]) | set(problem.on_hand["store_id"]) | set(problem.open_orders["store_id"])
     )
     return [_for_store(problem, store) for store in stores]
 
@@ -111,4 +109,3 @@ def merge_results(results: list[PlanResult]) -> PlanResult:
         violations=stacked("violations", ["constraint", "period"]),
         build_seconds=sum(result.build_seconds for result in results),
     )
-

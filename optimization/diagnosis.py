@@ -20,16 +20,11 @@ def capacity_slack(capacity_volume: pd.Series | np.ndarray) -> pd.Series | np.nd
     return CAPACITY_TOLERANCE * np.maximum(np.abs(capacity_volume), 1.0)
 
 
-def raise_if_capacity_cannot_hold(
-    grid: ItemStoreGrid, capacity: pd.DataFrame, shortage_mode: ShortageMode
-) -> None:
+def raise_if_capacity_cannot_hold(grid: ItemStoreGrid, capacity: pd.DataFrame, shortage_mode: ShortageMode) -> None:
     """Infeasible whatever the orders: the least post-delivery stock possible breaks capacity."""
-    volumes = _minimal_volumes_after_arrivals(grid, shortage_mode).merge(
-        capacity, on="store_id", how="inner"
-    )
+    volumes = _minimal_volumes_after_arrivals(grid, shortage_mode).merge(capacity, on="store_id", how="inner")
     over = volumes.loc[
-        volumes["minimal_volume"]
-        > volumes["capacity_volume"] + capacity_slack(volumes["capacity_volume"])
+        volumes["minimal_volume"] > volumes["capacity_volume"] + capacity_slack(volumes["capacity_volume"])
     ]
     if over.empty:
         return
@@ -174,9 +169,7 @@ def _target_reason(days: pd.DataFrame) -> str:
     )
 
 
-def item_limit_conflicts(
-    grid: ItemStoreGrid, capacity: pd.DataFrame, options: ModelOptions
-) -> list[str]:
+def item_limit_conflicts(grid: ItemStoreGrid, capacity: pd.DataFrame, options: ModelOptions) -> list[str]:
     """Items with a stock target that can never be ordered: their MOQ exceeds capacity, the
     maximum order or the budget."""
     if options.whole_orders == "none" or grid.safety_stock is None:
@@ -197,7 +190,9 @@ def item_limit_conflicts(
             )
         max_order = min(item.max_order, options.max_order_quantity or np.inf)
         if item.moq > max_order:
-            messages.append(f"MOQ exceeds the maximum order: {where} has MOQ {rounded(item.moq)} > {rounded(max_order)}")
+            messages.append(
+                f"MOQ exceeds the maximum order: {where} has MOQ {rounded(item.moq)} > {rounded(max_order)}"
+            )
         if options.budget_per_period is not None and item.moq * item.unit_cost > options.budget_per_period:
             messages.append(
                 f"MOQ exceeds the budget: {where} costs {rounded(item.moq * item.unit_cost)} at its MOQ, "

@@ -49,9 +49,9 @@ def explain_orders(
     expected_demand = grid.demand.mean(axis=1)
     demand_over_protection = _window_sum(expected_demand, positions, periods, protection_end)
     pipeline = _window_sum(arrivals, positions, periods, arrival)
-    backlog_before = np.concatenate(
-        [np.zeros((backlog.shape[0], 1)), backlog.mean(axis=1)[:, :-1]], axis=1
-    )[positions, periods]
+    backlog_before = np.concatenate([np.zeros((backlog.shape[0], 1)), backlog.mean(axis=1)[:, :-1]], axis=1)[
+        positions, periods
+    ]
     quantity = orders[positions, periods]
     position_after = on_hand_before[positions, periods] - backlog_before + pipeline + quantity
 
@@ -116,7 +116,9 @@ def _budget_left(formulation: Formulation, activities: np.ndarray, n_periods: in
     ids = rows["row"].to_numpy(dtype=int)
     bound = formulation.program.row_upper[ids]
     by_period = np.full(n_periods, np.inf)
-    by_period[rows["period"].to_numpy(dtype=int)] = bound - activities[ids] - BINDING_TOLERANCE * np.maximum(1.0, np.abs(bound))
+    by_period[rows["period"].to_numpy(dtype=int)] = (
+        bound - activities[ids] - BINDING_TOLERANCE * np.maximum(1.0, np.abs(bound))
+    )
     return by_period
 
 
@@ -137,4 +139,3 @@ def _target_binding(
     by_cell = np.zeros((len(grid.item_stores), grid.n_periods))
     np.add.at(by_cell, (rows["position"].to_numpy(dtype=int), rows["period"].to_numpy(dtype=int)), tight)
     return _window_sum(by_cell, positions, start, end) > 0
-

@@ -93,9 +93,7 @@ class _Builder:
         self.columns: dict[str, np.ndarray] = {}
         self.rows: dict[str, np.ndarray] = {}
 
-    def add_columns(
-        self, name: str, lower: np.ndarray, upper: np.ndarray, integer: bool = False
-    ) -> np.ndarray:
+    def add_columns(self, name: str, lower: np.ndarray, upper: np.ndarray, integer: bool = False) -> np.ndarray:
         ids = np.arange(self.n_columns, self.n_columns + len(lower))
         self.n_columns += len(lower)
         self.lower.append(np.asarray(lower, dtype=float))
@@ -129,7 +127,7 @@ class _Builder:
             for columns, cost in parts:
                 np.add.at(vector, columns.ravel(), cost.ravel())
             costs[component] = vector
-        rows, columns, values = (np.concatenate(part) for part in zip(*self.entries))
+        rows, columns, values = (np.concatenate(part) for part in zip(*self.entries, strict=False))
         matrix = sp.csr_matrix((values, (rows, columns)), shape=(self.n_rows, self.n_columns))
         matrix.sum_duplicates()
         return LinearProgram(
@@ -174,9 +172,7 @@ def formulate(
     switch_mask = slot_mask & _needs_switch(grid, costs, options, lot_size)[:, None]
     switch_columns = _scatter_ids(
         switch_mask,
-        builder.add_columns(
-            "order_placed", np.zeros(switch_mask.sum()), np.ones(switch_mask.sum()), integer=True
-        ),
+        builder.add_columns("order_placed", np.zeros(switch_mask.sum()), np.ones(switch_mask.sum()), integer=True),
     )
     stock_columns = builder.add_columns("on_hand_end", np.zeros(cells), np.full(cells, np.inf))
     stock_columns = stock_columns.reshape(grid.demand.shape)
@@ -188,9 +184,7 @@ def formulate(
 
     _add_stock_balance(builder, grid, order_columns, lot_size, stock_columns, shortage_columns, backorders)
     elastic = elasticity != "hard"
-    capacity_rows = _add_capacity(
-        builder, grid, capacity, order_columns, lot_size, stock_columns, elastic
-    )
+    capacity_rows = _add_capacity(builder, grid, capacity, order_columns, lot_size, stock_columns, elastic)
     budget_rows = _add_budget(builder, grid, options, order_columns, lot_size, elastic)
     target_rows = _add_targets(builder, grid, stock_columns, elastic)
     switch_rows = _add_order_switches(
@@ -201,8 +195,15 @@ def formulate(
         _add_diagnosis_weights(builder, grid, lot_size)
     else:
         _add_costs(
-            builder, grid, costs, options, order_columns, switch_columns, lot_size,
-            stock_columns, shortage_columns,
+            builder,
+            grid,
+            costs,
+            options,
+            order_columns,
+            switch_columns,
+            lot_size,
+            stock_columns,
+            shortage_columns,
         )
         if elastic:
             for block in ("capacity_overflow", "budget_overrun", "target_shortfall"):
@@ -255,9 +256,7 @@ def max_order_limit(grid: ItemStoreGrid, options: ModelOptions) -> np.ndarray:
     return limit
 
 
-def _needs_switch(
-    grid: ItemStoreGrid, costs: CostSettings, options: ModelOptions, lot_size: np.ndarray
-) -> np.ndarray:
+def _needs_switch(grid: ItemStoreGrid, costs: CostSettings, options: ModelOptions, lot_size: np.ndarray) -> np.ndarray:
     """A binary "order placed" is needed for a fixed cost, or for an MOQ above one lot."""
     moq_binds = (options.whole_orders != "none") & (grid.column("moq") > lot_size)
     return moq_binds | (costs.fixed_order_cost > 0)
@@ -306,9 +305,7 @@ def _add_stock_balance(
     rhs = grid.open_arrivals[:, None, :] - grid.demand
     rhs[:, :, 0] += grid.column("opening_on_hand")[:, None]
     rows = builder.add_rows("stock_balance", rhs.ravel(), rhs.ravel()).reshape(grid.demand.shape)
-    arrivals = np.broadcast_to(
-        _arrival_columns(order_columns, grid.lead_periods)[:, None, :], grid.demand.shape
-    )
+    arrivals = np.broadcast_to(_arrival_columns(order_columns, grid.lead_periods)[:, None, :], grid.demand.shape)
     builder.add_entries(rows, stock, 1.0)
     builder.add_entries(rows, _previous(stock), -1.0)
     builder.add_entries(rows, arrivals, -lot_size[:, None, None])
@@ -323,7 +320,7 @@ def capacity_by_store(item_stores: pd.DataFrame, capacity: pd.DataFrame) -> dict
     """Capacity of each store holding any item-store; stores without a row are unlimited."""
     relevant = capacity.loc[capacity["store_id"].isin(item_stores["store_id"])]
     volumes = relevant["capacity_volume"].astype(float).tolist()
-    return dict(zip(relevant["store_id"].tolist(), volumes))
+    return dict(zip(relevant["store_id"].tolist(), volumes, strict=False))
 
 
 def _add_capacity(
@@ -372,9 +369,7 @@ def _add_capacity(
     row_of[keys["store"], keys["scenario"], keys["period"]] = rows
     cell_rows = row_of[store_index]  # item-store × scenario × period
     valid = cell_rows >= 0
-    builder.add_entries(
-        np.where(valid, cell_rows, 0), np.where(valid, previous_stock, -1), volume[:, None, None]
-    )
+    builder.add_entries(np.where(valid, cell_rows, 0), np.where(valid, previous_stock, -1), volume[:, None, None])
     arrival_cells = np.broadcast_to(arrivals[:, None, :], cell_rows.shape)
     builder.add_entries(
         np.where(valid, cell_rows, 0),
@@ -394,9 +389,7 @@ def _add_capacity(
     )
 
 
-def _add_elastic(
-    builder: _Builder, name: str, rows: np.ndarray, elastic: bool, sign: float
-) -> np.ndarray:
+def _add_elastic(builder: _Builder, name: str, rows: np.ndarray, elastic: bool, sign: float) -> np.ndarray:
     """An elastic column per row (sign -1 relaxes an upper limit, +1 a lower one), or -1s."""
     if not elastic:
         builder.add_columns(name, np.zeros(0), np.zeros(0))
@@ -426,9 +419,7 @@ def _add_budget(
     return pd.DataFrame({"period": periods, "budget": budget, "row": rows, "elastic": elastic_columns})
 
 
-def _add_targets(
-    builder: _Builder, grid: ItemStoreGrid, stock: np.ndarray, elastic: bool
-) -> pd.DataFrame:
+def _add_targets(builder: _Builder, grid: ItemStoreGrid, stock: np.ndarray, elastic: bool) -> pd.DataFrame:
     """Targets start when the first possible order lands: earlier shortfalls are sunk."""
     n_item_stores, n_scenarios, n_periods = grid.demand.shape
     if grid.safety_stock is None:
@@ -512,9 +503,7 @@ def _add_costs(
     holding = holding_cost_per_period(grid)
     builder.add_cost("holding", stock, np.broadcast_to((holding / n_scenarios)[:, None, None], stock.shape))
     penalty = shortage_penalty(grid, costs)
-    builder.add_cost(
-        "shortage", shortage, np.broadcast_to((penalty / n_scenarios)[:, None, None], shortage.shape)
-    )
+    builder.add_cost("shortage", shortage, np.broadcast_to((penalty / n_scenarios)[:, None, None], shortage.shape))
     if costs.ending_stock_value_share > 0:
         value = costs.ending_stock_value_share * unit_cost / n_scenarios
         value_per_cell = np.broadcast_to(value[:, None], stock.shape[:2])
@@ -532,9 +521,7 @@ def holding_cost_per_period(grid: ItemStoreGrid) -> np.ndarray:
 def shortage_penalty(grid: ItemStoreGrid, costs: CostSettings) -> np.ndarray:
     """Per unit lost (or per unit and period backlogged): the item's own, else the multiplier."""
     explicit = grid.column("shortage_cost")
-    return np.where(
-        np.isnan(explicit), grid.column("unit_cost") * costs.shortage_cost_multiplier, explicit
-    )
+    return np.where(np.isnan(explicit), grid.column("unit_cost") * costs.shortage_cost_multiplier, explicit)
 
 
 def _add_diagnosis_weights(builder: _Builder, grid: ItemStoreGrid, lot_size: np.ndarray) -> None:
@@ -543,6 +530,4 @@ def _add_diagnosis_weights(builder: _Builder, grid: ItemStoreGrid, lot_size: np.
     money_scale = max(float((grid.column("unit_cost") * lot_size).max(initial=0.0)), 1e-9)
     builder.add_cost("constraint_violation", builder.columns["capacity_overflow"], 1.0 / volume_scale)
     builder.add_cost("constraint_violation", builder.columns["budget_overrun"], 1.0 / money_scale)
-    builder.add_cost(
-        "constraint_violation", builder.columns["target_shortfall"], DIAGNOSIS_TARGET_WEIGHT
-    )
+    builder.add_cost("constraint_violation", builder.columns["target_shortfall"], DIAGNOSIS_TARGET_WEIGHT)

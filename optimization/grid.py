@@ -71,9 +71,7 @@ def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
     _require_columns(problem.demand, "demand", [*ITEM_STORE_KEYS, "period", "demand"])
     _require_columns(problem.items, "items", ["item_id", *ITEM_ATTRIBUTES])
     _require_columns(problem.on_hand, "on_hand", [*ITEM_STORE_KEYS, "on_hand"])
-    _require_columns(
-        problem.open_orders, "open_orders", [*ITEM_STORE_KEYS, "quantity", "arrival_date"]
-    )
+    _require_columns(problem.open_orders, "open_orders", [*ITEM_STORE_KEYS, "quantity", "arrival_date"])
     _require_columns(problem.capacity, "capacity", ["store_id", "capacity_volume"])
     if problem.period_days < 1:
         raise ValueError(f"period_days must be at least 1, got {problem.period_days}")
@@ -84,13 +82,9 @@ def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
     _require_unique(problem.capacity, "capacity", ["store_id"])
 
     start_date = pd.Timestamp(problem.start_date).normalize()
-    arrivals = _open_order_arrivals(
-        problem.open_orders, start_date, problem.n_periods, problem.period_days
-    )
+    arrivals = _open_order_arrivals(problem.open_orders, start_date, problem.n_periods, problem.period_days)
     item_stores = _item_stores(demand, problem.on_hand, arrivals, problem.items)
-    item_stores["lead_time_periods"] = np.ceil(
-        item_stores["lead_time_days"] / problem.period_days
-    ).astype(int)
+    item_stores["lead_time_periods"] = np.ceil(item_stores["lead_time_days"] / problem.period_days).astype(int)
     n_scenarios = int(demand["scenario"].max()) + 1 if len(demand) else 1
     return ItemStoreGrid(
         start_date=start_date,
@@ -199,14 +193,19 @@ def _item_stores(
     )[["item_id", *ITEM_ATTRIBUTES, *OPTIONAL_ITEM_ATTRIBUTES]]
     _validate_item_attributes(attributes)
     with_attributes = keys.merge(attributes, on="item_id", how="left")
-    with_stock = with_attributes.merge(
-        on_hand[[*ITEM_STORE_KEYS, "on_hand"]], on=ITEM_STORE_KEYS, how="left"
-    )
+    with_stock = with_attributes.merge(on_hand[[*ITEM_STORE_KEYS, "on_hand"]], on=ITEM_STORE_KEYS, how="left")
     return (
         with_stock.rename(columns={"on_hand": "opening_on_hand"})
         .fillna({"opening_on_hand": 0.0})
-        .astype({"lead_time_days": int, "case_pack": int, "review_days": int, "order_weekday": int,
-                 "opening_on_hand": float})
+        .astype(
+            {
+                "lead_time_days": int,
+                "case_pack": int,
+                "review_days": int,
+                "order_weekday": int,
+                "opening_on_hand": float,
+            }
+        )
         .reset_index(drop=True)
     )
 
@@ -229,9 +228,7 @@ def _validate_item_attributes(items: pd.DataFrame) -> None:
         raise ValueError("order_weekday must be 0 (Monday) to 6 (Sunday)")
 
 
-def _period_matrix(
-    frame: pd.DataFrame, value_column: str, item_stores: pd.DataFrame, n_periods: int
-) -> np.ndarray:
+def _period_matrix(frame: pd.DataFrame, value_column: str, item_stores: pd.DataFrame, n_periods: int) -> np.ndarray:
     """Long (item, store, period, value) rows summed into an item-store × period array."""
     positions = item_stores[ITEM_STORE_KEYS].reset_index(names="position")
     located = frame.merge(positions, on=ITEM_STORE_KEYS, how="inner")
@@ -244,9 +241,7 @@ def _period_matrix(
     return matrix
 
 
-def _scenario_matrix(
-    demand: pd.DataFrame, item_stores: pd.DataFrame, n_scenarios: int, n_periods: int
-) -> np.ndarray:
+def _scenario_matrix(demand: pd.DataFrame, item_stores: pd.DataFrame, n_scenarios: int, n_periods: int) -> np.ndarray:
     positions = item_stores[ITEM_STORE_KEYS].reset_index(names="position")
     located = demand.merge(positions, on=ITEM_STORE_KEYS, how="inner")
     matrix = np.zeros((len(item_stores), n_scenarios, n_periods))
@@ -268,4 +263,3 @@ def _safety_stock_matrix(problem: PlanningProblem, item_stores: pd.DataFrame) ->
         raise ValueError("safety_stock must be non-negative")
     inside = targets.loc[targets["period"].between(0, problem.n_periods - 1)]
     return _period_matrix(inside, "safety_stock", item_stores, problem.n_periods)
-

@@ -56,8 +56,9 @@ class _Replay:
 class _ItemStores:
     """The item-stores' side of the model: acceptable quantities, and the cost of a set of orders."""
 
-    def __init__(self, grid: ItemStoreGrid, formulation: Formulation, costs: CostSettings,
-                 options: ModelOptions) -> None:
+    def __init__(
+        self, grid: ItemStoreGrid, formulation: Formulation, costs: CostSettings, options: ModelOptions
+    ) -> None:
         self.grid = grid
         self.costs = costs
         self.options = options
@@ -105,15 +106,17 @@ class _ItemStores:
         backlog = np.zeros((n_rows, n_scenarios))
         for t in range(n_periods):
             after[:, :, t] = on_hand + arrivals[:, t, None]
-            on_hand, backlog, unmet = serve(after[:, :, t], backlog, demand[:, :, t], self.backorders,
-                                            kept=self.targets[rows, t, None])
+            on_hand, backlog, unmet = serve(
+                after[:, :, t], backlog, demand[:, :, t], self.backorders, kept=self.targets[rows, t, None]
+            )
             stock[:, :, t] = on_hand
             shortage[:, :, t] = backlog if self.backorders else unmet
         shortfall = np.where(self.targeted[rows, None, :], np.maximum(self.targets[rows, None, :] - stock, 0.0), 0.0)
         return _Replay(stock, shortage, after, shortfall, self._cost(orders, rows, stock, shortage, shortfall))
 
-    def _cost(self, orders: np.ndarray, rows: np.ndarray, stock: np.ndarray, shortage: np.ndarray,
-              shortfall: np.ndarray) -> np.ndarray:
+    def _cost(
+        self, orders: np.ndarray, rows: np.ndarray, stock: np.ndarray, shortage: np.ndarray, shortfall: np.ndarray
+    ) -> np.ndarray:
         """As optimization.formulation prices it: purchase, ordering, holding and shortage, less
         the value of ending stock, plus a violation penalty per unit short of a target."""
         n_scenarios = stock.shape[1]
@@ -184,7 +187,7 @@ def _rounded(item_stores: _ItemStores, relaxed_orders: np.ndarray, limits: _Limi
 
 def _carry_forward(orders: np.ndarray, slots: np.ndarray, t: int | np.integer, carry: np.ndarray) -> None:
     """Add each row's carry to its next order slot after t, never below zero."""
-    later = slots[:, t + 1:]
+    later = slots[:, t + 1 :]
     rows = np.flatnonzero(later.any(axis=1))
     if len(rows) == 0:
         return
@@ -234,20 +237,37 @@ class _Limits:
     def _broken_rows(self, orders: np.ndarray, replay: _Replay):  # noqa: ANN202 - yields one stepper per row
         """For each row over its limit, the earliest first: a function stepping down one order that frees it."""
         shelf = replay.after_arrivals * self.volume[:, None, None]
-        use = np.array([shelf[self.members[store], scenario, period].sum() for store, scenario, period
-                        in zip(self.capacity_store, self.capacity_scenario, self.capacity_period)])
+        use = np.array(
+            [
+                shelf[self.members[store], scenario, period].sum()
+                for store, scenario, period in zip(
+                    self.capacity_store, self.capacity_scenario, self.capacity_period, strict=False
+                )
+            ]
+        )
         spend = (orders[:, self.budget_period] * self.item_stores.unit_cost[:, None]).sum(axis=0)
-        broken = [(period, "capacity", row) for row, period in enumerate(self.capacity_period)
-                  if use[row] > self.capacity[row] + ROW_TOLERANCE * max(abs(self.capacity[row]), 1.0)]
-        broken += [(period, "budget", row) for row, period in enumerate(self.budget_period)
-                   if spend[row] > self.budget[row] + ROW_TOLERANCE * max(abs(self.budget[row]), 1.0)]
+        broken = [
+            (period, "capacity", row)
+            for row, period in enumerate(self.capacity_period)
+            if use[row] > self.capacity[row] + ROW_TOLERANCE * max(abs(self.capacity[row]), 1.0)
+        ]
+        broken += [
+            (period, "budget", row)
+            for row, period in enumerate(self.budget_period)
+            if spend[row] > self.budget[row] + ROW_TOLERANCE * max(abs(self.budget[row]), 1.0)
+        ]
         for _, kind, row in sorted(broken):
-            yield (lambda orders, replay, steppable, deferring, kind=kind, row=row:
-                   self._free_capacity(row, orders, replay, steppable, deferring) if kind == "capacity"
-                   else self._free_budget(row, orders, replay, steppable, deferring))
+            yield (
+                lambda orders, replay, steppable, deferring, kind=kind, row=row: (
+                    self._free_capacity(row, orders, replay, steppable, deferring)
+                    if kind == "capacity"
+                    else self._free_budget(row, orders, replay, steppable, deferring)
+                )
+            )
 
-    def _free_capacity(self, row: int, orders: np.ndarray, replay: _Replay, steppable: np.ndarray,
-                       deferring: bool) -> bool:
+    def _free_capacity(
+        self, row: int, orders: np.ndarray, replay: _Replay, steppable: np.ndarray, deferring: bool
+    ) -> bool:
         grid = self.item_stores.grid
         feeding = self.members[self.capacity_store[row]]
         scenario, period = self.capacity_scenario[row], self.capacity_period[row]
@@ -257,24 +277,39 @@ class _Limits:
             before = replay.after_arrivals[candidates, scenario, period]
             return self.volume[candidates] * (before - trial.after_arrivals[:, scenario, period])
 
-        return _step_cheapest(self.item_stores, orders, feeding, arrives_in_time & steppable[feeding], replay.cost,
-                              volume_freed, deferring)
+        return _step_cheapest(
+            self.item_stores,
+            orders,
+            feeding,
+            arrives_in_time & steppable[feeding],
+            replay.cost,
+            volume_freed,
+            deferring,
+        )
 
-    def _free_budget(self, row: int, orders: np.ndarray, replay: _Replay, steppable: np.ndarray,
-                     deferring: bool) -> bool:
+    def _free_budget(
+        self, row: int, orders: np.ndarray, replay: _Replay, steppable: np.ndarray, deferring: bool
+    ) -> bool:
         in_period = np.zeros(orders.shape, dtype=bool)
         in_period[:, self.budget_period[row]] = True
 
         def money_freed(candidates: np.ndarray, removed: np.ndarray, trial: _Replay) -> np.ndarray:
             return self.item_stores.unit_cost[candidates] * removed
 
-        return _step_cheapest(self.item_stores, orders, np.arange(len(orders)), in_period & steppable, replay.cost,
-                              money_freed, deferring)
+        return _step_cheapest(
+            self.item_stores, orders, np.arange(len(orders)), in_period & steppable, replay.cost, money_freed, deferring
+        )
 
 
-def _step_cheapest(item_stores: _ItemStores, orders: np.ndarray, feeding: np.ndarray, allowed: np.ndarray,
-                   base_cost: np.ndarray, freed: Callable[[np.ndarray, np.ndarray, _Replay], np.ndarray],
-                   deferring: bool) -> bool:
+def _step_cheapest(
+    item_stores: _ItemStores,
+    orders: np.ndarray,
+    feeding: np.ndarray,
+    allowed: np.ndarray,
+    base_cost: np.ndarray,
+    freed: Callable[[np.ndarray, np.ndarray, _Replay], np.ndarray],
+    deferring: bool,
+) -> bool:
     """Step down, in place, the order among `feeding`'s allowed slots (feeding × period) that adds
     least cost per unit it frees (deferring what it takes to the next order); False when no order
     frees anything."""

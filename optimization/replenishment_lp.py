@@ -35,7 +35,7 @@ from optimization.backends import (
     build_pyomo_model,
     solve_program,
 )
-from optimization.decomposition import PartPlan, merge_parts, split_by_location, solve_parts
+from optimization.decomposition import PartPlan, merge_parts, solve_parts, split_by_location
 from optimization.diagnosis import (
     capacity_slack,
     infeasibility_reasons,
@@ -79,6 +79,7 @@ __all__ = [
     "build_model",
     "solve_replenishment_plan",
 ]
+
 
 def build_model(
     problem: PlanningProblem, costs: CostSettings, options: ModelOptions = ModelOptions()
@@ -149,16 +150,25 @@ def _solve(
         return relaxed
     started = time.perf_counter()
     try:
-        repaired = Solution(repair_whole_orders(grid, formulation, relaxed.values, costs, options), REPAIRED,
-                            relaxed.build_seconds, relaxed.solve_seconds + time.perf_counter() - started)
+        repaired = Solution(
+            repair_whole_orders(grid, formulation, relaxed.values, costs, options),
+            REPAIRED,
+            relaxed.build_seconds,
+            relaxed.solve_seconds + time.perf_counter() - started,
+        )
     except PlanInfeasibleError:
         repaired = None  # the MILP may still combine whole orders that keep every target
     if options.whole_orders == "repair" and repaired is not None:
         return repaired
     exact = solve_program(program, solver, start=None if repaired is None else repaired.values)
-    exact = replace(exact, build_seconds=relaxed.build_seconds + exact.build_seconds,
-                    solve_seconds=(repaired or relaxed).solve_seconds + exact.solve_seconds)
-    if repaired is not None and (exact.values is None or program.objective @ repaired.values < program.objective @ exact.values):
+    exact = replace(
+        exact,
+        build_seconds=relaxed.build_seconds + exact.build_seconds,
+        solve_seconds=(repaired or relaxed).solve_seconds + exact.solve_seconds,
+    )
+    if repaired is not None and (
+        exact.values is None or program.objective @ repaired.values < program.objective @ exact.values
+    ):
         return replace(repaired, build_seconds=exact.build_seconds, solve_seconds=exact.solve_seconds)
     return exact
 
@@ -179,8 +189,7 @@ def _no_plan_error(
     violations = violations_frame(grid, relaxed, solution.values)
     if violations.empty and failed.status != INFEASIBLE:
         return ValueError(
-            f"the plan is unbounded (termination: {failed.status}): some cost lets it gain by "
-            "ordering without limit"
+            f"the plan is unbounded (termination: {failed.status}): some cost lets it gain by ordering without limit"
         )
     return PlanInfeasibleError(infeasibility_reasons(grid, capacity, options, violations))
 
@@ -223,7 +232,14 @@ def _plan_result(
         expected_fill_rate=_fill_rate(grid.demand, unmet),
         capacity_utilisation=_capacity_utilisation_frame(grid, capacity, after_arrivals),
         explanations=explain_orders(
-            grid, options, formulation, orders, stock_before.mean(axis=1), backlog, arrivals, activities,
+            grid,
+            options,
+            formulation,
+            orders,
+            stock_before.mean(axis=1),
+            backlog,
+            arrivals,
+            activities,
             (stock - backlog).mean(axis=1),
         ),
         violations=(
@@ -235,9 +251,7 @@ def _plan_result(
     )
 
 
-def _order_units(
-    values: np.ndarray, order_columns: np.ndarray, lot_size: np.ndarray, whole: bool
-) -> np.ndarray:
+def _order_units(values: np.ndarray, order_columns: np.ndarray, lot_size: np.ndarray, whole: bool) -> np.ndarray:
     lots = np.where(order_columns >= 0, values[np.clip(order_columns, 0, None)], 0.0)
     if whole:
         # Integer columns come back within HiGHS's integrality tolerance of whole lots.
@@ -249,9 +263,7 @@ def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> PlanResult:
     nothing = np.zeros(grid.demand.shape)
     return PlanResult(
         orders=_orders_frame(grid, nothing[:, 0, :]),
-        inventory=_inventory_frame(
-            grid, nothing[:, 0, :], nothing, nothing, nothing, nothing, backorders=False
-        ),
+        inventory=_inventory_frame(grid, nothing[:, 0, :], nothing, nothing, nothing, nothing, backorders=False),
         objective=0.0,
         cost_breakdown=dict.fromkeys(COST_COMPONENTS, 0.0),
         solver_status="optimal",

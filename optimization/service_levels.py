@@ -38,7 +38,9 @@ class ServiceLevels:
         for name in ("a", "b", "c"):
             if not 0.5 < getattr(self, name) < 1:
                 raise ValueError(f"service level {name} must lie strictly between 0.5 and 1, got {getattr(self, name)}")
-        if not (0 < self.a_revenue_share and 0 < self.b_revenue_share and self.a_revenue_share + self.b_revenue_share < 1):
+        if not (
+            0 < self.a_revenue_share and 0 < self.b_revenue_share and self.a_revenue_share + self.b_revenue_share < 1
+        ):
             raise ValueError("a_revenue_share and b_revenue_share must be above 0 and add up to less than 1")
 
     def of_class(self, abc_class: pd.Series) -> pd.Series:
@@ -59,8 +61,9 @@ def abc_classes(revenue: pd.Series, levels: ServiceLevels) -> pd.Series:
     return pd.Series(classes, index=ordered.index, name="abc_class").reindex(revenue.index)
 
 
-def penalty_implied_level(unit_cost: np.ndarray, penalty: np.ndarray, holding_per_day: np.ndarray,
-                          review_days: np.ndarray) -> np.ndarray:
+def penalty_implied_level(
+    unit_cost: np.ndarray, penalty: np.ndarray, holding_per_day: np.ndarray, review_days: np.ndarray
+) -> np.ndarray:
     """The critical fractile (p - c) / (p - c + h·R); 0 where a lost sale costs no more than the unit."""
     gain = np.maximum(np.asarray(penalty, dtype=float) - unit_cost, 0.0)
     overage = np.asarray(holding_per_day, dtype=float) * review_days
@@ -68,7 +71,8 @@ def penalty_implied_level(unit_cost: np.ndarray, penalty: np.ndarray, holding_pe
         return np.where(gain > 0, gain / (gain + overage), 0.0)
 
 
-def penalty_for_level(unit_cost: np.ndarray, holding_per_day: np.ndarray, review_days: np.ndarray,
-                      level: np.ndarray) -> np.ndarray:
+def penalty_for_level(
+    unit_cost: np.ndarray, holding_per_day: np.ndarray, review_days: np.ndarray, level: np.ndarray
+) -> np.ndarray:
     """The penalty whose critical fractile is `level`: c + h·R·level / (1 - level)."""
     return unit_cost + np.asarray(holding_per_day, dtype=float) * review_days * level / (1 - level)

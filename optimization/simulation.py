@@ -74,8 +74,12 @@ class SimulationResult:
         shortage = float((short[rows] * system.shortage_cost[rows, None]).sum())
         orders = self.orders[rows]
         ordering = float(system.fixed_order_cost * (orders > 0).sum() + system.order_cost_per_unit * orders.sum())
-        return {"total_cost": holding + shortage + ordering, "holding_cost": holding, "shortage_cost": shortage,
-                "ordering_cost": ordering}
+        return {
+            "total_cost": holding + shortage + ordering,
+            "holding_cost": holding,
+            "shortage_cost": shortage,
+            "ordering_cost": ordering,
+        }
 
 
 def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> SimulationResult:
@@ -109,8 +113,11 @@ def simulate(system: InventorySystem, demand: np.ndarray, policy: Policy) -> Sim
         backlog_end[:, day] = backlog
 
     result = SimulationResult({}, orders, on_hand_end, unmet, backlog_end)
-    metrics = {**result.costs(system), **_metrics(system, demand, orders, on_hand_end, unmet, scheduled[:, n_days:]),
-               "capacity_breach_store_days": _capacity_breaches(system, after_arrivals)}
+    metrics = {
+        **result.costs(system),
+        **_metrics(system, demand, orders, on_hand_end, unmet, scheduled[:, n_days:]),
+        "capacity_breach_store_days": _capacity_breaches(system, after_arrivals),
+    }
     return replace(result, metrics=metrics)
 
 

@@ -195,10 +195,12 @@ def widened(forecast: pd.DataFrame, spread: float) -> pd.DataFrame:
     if 0.5 not in levels:
         raise ValueError("widening a forecast needs its median q0.5")
     median = forecast[levels[0.5]].to_numpy(dtype=float)
-    return forecast.assign(**{
-        column: np.maximum(median + spread * (forecast[column].to_numpy(dtype=float) - median), 0.0)
-        for column in levels.values()
-    })
+    return forecast.assign(
+        **{
+            column: np.maximum(median + spread * (forecast[column].to_numpy(dtype=float) - median), 0.0)
+            for column in levels.values()
+        }
+    )
 
 
 def calibrate_scenarios(

@@ -6,7 +6,7 @@ import importlib
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
@@ -25,16 +25,25 @@ app = typer.Typer(
     add_completion=False,
 )
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML settings file.", exists=False)]
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.", exists=False)]
 SetOption = Annotated[
-    Optional[list[str]], typer.Option("--set", "-s", help="Override one setting, e.g. --set forecast.max_epochs=3.")
+    list[str] | None, typer.Option("--set", "-s", help="Override one setting, e.g. --set forecast.max_epochs=3.")
 ]
-DataOption = Annotated[Optional[Path], typer.Option("--data", help="Sales data: a long CSV/Parquet file or folder, or an M5 folder.")]
-FormatOption = Annotated[Optional[str], typer.Option("--format", help="long | m5 | synthetic (default: synthetic).")]
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Sales data: a long CSV/Parquet file or folder, or an M5 folder.")
+]
+FormatOption = Annotated[str | None, typer.Option("--format", help="long | m5 | synthetic (default: synthetic).")]
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
-VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Also show Prefect's task log and Lightning's and "
-                                             "MLflow's notices; by default the console shows progress bars, warnings, "
-                                             "errors and the summary.")]
+VerboseOption = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Also show Prefect's task log and Lightning's and "
+        "MLflow's notices; by default the console shows progress bars, warnings, "
+        "errors and the summary.",
+    ),
+]
 
 
 @app.callback()
@@ -73,8 +82,12 @@ def _is_user_error(error: BaseException) -> bool:
     """Whether ``error`` is one of _USER_ERRORS.  Looked up in the modules already imported: an error
     whose module was never imported cannot have been raised, and importing them all would cost a
     command like `validate` seconds (torch and Lightning come with tasks.planning)."""
-    return any(isinstance(error, getattr(sys.modules[module], name))
-               for module, names in _USER_ERRORS.items() if module in sys.modules for name in names)
+    return any(
+        isinstance(error, getattr(sys.modules[module], name))
+        for module, names in _USER_ERRORS.items()
+        if module in sys.modules
+        for name in names
+    )
 
 
 class _HideUserErrorTracebacks(logging.Filter):
@@ -109,8 +122,15 @@ def _fail(error: BaseException, debug: bool) -> NoReturn:
     raise typer.Exit(code=1)
 
 
-def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[str], data: Path | None,
-              debug: bool, verbose: bool) -> tuple[Settings, Any]:
+def _run_flow(
+    module: str,
+    flow_name: str,
+    config: Path | None,
+    overrides: list[str],
+    data: Path | None,
+    debug: bool,
+    verbose: bool,
+) -> tuple[Settings, Any]:
     """Check the cheap things, set up the environment before Prefect is imported, then run one flow.
     User errors end the command with one clear message."""
     from replenish.orchestration import (
@@ -154,8 +174,12 @@ def _run_flow(module: str, flow_name: str, config: Path | None, overrides: list[
                 for name, logger in list(logging.Logger.manager.loggerDict.items()):
                     if name.startswith("prefect") and isinstance(logger, logging.Logger):
                         logger.disabled = True
-                _fail(ServerUnavailableError(f"{lost} does not answer; nothing was published "
-                                             f"({error.__class__.__name__})"), debug)
+                _fail(
+                    ServerUnavailableError(
+                        f"{lost} does not answer; nothing was published ({error.__class__.__name__})"
+                    ),
+                    debug,
+                )
     except (StoreBusyError, ServerUnavailableError) as error:
         _fail(error, debug)
 
@@ -193,10 +217,20 @@ def run(
 
     Example: replenish run --set forecast.max_epochs=3
     """
-    settings, summary = _run_flow("flows.main", "main_flow", config, _overrides(set_values, data, data_format),
-                                  data, debug, verbose)
-    typer.echo("\n".join(["", "Replenish run finished", *_training_lines(summary.training),
-                           *_planning_lines(summary.planning), _ui_line(settings)]))
+    settings, summary = _run_flow(
+        "flows.main", "main_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
+    )
+    typer.echo(
+        "\n".join(
+            [
+                "",
+                "Replenish run finished",
+                *_training_lines(summary.training),
+                *_planning_lines(summary.planning),
+                _ui_line(settings),
+            ]
+        )
+    )
 
 
 @app.command()
@@ -212,8 +246,9 @@ def train(
 
     Example: replenish train --data sales.csv --set forecast.max_epochs=20
     """
-    settings, summary = _run_flow("flows.training", "training_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug, verbose)
+    settings, summary = _run_flow(
+        "flows.training", "training_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
+    )
     typer.echo("\n".join(["", "Training finished", *_training_lines(summary), _ui_line(settings)]))
 
 
@@ -230,8 +265,9 @@ def plan(
 
     Example: replenish plan --data sales.csv --set planning.uncertainty_mode=quantile
     """
-    settings, summary = _run_flow("flows.planning", "planning_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug, verbose)
+    settings, summary = _run_flow(
+        "flows.planning", "planning_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
+    )
     typer.echo("\n".join(["", "Planning finished", *_planning_lines(summary), _ui_line(settings)]))
 
 
@@ -239,7 +275,8 @@ def _training_lines(summary: TrainingSummary) -> list[str]:
     registration, metrics = summary.registration, summary.metrics
     models = [name[: -len("_rmsse")] for name in metrics if name.endswith("_rmsse") and not name.startswith("holdout_")]
     return [
-        "  backtest   RMSSE " + ", ".join(f"{model} {metrics[f'{model}_rmsse']:.3f}" for model in models)
+        "  backtest   RMSSE "
+        + ", ".join(f"{model} {metrics[f'{model}_rmsse']:.3f}" for model in models)
         + f" (LSTM MASE {metrics['lstm_mase']:.3f}, 80% coverage {metrics['lstm_coverage_80']:.2f})",
         f"  model      {registration.model_name} v{registration.version}"
         f" ({'promoted to champion' if registration.promoted else 'not promoted'}: {registration.reason})",
@@ -248,8 +285,11 @@ def _training_lines(summary: TrainingSummary) -> list[str]:
 
 
 def _planning_lines(summary: PlanningSummary) -> list[str]:
-    return [*summary.plan.summary_lines(), f"  MLflow run {summary.mlflow_run_id} (planning)",
-            f"  report     {summary.report_path}"]
+    return [
+        *summary.plan.summary_lines(),
+        f"  MLflow run {summary.mlflow_run_id} (planning)",
+        f"  report     {summary.report_path}",
+    ]
 
 
 @app.command()
@@ -268,22 +308,30 @@ def simulate(
 
     Example: replenish simulate --data sales.csv --set simulate.weeks=12
     """
-    settings, summary = _run_flow("flows.simulation", "simulation_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug, verbose)
+    settings, summary = _run_flow(
+        "flows.simulation", "simulation_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
+    )
     typer.echo("\n".join(["", "Simulation finished", *_simulation_lines(summary), _ui_line(settings)]))
 
 
 def _simulation_lines(summary: SimulationSummary) -> list[str]:
     simulation = summary.simulation
     metrics = simulation.metrics
-    lines = [f"  replay     {simulation.days} days from {simulation.start:%Y-%m-%d}, {simulation.item_stores:,} item-stores",
-             f"  {'policy':<20} {'total cost':>14} {'fill rate':>10} {'turns':>8} {'refused orders':>15}"]
-    lines += [f"  {policy:<20} {row['total_cost']:>14,.2f} {row['fill_rate']:>10.1%} {row['turns']:>8.1f}"
-              f" {row['case_pack_violations']:>15,.0f}" for policy, row in metrics.iterrows()]
-    lines += [f"  default    {simulation.cost_reduction():.1%} cheaper than base stock, "
-              f"{simulation.gap_closed():.1%} of the gap to perfect foresight closed; repair vs MILP "
-              f"{simulation.milp_gap:+.2%} (on {', '.join(simulation.milp_gap_stores)})",
-              f"  MLflow run {summary.mlflow_run_id} (simulation in child run {summary.simulation_run_id})"]
+    lines = [
+        f"  replay     {simulation.days} days from {simulation.start:%Y-%m-%d}, {simulation.item_stores:,} item-stores",
+        f"  {'policy':<20} {'total cost':>14} {'fill rate':>10} {'turns':>8} {'refused orders':>15}",
+    ]
+    lines += [
+        f"  {policy:<20} {row['total_cost']:>14,.2f} {row['fill_rate']:>10.1%} {row['turns']:>8.1f}"
+        f" {row['case_pack_violations']:>15,.0f}"
+        for policy, row in metrics.iterrows()
+    ]
+    lines += [
+        f"  default    {simulation.cost_reduction():.1%} cheaper than base stock, "
+        f"{simulation.gap_closed():.1%} of the gap to perfect foresight closed; repair vs MILP "
+        f"{simulation.milp_gap:+.2%} (on {', '.join(simulation.milp_gap_stores)})",
+        f"  MLflow run {summary.mlflow_run_id} (simulation in child run {summary.simulation_run_id})",
+    ]
     return lines
 
 
@@ -300,11 +348,15 @@ def monitor(
 
     Example: replenish monitor --data latest_sales.csv
     """
-    settings, summary = _run_flow("flows.monitoring", "monitoring_flow", config,
-                                  _overrides(set_values, data, data_format), data, debug, verbose)
+    settings, summary = _run_flow(
+        "flows.monitoring", "monitoring_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
+    )
     report = summary.report
-    lines = ["", f"Monitoring finished: {'retrain' if report.decision.retrain else 'keep the champion'}",
-             *[f"  reason     {reason}" for reason in report.decision.reasons]]
+    lines = [
+        "",
+        f"Monitoring finished: {'retrain' if report.decision.retrain else 'keep the champion'}",
+        *[f"  reason     {reason}" for reason in report.decision.reasons],
+    ]
     lines += [f"  {name:<10} {value:.3f}" for name, value in {**report.performance, **report.drift}.items()]
     if summary.training is not None:
         lines += _training_lines(summary.training)
@@ -343,7 +395,7 @@ def serve(config: ConfigOption = None, set_values: SetOption = None, debug: Debu
 @app.command()
 def trigger(
     flow: Annotated[str, typer.Argument(help="train | plan | monitor | main, or a full FLOW/DEPLOYMENT name.")],
-    params: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="A flow parameter, key=value.")] = None,
+    params: Annotated[list[str] | None, typer.Option("--param", "-p", help="A flow parameter, key=value.")] = None,
     config: ConfigOption = None,
     set_values: SetOption = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the run to finish.")] = False,
@@ -353,9 +405,8 @@ def trigger(
 
     Example: replenish trigger train --param 'overrides=["forecast.max_epochs=20"]'
     """
-    from replenish.settings import SettingsError, parse_overrides
-
     from replenish.orchestration import ServerUnavailableError, prefect_api
+    from replenish.settings import SettingsError, parse_overrides
 
     settings = _configured_settings(config, list(set_values or []), debug)
     try:
@@ -368,8 +419,7 @@ def trigger(
 
             from flows.deployments import SHORT_NAMES
 
-            flow_run = run_deployment(SHORT_NAMES.get(flow, flow), parameters=parameters,
-                                      timeout=None if wait else 0)
+            flow_run = run_deployment(SHORT_NAMES.get(flow, flow), parameters=parameters, timeout=None if wait else 0)
     except ServerUnavailableError as error:
         _fail(error, debug)
     typer.echo(f"flow run {flow_run.id} ({flow_run.name}): {flow_run.state.name if flow_run.state else 'scheduled'}")
@@ -392,11 +442,14 @@ def validate(
 
     Example: replenish validate --data sales.csv
     """
-    _, checked = _run_flow("flows.validation", "validation_flow", config,
-                           _overrides(set_values, data, data_format), data, debug, verbose)
+    _, checked = _run_flow(
+        "flows.validation", "validation_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
+    )
     report = checked.report
-    lines = [f"validation passed: {report.expectations_checked} expectations on "
-             + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items())]
+    lines = [
+        f"validation passed: {report.expectations_checked} expectations on "
+        + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items())
+    ]
     lines += [f"  warning: {warning.describe()}" for warning in report.warnings]
     lines += [f"  quarantined {len(rows)} row(s) of {table}" for table, rows in checked.quarantined.items()]
     if report.data_docs:
@@ -410,7 +463,9 @@ UI_STOP_SECONDS = 15  # how long the MLflow server may take to shut down after C
 @app.command()
 def ui(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = MLFLOW_UI_PORT,
-    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 serves the network.")] = MLFLOW_UI_HOST,
+    host: Annotated[
+        str, typer.Option("--host", help="Interface to bind; 0.0.0.0 serves the network.")
+    ] = MLFLOW_UI_HOST,
     config: ConfigOption = None,
     set_values: SetOption = None,
     debug: DebugOption = False,
@@ -432,8 +487,10 @@ def ui(
     if not _port_free(host, port):
         _fail(OSError(f"port {port} on {host} is in use; choose another with --port"), debug)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    typer.echo(f"MLflow UI on {redacted_url(settings.mlflow_tracking_uri)}\n"
-               f"  open       http://{shown_host}:{port}  (Ctrl-C to stop)")
+    typer.echo(
+        f"MLflow UI on {redacted_url(settings.mlflow_tracking_uri)}\n"
+        f"  open       http://{shown_host}:{port}  (Ctrl-C to stop)"
+    )
     # The server's job runner (GenAI evaluation jobs, a dozen processes) has nothing to do for this project.
     environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     returncode = _serve_until_stopped(_mlflow_server_command(settings, host, port), environment)
@@ -451,13 +508,27 @@ def _mlflow_server_command(settings: Settings, host: str, port: int) -> list[str
 
     executable = Path(sys.executable).parent / "mlflow"
     launcher = [str(executable)] if executable.is_file() else [sys.executable, "-m", "mlflow"]
-    command = [*launcher, "server", "--host", host, "--port", str(port), "--workers", "1",
-               "--backend-store-uri", settings.mlflow_tracking_uri]
+    command = [
+        *launcher,
+        "server",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        settings.mlflow_tracking_uri,
+    ]
     if settings.mlflow_registry_uri != settings.mlflow_tracking_uri:
         command += ["--registry-store-uri", settings.mlflow_registry_uri]
     if settings.mlflow_artifact_location:
-        command += ["--default-artifact-root", settings.mlflow_artifact_location,
-                    "--artifacts-destination", settings.mlflow_artifact_location]
+        command += [
+            "--default-artifact-root",
+            settings.mlflow_artifact_location,
+            "--artifacts-destination",
+            settings.mlflow_artifact_location,
+        ]
     return command
 
 
@@ -527,16 +598,24 @@ def generate_data(
     suffix = f".{file_format}"
     tables = ("sales", *OPTIONAL_TABLES)
     # A folder holds each table in one format only (the reader refuses both); never delete a user's file.
-    clashes = [out_dir / f"{table}{other}" for table in tables for other in READABLE_SUFFIXES
-               if other != suffix and (out_dir / f"{table}{other}").exists()]
+    clashes = [
+        out_dir / f"{table}{other}"
+        for table in tables
+        for other in READABLE_SUFFIXES
+        if other != suffix and (out_dir / f"{table}{other}").exists()
+    ]
     if clashes:
-        _fail(FileExistsError(f"{clashes[0]} exists; write --format {clashes[0].suffix[1:]} or to another folder"),
-              debug)
+        _fail(
+            FileExistsError(f"{clashes[0]} exists; write --format {clashes[0].suffix[1:]} or to another folder"), debug
+        )
     try:
         raw = generate_synthetic(SyntheticConfig(n_items=items, n_stores=stores, n_days=days, seed=seed))
         out_dir.mkdir(parents=True, exist_ok=True)
-        written = [(write_atomically(out_dir / f"{table}{suffix}", getattr(raw, table)), len(getattr(raw, table)))
-                   for table in tables if getattr(raw, table) is not None]
+        written = [
+            (write_atomically(out_dir / f"{table}{suffix}", getattr(raw, table)), len(getattr(raw, table)))
+            for table in tables
+            if getattr(raw, table) is not None
+        ]
     except (ValueError, OSError) as error:
         _fail(error, debug)
     lines = [f"synthetic data (seed {seed}: {items} items x {stores} stores x {days} days) written to {out_dir}"]

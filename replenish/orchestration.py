@@ -123,8 +123,9 @@ def answers(url: str, timeout: float = 3) -> bool:
 
 
 @contextmanager
-def prefect_api(settings: Settings, run_services: bool = False,
-                meanwhile: Callable[[], object] | None = None) -> Iterator[str]:
+def prefect_api(
+    settings: Settings, run_services: bool = False, meanwhile: Callable[[], object] | None = None
+) -> Iterator[str]:
     """The Prefect API URL for this command, exported as PREFECT_API_URL while the block runs.
 
     The configured server when there is one; otherwise a local server on the work_dir database. It is
@@ -171,8 +172,21 @@ def _local_server(log_path: Path, run_services: bool) -> tuple[subprocess.Popen,
     environment["PREFECT_UI_ENABLED"] = "false"
     if not run_services:
         environment["PREFECT__SERVER_EPHEMERAL"] = "1"
-    command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("w") as log:
         server = start_guarded(command, environment, stdout=log, stderr=subprocess.STDOUT)
@@ -210,10 +224,12 @@ def _wait_until_healthy(server: subprocess.Popen, url: str, log_path: Path, time
             if server.poll() is not None:
                 raise ServerUnavailableError(
                     f"the local Prefect server exited with status {server.returncode}; see {log_path}:\n"
-                    + log_path.read_text()[-2000:])
+                    + log_path.read_text()[-2000:]
+                )
             if time.monotonic() > deadline:
-                raise ServerUnavailableError(f"the local Prefect server did not answer within {timeout:.0f} s; "
-                                             f"see {log_path}")
+                raise ServerUnavailableError(
+                    f"the local Prefect server did not answer within {timeout:.0f} s; see {log_path}"
+                )
             time.sleep(0.2)
     except BaseException:
         stop_group(server)
@@ -231,14 +247,20 @@ def crash_flow_runs_of_dead_processes() -> list[str]:
 
     crashed = []
     with get_client(sync_client=True) as client:
-        running = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))))
+        running = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
+            )
+        )
         # Only the command's own, in-process runs: a deployment's run (which inherits the tags of the
         # command that triggered it) is watched by the worker or `serve` process that executes it.
         for flow_run in (run for run in running if run.deployment_id is None):
-            identities = [tag[len(PROCESS_TAG_PREFIX):] for tag in flow_run.tags if tag.startswith(PROCESS_TAG_PREFIX)]
+            identities = [tag[len(PROCESS_TAG_PREFIX) :] for tag in flow_run.tags if tag.startswith(PROCESS_TAG_PREFIX)]
             if identities and is_dead(identities[0]):
-                client.set_flow_run_state(flow_run.id, Crashed(message=f"process {identities[0]} ended without "
-                                                                       "reporting (killed)"), force=True)
+                client.set_flow_run_state(
+                    flow_run.id,
+                    Crashed(message=f"process {identities[0]} ended without reporting (killed)"),
+                    force=True,
+                )
                 crashed.append(flow_run.name)
     return crashed

@@ -26,7 +26,14 @@ from models.forecast_contract import require_coverage
 from optimization.decomposition import PartPlan, merge_parts, split_by_location
 from optimization.formulation import holding_cost_per_period, shortage_penalty
 from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, planned_arrivals, prepare_grid
-from optimization.problem import MIN_ORDER_QUANTITY, CostSettings, ModelOptions, PlanningProblem, PlanResult, SolverSettings
+from optimization.problem import (
+    MIN_ORDER_QUANTITY,
+    CostSettings,
+    ModelOptions,
+    PlanningProblem,
+    PlanResult,
+    SolverSettings,
+)
 from optimization.replenishment_lp import solve_part
 from optimization.service_levels import abc_classes, penalty_for_level, penalty_implied_level
 from optimization.simulation import serve
@@ -52,12 +59,24 @@ MAX_PLANNED_LEVEL = 0.999
 KPI_SEED_OFFSET = 1_000_003
 # Enough item-stores to calibrate the scenarios' correlation on; more would only cost time.
 CALIBRATION_SERIES = 2_000
-SOFT_MODE_HINT = ("Set planning.soft_constraints=true to plan anyway: the broken constraints are then priced, "
-                  "listed first in the summary and the report, and published in constraint_violations.csv")
+SOFT_MODE_HINT = (
+    "Set planning.soft_constraints=true to plan anyway: the broken constraints are then priced, "
+    "listed first in the summary and the report, and published in constraint_violations.csv"
+)
 SERVICE_LEVEL_COLUMNS = ["item_id", "abc_class", "service_level", "penalty_level", "planned_level", "shortage_cost"]
 PURCHASE_ORDER_COLUMNS = [
-    "supplier_id", "item_id", "store_id", "order_date", "quantity", "case_pack", "case_packs", "unit_cost",
-    "cost", "arrival_date", "safety_stock", "service_level",
+    "supplier_id",
+    "item_id",
+    "store_id",
+    "order_date",
+    "quantity",
+    "case_pack",
+    "case_packs",
+    "unit_cost",
+    "cost",
+    "arrival_date",
+    "safety_stock",
+    "service_level",
 ]
 
 
@@ -87,14 +106,16 @@ def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.Da
     own = items["shortage_cost"] if "shortage_cost" in items else pd.Series(np.nan, index=items.index)
     penalty = own.fillna(items["unit_cost"] * planning.shortage_cost_multiplier).to_numpy(dtype=float)
     penalty_level = penalty_implied_level(unit_cost, penalty, holding_per_day, review_days)
-    return pd.DataFrame({
-        "item_id": items.index,
-        "abc_class": abc.to_numpy(),
-        "service_level": target,
-        "penalty_level": penalty_level,
-        "planned_level": np.minimum(np.maximum(target, penalty_level), MAX_PLANNED_LEVEL),
-        "shortage_cost": np.maximum(penalty, penalty_for_level(unit_cost, holding_per_day, review_days, target)),
-    })[SERVICE_LEVEL_COLUMNS]
+    return pd.DataFrame(
+        {
+            "item_id": items.index,
+            "abc_class": abc.to_numpy(),
+            "service_level": target,
+            "penalty_level": penalty_level,
+            "planned_level": np.minimum(np.maximum(target, penalty_level), MAX_PLANNED_LEVEL),
+            "shortage_cost": np.maximum(penalty, penalty_for_level(unit_cost, holding_per_day, review_days, target)),
+        }
+    )[SERVICE_LEVEL_COLUMNS]
 
 
 def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.Timestamp:
@@ -103,8 +124,9 @@ def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings) 
     return planned_dates(snapshot_date, planning)[0] - pd.Timedelta(days=planning.horizon_days)
 
 
-def scenario_calibration(past_forecast: pd.DataFrame | None, data: RetailData,
-                         planning: PlanningSettings) -> ScenarioCalibration:
+def scenario_calibration(
+    past_forecast: pd.DataFrame | None, data: RetailData, planning: PlanningSettings
+) -> ScenarioCalibration:
     """How demand paths are drawn from the forecast: planning.scenario_period_correlation and
     planning.scenario_spread where set; the rest calibrated on what sold after `past_forecast`, the
     forecast made at calibration_origin, over each item's lead time plus review (see
@@ -122,10 +144,13 @@ def scenario_calibration(past_forecast: pd.DataFrame | None, data: RetailData,
     if len(series) > CALIBRATION_SERIES:
         frame = frame.merge(series.sample(CALIBRATION_SERIES, random_state=planning.scenario_seed), on=ITEM_STORE_KEYS)
     sold = frame.assign(date=origin + pd.to_timedelta(frame["period"], unit="D")).merge(
-        data.sales[[*ITEM_STORE_KEYS, "date", "units"]], on=[*ITEM_STORE_KEYS, "date"], how="left")
+        data.sales[[*ITEM_STORE_KEYS, "date", "units"]], on=[*ITEM_STORE_KEYS, "date"], how="left"
+    )
     quantiles = list(quantile_levels(frame).values())
     return calibrate_scenarios(
-        frame[[*ITEM_STORE_KEYS, "period", *quantiles]], sold["units"].fillna(0.0).to_numpy(), window,
+        frame[[*ITEM_STORE_KEYS, "period", *quantiles]],
+        sold["units"].fillna(0.0).to_numpy(),
+        window,
         correlations=CORRELATIONS if fixed_correlation is None else (fixed_correlation,),
         spreads=SPREADS if fixed_spread is None else (fixed_spread,),
         seed=planning.scenario_seed,
@@ -134,12 +159,18 @@ def scenario_calibration(past_forecast: pd.DataFrame | None, data: RetailData,
 
 def forecast_by_period(forecast: pd.DataFrame, start_date: pd.Timestamp, n_periods: int) -> pd.DataFrame:
     """The forecast rows of the planned days, numbered from the first planned day."""
-    horizon = forecast[(forecast["date"] >= start_date) & (forecast["date"] < start_date + pd.Timedelta(days=n_periods))]
+    horizon = forecast[
+        (forecast["date"] >= start_date) & (forecast["date"] < start_date + pd.Timedelta(days=n_periods))
+    ]
     return horizon.assign(period=(horizon["date"] - start_date).dt.days).drop(columns="date")
 
 
-def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings,
-                     calibration: ScenarioCalibration = ScenarioCalibration()) -> PlanningProblem:
+def planning_problem(
+    data: RetailData,
+    forecast: pd.DataFrame,
+    planning: PlanningSettings,
+    calibration: ScenarioCalibration = ScenarioCalibration(),
+) -> PlanningProblem:
     """The optimizer's inputs.  A forecast that lacks an item-store of the inventory on a planned day
     is refused: the demand grid would read the gap as zero demand.  calibration: how the forecast
     turns into demand (scenario_calibration): its spread in every mode, its correlation in scenarios."""
@@ -155,8 +186,10 @@ def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: Plannin
         planning.uncertainty_mode,
         demand_level=planning.demand_quantile,
         service_level=items.set_index("item_id")["planned_level"],
-        protection_periods=pd.Series((protection["lead_time_days"] + protection["review_days"]).to_numpy(),
-                                     index=pd.MultiIndex.from_frame(protection[ITEM_STORE_KEYS])),
+        protection_periods=pd.Series(
+            (protection["lead_time_days"] + protection["review_days"]).to_numpy(),
+            index=pd.MultiIndex.from_frame(protection[ITEM_STORE_KEYS]),
+        ),
         n_scenarios=planning.n_scenarios,
         seed=planning.scenario_seed,
         period_correlation=calibration.period_correlation,
@@ -174,27 +207,33 @@ def planning_problem(data: RetailData, forecast: pd.DataFrame, planning: Plannin
 
 
 def cost_settings(planning: PlanningSettings) -> CostSettings:
-    return CostSettings(shortage_cost_multiplier=planning.shortage_cost_multiplier,
-                        order_cost_per_unit=planning.order_cost_per_unit,
-                        fixed_order_cost=planning.fixed_order_cost,
-                        ending_stock_value_share=planning.ending_stock_value_share)
+    return CostSettings(
+        shortage_cost_multiplier=planning.shortage_cost_multiplier,
+        order_cost_per_unit=planning.order_cost_per_unit,
+        fixed_order_cost=planning.fixed_order_cost,
+        ending_stock_value_share=planning.ending_stock_value_share,
+    )
 
 
 def solver_settings(planning: PlanningSettings) -> SolverSettings:
-    return SolverSettings(time_limit_seconds=planning.solver_time_limit_seconds,
-                          mip_rel_gap=planning.solver_mip_rel_gap,
-                          backend=planning.solver_backend)
+    return SolverSettings(
+        time_limit_seconds=planning.solver_time_limit_seconds,
+        mip_rel_gap=planning.solver_mip_rel_gap,
+        backend=planning.solver_backend,
+    )
 
 
 def model_options(planning: PlanningSettings) -> ModelOptions:
-    return ModelOptions(shortage_mode=planning.shortage_mode,
-                        whole_orders=planning.whole_orders,
-                        max_order_quantity=planning.max_order_quantity,
-                        budget_per_period=planning.budget_per_period,
-                        soft_constraints=planning.soft_constraints,
-                        violation_penalty=planning.violation_penalty,
-                        decompose_by_location=planning.decompose_by_location,
-                        workers=planning.solver_workers)
+    return ModelOptions(
+        shortage_mode=planning.shortage_mode,
+        whole_orders=planning.whole_orders,
+        max_order_quantity=planning.max_order_quantity,
+        budget_per_period=planning.budget_per_period,
+        soft_constraints=planning.soft_constraints,
+        violation_penalty=planning.violation_penalty,
+        decompose_by_location=planning.decompose_by_location,
+        workers=planning.solver_workers,
+    )
 
 
 def stores(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
@@ -226,15 +265,24 @@ class PlanOutlook:
     demand_paths: int
 
 
-def plan_outlook(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame, planning: PlanningSettings,
-                 calibration: ScenarioCalibration = ScenarioCalibration()) -> PlanOutlook:
+def plan_outlook(
+    problem: PlanningProblem,
+    plan: PlanResult,
+    forecast: pd.DataFrame,
+    planning: PlanningSettings,
+    calibration: ScenarioCalibration = ScenarioCalibration(),
+) -> PlanOutlook:
     """The plan's orders (and the open ones) against `planning.kpi_demand_paths` demand paths drawn
     from the forecast quantiles, as calibrated, with seeds apart from the plan's own scenarios: out
     of sample for the plan, which was made on its scenarios (or on one quantile)."""
     by_period = widened(forecast_by_period(forecast, problem.start_date, problem.n_periods), calibration.spread)
     quantiles = list(quantile_levels(by_period).values())
-    paths = sample_demand_scenarios(by_period[[*ITEM_STORE_KEYS, "period", *quantiles]], planning.kpi_demand_paths,
-                                    planning.scenario_seed + KPI_SEED_OFFSET, calibration.period_correlation)
+    paths = sample_demand_scenarios(
+        by_period[[*ITEM_STORE_KEYS, "period", *quantiles]],
+        planning.kpi_demand_paths,
+        planning.scenario_seed + KPI_SEED_OFFSET,
+        calibration.period_correlation,
+    )
     grid = prepare_grid(replace(problem, demand=paths, safety_stock=None))
     positions = grid.item_stores[ITEM_STORE_KEYS].reset_index(names="position")
     placed = plan.orders.merge(positions, on=ITEM_STORE_KEYS)
@@ -275,9 +323,11 @@ def purchase_orders(problem: PlanningProblem, plan: PlanResult) -> pd.DataFrame:
     safety = plan.explanations.reindex(columns=[*keys, "safety_stock"]).astype({"order_date": due["order_date"].dtype})
     described = due.merge(problem.items[item_columns], on="item_id", how="left").merge(safety, on=keys, how="left")
     # Whole units and packs, cents and tenths, as a supplier reads an order.
-    described = described.assign(quantity=described["quantity"].round().astype("int64"),
-                                 case_packs=(described["quantity"] / described["case_pack"]).round().astype("int64"),
-                                 cost=(described["quantity"] * described["unit_cost"]).round(2),
-                                 safety_stock=described["safety_stock"].round(1),
-                                 service_level=described["planned_level"].round(4))
+    described = described.assign(
+        quantity=described["quantity"].round().astype("int64"),
+        case_packs=(described["quantity"] / described["case_pack"]).round().astype("int64"),
+        cost=(described["quantity"] * described["unit_cost"]).round(2),
+        safety_stock=described["safety_stock"].round(1),
+        service_level=described["planned_level"].round(4),
+    )
     return described[PURCHASE_ORDER_COLUMNS].sort_values(["supplier_id", "store_id", "item_id"], ignore_index=True)

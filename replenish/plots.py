@@ -13,8 +13,12 @@ HISTORY_DAYS_SHOWN = 56
 
 
 def fan_chart_figure(
-    history: pd.DataFrame, actual: pd.DataFrame | None, forecast: pd.DataFrame,
-    baselines: dict[str, pd.DataFrame] | None = None, n_series: int = 4, title: str = "",
+    history: pd.DataFrame,
+    actual: pd.DataFrame | None,
+    forecast: pd.DataFrame,
+    baselines: dict[str, pd.DataFrame] | None = None,
+    n_series: int = 4,
+    title: str = "",
 ) -> Figure:
     """Fan charts for the top sellers: history, the forecast's 95% and 80% bands, median and point, the
     actuals when known, and baseline point forecasts for comparison.
@@ -23,22 +27,32 @@ def fan_chart_figure(
     top_from = actual if actual is not None else forecast.rename(columns={"point": "units"})
     top = top_from.groupby(["item_id", "store_id"])["units"].sum().nlargest(n_series).index
     figure, axes = plt.subplots(len(top), 1, figsize=(10, 2.6 * len(top)), squeeze=False, sharex=True)
-    for axis, (item_id, store_id) in zip(axes[:, 0], top):
-        def pick(frame: pd.DataFrame) -> pd.DataFrame:
+    for axis, (item_id, store_id) in zip(axes[:, 0], top, strict=False):
+
+        def pick(frame: pd.DataFrame, item_id: str = item_id, store_id: str = store_id) -> pd.DataFrame:
             return frame[(frame["item_id"] == item_id) & (frame["store_id"] == store_id)].sort_values("date")
 
         past, predicted = pick(history).tail(HISTORY_DAYS_SHOWN), pick(forecast)
         axis.plot(past["date"], past["units"], color="black", linewidth=1, label="history")
         for (low, high), alpha, label in ((("q0.025", "q0.975"), 0.15, "95%"), (("q0.1", "q0.9"), 0.3, "80%")):
             if low in predicted and high in predicted:
-                axis.fill_between(predicted["date"], predicted[low], predicted[high], alpha=alpha, color="tab:blue",
-                                  linewidth=0, label=label)
+                axis.fill_between(
+                    predicted["date"],
+                    predicted[low],
+                    predicted[high],
+                    alpha=alpha,
+                    color="tab:blue",
+                    linewidth=0,
+                    label=label,
+                )
         axis.plot(predicted["date"], predicted["q0.5"], color="tab:blue", label="median")
         axis.plot(predicted["date"], predicted["point"], color="tab:blue", linestyle="--", linewidth=1, label="mean")
         if actual is not None:
             future = pick(actual)
             axis.plot(future["date"], future["units"], color="black", linestyle=":", label="actual")
-        for (name, baseline), color in zip((baselines or {}).items(), ("tab:orange", "tab:green", "tab:red", "tab:purple")):
+        for (name, baseline), color in zip(
+            (baselines or {}).items(), ("tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False
+        ):
             shown = pick(baseline)
             axis.plot(shown["date"], shown["point"], color=color, linestyle="--", linewidth=1, label=name)
         axis.set_title(f"{item_id} @ {store_id}", fontsize=9)

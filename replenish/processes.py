@@ -42,8 +42,9 @@ def start_guarded(command: Sequence[str], env: Mapping[str, str] | None = None, 
     Call it from a thread that lives as long as the child should: Linux sends the parent-death signal
     when the starting thread ends."""
     guard = [sys.executable, "-m", "replenish.processes", str(os.getpid()), "--", *command]
-    return subprocess.Popen(guard, env=dict(env) if env is not None else None, start_new_session=True,
-                            preexec_fn=_die_with_parent, **popen)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        guard, env=dict(env) if env is not None else None, start_new_session=True, preexec_fn=_die_with_parent, **popen
+    )  # type: ignore[call-overload]
 
 
 def stop_group(process: subprocess.Popen, grace_seconds: float = GROUP_STOP_SECONDS) -> int:
@@ -134,4 +135,4 @@ def is_dead(identity: str) -> bool:
 
 if __name__ == "__main__":
     separator = sys.argv.index("--")
-    sys.exit(_guard(int(sys.argv[1]), sys.argv[separator + 1:]))
+    sys.exit(_guard(int(sys.argv[1]), sys.argv[separator + 1 :]))

@@ -19,7 +19,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -60,8 +60,9 @@ def _encoded(content: Content, suffix: str) -> bytes:
     return content.to_csv(index=False).encode("utf-8")
 
 
-def publish_unit(output_dir: Path, files: Mapping[str, Content], run_id: str, created: datetime,
-                 keep: int = KEEP_PLANS) -> Path:
+def publish_unit(
+    output_dir: Path, files: Mapping[str, Content], run_id: str, created: datetime, keep: int = KEEP_PLANS
+) -> Path:
     """Publish ``files`` (by name) as one plan and make it current; return its folder.
 
     Idempotent: a retry with the same run id and creation time reuses the folder it completed.
@@ -86,17 +87,29 @@ def publish_unit(output_dir: Path, files: Mapping[str, Content], run_id: str, cr
 
 def plan_folder_name(run_id: str, created: datetime) -> str:
     """Names sort in the order plans were created, which is what retention goes by."""
-    return f"{created.astimezone(timezone.utc):%Y%m%dT%H%M%S%fZ}-{run_id}"
+    return f"{created.astimezone(UTC):%Y%m%dT%H%M%S%fZ}-{run_id}"
 
 
 def manifest(files: Mapping[str, bytes], rows: Mapping[str, int], run_id: str, created: datetime) -> str:
-    return json.dumps({
-        "run_id": run_id,
-        "created": created.astimezone(timezone.utc).isoformat(),
-        "files": [{"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                   **({"rows": rows[name]} if name in rows else {})}
-                  for name, data in files.items()],
-    }, indent=2) + "\n"
+    return (
+        json.dumps(
+            {
+                "run_id": run_id,
+                "created": created.astimezone(UTC).isoformat(),
+                "files": [
+                    {
+                        "name": name,
+                        "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        **({"rows": rows[name]} if name in rows else {}),
+                    }
+                    for name, data in files.items()
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def remove_leftovers(output_dir: Path) -> None:

@@ -9,7 +9,8 @@ REDACTED = "***"
 SECRET_WORDS = {"password", "passwd", "pwd", "secret", "token", "key", "apikey", "auth", "credential", "credentials"}
 # The password in scheme://user:password@host; up to the last "@" before the host, as an unencoded "@" may sit in it.
 URI_PASSWORD = re.compile(
-    r"(?P<kept>\b[a-z][a-z0-9+.\-]*:/+[^/\s:@]*:)[^/\s]*(?=@[^@/\s]*(?:[/?#\s]|$))", re.IGNORECASE)
+    r"(?P<kept>\b[a-z][a-z0-9+.\-]*:/+[^/\s:@]*:)[^/\s]*(?=@[^@/\s]*(?:[/?#\s]|$))", re.IGNORECASE
+)
 QUERY_PARAMETER = re.compile(r"(?P<kept>[?&;](?P<name>[^=&;#\s]+)=)[^&;#\s]*")
 
 
@@ -25,7 +26,8 @@ def redacted(name: str, value: str) -> str:
         return REDACTED
     value = URI_PASSWORD.sub(rf"\g<kept>{REDACTED}", value)
     return QUERY_PARAMETER.sub(
-        lambda match: f"{match['kept']}{REDACTED}" if names_a_secret(match["name"]) else match[0], value)
+        lambda match: f"{match['kept']}{REDACTED}" if names_a_secret(match["name"]) else match[0], value
+    )
 
 
 def redacted_url(url: str) -> str:

@@ -42,8 +42,11 @@ BUDGET_USE_COLUMNS = ["period", "date", "spend", "budget", "share"]
 BROKEN_COLUMNS = ["constraint", "where", "periods", "first_date", "worst", "summary"]
 SERVICE_CLASS_COLUMNS = ["abc_class", "items", "target", "penalty_level", "planned_level", "follows"]
 # The policies a simulation compares, as the report names them.
-POLICY_NAMES = {"default": "default policy (this plan's)", "base_stock_snaive": "base stock on seasonal naive",
-                "perfect_foresight": "perfect foresight"}
+POLICY_NAMES = {
+    "default": "default policy (this plan's)",
+    "base_stock_snaive": "base stock on seasonal naive",
+    "perfect_foresight": "perfect foresight",
+}
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,18 @@ def plan_report(
     budget = budget_use(problem, valued, budget_per_period)
     forecast_chart = inventory_chart = utilisation_chart = None
     if len(charted):
-        forecast_chart = _png(fan_chart_figure(_of(history, charted), None, _of(horizon, charted),
-                                               n_series=len(charted),
-                                               title="Forecast of the item-stores the plan spends most on"))
-        inventory_chart = _png(inventory_figure(_of(plan.inventory, charted), problem.safety_stock,
-                                                _of(valued, charted), charted))
+        forecast_chart = _png(
+            fan_chart_figure(
+                _of(history, charted),
+                None,
+                _of(horizon, charted),
+                n_series=len(charted),
+                title="Forecast of the item-stores the plan spends most on",
+            )
+        )
+        inventory_chart = _png(
+            inventory_figure(_of(plan.inventory, charted), problem.safety_stock, _of(valued, charted), charted)
+        )
     if len(plan.capacity_utilisation) or len(budget):
         utilisation_chart = _png(utilisation_figure(plan.capacity_utilisation, budget))
     return PlanReport(
@@ -143,8 +153,10 @@ def summarised_violations(violations: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=BROKEN_COLUMNS)
     where = np.select(
         [violations["constraint"] == "store_capacity", violations["constraint"] == "stock_target"],
-        ["store " + violations["store_id"].astype(str),
-         "item " + violations["item_id"].astype(str) + " at store " + violations["store_id"].astype(str)],
+        [
+            "store " + violations["store_id"].astype(str),
+            "item " + violations["item_id"].astype(str) + " at store " + violations["store_id"].astype(str),
+        ],
         "all stores",
     )
     grouped = violations.assign(where=where).groupby(["constraint", "where"], sort=False)
@@ -154,7 +166,14 @@ def summarised_violations(violations: pd.DataFrame) -> pd.DataFrame:
         f"{constraint.replace('_', ' ')} broken at {place} in {periods} period(s) from {day(first)}, "
         f"by up to {rounded(worst)} {unit}"
         for constraint, place, periods, first, worst, unit in zip(
-            broken["constraint"], broken["where"], broken["periods"], broken["first_date"], broken["worst"], units)
+            broken["constraint"],
+            broken["where"],
+            broken["periods"],
+            broken["first_date"],
+            broken["worst"],
+            units,
+            strict=False,
+        )
     ]
     return broken.sort_values("worst", ascending=False, ignore_index=True)[BROKEN_COLUMNS]
 
@@ -165,13 +184,24 @@ def service_classes(items: pd.DataFrame) -> pd.DataFrame:
     if "abc_class" not in items:
         return pd.DataFrame(columns=SERVICE_CLASS_COLUMNS)
     by_class = items.assign(by_target=items["service_level"] >= items["penalty_level"]).groupby("abc_class")
-    table = by_class.agg(items=("item_id", "size"), target=("service_level", "mean"),
-                         penalty_level=("penalty_level", "mean"), planned_level=("planned_level", "mean"),
-                         by_target=("by_target", "sum")).reindex(ABC_CLASSES).dropna(subset=["items"])
+    table = (
+        by_class.agg(
+            items=("item_id", "size"),
+            target=("service_level", "mean"),
+            penalty_level=("penalty_level", "mean"),
+            planned_level=("planned_level", "mean"),
+            by_target=("by_target", "sum"),
+        )
+        .reindex(ABC_CLASSES)
+        .dropna(subset=["items"])
+    )
     table["follows"] = [
-        "the service-level target" if by_target == count else "the shortage penalty" if by_target == 0
+        "the service-level target"
+        if by_target == count
+        else "the shortage penalty"
+        if by_target == 0
         else f"the target for {by_target:.0f} item(s), the penalty for {count - by_target:.0f}"
-        for by_target, count in zip(table["by_target"], table["items"])
+        for by_target, count in zip(table["by_target"], table["items"], strict=False)
     ]
     return table.rename_axis("abc_class").reset_index()[SERVICE_CLASS_COLUMNS]
 
@@ -200,10 +230,12 @@ def forecast_over_horizon(forecast: pd.DataFrame, problem: PlanningProblem) -> p
 
 def charted_item_stores(valued: pd.DataFrame, forecast: pd.DataFrame, n: int) -> pd.MultiIndex:
     """The item-stores the plan spends most on; those with the most forecast demand fill up the rest."""
-    ranking = pd.DataFrame({
-        "value": valued.groupby(ITEM_STORE)["value"].sum(),
-        "demand": forecast.groupby(ITEM_STORE)["point"].sum(),
-    }).fillna(0.0)
+    ranking = pd.DataFrame(
+        {
+            "value": valued.groupby(ITEM_STORE)["value"].sum(),
+            "demand": forecast.groupby(ITEM_STORE)["point"].sum(),
+        }
+    ).fillna(0.0)
     return ranking.sort_values(["value", "demand"], ascending=False, kind="stable").head(n).index
 
 
@@ -212,12 +244,14 @@ def capacity_use(utilisation: pd.DataFrame) -> pd.DataFrame:
     if utilisation.empty:
         return pd.DataFrame(columns=CAPACITY_USE_COLUMNS)
     by_store = utilisation.groupby("store_id", sort=True)
-    return pd.DataFrame({
-        "capacity_volume": by_store["capacity_volume"].first(),
-        "peak_share": by_store["utilisation"].max(),
-        "mean_share": by_store["utilisation"].mean(),
-        "binding_periods": by_store["binding"].sum().astype(int),
-    }).reset_index()[CAPACITY_USE_COLUMNS]
+    return pd.DataFrame(
+        {
+            "capacity_volume": by_store["capacity_volume"].first(),
+            "peak_share": by_store["utilisation"].max(),
+            "mean_share": by_store["utilisation"].mean(),
+            "binding_periods": by_store["binding"].sum().astype(int),
+        }
+    ).reset_index()[CAPACITY_USE_COLUMNS]
 
 
 def budget_use(problem: PlanningProblem, valued: pd.DataFrame, budget_per_period: float | None) -> pd.DataFrame:
@@ -229,14 +263,16 @@ def budget_use(problem: PlanningProblem, valued: pd.DataFrame, budget_per_period
     dates = pd.Timestamp(problem.start_date).normalize() + pd.to_timedelta(periods * problem.period_days, unit="D")
     spend = valued.groupby("order_date")["value"].sum().reindex(dates, fill_value=0.0).to_numpy(dtype=float)
     budget = np.full(len(periods), float(budget_per_period))
-    return pd.DataFrame({
-        "period": periods,
-        "date": dates,
-        "spend": spend,
-        "budget": budget,
-        # A zero budget has no share to speak of.
-        "share": np.divide(spend, budget, out=np.full_like(spend, np.nan), where=budget > 0),
-    })
+    return pd.DataFrame(
+        {
+            "period": periods,
+            "date": dates,
+            "spend": spend,
+            "budget": budget,
+            # A zero budget has no share to speak of.
+            "share": np.divide(spend, budget, out=np.full_like(spend, np.nan), where=budget > 0),
+        }
+    )
 
 
 def inventory_figure(
@@ -245,21 +281,34 @@ def inventory_figure(
     """Projected stock per item-store against its safety stock: the target the plan had to keep
     (quantile mode) and the one each order implies (its position less demand until the next order)."""
     figure, axes = plt.subplots(len(keys), 1, figsize=(10, 2.4 * len(keys)), squeeze=False, sharex=True)
-    for axis, (item_id, store_id) in zip(axes[:, 0], keys):
-        def pick(frame: pd.DataFrame) -> pd.DataFrame:
+    for axis, (item_id, store_id) in zip(axes[:, 0], keys, strict=False):
+
+        def pick(frame: pd.DataFrame, item_id: str = item_id, store_id: str = store_id) -> pd.DataFrame:
             return frame[(frame["item_id"] == item_id) & (frame["store_id"] == store_id)]
 
         stock = pick(inventory).sort_values("period")
-        axis.plot(stock["date"], stock["on_hand_after_arrivals"], color="tab:gray", linewidth=1,
-                  label="after deliveries")
+        axis.plot(
+            stock["date"], stock["on_hand_after_arrivals"], color="tab:gray", linewidth=1, label="after deliveries"
+        )
         axis.plot(stock["date"], stock["on_hand_end"], color="tab:blue", label="end of day")
         if safety_stock is not None:
             target = stock[["period", "date"]].merge(pick(safety_stock), on="period")
-            axis.step(target["date"], target["safety_stock"], where="post", color="tab:red", linestyle="--",
-                      label="safety stock target")
+            axis.step(
+                target["date"],
+                target["safety_stock"],
+                where="post",
+                color="tab:red",
+                linestyle="--",
+                label="safety stock target",
+            )
         orders = pick(valued)
-        axis.scatter(orders["arrival_date"], orders["safety_stock"], facecolors="none", edgecolors="black",
-                     label="safety stock an order leaves for when the next one lands")
+        axis.scatter(
+            orders["arrival_date"],
+            orders["safety_stock"],
+            facecolors="none",
+            edgecolors="black",
+            label="safety stock an order leaves for when the next one lands",
+        )
         axis.set_title(f"{item_id} @ {store_id}", fontsize=9)
         axis.set_ylabel("units")
     axes[0, 0].legend(loc="upper left", fontsize=7, ncol=4)
@@ -271,7 +320,7 @@ def utilisation_figure(capacity_utilisation: pd.DataFrame, budget: pd.DataFrame)
     """Share of each store's capacity filled per period, and of the budget spent per order period."""
     panels = [panel for panel, frame in (("capacity", capacity_utilisation), ("budget", budget)) if len(frame)]
     figure, axes = plt.subplots(len(panels), 1, figsize=(10, 2.8 * len(panels)), squeeze=False, sharex=True)
-    for axis, panel in zip(axes[:, 0], panels):
+    for axis, panel in zip(axes[:, 0], panels, strict=False):
         if panel == "capacity":
             for store_id, periods in capacity_utilisation.groupby("store_id", sort=True):
                 axis.plot(periods["date"], periods["utilisation"], marker=".", label=str(store_id))
@@ -397,8 +446,10 @@ SIMULATION_METRICS: dict[str, tuple[str, Callable[[object], str]]] = {
     "ordering_cost": ("ordering", money),
     "fill_rate": ("fill rate", share),
     "cycle_service_level": ("cycle service level", share),
-    **{f"cycle_service_level_{abc_class}": (f"cycle service level, class {abc_class}", share)
-       for abc_class in ABC_CLASSES},
+    **{
+        f"cycle_service_level_{abc_class}": (f"cycle service level, class {abc_class}", share)
+        for abc_class in ABC_CLASSES
+    },
     "stockout_days": ("stock-out item-store days", lambda value: f"{value:,.0f}"),
     "turns": ("turns a year", lambda value: f"{value:,.1f}"),
     "case_pack_violations": ("orders breaking case pack or MOQ", lambda value: f"{value:,.0f}"),
@@ -462,8 +513,10 @@ def render_html(report: PlanReport, run_id: str) -> str:
     shown_orders = report.purchase_orders.sort_values("cost", ascending=False).head(PURCHASE_ORDERS_SHOWN)
     more = len(report.purchase_orders) - len(shown_orders)
     return PAGE.substitute(
-        title=html.escape(f"Replenishment plan {day(report.start_date)} to {day(end)}"
-                          + (" (soft mode: constraints broken)" if len(report.broken) else "")),
+        title=html.escape(
+            f"Replenishment plan {day(report.start_date)} to {day(end)}"
+            + (" (soft mode: constraints broken)" if len(report.broken) else "")
+        ),
         subtitle=html.escape(f"MLflow run {run_id}; {report.n_periods} periods of {report.period_days} day(s)"),
         broken=_broken_section(report.broken),
         kpis=_kpi_table(report),
@@ -473,17 +526,26 @@ def render_html(report: PlanReport, run_id: str) -> str:
             f"the scenarios the plan was made on (seed offset {KPI_SEED_OFFSET:,}): out of sample for the plan. "
             "The expected cost is holding, lost sales and ordering over the horizon; the planned cost also counts "
             "purchases, less the value of the stock left at the end. Stock-out risk is the chance that an "
-            "item-store runs short on a given planned day."),
+            "item-store runs short on a given planned day."
+        ),
         first_day=day(report.start_date),
-        purchase_orders=_table("purchase-orders", shown_orders, PURCHASE_ORDER_TABLE_COLUMNS,
-                               f"No order is due on {day(report.start_date)}: no item has an order day then, or none "
-                               "needs stock.")
+        purchase_orders=_table(
+            "purchase-orders",
+            shown_orders,
+            PURCHASE_ORDER_TABLE_COLUMNS,
+            f"No order is due on {day(report.start_date)}: no item has an order day then, or none needs stock.",
+        )
         + (f'<p class="note">and {more:,} more in purchase_orders.csv</p>' if more > 0 else ""),
-        service_levels=_table("service-levels", report.service_levels, SERVICE_LEVEL_TABLE_COLUMNS,
-                              "No service-level targets: the plan was made without item classes."),
+        service_levels=_table(
+            "service-levels",
+            report.service_levels,
+            SERVICE_LEVEL_TABLE_COLUMNS,
+            "No service-level targets: the plan was made without item classes.",
+        ),
         capacity=_table("capacity-use", report.capacity_use, CAPACITY_COLUMNS, "No store has a capacity."),
-        budget=("<h3>Budget use per order period</h3>\n"
-                + _table("budget-use", report.budget_use, BUDGET_COLUMNS, "")) if len(report.budget_use) else "",
+        budget=("<h3>Budget use per order period</h3>\n" + _table("budget-use", report.budget_use, BUDGET_COLUMNS, ""))
+        if len(report.budget_use)
+        else "",
         simulation=_simulation_section(report),
         top_count=str(len(report.top_orders)),
         top_orders=_table("top-orders", report.top_orders, TOP_ORDER_COLUMNS, "The plan places no orders."),
@@ -496,43 +558,69 @@ def render_html(report: PlanReport, run_id: str) -> str:
 def _broken_section(broken: pd.DataFrame) -> str:
     if broken.empty:
         return ""
-    return "\n".join([
-        '<div class="broken">',
-        f"<h2>{len(broken):,} constraint(s) broken</h2>",
-        '<p>Planned in soft mode: these constraints could not all be met, so they were broken at a price '
-        "(planning.violation_penalty per unit). Every breach is listed in constraint_violations.csv.</p>",
-        _table("broken-constraints", broken, BROKEN_TABLE_COLUMNS, ""),
-        "</div>",
-    ])
+    return "\n".join(
+        [
+            '<div class="broken">',
+            f"<h2>{len(broken):,} constraint(s) broken</h2>",
+            "<p>Planned in soft mode: these constraints could not all be met, so they were broken at a price "
+            "(planning.violation_penalty per unit). Every breach is listed in constraint_violations.csv.</p>",
+            _table("broken-constraints", broken, BROKEN_TABLE_COLUMNS, ""),
+            "</div>",
+        ]
+    )
 
 
 def _simulation_section(report: PlanReport) -> str:
     simulation = report.simulation
     if simulation is None:
-        return ('<p class="note">No simulation of this data set yet. <code>replenish simulate</code> replays the '
-                "last weeks of your history with this planning policy, base stock and perfect foresight.</p>")
+        return (
+            '<p class="note">No simulation of this data set yet. <code>replenish simulate</code> replays the '
+            "last weeks of your history with this planning policy, base stock and perfect foresight.</p>"
+        )
     shown = [name for name in POLICY_NAMES if name in simulation.metrics.index]
-    rows = [f"<tr><th>{html.escape(label)}</th>"
-            + "".join(f"<td>{html.escape(formatted(simulation.metrics.loc[name, metric]))}</td>" for name in shown)
-            + "</tr>"
-            for metric, (label, formatted) in SIMULATION_METRICS.items() if metric in simulation.metrics]
+    rows = [
+        f"<tr><th>{html.escape(label)}</th>"
+        + "".join(f"<td>{html.escape(formatted(simulation.metrics.loc[name, metric]))}</td>" for name in shown)
+        + "</tr>"
+        for metric, (label, formatted) in SIMULATION_METRICS.items()
+        if metric in simulation.metrics
+    ]
     header = "<tr><th>metric</th>" + "".join(f"<th>{html.escape(POLICY_NAMES[name])}</th>" for name in shown) + "</tr>"
-    return "\n".join([
-        f'<p class="note">MLflow run {html.escape(simulation.run_id)}: {simulation.days} days from '
-        f"{html.escape(simulation.start)} replayed with actual demand, re-planned on every order day with the "
-        "settings of its time.</p>",
-        '<table id="policy-simulation">', header, *rows, "</table>",
-        _image(report.simulation_chart, "total cost against fill rate of the simulated policies"),
-    ])
+    return "\n".join(
+        [
+            f'<p class="note">MLflow run {html.escape(simulation.run_id)}: {simulation.days} days from '
+            f"{html.escape(simulation.start)} replayed with actual demand, re-planned on every order day with the "
+            "settings of its time.</p>",
+            '<table id="policy-simulation">',
+            header,
+            *rows,
+            "</table>",
+            _image(report.simulation_chart, "total cost against fill rate of the simulated policies"),
+        ]
+    )
 
 
 def _kpi_table(report: PlanReport) -> str:
     outlook, due = report.outlook, report.purchase_orders
     rows = [
-        *((("Constraints broken", f"{len(report.broken):,}: " + report.broken["summary"].iloc[0]
-            + ("; ..." if len(report.broken) > 1 else ""), ""),) if len(report.broken) else ()),
-        ("Purchase orders due", f"{len(due):,} lines, {quantity(due['quantity'].sum())} units, "
-                                f"cost {money(due['cost'].sum())}", ""),
+        *(
+            (
+                (
+                    "Constraints broken",
+                    f"{len(report.broken):,}: "
+                    + report.broken["summary"].iloc[0]
+                    + ("; ..." if len(report.broken) > 1 else ""),
+                    "",
+                ),
+            )
+            if len(report.broken)
+            else ()
+        ),
+        (
+            "Purchase orders due",
+            f"{len(due):,} lines, {quantity(due['quantity'].sum())} units, cost {money(due['cost'].sum())}",
+            "",
+        ),
         ("Planned cost", money(report.planned_cost), ""),
         *((part.replace("_", " "), money(value), "part") for part, value in report.cost_breakdown.items()),
         ("Expected fill rate", share(outlook.expected_fill_rate), ""),
@@ -540,22 +628,38 @@ def _kpi_table(report: PlanReport) -> str:
         ("Stock-out risk", f"{share(outlook.stockout_risk)} per item-store and day", ""),
         ("Orders", f"{report.orders:,} lines, {quantity(report.units)} units, value {money(report.order_value)}", ""),
         *((("Budget use", _budget_summary(report.budget_use), ""),) if len(report.budget_use) else ()),
-        *((("Forecast fallback", f"{report.naive_fallback_series:,} item-store(s) planned on a seasonal naive "
-            "forecast: the champion's forecast lacked them", ""),) if report.naive_fallback_series else ()),
+        *(
+            (
+                (
+                    "Forecast fallback",
+                    f"{report.naive_fallback_series:,} item-store(s) planned on a seasonal naive "
+                    "forecast: the champion's forecast lacked them",
+                    "",
+                ),
+            )
+            if report.naive_fallback_series
+            else ()
+        ),
         ("Solver status", report.solver_status, ""),
     ]
-    return "\n".join([
-        '<table id="kpis">',
-        *(f'<tr class="{css_class}"><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>'
-          for label, value, css_class in rows),
-        "</table>",
-    ])
+    return "\n".join(
+        [
+            '<table id="kpis">',
+            *(
+                f'<tr class="{css_class}"><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>'
+                for label, value, css_class in rows
+            ),
+            "</table>",
+        ]
+    )
 
 
 def _budget_summary(budget_use: pd.DataFrame) -> str:
     shares = budget_use["share"]
-    return (f"peak {share(shares.max())}, mean {share(shares.mean())} of "
-            f"{money(budget_use['budget'].iloc[0])} per order period")
+    return (
+        f"peak {share(shares.max())}, mean {share(shares.mean())} of "
+        f"{money(budget_use['budget'].iloc[0])} per order period"
+    )
 
 
 def _table(
@@ -581,19 +685,28 @@ def _image(png: bytes | None, description: str) -> str:
 def report_markdown(report: PlanReport, path: Path, mlflow_run: str, artifact_file: str) -> str:
     """What the Prefect UI shows for the report: its headline figures and where to open it (`mlflow_run`
     links the MLflow run that holds it; the published file is on the disk of the machine that ran the flow)."""
-    broken = [f"**{len(report.broken):,} constraint(s) broken (soft mode)**: "
-              + "; ".join(report.broken["summary"].head(3)), ""] if len(report.broken) else []
+    broken = (
+        [
+            f"**{len(report.broken):,} constraint(s) broken (soft mode)**: "
+            + "; ".join(report.broken["summary"].head(3)),
+            "",
+        ]
+        if len(report.broken)
+        else []
+    )
     due = report.purchase_orders
-    return "\n".join([
-        "# Plan report",
-        *broken,
-        f"{len(due):,} purchase orders due {day(report.start_date)} (cost {money(due['cost'].sum())}); "
-        f"planned cost {money(report.planned_cost)}, expected fill rate {share(report.outlook.expected_fill_rate)} "
-        f"on {report.outlook.demand_paths:,} sampled demand paths.",
-        "",
-        f"- {mlflow_run}, artifact `{artifact_file}`",
-        f"- published as `{path}`",
-    ])
+    return "\n".join(
+        [
+            "# Plan report",
+            *broken,
+            f"{len(due):,} purchase orders due {day(report.start_date)} (cost {money(due['cost'].sum())}); "
+            f"planned cost {money(report.planned_cost)}, expected fill rate {share(report.outlook.expected_fill_rate)} "
+            f"on {report.outlook.demand_paths:,} sampled demand paths.",
+            "",
+            f"- {mlflow_run}, artifact `{artifact_file}`",
+            f"- published as `{path}`",
+        ]
+    )
 
 
 def simulation_markdown(simulation: PolicySimulation, mlflow_run: str) -> str:
@@ -602,13 +715,15 @@ def simulation_markdown(simulation: PolicySimulation, mlflow_run: str) -> str:
     shown = [name for name in POLICY_NAMES if name in metrics.index]
     lines = [
         "# Policy simulation",
-        f"{simulation.days} days from {day(simulation.start)}, {simulation.item_stores:,} item-stores; "
-        f"{mlflow_run}.",
+        f"{simulation.days} days from {day(simulation.start)}, {simulation.item_stores:,} item-stores; {mlflow_run}.",
         "",
         "| metric | " + " | ".join(POLICY_NAMES[name] for name in shown) + " |",
         "|---|" + "---|" * len(shown),
-        *(f"| {label} | " + " | ".join(formatted(metrics.loc[name, metric]) for name in shown) + " |"
-          for metric, (label, formatted) in SIMULATION_METRICS.items() if metric in metrics),
+        *(
+            f"| {label} | " + " | ".join(formatted(metrics.loc[name, metric]) for name in shown) + " |"
+            for metric, (label, formatted) in SIMULATION_METRICS.items()
+            if metric in metrics
+        ),
         "",
         f"The default policy costs {share(simulation.cost_reduction())} less than base stock and closes "
         f"{share(simulation.gap_closed())} of the gap to perfect foresight. On store(s) "

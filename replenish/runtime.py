@@ -75,7 +75,8 @@ def exclusive_store(settings: Settings) -> Iterator[None]:
             holder = lock.read().strip() or "unknown"
             raise StoreBusyError(
                 f"another replenish command (pid {holder}) holds the store in {settings.work_dir}; "
-                "wait for it to finish, or point work_dir (or tracking and orchestration) elsewhere") from None
+                "wait for it to finish, or point work_dir (or tracking and orchestration) elsewhere"
+            ) from None
         lock.seek(0)
         lock.truncate()
         lock.write(str(os.getpid()))

@@ -73,12 +73,22 @@ POLICIES = (DEFAULT, BASE_STOCK, PERFECT_FORESIGHT)
 COUNTERPART = "default_other_whole_orders"
 # What the table of each policy shows, in this order.
 METRICS = [
-    "total_cost", "holding_cost", "shortage_cost", "ordering_cost", "fill_rate", "cycle_service_level",
+    "total_cost",
+    "holding_cost",
+    "shortage_cost",
+    "ordering_cost",
+    "fill_rate",
+    "cycle_service_level",
     *(f"cycle_service_level_{abc_class}" for abc_class in ABC_CLASSES),
-    "stockout_days", "turns", "average_on_hand", "case_pack_violations", "capacity_breach_store_days",
+    "stockout_days",
+    "turns",
+    "average_on_hand",
+    "case_pack_violations",
+    "capacity_breach_store_days",
 ]
 # Base stock's seasonal-naive errors are read over the days before the window (see policies).
 BASE_STOCK_HISTORY_DAYS = 120
+
 
 class SimulationWindowError(ValueError):
     """The history is too short for the replay asked for."""
@@ -109,7 +119,9 @@ class PolicySimulation:
 
     def gap_closed(self) -> float:
         """The share of base stock's cost gap to perfect foresight the default policy closes."""
-        base, default, best = (float(self.metrics.loc[name, "total_cost"]) for name in (BASE_STOCK, DEFAULT, PERFECT_FORESIGHT))
+        base, default, best = (
+            float(self.metrics.loc[name, "total_cost"]) for name in (BASE_STOCK, DEFAULT, PERFECT_FORESIGHT)
+        )
         return (base - default) / (base - best) if base > best else float("nan")
 
 
@@ -122,12 +134,16 @@ def lstm_training(settings: Settings) -> ForecasterTraining:
 
     def train(sales: pd.DataFrame) -> Forecaster:
         with tempfile.TemporaryDirectory(prefix="simulate-checkpoints-") as checkpoints:
-            return LSTMEstimator(lstm_config(settings.forecast), Path(checkpoints)).fit(build_feature_frame(sales)).predict
+            return (
+                LSTMEstimator(lstm_config(settings.forecast), Path(checkpoints)).fit(build_feature_frame(sales)).predict
+            )
 
     return train
 
 
-def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTraining | None = None) -> PolicySimulation:
+def simulate_policies(
+    raw: RawTables, settings: Settings, training: ForecasterTraining | None = None
+) -> PolicySimulation:
     """Replay the last settings.simulate.weeks weeks of `raw` (validated tables) under every policy."""
     defaults, planning = settings.data.master_defaults, settings.planning
     full = complete_tables(raw, defaults, settings.data.absent_dates)
@@ -135,10 +151,15 @@ def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTr
     start = full.snapshot_date - pd.Timedelta(days=days - 1)
     sold_before = parse_days(raw.sales["date"]) < start
     if not sold_before.any():
-        raise SimulationWindowError(f"the data has no sales before the replayed window ({days} days from "
-                                    f"{start:%Y-%m-%d}); lower simulate.weeks")
-    before = complete_tables(RawTables(sales=raw.sales.loc[sold_before], items=raw.items, capacity=raw.capacity,
-                                       sources=raw.sources), defaults, settings.data.absent_dates)
+        raise SimulationWindowError(
+            f"the data has no sales before the replayed window ({days} days from "
+            f"{start:%Y-%m-%d}); lower simulate.weeks"
+        )
+    before = complete_tables(
+        RawTables(sales=raw.sales.loc[sold_before], items=raw.items, capacity=raw.capacity, sources=raw.sources),
+        defaults,
+        settings.data.absent_dates,
+    )
     replay = _Replay(full, before, start, days, planning)
     timings = {}
     started = time.perf_counter()
@@ -153,17 +174,24 @@ def simulate_policies(raw: RawTables, settings: Settings, training: ForecasterTr
         timings[name] = time.perf_counter() - started
     on_gap_stores = replay.keys["store_id"].isin(gap_stores).to_numpy()
     by_method = {planning.whole_orders: results[DEFAULT], _other_whole_orders(planning): results[COUNTERPART]}
-    repair, milp = (by_method[method].costs(replay.system, on_gap_stores)["total_cost"] for method in ("repair", "milp"))
+    repair, milp = (
+        by_method[method].costs(replay.system, on_gap_stores)["total_cost"] for method in ("repair", "milp")
+    )
     metrics = pd.DataFrame({name: replay.scores(results[name]) for name in POLICIES}).T[METRICS]
-    item_store_costs = replay.keys.assign(**{
-        name: [results[name].costs(replay.system, np.array([row]))["total_cost"] for row in range(len(replay.keys))]
-        for name in POLICIES})
-    return PolicySimulation(start, days, len(replay.keys), metrics, repair / milp - 1.0, gap_stores, timings,
-                            item_store_costs)
+    item_store_costs = replay.keys.assign(
+        **{
+            name: [results[name].costs(replay.system, np.array([row]))["total_cost"] for row in range(len(replay.keys))]
+            for name in POLICIES
+        }
+    )
+    return PolicySimulation(
+        start, days, len(replay.keys), metrics, repair / milp - 1.0, gap_stores, timings, item_store_costs
+    )
 
 
-def policies(replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings,
-             gap_stores: tuple[str, ...]) -> dict[str, Callable[[], Policy]]:
+def policies(
+    replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings, gap_stores: tuple[str, ...]
+) -> dict[str, Callable[[], Policy]]:
     """Each policy's name and how to make it, in the order they are replayed."""
     other = planning.model_copy(update={"whole_orders": _other_whole_orders(planning)})
     return {
@@ -194,14 +222,16 @@ class _ForecastsByDay:
 class _Replay:
     """The replayed item-stores, their actual demand and the inventory system they run in."""
 
-    def __init__(self, full: RetailData, before: RetailData, start: pd.Timestamp, days: int,
-                 planning: PlanningSettings) -> None:
+    def __init__(
+        self, full: RetailData, before: RetailData, start: pd.Timestamp, days: int, planning: PlanningSettings
+    ) -> None:
         self.full, self.before, self.start, self.days = full, before, start, days
         self.keys = before.inventory[ITEM_STORE_KEYS].reset_index(drop=True)
         self.item_stores = self.keys.merge(before.items, on="item_id", how="left")
         self.actual = _daily_units(full.sales, self.keys, start, days)
-        self.history = _daily_units(full.sales, self.keys, start - pd.Timedelta(days=BASE_STOCK_HISTORY_DAYS),
-                                    BASE_STOCK_HISTORY_DAYS)
+        self.history = _daily_units(
+            full.sales, self.keys, start - pd.Timedelta(days=BASE_STOCK_HISTORY_DAYS), BASE_STOCK_HISTORY_DAYS
+        )
         levels = service_level_targets(before, planning).set_index("item_id")
         self.abc_class = self.item_stores["item_id"].map(levels["abc_class"]).to_numpy()
         self.target = self.item_stores["item_id"].map(levels["service_level"]).to_numpy(dtype=float)
@@ -218,13 +248,19 @@ class _Replay:
             unit_cost=unit_cost,
             holding_cost_per_day=unit_cost * self._of_item_stores("holding_cost_rate") / DAYS_PER_YEAR,
             # A lost sale costs the penalty as configured: the plan's raised penalty is a means, not the score.
-            shortage_cost=own_penalty.fillna(self.item_stores["unit_cost"] * planning.shortage_cost_multiplier)
-            .to_numpy(dtype=float),
+            shortage_cost=own_penalty.fillna(
+                self.item_stores["unit_cost"] * planning.shortage_cost_multiplier
+            ).to_numpy(dtype=float),
             lead_time_days=self._of_item_stores("lead_time_days", int),
             opening_on_hand=self.before.inventory["on_hand"].to_numpy(dtype=float),
             open_arrivals=np.zeros(self.actual.shape),
-            order_days=order_calendar(self.start, self.days, 1, self._of_item_stores("review_days", int),
-                                      self._of_item_stores("order_weekday", int)),
+            order_days=order_calendar(
+                self.start,
+                self.days,
+                1,
+                self._of_item_stores("review_days", int),
+                self._of_item_stores("order_weekday", int),
+            ),
             shortage_mode=planning.shortage_mode,
             fixed_order_cost=planning.fixed_order_cost,
             order_cost_per_unit=planning.order_cost_per_unit,
@@ -235,8 +271,12 @@ class _Replay:
             moq=self._of_item_stores("moq"),
         )
 
-    def planning_policy(self, forecasts: _ForecastsByDay, planning: PlanningSettings,  # noqa: ANN201 - a Policy
-                        only_stores: tuple[str, ...] | None = None):
+    def planning_policy(
+        self,
+        forecasts: _ForecastsByDay,
+        planning: PlanningSettings,  # noqa: ANN201 - a Policy
+        only_stores: tuple[str, ...] | None = None,
+    ):
         """What `replenish plan` would order on the day, from the replay's stock and orders in transit
         (only_stores: solve those stores' plans alone, the rest order nothing)."""
 
@@ -251,10 +291,15 @@ class _Replay:
             )
             dates = planned_dates(data.snapshot_date, planning)
             forecast = cover_planned_days(forecasts(today), data.sales, dates, planning.missing_forecast).forecast
-            calibration = scenario_calibration(forecasts(calibration_origin(data.snapshot_date, planning)), data, planning)
+            calibration = scenario_calibration(
+                forecasts(calibration_origin(data.snapshot_date, planning)), data, planning
+            )
             problem = planning_problem(data, forecast, planning, calibration)
-            parts = [part for part in stores(problem, planning)
-                     if only_stores is None or set(part.demand["store_id"]) <= set(only_stores)]
+            parts = [
+                part
+                for part in stores(problem, planning)
+                if only_stores is None or set(part.demand["store_id"]) <= set(only_stores)
+            ]
             plan = merged_plan([store_plan(part, planning) for part in parts], planning)
             placed = plan.orders.loc[plan.orders["order_date"] == today]
             return self.keys.merge(placed, on=ITEM_STORE_KEYS, how="left")["quantity"].fillna(0.0).to_numpy()
@@ -262,18 +307,31 @@ class _Replay:
         return decide
 
     def base_stock_policy(self):  # noqa: ANN201 - a Policy
-        level = seasonal_naive_order_up_to(self.history, self._of_item_stores("lead_time_days", int),
-                                           self._of_item_stores("review_days", int), self.target)
-        return rounded_up_to_whole_orders(base_stock_policy(level), self._of_item_stores("case_pack"),
-                                          self._of_item_stores("moq"))
+        level = seasonal_naive_order_up_to(
+            self.history,
+            self._of_item_stores("lead_time_days", int),
+            self._of_item_stores("review_days", int),
+            self.target,
+        )
+        return rounded_up_to_whole_orders(
+            base_stock_policy(level), self._of_item_stores("case_pack"), self._of_item_stores("moq")
+        )
 
     def perfect_foresight_policy(self):  # noqa: ANN201 - a Policy
         """The plan made once on the window's actual demand, with the same costs and constraints."""
         rows, days = np.indices(self.actual.shape)
-        demand = self.keys.iloc[rows.ravel()].reset_index(drop=True).assign(period=days.ravel(), demand=self.actual.ravel())
-        problem = PlanningProblem(start_date=self.start, n_periods=self.days, demand=demand, items=self.before.items,
-                                  on_hand=self.before.inventory, open_orders=self.before.open_orders,
-                                  capacity=self.before.capacity)
+        demand = (
+            self.keys.iloc[rows.ravel()].reset_index(drop=True).assign(period=days.ravel(), demand=self.actual.ravel())
+        )
+        problem = PlanningProblem(
+            start_date=self.start,
+            n_periods=self.days,
+            demand=demand,
+            items=self.before.items,
+            on_hand=self.before.inventory,
+            open_orders=self.before.open_orders,
+            capacity=self.before.capacity,
+        )
         plan = solve_plan(problem, self.planning)
         schedule = np.zeros(self.actual.shape)
         placed = plan.orders.merge(self.keys.reset_index(names="row"), on=ITEM_STORE_KEYS)
@@ -283,9 +341,12 @@ class _Replay:
     def scores(self, result: SimulationResult) -> dict[str, float]:
         by_class = {
             f"cycle_service_level_{abc_class}": cycle_service_level(
-                self.actual[self.abc_class == abc_class], result.unmet_demand[self.abc_class == abc_class],
-                self.system.order_days[self.abc_class == abc_class])
-            if (self.abc_class == abc_class).any() else float("nan")
+                self.actual[self.abc_class == abc_class],
+                result.unmet_demand[self.abc_class == abc_class],
+                self.system.order_days[self.abc_class == abc_class],
+            )
+            if (self.abc_class == abc_class).any()
+            else float("nan")
             for abc_class in ABC_CLASSES
         }
         return {**result.metrics, **by_class}
@@ -296,16 +357,20 @@ def _daily_units(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, d
     window = sales.loc[(sales["date"] >= start) & (sales["date"] < start + pd.Timedelta(days=days))]
     located = window.merge(keys.reset_index(names="row"), on=ITEM_STORE_KEYS, how="inner")
     matrix = np.zeros((len(keys), days))
-    matrix[located["row"].to_numpy(), (located["date"] - start).dt.days.to_numpy()] = located["units"].to_numpy(dtype=float)
+    matrix[located["row"].to_numpy(), (located["date"] - start).dt.days.to_numpy()] = located["units"].to_numpy(
+        dtype=float
+    )
     return matrix
 
 
 def _in_transit(keys: pd.DataFrame, scheduled: np.ndarray, today: pd.Timestamp) -> pd.DataFrame:
     """The replay's deliveries still to land, as open orders."""
     rows, days = np.nonzero(scheduled > 0)
-    return pd.DataFrame({
-        "item_id": keys["item_id"].to_numpy()[rows],
-        "store_id": keys["store_id"].to_numpy()[rows],
-        "quantity": scheduled[rows, days],
-        "arrival_date": today + pd.to_timedelta(days, unit="D"),
-    })
+    return pd.DataFrame(
+        {
+            "item_id": keys["item_id"].to_numpy()[rows],
+            "store_id": keys["store_id"].to_numpy()[rows],
+            "quantity": scheduled[rows, days],
+            "arrival_date": today + pd.to_timedelta(days, unit="D"),
+        }
+    )

@@ -54,13 +54,18 @@ EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_de
 MODEL_REQUIREMENTS = [
     f"{name}=={version}"
     for name, version in (
-        ("torch", "2.13.0"), ("pytorch-lightning", "2.6.6"), ("pandas", pd.__version__),
-        ("numpy", np.__version__), ("mlflow", mlflow.__version__),
+        ("torch", "2.13.0"),
+        ("pytorch-lightning", "2.6.6"),
+        ("pandas", pd.__version__),
+        ("numpy", np.__version__),
+        ("mlflow", mlflow.__version__),
     )
 ]
 # The ensemble refits its baselines when it predicts.
-ENSEMBLE_REQUIREMENTS = [f"{name}=={importlib.metadata.version(name)}"
-                         for name in ("statsforecast", "mlforecast", "lightgbm", "utilsforecast", "scipy")]
+ENSEMBLE_REQUIREMENTS = [
+    f"{name}=={importlib.metadata.version(name)}"
+    for name in ("statsforecast", "mlforecast", "lightgbm", "utilsforecast", "scipy")
+]
 
 
 def client_for(settings: Settings) -> MlflowClient:
@@ -76,8 +81,11 @@ def experiment_id_for(client: MlflowClient, settings: Settings) -> str:
             client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     try:
-        return client.create_experiment(settings.tracking.experiment_name, artifact_location=settings.mlflow_artifact_location,
-                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        return client.create_experiment(
+            settings.tracking.experiment_name,
+            artifact_location=settings.mlflow_artifact_location,
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+        )
     except MlflowException:  # created concurrently by another run
         return client.get_experiment_by_name(settings.tracking.experiment_name).experiment_id
 
@@ -104,18 +112,31 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
 def log_dataset(settings: Settings, run_id: str, name: str, source: str, digest: str, rows: int, context: str) -> None:
     """The run's input in MLflow's Datasets column (lineage): the data's name, content hash (data_fingerprint)
     and row count, from the file or folder `source`, or the generator it names (the synthetic data's)."""
-    origin = (("local", {"uri": Path(source).resolve().as_uri()}) if Path(source).exists()
-              else ("code", {"tags": {"generator": source}}))
-    dataset = mlflow.entities.Dataset(name=name, digest=digest, source_type=origin[0], source=json.dumps(origin[1]),
-                                      profile=json.dumps({"num_rows": rows}))
-    client_for(settings).log_inputs(run_id, datasets=[
-        mlflow.entities.DatasetInput(dataset, tags=[mlflow.entities.InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+    origin = (
+        ("local", {"uri": Path(source).resolve().as_uri()})
+        if Path(source).exists()
+        else ("code", {"tags": {"generator": source}})
+    )
+    dataset = mlflow.entities.Dataset(
+        name=name,
+        digest=digest,
+        source_type=origin[0],
+        source=json.dumps(origin[1]),
+        profile=json.dumps({"num_rows": rows}),
+    )
+    client_for(settings).log_inputs(
+        run_id,
+        datasets=[
+            mlflow.entities.DatasetInput(dataset, tags=[mlflow.entities.InputTag(MLFLOW_DATASET_CONTEXT, context)])
+        ],
+    )
 
 
 def git_commit() -> str:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return result.stdout.strip() or "unknown"
@@ -125,12 +146,18 @@ def start_run(settings: Settings, run_name: str, tags: Mapping[str, str]) -> str
     client = client_for(settings)
     # Settings and tags may hold server URIs and data paths with credentials in them; none reaches the store.
     tags = {**tags, PROCESS_TAG: process_identity()}
-    run = client.create_run(experiment_id_for(client, settings), run_name=run_name,
-                            tags={key: redacted(key, value) for key, value in tags.items()})
-    client.log_batch(run.info.run_id, params=[
-        mlflow.entities.Param(key, redacted(key, str(value))[:6000])
-        for key, value in flatten(settings.model_dump(mode="json")).items()
-    ])
+    run = client.create_run(
+        experiment_id_for(client, settings),
+        run_name=run_name,
+        tags={key: redacted(key, value) for key, value in tags.items()},
+    )
+    client.log_batch(
+        run.info.run_id,
+        params=[
+            mlflow.entities.Param(key, redacted(key, str(value))[:6000])
+            for key, value in flatten(settings.model_dump(mode="json")).items()
+        ],
+    )
     return run.info.run_id
 
 
@@ -139,8 +166,9 @@ def start_child_run(settings: Settings, parent_run_id: str, run_name: str, tags:
     client = client_for(settings)
     parent = client.get_run(parent_run_id)
     inherited = {key: value for key, value in parent.data.tags.items() if not key.startswith("mlflow.")}
-    run = client.create_run(parent.info.experiment_id, run_name=run_name,
-                            tags={**inherited, **tags, PARENT_RUN_TAG: parent_run_id})
+    run = client.create_run(
+        parent.info.experiment_id, run_name=run_name, tags={**inherited, **tags, PARENT_RUN_TAG: parent_run_id}
+    )
     return run.info.run_id
 
 
@@ -158,9 +186,12 @@ def run_link(settings: Settings, run_id: str) -> str:
 
 def log_metrics(settings: Settings, run_id: str, metrics: Mapping[str, float]) -> None:
     logged_at = int(time.time() * 1000)
-    client_for(settings).log_batch(run_id, metrics=[
-        mlflow.entities.Metric(key, float(value), timestamp=logged_at, step=0) for key, value in metrics.items()
-    ])
+    client_for(settings).log_batch(
+        run_id,
+        metrics=[
+            mlflow.entities.Metric(key, float(value), timestamp=logged_at, step=0) for key, value in metrics.items()
+        ],
+    )
 
 
 def log_figure(settings: Settings, run_id: str, figure: Figure, artifact_file: str) -> None:
@@ -180,7 +211,9 @@ def log_table(settings: Settings, run_id: str, table: pd.DataFrame, artifact_fil
             table.to_parquet(path, index=False)
         else:
             table.to_csv(path, index=False)
-        client_for(settings).log_artifact(run_id, str(path), str(artifact.parent) if artifact.parent != Path() else None)
+        client_for(settings).log_artifact(
+            run_id, str(path), str(artifact.parent) if artifact.parent != Path() else None
+        )
     return artifact.as_posix()
 
 
@@ -197,13 +230,22 @@ def set_tags(settings: Settings, run_id: str, tags: Mapping[str, str]) -> None:
 def latest_run(settings: Settings, tags: Mapping[str, str]) -> mlflow.entities.Run | None:
     client = client_for(settings)
     query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
-    runs = client.search_runs([experiment_id_for(client, settings)], filter_string=query,
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [experiment_id_for(client, settings)],
+        filter_string=query,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0] if runs else None
 
 
-def load_table(settings: Settings, run_id: str, artifact_file: str, dtype: Mapping[str, Any] | None = None,
-               parse_dates: list[str] | None = None) -> pd.DataFrame:
+def load_table(
+    settings: Settings,
+    run_id: str,
+    artifact_file: str,
+    dtype: Mapping[str, Any] | None = None,
+    parse_dates: list[str] | None = None,
+) -> pd.DataFrame:
     """The table log_table logged as `artifact_file`: the CSV, or the Parquet it became when large (which
     keeps its own dtypes; `dtype` and `parse_dates` read the CSV alike)."""
     client, artifact = client_for(settings), Path(artifact_file)
@@ -236,8 +278,9 @@ def fail_runs_of_dead_processes(settings: Settings) -> list[str]:
 
     A command killed with SIGKILL, or one that lost its tracking server, cannot end its own run."""
     client = client_for(settings)
-    running = client.search_runs([experiment_id_for(client, settings)], filter_string="attributes.status = 'RUNNING'",
-                                 max_results=1000)
+    running = client.search_runs(
+        [experiment_id_for(client, settings)], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    )
     orphans = [run.info.run_id for run in running if is_dead(run.data.tags.get(PROCESS_TAG, ""))]
     for run_id in orphans:
         client.set_tag(run_id, "replenish.ended_by", "a later command: its process had ended")
@@ -245,8 +288,9 @@ def fail_runs_of_dead_processes(settings: Settings) -> list[str]:
     return orphans
 
 
-def log_forecaster(settings: Settings, run_id: str, predictor: LSTMPredictor | EnsemblePredictor,
-                   history_example: pd.DataFrame) -> ModelVersion:
+def log_forecaster(
+    settings: Settings, run_id: str, predictor: LSTMPredictor | EnsemblePredictor, history_example: pd.DataFrame
+) -> ModelVersion:
     """Log the predictor (the LSTM or the ensemble) as a pyfunc with signature and input example, and
     register a new version."""
     # Imported here, not at the top: torch and Lightning would cost a command that only validates seconds.
@@ -287,8 +331,12 @@ def forecaster_signature(model_input: pd.DataFrame, forecast: pd.DataFrame) -> M
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column", category=UserWarning)
         inferred = infer_signature(model_input, forecast)
-    inputs = Schema([ColSpec(column.type, column.name, required=column.name not in INPUT_DEFAULTS)
-                     for column in inferred.inputs.inputs])
+    inputs = Schema(
+        [
+            ColSpec(column.type, column.name, required=column.name not in INPUT_DEFAULTS)
+            for column in inferred.inputs.inputs
+        ]
+    )
     return ModelSignature(inputs=inputs, outputs=inferred.outputs)
 
 
@@ -325,8 +373,10 @@ def registry_lock(settings: Settings, timeout_seconds: float = REGISTRY_LOCK_SEC
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"the model registry {settings.mlflow_registry_uri} stayed locked for "
-                                       f"{timeout_seconds:.0f} s by another promotion ({path})") from None
+                    raise TimeoutError(
+                        f"the model registry {settings.mlflow_registry_uri} stayed locked for "
+                        f"{timeout_seconds:.0f} s by another promotion ({path})"
+                    ) from None
                 time.sleep(0.2)
         try:
             yield
@@ -345,13 +395,18 @@ def decide_promotion(candidate_rmsse: float, champion_rmsse: float | None, metri
     if champion_rmsse is None:
         return PromotionDecision(True, "first model: no champion yet")
     verdict = "beats" if candidate_rmsse < champion_rmsse else "does not beat"
-    return PromotionDecision(candidate_rmsse < champion_rmsse,
-                             f"{metric} {candidate_rmsse:.4f} {verdict} champion's {champion_rmsse:.4f}")
+    return PromotionDecision(
+        candidate_rmsse < champion_rmsse, f"{metric} {candidate_rmsse:.4f} {verdict} champion's {champion_rmsse:.4f}"
+    )
 
 
-def promote_if_better(settings: Settings, version: ModelVersion, candidate_rmsse: float,
-                      champion_rmsse: Callable[[ModelVersion], float],
-                      metric: str) -> tuple[PromotionDecision, float | None]:
+def promote_if_better(
+    settings: Settings,
+    version: ModelVersion,
+    candidate_rmsse: float,
+    champion_rmsse: Callable[[ModelVersion], float],
+    metric: str,
+) -> tuple[PromotionDecision, float | None]:
     """Compare ``version`` with the current champion and promote it if better, as one step.
 
     Under the registry lock the champion cannot change between reading and replacing it, so two
@@ -376,14 +431,30 @@ def promote(settings: Settings, version: ModelVersion, decision: PromotionDecisi
         client.set_registered_model_alias(name, CHAMPION, version.version)
 
 
-def describe_version(settings: Settings, version: ModelVersion, holdout: Mapping[str, float],
-                     backtest: Mapping[str, float], decision: PromotionDecision) -> None:
+def describe_version(
+    settings: Settings,
+    version: ModelVersion,
+    holdout: Mapping[str, float],
+    backtest: Mapping[str, float],
+    decision: PromotionDecision,
+) -> None:
     """The version's description in the registry: why it was or was not promoted, the holdout scores the
     decision compared and the backtest's scores, each under the name the training run logs it by."""
+
     def lines(metrics: Mapping[str, float]) -> list[str]:
         return [f"{key}: {value:.4f}" for key, value in sorted(metrics.items())]
 
-    text = "\n".join([f"Promotion: {decision.reason}.", "", "Holdout scores of the candidates (the registered models' "
-                      "forecasts of the last origin's horizon):", *lines(holdout), "",
-                      "Backtest scores (over all its origins):", *lines(backtest)])
-    client_for(settings).update_model_version(settings.tracking.registered_model_name, version.version, description=text)
+    text = "\n".join(
+        [
+            f"Promotion: {decision.reason}.",
+            "",
+            "Holdout scores of the candidates (the registered models' forecasts of the last origin's horizon):",
+            *lines(holdout),
+            "",
+            "Backtest scores (over all its origins):",
+            *lines(backtest),
+        ]
+    )
+    client_for(settings).update_model_version(
+        settings.tracking.registered_model_name, version.version, description=text
+    )

@@ -10,8 +10,13 @@ from replenish.data.tables import RawTables, RetailData, complete_tables
 from replenish.settings import DataSettings
 
 
-@task(name="load-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
-      retry_condition_fn=lambda task, task_run, state: isinstance(state.result(raise_on_failure=False), OSError))
+@task(
+    name="load-data",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=lambda task, task_run, state: isinstance(state.result(raise_on_failure=False), OSError),
+)
 def load_data(data: DataSettings) -> RawTables:
     return read_tables(data)
 
@@ -19,4 +24,3 @@ def load_data(data: DataSettings) -> RawTables:
 @task(name="complete-data", cache_policy=NO_CACHE)
 def complete_data(raw: RawTables, data: DataSettings) -> RetailData:
     return complete_tables(raw, data.master_defaults, data.absent_dates)
-

@@ -25,8 +25,8 @@ from models.ensemble.estimator import EnsemblePredictor, ensemble_from_backtest
 from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, training_curves_logger
-from models.lstm.train_process import TRAINING_SUMMARY
 from models.lstm.module import LSTMQuantileNetwork
+from models.lstm.train_process import TRAINING_SUMMARY
 from replenish.model_config import lstm_config
 from replenish.settings import Settings
 from replenish.tracking import data_fingerprint
@@ -61,12 +61,14 @@ def features_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
 def training_key(train: pd.DataFrame, settings: Settings) -> str:
     """Same training data and same model settings give the same model."""
     config = json.dumps(asdict(lstm_config(settings.forecast)), sort_keys=True)
-    return "-".join([
-        "lstm",
-        data_fingerprint(train),
-        hashlib.sha256(config.encode()).hexdigest()[:12],
-        _code_version(LSTMEstimator, LSTMQuantileNetwork),
-    ])
+    return "-".join(
+        [
+            "lstm",
+            data_fingerprint(train),
+            hashlib.sha256(config.encode()).hexdigest()[:12],
+            _code_version(LSTMEstimator, LSTMQuantileNetwork),
+        ]
+    )
 
 
 def training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -96,17 +98,29 @@ def split_backtest(features: pd.DataFrame, settings: Settings) -> list[BacktestW
     return backtest_windows(features, settings.forecast.horizon_days, settings.forecast.backtest_origins)
 
 
-def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: Path, resume: bool,
-                         tracking_uri: str, log_run_id: str | None) -> TrainedForecaster:
+def train_in_own_process(
+    train: pd.DataFrame, config: LSTMConfig, checkpoints: Path, resume: bool, tracking_uri: str, log_run_id: str | None
+) -> TrainedForecaster:
     """Data-parallel (DDP) training: Lightning re-launches the running script per device, so it
     must be a script of its own, not this task's process."""
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         train.to_parquet(work / "features.parquet", index=False)
         (work / "config.json").write_text(json.dumps(asdict(config)))
-        command = [sys.executable, "-m", "models.lstm.train_process", "--features", str(work / "features.parquet"),
-                   "--config", str(work / "config.json"), "--out", str(work / "predictor"),
-                   "--checkpoints", str(checkpoints), *(["--resume"] if resume else [])]
+        command = [
+            sys.executable,
+            "-m",
+            "models.lstm.train_process",
+            "--features",
+            str(work / "features.parquet"),
+            "--config",
+            str(work / "config.json"),
+            "--out",
+            str(work / "predictor"),
+            "--checkpoints",
+            str(checkpoints),
+            *(["--resume"] if resume else []),
+        ]
         if log_run_id:
             command += ["--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", log_run_id]
         started = time.perf_counter()
@@ -114,8 +128,13 @@ def train_in_own_process(train: pd.DataFrame, config: LSTMConfig, checkpoints: P
         if finished.returncode != 0:
             raise RuntimeError(f"training process failed ({finished.returncode}):\n{finished.stderr[-4000:]}")
         fit = json.loads((work / "predictor" / TRAINING_SUMMARY).read_text())
-        return TrainedForecaster(LSTMPredictor.load(work / "predictor"), time.perf_counter() - started,
-                                 fit["training_windows"], fit["epochs"], fit["resumed_from_epoch"])
+        return TrainedForecaster(
+            LSTMPredictor.load(work / "predictor"),
+            time.perf_counter() - started,
+            fit["training_windows"],
+            fit["epochs"],
+            fit["resumed_from_epoch"],
+        )
 
 
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
@@ -131,16 +150,22 @@ def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | 
     logger = training_curves_logger(settings.mlflow_tracking_uri, log_run_id)
     estimator = LSTMEstimator(config, checkpoints, logger=logger, resume=resume)
     predictor = estimator.fit(train)
-    return TrainedForecaster(predictor, time.perf_counter() - started, estimator.training_windows,
-                             estimator.epochs_run, estimator.resumed_from_epoch)
+    return TrainedForecaster(
+        predictor,
+        time.perf_counter() - started,
+        estimator.training_windows,
+        estimator.epochs_run,
+        estimator.resumed_from_epoch,
+    )
 
 
 @task(name="backtest-forecasters", cache_policy=NO_CACHE)
-def backtest_forecasters(features: pd.DataFrame, windows: list[BacktestWindow], trained: list[TrainedForecaster],
-                         settings: Settings) -> BacktestResult:
+def backtest_forecasters(
+    features: pd.DataFrame, windows: list[BacktestWindow], trained: list[TrainedForecaster], settings: Settings
+) -> BacktestResult:
     """Score the LSTM fitted at each origin beside the baselines refitted at the same origins."""
     forecast = settings.forecast
-    by_cutoff = {window.cutoff: fit.predictor for window, fit in zip(windows, trained)}
+    by_cutoff = {window.cutoff: fit.predictor for window, fit in zip(windows, trained, strict=False)}
 
     def lstm(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
@@ -154,8 +179,11 @@ def backtest_forecasters(features: pd.DataFrame, windows: list[BacktestWindow], 
 
 
 @task(name="fit-ensemble", cache_policy=NO_CACHE)
-def fit_ensemble(backtest: BacktestResult, final_fit: TrainedForecaster, settings: Settings) -> EnsemblePredictor | None:
+def fit_ensemble(
+    backtest: BacktestResult, final_fit: TrainedForecaster, settings: Settings
+) -> EnsemblePredictor | None:
     """The combination of the final LSTM and the baselines, learned on the backtest's origins before the
     holdout (None where there is no such origin or fewer than two members)."""
-    return ensemble_from_backtest(backtest.forecasts, backtest.windows, final_fit.predictor, settings.forecast.ensemble,
-                                  settings.forecast.seed)
+    return ensemble_from_backtest(
+        backtest.forecasts, backtest.windows, final_fit.predictor, settings.forecast.ensemble, settings.forecast.seed
+    )

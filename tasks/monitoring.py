@@ -23,6 +23,7 @@ from replenish.settings import Settings
 from tasks.planning import FORECAST_ARTIFACT
 from tasks.runs import MLFLOW_RETRIES
 
+
 @dataclass(frozen=True)
 class LoggedForecast:
     planning_run_id: str
@@ -50,23 +51,36 @@ def find_champion_forecast(settings: Settings) -> LoggedForecast | None:
     if run is None:
         return None
     # Ids stay text, as in the sales: "0042" and 42 are different items.
-    forecast = tracking.load_table(settings, run.info.run_id, FORECAST_ARTIFACT, parse_dates=["date"],
-                                   dtype={"item_id": str, "store_id": str})
-    return LoggedForecast(run.info.run_id, str(champion.version), pd.Timestamp(run.data.tags["forecast_origin"]),
-                          forecast)
+    forecast = tracking.load_table(
+        settings, run.info.run_id, FORECAST_ARTIFACT, parse_dates=["date"], dtype={"item_id": str, "store_id": str}
+    )
+    return LoggedForecast(
+        run.info.run_id, str(champion.version), pd.Timestamp(run.data.tags["forecast_origin"]), forecast
+    )
 
 
-def assess(data: RetailData, logged: LoggedForecast | None, validation_rmsse: float | None,
-           thresholds: MonitoringThresholds) -> MonitoringReport:
+def assess(
+    data: RetailData, logged: LoggedForecast | None, validation_rmsse: float | None, thresholds: MonitoringThresholds
+) -> MonitoringReport:
     if logged is None or validation_rmsse is None:
-        return MonitoringReport(None, None, {}, {}, RetrainingDecision(
-            False, ["no champion forecast logged yet: run training and planning first"]))
+        return MonitoringReport(
+            None,
+            None,
+            {},
+            {},
+            RetrainingDecision(False, ["no champion forecast logged yet: run training and planning first"]),
+        )
     sales = data.sales
     history, actual = sales[sales["date"] <= logged.origin], sales[sales["date"] > logged.origin]
     performance = recent_performance(history, actual, logged.forecast)
     drift = input_drift(history, covered_actuals(actual, logged.forecast))
-    return MonitoringReport(logged.model_version, validation_rmsse, performance, drift,
-                            decide_retraining(performance, drift, validation_rmsse, thresholds))
+    return MonitoringReport(
+        logged.model_version,
+        validation_rmsse,
+        performance,
+        drift,
+        decide_retraining(performance, drift, validation_rmsse, thresholds),
+    )
 
 
 @task(name="assess-champion", cache_policy=NO_CACHE)
@@ -90,33 +104,49 @@ def monitoring_markdown(report: MonitoringReport, mlflow_run: str) -> str:
 
 @task(name="record-monitoring", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
 def record_monitoring(settings: Settings, run_id: str, report: MonitoringReport) -> None:
-    tracking.log_metrics(settings, run_id, {
-        **{f"recent_{name}": value for name, value in report.performance.items()},
-        **report.drift,
-        "retrain": float(report.decision.retrain),
-    })
-    tracking.set_tags(settings, run_id, {
-        "monitored_model_version": report.model_version or "none",
-        "retrain": str(report.decision.retrain),
-        "retrain_reasons": "; ".join(report.decision.reasons)[:5000],
-    })
-    create_markdown_artifact(key="monitoring-decision", markdown=monitoring_markdown(report, tracking.run_link(settings, run_id)),
-                             description="Why the champion was or was not retrained")
+    tracking.log_metrics(
+        settings,
+        run_id,
+        {
+            **{f"recent_{name}": value for name, value in report.performance.items()},
+            **report.drift,
+            "retrain": float(report.decision.retrain),
+        },
+    )
+    tracking.set_tags(
+        settings,
+        run_id,
+        {
+            "monitored_model_version": report.model_version or "none",
+            "retrain": str(report.decision.retrain),
+            "retrain_reasons": "; ".join(report.decision.reasons)[:5000],
+        },
+    )
+    create_markdown_artifact(
+        key="monitoring-decision",
+        markdown=monitoring_markdown(report, tracking.run_link(settings, run_id)),
+        description="Why the champion was or was not retrained",
+    )
 
 
 @task(name="record-retraining-outcome", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
 def record_retraining_outcome(settings: Settings, run_id: str, promoted: bool, reason: str) -> None:
     tracking.set_tags(settings, run_id, {"retrained_model_promoted": str(promoted), "promotion_reason": reason})
-    create_markdown_artifact(key="monitoring-promotion",
-                             markdown=f"# Retraining: {'promoted' if promoted else 'not promoted'}\n{reason}\n\n"
-                                      f"Monitoring: {tracking.run_link(settings, run_id)}.",
-                             description="Outcome of the retraining that monitoring started")
+    create_markdown_artifact(
+        key="monitoring-promotion",
+        markdown=f"# Retraining: {'promoted' if promoted else 'not promoted'}\n{reason}\n\n"
+        f"Monitoring: {tracking.run_link(settings, run_id)}.",
+        description="Outcome of the retraining that monitoring started",
+    )
 
 
 @task(name="trigger-training-deployment", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
 def trigger_training_deployment(settings: Settings, config_file: str | None, overrides: list[str]) -> str:
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment(settings.orchestration.training_deployment,
-                              parameters={"config_file": config_file, "overrides": overrides}, timeout=0)
+    flow_run = run_deployment(
+        settings.orchestration.training_deployment,
+        parameters={"config_file": config_file, "overrides": overrides},
+        timeout=0,
+    )
     return str(flow_run.id)

@@ -4,7 +4,7 @@ plan's outlook on sampled demand, report and publish the plan."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -93,16 +93,20 @@ class PublishedPlan:
         broken = []
         if self.broken_constraints:
             shown = "; ".join(self.broken_constraints[:3]) + ("; ..." if len(self.broken_constraints) > 3 else "")
-            broken = [f"  BROKEN     {len(self.broken_constraints)} constraint(s), planned in soft mode: {shown} "
-                      f"(all in {self.violations_path})"]
+            broken = [
+                f"  BROKEN     {len(self.broken_constraints)} constraint(s), planned in soft mode: {shown} "
+                f"(all in {self.violations_path})"
+            ]
         outlook = self.outlook
         return [
             *broken,
-            f"  orders     {self.due_orders} purchase order(s) due {self.first_day:%Y-%m-%d}: {self.due_units:,.0f} units,"
+            f"  orders     {self.due_orders} purchase order(s) due {self.first_day:%Y-%m-%d}: "
+            f"{self.due_units:,.0f} units,"
             f" cost {self.due_cost:,.2f}",
             f"  plan       {self.orders} orders over the horizon, {self.units:,.0f} units, planned cost "
             f"{self.planned_cost:,.2f} (solver: {self.solver_status})",
-            f"  outlook    expected fill rate {outlook.expected_fill_rate:.1%}, expected cost {outlook.expected_cost:,.2f},"
+            f"  outlook    expected fill rate {outlook.expected_fill_rate:.1%}, "
+            f"expected cost {outlook.expected_cost:,.2f},"
             f" stock-out risk {outlook.stockout_risk:.1%} per item-store and day ({outlook.demand_paths} sampled demand"
             " paths)",
             f"  written    {self.purchase_orders_path} (projected plan: {self.plan_path}, explained: "
@@ -115,8 +119,13 @@ def _not_a_contract_refusal(task: object, task_run: object, state: object) -> bo
     return not isinstance(state.result(raise_on_failure=False), (ChampionMissingError, ForecastContractError))
 
 
-@task(name="forecast-planning-horizon", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
-      retry_condition_fn=_not_a_contract_refusal)
+@task(
+    name="forecast-planning-horizon",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_not_a_contract_refusal,
+)
 def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFrame) -> pd.DataFrame:
     """Quantile forecasts of the planned days after the snapshot, from the registered champion model.
 
@@ -130,19 +139,28 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
     if champion is None:
         raise ChampionMissingError(
             f"no model has alias 'champion' in {settings.tracking.registered_model_name!r} "
-            f"(registry {settings.mlflow_registry_uri}); run `replenish train` first")
+            f"(registry {settings.mlflow_registry_uri}); run `replenish train` first"
+        )
     contract = ForecasterContract.from_tags(champion.tags)
     if contract is not None:
-        contract.require(settings.planning.horizon_days, quantiles_needed(settings.planning),
-                         f"champion version {champion.version} of {settings.tracking.registered_model_name!r}")
+        contract.require(
+            settings.planning.horizon_days,
+            quantiles_needed(settings.planning),
+            f"champion version {champion.version} of {settings.tracking.registered_model_name!r}",
+        )
     forecast = tracking.load_champion(settings).predict(as_model_input(sales))
     tracking.log_table(settings, run_id, forecast, FORECAST_ARTIFACT)
-    tracking.set_tags(settings, run_id, {
-        "model_version": str(champion.version),
-        "forecast_origin": f"{sales['date'].max():%Y-%m-%d}",
-    })
-    covered = cover_planned_days(forecast, sales, planned_dates(sales["date"].max(), settings.planning),
-                                 settings.planning.missing_forecast)
+    tracking.set_tags(
+        settings,
+        run_id,
+        {
+            "model_version": str(champion.version),
+            "forecast_origin": f"{sales['date'].max():%Y-%m-%d}",
+        },
+    )
+    covered = cover_planned_days(
+        forecast, sales, planned_dates(sales["date"].max(), settings.planning), settings.planning.missing_forecast
+    )
     tracking.log_metrics(settings, run_id, {"plan_series_naive_fallback": covered.naive_fallback_series})
     return covered.forecast
 
@@ -157,14 +175,21 @@ def calibrate_scenarios(settings: Settings, run_id: str, data: RetailData) -> Sc
     if None in (planning.scenario_period_correlation, planning.scenario_spread) and len(before):
         past_forecast = tracking.load_champion(settings).predict(as_model_input(before))
     calibration = scenario_calibration(past_forecast, data, planning)
-    tracking.log_metrics(settings, run_id, {"plan_scenario_period_correlation": calibration.period_correlation,
-                                            "plan_scenario_spread": calibration.spread})
+    tracking.log_metrics(
+        settings,
+        run_id,
+        {
+            "plan_scenario_period_correlation": calibration.period_correlation,
+            "plan_scenario_spread": calibration.spread,
+        },
+    )
     return calibration
 
 
 @task(name="build-planning-problem", cache_policy=NO_CACHE)
-def build_planning_problem(data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings,
-                           calibration: ScenarioCalibration) -> PlanningProblem:
+def build_planning_problem(
+    data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings, calibration: ScenarioCalibration
+) -> PlanningProblem:
     return planning_problem(data, forecast, planning, calibration)
 
 
@@ -184,8 +209,13 @@ def merge_plans(parts: list[PartPlan], planning: PlanningSettings) -> PlanResult
 
 
 @task(name="estimate-plan-outlook", cache_policy=NO_CACHE)
-def estimate_plan_outlook(problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame,
-                          planning: PlanningSettings, calibration: ScenarioCalibration) -> PlanOutlook:
+def estimate_plan_outlook(
+    problem: PlanningProblem,
+    plan: PlanResult,
+    forecast: pd.DataFrame,
+    planning: PlanningSettings,
+    calibration: ScenarioCalibration,
+) -> PlanOutlook:
     return plan_outlook(problem, plan, forecast, planning, calibration)
 
 
@@ -194,7 +224,8 @@ def explained_orders(plan: PlanResult) -> pd.DataFrame:
     keys = ["item_id", "store_id", "order_date"]
     # A plan without orders explains them in an untyped empty frame, which would not merge on dates.
     explanation = plan.explanations.drop(columns=["quantity"], errors="ignore").astype(
-        {"order_date": plan.orders["order_date"].dtype})
+        {"order_date": plan.orders["order_date"].dtype}
+    )
     return plan.orders[[*keys, "quantity", "arrival_date"]].merge(explanation, on=keys, how="left")
 
 
@@ -204,8 +235,9 @@ def planned_orders(plan: PlanResult) -> pd.DataFrame:
     return orders.assign(quantity=orders["quantity"].round().astype("int64"))
 
 
-def plan_files(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
-               report: PlanReport) -> dict[str, Content]:
+def plan_files(
+    settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult, report: PlanReport
+) -> dict[str, Content]:
     """The files published together as one plan, by their names in the output folder."""
     dated = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
     # The expected demand: in scenario mode the mean of the scenarios the plan was made on.
@@ -222,32 +254,60 @@ def plan_files(settings: Settings, run_id: str, problem: PlanningProblem, plan: 
 
 
 @task(name="build-plan-report", cache_policy=NO_CACHE)
-def build_plan_report(settings: Settings, problem: PlanningProblem, plan: PlanResult, forecast: pd.DataFrame,
-                      history: pd.DataFrame, outlook: PlanOutlook) -> PlanReport:
+def build_plan_report(
+    settings: Settings,
+    problem: PlanningProblem,
+    plan: PlanResult,
+    forecast: pd.DataFrame,
+    history: pd.DataFrame,
+    outlook: PlanOutlook,
+) -> PlanReport:
     """The report, with the latest policy simulation of this data set when there is one."""
     simulation = latest_simulation(settings)
-    return plan_report(problem, plan, explained_orders(plan), forecast, history, settings.planning.budget_per_period,
-                       outlook, purchase_orders(problem, plan), simulation)
+    return plan_report(
+        problem,
+        plan,
+        explained_orders(plan),
+        forecast,
+        history,
+        settings.planning.budget_per_period,
+        outlook,
+        purchase_orders(problem, plan),
+        simulation,
+    )
 
 
 @task(name="publish-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult,
-                 report: PlanReport) -> PublishedPlan:
+def publish_plan(
+    settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult, report: PlanReport
+) -> PublishedPlan:
     """The plan's files and its report as one unit, then logged to MLflow and linked from Prefect.
 
     Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
     run = tracking.client_for(settings).get_run(run_id)
-    created = datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc)  # the same on every retry
+    created = datetime.fromtimestamp(run.info.start_time / 1000, UTC)  # the same on every retry
     orders, due = planned_orders(plan), purchase_orders(problem, plan)
     output = settings.output_dir
     soft = settings.planning.soft_constraints
     published = PublishedPlan(
-        output / PURCHASE_ORDERS_FILE, settings.plan_path, output / DEMAND_FILE, output / EXPLAINED_FILE,
-        output / REPORT_FILE, output / VIOLATIONS_FILE if soft else None,
-        output / PLANS_FOLDER / plan_folder_name(run_id, created), pd.Timestamp(problem.start_date),
-        len(due), float(due["quantity"].sum()), float(due["cost"].sum()), len(orders),
-        float(orders["quantity"].sum()), plan.objective, report.outlook, plan.solver_status,
-        summarised_violations(plan.violations)["summary"].tolist())
+        output / PURCHASE_ORDERS_FILE,
+        settings.plan_path,
+        output / DEMAND_FILE,
+        output / EXPLAINED_FILE,
+        output / REPORT_FILE,
+        output / VIOLATIONS_FILE if soft else None,
+        output / PLANS_FOLDER / plan_folder_name(run_id, created),
+        pd.Timestamp(problem.start_date),
+        len(due),
+        float(due["quantity"].sum()),
+        float(due["cost"].sum()),
+        len(orders),
+        float(orders["quantity"].sum()),
+        plan.objective,
+        report.outlook,
+        plan.solver_status,
+        summarised_violations(plan.violations)["summary"].tolist(),
+    )
     if run.data.tags.get(PUBLISHED_TAG) == "true":
         return published
     publish_unit(output, plan_files(settings, run_id, problem, plan, report), run_id, created)
@@ -257,28 +317,48 @@ def publish_plan(settings: Settings, run_id: str, problem: PlanningProblem, plan
     tracking.log_table(settings, run_id, plan.inventory, "plan/projected_inventory.csv")
     if soft:
         tracking.log_table(settings, run_id, plan.violations, f"plan/{VIOLATIONS_FILE}")
-    tracking.log_metrics(settings, run_id, {
-        "plan_purchase_orders": len(due),
-        "plan_purchase_cost": float(due["cost"].sum()),
-        "plan_orders": len(orders),
-        "plan_units": float(orders["quantity"].sum()),
-        "plan_cost": plan.objective,
-        "plan_expected_fill_rate": report.outlook.expected_fill_rate,
-        "plan_expected_cost": report.outlook.expected_cost,
-        "plan_stockout_risk": report.outlook.stockout_risk,
-        "plan_broken_constraints": len(plan.violations),
-        "plan_solve_seconds": plan.solve_seconds,
-        **{f"plan_cost_{part}": value for part, value in plan.cost_breakdown.items()},
-    })
+    tracking.log_metrics(
+        settings,
+        run_id,
+        {
+            "plan_purchase_orders": len(due),
+            "plan_purchase_cost": float(due["cost"].sum()),
+            "plan_orders": len(orders),
+            "plan_units": float(orders["quantity"].sum()),
+            "plan_cost": plan.objective,
+            "plan_expected_fill_rate": report.outlook.expected_fill_rate,
+            "plan_expected_cost": report.outlook.expected_cost,
+            "plan_stockout_risk": report.outlook.stockout_risk,
+            "plan_broken_constraints": len(plan.violations),
+            "plan_solve_seconds": plan.solve_seconds,
+            **{f"plan_cost_{part}": value for part, value in plan.cost_breakdown.items()},
+        },
+    )
     # This run's own copy: by now another publish may have made a newer plan current.
     tracking.client_for(settings).log_artifact(run_id, str(published.folder / REPORT_FILE), REPORT_ARTIFACT_FOLDER)
-    create_table_artifact(key="plan-kpis", description="The plan's key figures, as the report gives them",
-                          table=published.key_figures())
-    create_markdown_artifact(key="plan-report", description="The plan report: KPIs, top orders, charts",
-                             markdown=report_markdown(report, published.report_path, tracking.run_link(settings, run_id),
-                                                      f"{REPORT_ARTIFACT_FOLDER}/{REPORT_FILE}"))
-    tracking.set_tags(settings, run_id, {"plan_path": str(settings.plan_path), "plan_folder": str(published.folder),
-                                         "solver_status": plan.solver_status, PUBLISHED_TAG: "true"})
+    create_table_artifact(
+        key="plan-kpis", description="The plan's key figures, as the report gives them", table=published.key_figures()
+    )
+    create_markdown_artifact(
+        key="plan-report",
+        description="The plan report: KPIs, top orders, charts",
+        markdown=report_markdown(
+            report,
+            published.report_path,
+            tracking.run_link(settings, run_id),
+            f"{REPORT_ARTIFACT_FOLDER}/{REPORT_FILE}",
+        ),
+    )
+    tracking.set_tags(
+        settings,
+        run_id,
+        {
+            "plan_path": str(settings.plan_path),
+            "plan_folder": str(published.folder),
+            "solver_status": plan.solver_status,
+            PUBLISHED_TAG: "true",
+        },
+    )
     logger = get_run_logger()  # the summary in the flow run's log, as the command line prints it
     for line in published.summary_lines():
         logger.info(line.strip())

@@ -12,5 +12,11 @@ def dask_task_runner(orchestration: OrchestrationSettings) -> DaskTaskRunner:
     and the LP build is Python that holds the GIL."""
     if orchestration.dask_address:
         return DaskTaskRunner(address=orchestration.dask_address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": orchestration.max_workers, "threads_per_worker": 1,
-                                          "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": orchestration.max_workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+        }
+    )

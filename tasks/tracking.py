@@ -12,9 +12,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.backtest import BacktestResult, BacktestWindow
+from models.ensemble.estimator import EnsemblePredictor
 from models.evaluation import ForecastScores, quantile_forecast_as_model_output, score_forecasts
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
-from models.ensemble.estimator import EnsemblePredictor
 from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
 from models.pyfunc import as_model_input
@@ -41,7 +41,9 @@ class RegistrationResult:
 
 
 @task(name="log-backtest", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def log_backtest(settings: Settings, run_id: str, backtest: BacktestResult, final_fit: TrainedForecaster) -> dict[str, float]:
+def log_backtest(
+    settings: Settings, run_id: str, backtest: BacktestResult, final_fit: TrainedForecaster
+) -> dict[str, float]:
     """The training run is the backtest's parent: it gets every model's metrics side by side, the
     metrics table and fan charts; each model gets a child run with the same metric names."""
     holdout = backtest.holdout_scores()
@@ -58,15 +60,21 @@ def log_backtest(settings: Settings, run_id: str, backtest: BacktestResult, fina
     tracking.log_table(settings, run_id, backtest.scores.per_series, "backtest/metrics_per_series.csv")
     last = backtest.windows[-1]
     at_last = {name: frame[frame["cutoff"] == last.cutoff] for name, frame in backtest.forecasts.items()}
-    figure = fan_chart_figure(last.history, last.actual, at_last["lstm"], {"seasonal naive": at_last["seasonal_naive"]},
-                              title=f"LSTM on the holdout after {last.cutoff:%Y-%m-%d}")
+    figure = fan_chart_figure(
+        last.history,
+        last.actual,
+        at_last["lstm"],
+        {"seasonal naive": at_last["seasonal_naive"]},
+        title=f"LSTM on the holdout after {last.cutoff:%Y-%m-%d}",
+    )
     tracking.log_figure(settings, run_id, figure, "plots/backtest_fan_chart.png")
 
     cutoffs = ", ".join(f"{window.cutoff:%Y-%m-%d}" for window in backtest.windows)
     table_by_model = backtest.scores.table()
     for model in backtest.forecasts:
-        child = tracking.start_child_run(settings, run_id, f"backtest-{model}",
-                                         {"job": "backtest", "model": model, "backtest_cutoffs": cutoffs})
+        child = tracking.start_child_run(
+            settings, run_id, f"backtest-{model}", {"job": "backtest", "model": model, "backtest_cutoffs": cutoffs}
+        )
         scores = {metric: value for metric, value in table_by_model.loc[model].items() if pd.notna(value)}
         tracking.log_metrics(settings, child, {**scores, "fit_seconds": backtest.fit_seconds[model]})
         tracking.end_run(settings, child, "FINISHED")
@@ -79,13 +87,15 @@ def holdout_metric(candidate: str) -> str:
     return f"holdout_pyfunc_{candidate}_rmsse"
 
 
-def holdout_rmsse(holdout: BacktestWindow, model_input: pd.DataFrame,
-                  forecaster: Predictor | mlflow.pyfunc.PyFuncModel) -> float:
+def holdout_rmsse(
+    holdout: BacktestWindow, model_input: pd.DataFrame, forecaster: Predictor | mlflow.pyfunc.PyFuncModel
+) -> float:
     """RMSSE on the holdout of a forecast made from ``model_input``: the same input the planning flow
     gives the champion, so candidates and champion are scored alike."""
     forecast = forecaster.predict(model_input)
-    scored = score_forecasts({"model": quantile_forecast_as_model_output(forecast, holdout.cutoff)},
-                             holdout.actual, holdout.history)
+    scored = score_forecasts(
+        {"model": quantile_forecast_as_model_output(forecast, holdout.cutoff)}, holdout.actual, holdout.history
+    )
     return scored.metrics["model_rmsse"]
 
 
@@ -94,35 +104,57 @@ def forecaster_tags(kind: str, predictor: Predictor, holdout_scores: dict[str, f
     candidate forecast the holdout."""
     tags = {FORECASTER_TAG: kind, **{holdout_metric(name): f"{score:.4f}" for name, score in holdout_scores.items()}}
     if isinstance(predictor, EnsemblePredictor):
-        tags.update({"ensemble.members": ",".join(predictor.combination.members),
-                     "ensemble.config": json.dumps(asdict(predictor.config)),
-                     "ensemble.weights": json.dumps(predictor.combination.weights)})
+        tags.update(
+            {
+                "ensemble.members": ",".join(predictor.combination.members),
+                "ensemble.config": json.dumps(asdict(predictor.config)),
+                "ensemble.weights": json.dumps(predictor.combination.weights),
+            }
+        )
     return tags
 
 
-def registration_markdown(backtest_scores: ForecastScores, holdout_metrics: dict[str, float], kind: str,
-                          version: str, decision: tracking.PromotionDecision, mlflow_run: str) -> str:
+def registration_markdown(
+    backtest_scores: ForecastScores,
+    holdout_metrics: dict[str, float],
+    kind: str,
+    version: str,
+    decision: tracking.PromotionDecision,
+    mlflow_run: str,
+) -> str:
     """What the Prefect UI shows for a training run: the backtest per model, the candidates on the holdout,
     and the version registered and whether it became champion."""
     table = backtest_scores.table().dropna(axis=1, how="all")
     header = "| model | " + " | ".join(table.columns) + " |"
-    return "\n".join([
-        f"# Registered: {kind}, version {version} ({'promoted to champion' if decision.promote else 'not promoted'})",
-        f"{decision.reason}. {mlflow_run}.",
-        "",
-        "Holdout scores of the candidates: " + ", ".join(f"`{name}` {value:.4f}" for name, value in holdout_metrics.items()),
-        "",
-        "Backtest, over all its origins:",
-        "",
-        header,
-        "|---|" + "---|" * len(table.columns),
-        *(f"| {model} | " + " | ".join("" if pd.isna(value) else f"{value:.4f}" for value in row) + " |" for model, row in table.iterrows()),
-    ])
+    return "\n".join(
+        [
+            f"# Registered: {kind}, version {version} "
+            f"({'promoted to champion' if decision.promote else 'not promoted'})",
+            f"{decision.reason}. {mlflow_run}.",
+            "",
+            "Holdout scores of the candidates: "
+            + ", ".join(f"`{name}` {value:.4f}" for name, value in holdout_metrics.items()),
+            "",
+            "Backtest, over all its origins:",
+            "",
+            header,
+            "|---|" + "---|" * len(table.columns),
+            *(
+                f"| {model} | " + " | ".join("" if pd.isna(value) else f"{value:.4f}" for value in row) + " |"
+                for model, row in table.iterrows()
+            ),
+        ]
+    )
 
 
 @task(name="register-forecaster", cache_policy=NO_CACHE)
-def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, Predictor], holdout: BacktestWindow,
-                        backtest_scores: ForecastScores) -> RegistrationResult:
+def register_forecaster(
+    settings: Settings,
+    run_id: str,
+    candidates: dict[str, Predictor],
+    holdout: BacktestWindow,
+    backtest_scores: ForecastScores,
+) -> RegistrationResult:
     """Register the candidate (the LSTM, the ensemble) that forecasts the holdout best as a new version, then
     compare it with the champion and promote it if better, atomically. On a tie the first candidate wins."""
     model_input = as_model_input(holdout.history)
@@ -132,24 +164,52 @@ def register_forecaster(settings: Settings, run_id: str, candidates: dict[str, P
     example_series = holdout.history.groupby(["item_id", "store_id"]).ngroup() == 0
     version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
     # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
-    horizon, quantiles = ((predictor.config.horizon, predictor.config.quantiles) if isinstance(predictor, LSTMPredictor)
-                          else (predictor.horizon, predictor.quantiles))
-    contract = ForecasterContract.of_daily_model(horizon, quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS],
-                                                 holdout.history)
+    horizon, quantiles = (
+        (predictor.config.horizon, predictor.config.quantiles)
+        if isinstance(predictor, LSTMPredictor)
+        else (predictor.horizon, predictor.quantiles)
+    )
+    contract = ForecasterContract.of_daily_model(
+        horizon, quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history
+    )
     tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
     decision, champion_rmsse = tracking.promote_if_better(
-        settings, version, candidate_rmsse,
+        settings,
+        version,
+        candidate_rmsse,
         lambda champion: holdout_rmsse(holdout, model_input, tracking.load_version(settings, champion.version)),
-        holdout_metric(kind))
+        holdout_metric(kind),
+    )
     holdout_metrics = {holdout_metric(name): score for name, score in holdout_scores.items()}
     tracking.describe_version(settings, version, holdout_metrics, backtest_scores.metrics, decision)
     tracking.log_metrics(settings, run_id, holdout_metrics)
-    tracking.set_tags(settings, run_id, {"model_version": version.version, "promoted": str(decision.promote),
-                                         "promotion_reason": decision.reason, FORECASTER_TAG: kind})
-    create_markdown_artifact(key="training-registration", description="The backtest, the version registered, the promotion",
-                             markdown=registration_markdown(backtest_scores, holdout_metrics, kind, version.version,
-                                                            decision, tracking.run_link(settings, run_id)))
-    get_run_logger().info(f"registered {kind} as version {version.version} of "
-                          f"{settings.tracking.registered_model_name}: {decision.reason}")
-    return RegistrationResult(settings.tracking.registered_model_name, version.version, candidate_rmsse,
-                              champion_rmsse, decision.promote, decision.reason, kind)
+    tracking.set_tags(
+        settings,
+        run_id,
+        {
+            "model_version": version.version,
+            "promoted": str(decision.promote),
+            "promotion_reason": decision.reason,
+            FORECASTER_TAG: kind,
+        },
+    )
+    create_markdown_artifact(
+        key="training-registration",
+        description="The backtest, the version registered, the promotion",
+        markdown=registration_markdown(
+            backtest_scores, holdout_metrics, kind, version.version, decision, tracking.run_link(settings, run_id)
+        ),
+    )
+    get_run_logger().info(
+        f"registered {kind} as version {version.version} of "
+        f"{settings.tracking.registered_model_name}: {decision.reason}"
+    )
+    return RegistrationResult(
+        settings.tracking.registered_model_name,
+        version.version,
+        candidate_rmsse,
+        champion_rmsse,
+        decision.promote,
+        decision.reason,
+        kind,
+    )

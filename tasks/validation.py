@@ -67,7 +67,8 @@ def validation_markdown(checked: CheckedTables, mlflow_run: str) -> str:
     status = "passed" if report.success else "FAILED"
     lines = [
         f"# Data validation {status}",
-        f"{report.expectations_checked} expectations on {', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
+        f"{report.expectations_checked} expectations on "
+        f"{', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
         f"{mlflow_run}: the Great Expectations Data Docs are its artifacts under `data_docs/`.",
     ]
     for table, rows in checked.quarantined.items():
@@ -79,11 +80,22 @@ def validation_markdown(checked: CheckedTables, mlflow_run: str) -> str:
 
 
 def _failures_table(report: ValidationReport) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"severity": f.severity, "table": f.table, "file": f.file, "column": f.column, "rule": f.rule,
-         "unexpected_count": f.unexpected_count, "sample_rows": f.sample_rows, "sample_values": f.sample_values}
-        for f in [*report.failures, *report.warnings]
-    ], columns=["severity", "table", "file", "column", "rule", "unexpected_count", "sample_rows", "sample_values"])
+    return pd.DataFrame(
+        [
+            {
+                "severity": f.severity,
+                "table": f.table,
+                "file": f.file,
+                "column": f.column,
+                "rule": f.rule,
+                "unexpected_count": f.unexpected_count,
+                "sample_rows": f.sample_rows,
+                "sample_values": f.sample_values,
+            }
+            for f in [*report.failures, *report.warnings]
+        ],
+        columns=["severity", "table", "file", "column", "rule", "unexpected_count", "sample_rows", "sample_values"],
+    )
 
 
 # `replenish run` validates the same tables twice in one process, in its training and its planning
@@ -94,8 +106,11 @@ _last_checked: dict[str, CheckedTables] = {}
 
 
 def _check_key(raw: RawTables, settings: ValidationSettings, work_dir: Path) -> str:
-    tables = {name: tracking.data_fingerprint(frame) for name in ("sales", "items", "inventory", "open_orders", "capacity")
-              if (frame := getattr(raw, name)) is not None}
+    tables = {
+        name: tracking.data_fingerprint(frame)
+        for name in ("sales", "items", "inventory", "open_orders", "capacity")
+        if (frame := getattr(raw, name)) is not None
+    }
     today = f"{pd.Timestamp.now():%Y-%m-%d}"
     return json.dumps([tables, raw.sources, settings.model_dump(mode="json"), today, str(work_dir)], sort_keys=True)
 
@@ -118,17 +133,28 @@ def report_validation(settings: Settings, run_id: str, checked: CheckedTables) -
     tracking.log_table(settings, run_id, _failures_table(report), "validation/failures.csv")
     for table, rows in checked.quarantined.items():
         tracking.log_table(settings, run_id, rows, f"validation/quarantined_{table}.csv")
-    tracking.log_metrics(settings, run_id, {
-        "validation_errors": len(report.failures),
-        "validation_warnings": len(report.warnings),
-        "validation_quarantined_rows": sum(len(rows) for rows in checked.quarantined.values()),
-    })
-    tracking.set_tags(settings, run_id, {
-        "validation_status": "passed" if report.success else "failed",
-        "validation_expectations_checked": str(report.expectations_checked),
-    })
-    create_markdown_artifact(key="data-validation", markdown=validation_markdown(checked, tracking.run_link(settings, run_id)),
-                             description="Great Expectations data contract result")
+    tracking.log_metrics(
+        settings,
+        run_id,
+        {
+            "validation_errors": len(report.failures),
+            "validation_warnings": len(report.warnings),
+            "validation_quarantined_rows": sum(len(rows) for rows in checked.quarantined.values()),
+        },
+    )
+    tracking.set_tags(
+        settings,
+        run_id,
+        {
+            "validation_status": "passed" if report.success else "failed",
+            "validation_expectations_checked": str(report.expectations_checked),
+        },
+    )
+    create_markdown_artifact(
+        key="data-validation",
+        markdown=validation_markdown(checked, tracking.run_link(settings, run_id)),
+        description="Great Expectations data contract result",
+    )
 
 
 @task(name="require-valid-data", cache_policy=NO_CACHE)

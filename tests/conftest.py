@@ -21,15 +21,17 @@ if TYPE_CHECKING:
     from tests.integration import Servers
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="replenish-tests-"))
-os.environ.update({
-    "PREFECT_HOME": str(_SESSION_HOME / "prefect"),
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "GX_ANALYTICS_ENABLED": "false",
-    "MPLCONFIGDIR": str(_SESSION_HOME / "matplotlib"),
-    "MPLBACKEND": "Agg",
-})
+os.environ.update(
+    {
+        "PREFECT_HOME": str(_SESSION_HOME / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+        "MPLCONFIGDIR": str(_SESSION_HOME / "matplotlib"),
+        "MPLBACKEND": "Agg",
+    }
+)
 for name in [name for name in os.environ if name.startswith("REPLENISH_") and name != "REPLENISH_M5_PATH"]:
     del os.environ[name]
 

@@ -31,8 +31,13 @@ class Servers:
     start_seconds: dict[str, float]
 
     def overrides(self, workspace: Path) -> list[str]:
-        return [f"work_dir={workspace / 'state'}", f"output_dir={workspace / 'output'}", *TINY_RUN,
-                f"tracking.tracking_uri={self.mlflow_uri}", f"orchestration.prefect_api_url={self.prefect_api}"]
+        return [
+            f"work_dir={workspace / 'state'}",
+            f"output_dir={workspace / 'output'}",
+            *TINY_RUN,
+            f"tracking.tracking_uri={self.mlflow_uri}",
+            f"orchestration.prefect_api_url={self.prefect_api}",
+        ]
 
     def flow_runs(self) -> list[dict]:
         return httpx.post(f"{self.prefect_api}/flow_runs/filter", json={"limit": 200}, timeout=30).json()
@@ -44,16 +49,20 @@ class Servers:
 @contextmanager
 def running_servers(root: Path) -> Iterator[Servers]:
     """Both servers, each on a new PostgreSQL database, until the block ends (the `servers` fixture)."""
-    with postgres_database() as prefect_db, postgres_database() as mlflow_db, \
-            prefect_server(prefect_db, root) as (prefect_api, prefect_seconds), \
-            mlflow_server(mlflow_db, root / "mlflow-artifacts") as (mlflow_uri, mlflow_seconds):
+    with (
+        postgres_database() as prefect_db,
+        postgres_database() as mlflow_db,
+        prefect_server(prefect_db, root) as (prefect_api, prefect_seconds),
+        mlflow_server(mlflow_db, root / "mlflow-artifacts") as (mlflow_uri, mlflow_seconds),
+    ):
         print(f"\nserver start: Prefect {prefect_seconds:.1f} s, MLflow {mlflow_seconds:.1f} s")
         yield Servers(prefect_api, mlflow_uri, {"prefect": prefect_seconds, "mlflow": mlflow_seconds})
 
 
 def replenish(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([REPLENISH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [REPLENISH, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def finished(process: subprocess.Popen[str]) -> str:

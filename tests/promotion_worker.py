@@ -17,17 +17,24 @@ def register_and_promote(work_dir: str, candidate_rmsse: float) -> dict[str, obj
     client = tracking.client_for(settings)
     name = settings.tracking.registered_model_name
     run_id = tracking.start_run(settings, f"candidate-{candidate_rmsse}", {})
-    version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id,
-                                          tags={HOLDOUT_RMSSE_TAG: str(candidate_rmsse)})
+    version = client.create_model_version(
+        name, source=f"runs:/{run_id}/model", run_id=run_id, tags={HOLDOUT_RMSSE_TAG: str(candidate_rmsse)}
+    )
 
     def champion_rmsse(champion) -> float:
         time.sleep(1.0)  # scoring a champion takes time: the window another promotion could use
         return float(champion.tags[HOLDOUT_RMSSE_TAG])
 
-    decision, champion_score = tracking.promote_if_better(settings, version, candidate_rmsse, champion_rmsse,
-                                                         HOLDOUT_RMSSE_TAG)
-    return {"candidate_rmsse": candidate_rmsse, "version": version.version, "promoted": decision.promote, "reason": decision.reason,
-            "champion_rmsse": champion_score}
+    decision, champion_score = tracking.promote_if_better(
+        settings, version, candidate_rmsse, champion_rmsse, HOLDOUT_RMSSE_TAG
+    )
+    return {
+        "candidate_rmsse": candidate_rmsse,
+        "version": version.version,
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "champion_rmsse": champion_score,
+    }
 
 
 if __name__ == "__main__":

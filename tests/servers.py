@@ -79,13 +79,15 @@ def _kill_group(group: int) -> None:
 
 
 @contextmanager
-def server_process(command: list[str], env: dict[str, str], health_url: str, log: Path,
-                   timeout_s: float = 120) -> Iterator[float]:
+def server_process(
+    command: list[str], env: dict[str, str], health_url: str, log: Path, timeout_s: float = 120
+) -> Iterator[float]:
     """Start one server as its own process group; yield the seconds it took to answer its health check."""
     started = time.perf_counter()
     with log.open("w") as log_stream:
-        process = subprocess.Popen(command, env={**os.environ, **env}, stdout=log_stream, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=log_stream, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         while True:
             if process.poll() is not None:
@@ -123,9 +125,20 @@ def mlflow_server(database: str, artifacts: Path) -> Iterator[tuple[str, float]]
     port = free_port()
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     command = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--backend-store-uri", f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
-        "--artifacts-destination", str(artifacts),
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}",
+        "--artifacts-destination",
+        str(artifacts),
     ]
-    with server_process(command, env, f"http://127.0.0.1:{port}/health", artifacts.parent / "mlflow-server.log") as seconds:
+    with server_process(
+        command, env, f"http://127.0.0.1:{port}/health", artifacts.parent / "mlflow-server.log"
+    ) as seconds:
         yield f"http://127.0.0.1:{port}", seconds

@@ -19,9 +19,9 @@ from models.forecast_contract import NAIVE_FALLBACK, cover_planned_days
 from models.lstm.estimator import LSTMConfig, LSTMEstimator
 from models.pyfunc import as_model_input
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
+from replenish.planning import planned_dates, planning_problem
 from replenish.settings import DataSettings, PlanningSettings
 from tasks.data import complete_data
-from replenish.planning import planned_dates, planning_problem
 from tests.test_model_lstm import weekly_sales
 
 # Good Friday, Easter Monday, Labour Day, Ascension and Whit Monday 2024: in the history and in both test windows.
@@ -62,8 +62,9 @@ def test_every_baseline_and_the_lstm_run_the_backtest_on_data_with_closed_days(t
         return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
 
     names = ["seasonal_naive", "auto_ets", "tsb", "lightgbm"]
-    result = run_backtest(features, windows, {"lstm": lstm, **baseline_forecasters(names, HORIZON)},
-                          show_progress=False)
+    result = run_backtest(
+        features, windows, {"lstm": lstm, **baseline_forecasters(names, HORIZON)}, show_progress=False
+    )
 
     table = result.scores.table()
     assert list(table.index) == ["lstm", *names] and table["rmsse"].notna().all()

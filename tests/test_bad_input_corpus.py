@@ -20,22 +20,34 @@ EXPECTED = {
     "wrong_dtype.csv": ("wrong_dtype.csv", ["column 'units'", "must be whole numbers", "rows 8, 9"]),
     "negative_units.csv": ("negative_units.csv", ["column 'units'", "must be between 0", "rows 5, 71"]),
     "nan_units.csv": ("nan_units.csv", ["column 'units'", "must not be empty", "rows 10"]),
-    "duplicate_keys.csv": ("duplicate_keys.csv", ["column 'item_id, store_id, date'", "one row per item, store and date", "rows 13, 121"]),
+    "duplicate_keys.csv": (
+        "duplicate_keys.csv",
+        ["column 'item_id, store_id, date'", "one row per item, store and date", "rows 13, 121"],
+    ),
     "empty_file.csv": ("empty_file.csv", ["empty file: no header row"]),
     "header_only.csv": ("header_only.csv", ["table sales", "must have at least one data row"]),
     "non_utf8.csv": ("non_utf8.csv", ["not UTF-8"]),
     "unparseable_dates.csv": ("unparseable_dates.csv", ["column 'date'", "must be a date", "rows 4"]),
     "future_dates.csv": ("future_dates.csv", ["column 'date'", "must not be in the future", "rows 60"]),
     "absurd_values.csv": ("absurd_values.csv", ["column 'units'", "between 0 and 1,000,000", "rows 21"]),
-    "item_without_master": ("item_without_master/sales.csv", ["column 'item_id'", "every item sold must have an item master row"]),
+    "item_without_master": (
+        "item_without_master/sales.csv",
+        ["column 'item_id'", "every item sold must have an item master row"],
+    ),
     "negative_lead_time": ("negative_lead_time/items.csv", ["column 'lead_time_days'", "must be >= 0", "rows 2"]),
     "case_pack_zero": ("case_pack_zero/items.csv", ["column 'case_pack'", "must be >= 1", "rows 1"]),
     "large_gap.csv": ("large_gap.csv", ["column 'date'", "no gap over 14 days", "rows 21"]),
     "wrong_delimiter.csv": ("wrong_delimiter.csv", ["item_id;store_id", "looks delimited by ';'", "comma-separated"]),
-    "wrong_schema.parquet": ("wrong_schema.parquet", ["column 'item_id'", "column 'units'", "required column must be present"]),
+    "wrong_schema.parquet": (
+        "wrong_schema.parquet",
+        ["column 'item_id'", "column 'units'", "required column must be present"],
+    ),
     "negative_price.csv": ("negative_price.csv", ["column 'price'", "must be > 0", "rows 31"]),
     "truncated.csv.gz": ("truncated.csv.gz", ["truncated or corrupt compressed file"]),
-    "two_files.csv.zip": ("two_files.csv.zip", ["Multiple files found in ZIP file", "sales_2023.csv", "sales_2024.csv"]),
+    "two_files.csv.zip": (
+        "two_files.csv.zip",
+        ["Multiple files found in ZIP file", "sales_2023.csv", "sales_2024.csv"],
+    ),
 }
 
 
@@ -76,7 +88,7 @@ def test_bad_input_is_named_and_nothing_is_published(case: str, outcomes: dict[s
 
     assert outcome.exit_code == 1, outcome.stderr
     assert "Traceback" not in outcome.stderr
-    message = outcome.stderr[outcome.stderr.index("error: "):]
+    message = outcome.stderr[outcome.stderr.index("error: ") :]
     assert str(CORPUS / file) in message
     for phrase in phrases:
         assert phrase in message

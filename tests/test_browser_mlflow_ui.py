@@ -29,8 +29,11 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed: `make test` installs it "
-                       "(apt-get install --no-install-recommends chromium)"),
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="headless Chromium is not installed: `make test` installs it "
+        "(apt-get install --no-install-recommends chromium)",
+    ),
 ]
 
 METRICS = {"lstm_rmsse": 0.8123, "seasonal_naive_rmsse": 1.0456}
@@ -106,11 +109,19 @@ def ui(logged_run: LoggedRun) -> Iterator[Ui]:
     port = _free_port()
     root = logged_run.work_dir.parent
     log = root / "ui.log"
-    command = [str(Path(sys.executable).parent / "replenish"), "ui", "--host", "127.0.0.1", "--port", str(port),
-               *set_options([f"work_dir={logged_run.work_dir}", f"output_dir={root / 'output'}"])]
+    command = [
+        str(Path(sys.executable).parent / "replenish"),
+        "ui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *set_options([f"work_dir={logged_run.work_dir}", f"output_dir={root / 'output'}"]),
+    ]
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=root, stdout=output, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=root, stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", process)
         yield Ui(base_url=f"http://127.0.0.1:{port}", run=logged_run, log=log)
@@ -120,10 +131,22 @@ def ui(logged_run: LoggedRun) -> Iterator[Ui]:
 
 def _chromium(*args: str, profile: Path, budget_ms: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-         "--no-first-run", f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-         f"--virtual-time-budget={budget_ms}", *args],
-        capture_output=True, text=True, timeout=budget_ms / 1000 + 90,
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--window-size={WINDOW[0]},{WINDOW[1]}",
+            f"--virtual-time-budget={budget_ms}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=budget_ms / 1000 + 90,
     )
 
 
@@ -161,8 +184,13 @@ def test_experiment_page_lists_the_run(ui: Ui, tmp_path: Path) -> None:
 
 def test_run_page_shows_the_metrics(ui: Ui, tmp_path: Path) -> None:
     url = f"{ui.base_url}/#/experiments/{ui.run.experiment_id}/runs/{ui.run.run_id}?{MODEL_TRAINING}"
-    expected = [RUN_NAME, ui.run.run_id, "Finished", f"Metrics ({len(METRICS)})",
-                *[f"{name} {value}" for name, value in METRICS.items()]]  # metric table rows: name, value
+    expected = [
+        RUN_NAME,
+        ui.run.run_id,
+        "Finished",
+        f"Metrics ({len(METRICS)})",
+        *[f"{name} {value}" for name, value in METRICS.items()],
+    ]  # metric table rows: name, value
 
     dom = render(url, expected, tmp_path / "profile")
 
@@ -179,8 +207,7 @@ def test_artifacts_tab_lists_the_plots_folder(ui: Ui, tmp_path: Path) -> None:
 
 
 def test_plot_artifact_is_displayed(ui: Ui, tmp_path: Path) -> None:
-    url = (f"{ui.base_url}/#/experiments/{ui.run.experiment_id}/runs/{ui.run.run_id}/artifacts/{PLOT}"
-           f"?{MODEL_TRAINING}")
+    url = f"{ui.base_url}/#/experiments/{ui.run.experiment_id}/runs/{ui.run.run_id}/artifacts/{PLOT}?{MODEL_TRAINING}"
     expected = [PLOT, Path(PLOT).name, f"{ui.run.work_dir.as_uri()}/mlartifacts/{ui.run.run_id}/artifacts/{PLOT}"]
 
     dom = render(url, expected, tmp_path / "profile")
@@ -196,8 +223,7 @@ def test_plot_artifact_is_displayed(ui: Ui, tmp_path: Path) -> None:
 def test_screenshot_of_the_plot_in_the_run_page(ui: Ui, tmp_path: Path) -> None:
     from PIL import Image
 
-    url = (f"{ui.base_url}/#/experiments/{ui.run.experiment_id}/runs/{ui.run.run_id}/artifacts/{PLOT}"
-           f"?{MODEL_TRAINING}")
+    url = f"{ui.base_url}/#/experiments/{ui.run.experiment_id}/runs/{ui.run.run_id}/artifacts/{PLOT}?{MODEL_TRAINING}"
     screenshot = tmp_path / "mlflow_run.png"
 
     result = _chromium(f"--screenshot={screenshot}", url, profile=tmp_path / "profile", budget_ms=TIME_BUDGETS_MS[0])

@@ -53,7 +53,9 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         "no_args": Case(args=()),
         "bad_settings": _failing_case(root, "bad_settings", "--set", "forecast.quantiles=[0.2,0.8]"),
         "missing_data": _failing_case(root, "missing_data", "--data", str(missing), missing=missing),
-        "missing_data_debug": _failing_case(root, "missing_data_debug", "--debug", "--data", str(missing), missing=missing),
+        "missing_data_debug": _failing_case(
+            root, "missing_data_debug", "--debug", "--data", str(missing), missing=missing
+        ),
     }
     # Without PREFECT_HOME the CLI keeps Prefect's database inside each run's own work_dir (as for a real
     # user), so the concurrent runs never share (or migrate) one SQLite file.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -45,7 +44,7 @@ def test_every_command_help_shows_an_example() -> None:
     assert {"run", "ui", "generate-data", "validate"} <= set(commands)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(zip(commands, pool.map(lambda name: run_cli(name, "--help"), commands)))
+        results = dict(zip(commands, pool.map(lambda name: run_cli(name, "--help"), commands), strict=False))
 
     for name, result in results.items():
         assert result.returncode == 0, (name, result.stderr)
@@ -135,10 +134,16 @@ def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = UI_
 @pytest.fixture
 def ui_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     port, work_dir = _free_port(), tmp_path / "state"
-    command = [str(Path(sys.executable).parent / "replenish"), "ui", "--port", str(port),
-               *set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}"])]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    command = [
+        str(Path(sys.executable).parent / "replenish"),
+        "ui",
+        "--port",
+        str(port),
+        *set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}"]),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         yield process, port, work_dir
     finally:
@@ -193,8 +198,12 @@ def test_ui_on_a_busy_port_is_a_short_error(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
 
-        result = run_cli("ui", "--port", str(port), *set_options([f"work_dir={tmp_path / 'state'}",
-                                                                  f"output_dir={tmp_path / 'output'}"]))
+        result = run_cli(
+            "ui",
+            "--port",
+            str(port),
+            *set_options([f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}"]),
+        )
 
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; choose another with --port"

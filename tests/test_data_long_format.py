@@ -151,8 +151,9 @@ def test_compressed_csv_reads_as_the_plain_file(tmp_path: Path, compression: str
     long_sales().to_csv(tmp_path / "sales.csv", index=False)
     long_sales().to_csv(tmp_path / f"sales.csv.{compression}", index=False)
 
-    pd.testing.assert_frame_equal(load_long(tmp_path / f"sales.csv.{compression}").sales,
-                                  load_long(tmp_path / "sales.csv").sales)
+    pd.testing.assert_frame_equal(
+        load_long(tmp_path / f"sales.csv.{compression}").sales, load_long(tmp_path / "sales.csv").sales
+    )
 
 
 def test_folder_of_tables_takes_compressed_tables(tmp_path: Path) -> None:

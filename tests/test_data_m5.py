@@ -10,9 +10,7 @@ import pytest
 from replenish.data.m5 import load_m5
 from replenish.data.tables import RawTables
 
-M5_TINY_PATH = Path(
-    os.environ.get("REPLENISH_M5_PATH", Path(__file__).resolve().parents[2] / "shared/data/m5_tiny")
-)
+M5_TINY_PATH = Path(os.environ.get("REPLENISH_M5_PATH", Path(__file__).resolve().parents[2] / "shared/data/m5_tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +84,9 @@ def test_hand_made_folder_joins_price_event_and_own_state_snap(tmp_path: Path) -
     foods = sales.loc["FOODS_1_002"]
 
     assert pd.isna(hobbies.loc[pd.Timestamp("2011-02-01"), "price"])  # week 11101 has no price row
-    assert hobbies.loc[pd.Timestamp("2011-02-05"):, "price"].eq(3.5).all()
-    assert foods.loc[:pd.Timestamp("2011-02-04"), "price"].eq(1.25).all()
-    assert foods.loc[pd.Timestamp("2011-02-05"):, "price"].eq(1.5).all()
+    assert hobbies.loc[pd.Timestamp("2011-02-05") :, "price"].eq(3.5).all()
+    assert foods.loc[: pd.Timestamp("2011-02-04"), "price"].eq(1.25).all()
+    assert foods.loc[pd.Timestamp("2011-02-05") :, "price"].eq(1.5).all()
     assert foods["event"].tolist() == [0] * 8 + [1, 0]
     assert foods["snap"].tolist() == [0, 1, 1, 1, 1, 1, 1, 1, 1, 0]  # TX
     assert hobbies["snap"].tolist() == [0, 0, 0, 0, 0, 0, 1]  # CA, from d_4

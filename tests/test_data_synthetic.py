@@ -104,12 +104,14 @@ def test_open_orders_arrive_after_the_last_sales_date(raw: RawTables) -> None:
 
 def test_capacity_comfortably_exceeds_opening_volume(raw: RawTables) -> None:
     unit_volume = raw.items.set_index("item_id")["unit_volume"]
-    on_hand_volume = (raw.inventory["on_hand"] * raw.inventory["item_id"].map(unit_volume)).groupby(
-        raw.inventory["store_id"]
-    ).sum()
-    ordered_volume = (raw.open_orders["quantity"] * raw.open_orders["item_id"].map(unit_volume)).groupby(
-        raw.open_orders["store_id"]
-    ).sum()
+    on_hand_volume = (
+        (raw.inventory["on_hand"] * raw.inventory["item_id"].map(unit_volume)).groupby(raw.inventory["store_id"]).sum()
+    )
+    ordered_volume = (
+        (raw.open_orders["quantity"] * raw.open_orders["item_id"].map(unit_volume))
+        .groupby(raw.open_orders["store_id"])
+        .sum()
+    )
     committed = on_hand_volume.add(ordered_volume, fill_value=0.0)
     capacity = raw.capacity.set_index("store_id")["capacity_volume"]
 

@@ -56,7 +56,7 @@ def test_required_columns_only_get_documented_defaults_and_types() -> None:
 def test_sales_are_sorted_by_item_store_date() -> None:
     sales = complete_tables(RawTables(sales=minimal_sales()), MasterDefaults()).sales
 
-    keys = list(zip(sales["item_id"], sales["store_id"], sales["date"]))
+    keys = list(zip(sales["item_id"], sales["store_id"], sales["date"], strict=False))
     assert keys == sorted(keys)
     assert sales.index.equals(pd.RangeIndex(len(sales)))
 
@@ -70,9 +70,7 @@ def test_hierarchy_is_derived_from_item_id_prefix_when_absent() -> None:
 
 
 def test_m5_style_item_ids_give_m5_dept_and_category() -> None:
-    raw_sales = pd.DataFrame(
-        {"item_id": ["FOODS_1_033"], "store_id": ["CA_1"], "date": ["2016-04-24"], "units": [1]}
-    )
+    raw_sales = pd.DataFrame({"item_id": ["FOODS_1_033"], "store_id": ["CA_1"], "date": ["2016-04-24"], "units": [1]})
     data = complete_tables(RawTables(sales=raw_sales), MasterDefaults())
 
     assert data.sales[["dept_id", "cat_id"]].iloc[0].tolist() == ["FOODS_1", "FOODS"]
@@ -234,16 +232,26 @@ def test_data_file_error_names_the_file_and_survives_pickling() -> None:
 
 def sales_with_absent_dates() -> pd.DataFrame:
     """A_1 skips Jan 3-4 and Jan 7, B_2 skips Jan 2; an extra source column (snap) comes along."""
-    return pd.DataFrame({
-        "item_id": ["A_1"] * 5 + ["B_2"] * 3,
-        "store_id": "S1",
-        "date": ["2024-01-01", "2024-01-02", "2024-01-05", "2024-01-06", "2024-01-08",
-                 "2024-01-01", "2024-01-03", "2024-01-04"],
-        "units": [1, 2, 3, 4, 5, 6, 7, 8],
-        "price": 2.0,
-        "promo": 1,
-        "snap": 1,
-    })
+    return pd.DataFrame(
+        {
+            "item_id": ["A_1"] * 5 + ["B_2"] * 3,
+            "store_id": "S1",
+            "date": [
+                "2024-01-01",
+                "2024-01-02",
+                "2024-01-05",
+                "2024-01-06",
+                "2024-01-08",
+                "2024-01-01",
+                "2024-01-03",
+                "2024-01-04",
+            ],
+            "units": [1, 2, 3, 4, 5, 6, 7, 8],
+            "price": 2.0,
+            "promo": 1,
+            "snap": 1,
+        }
+    )
 
 
 def test_absent_dates_inside_a_series_become_closed_censored_rows() -> None:
@@ -254,7 +262,11 @@ def test_absent_dates_inside_a_series_become_closed_censored_rows() -> None:
     assert (sales.groupby(["item_id", "store_id"])["date"].diff().dropna() == pd.Timedelta(days=1)).all()
     filled = sales[sales["closed"] == 1]
     assert [f"{row.item_id} {row.date:%m-%d}" for row in filled.itertuples()] == [
-        "A_1 01-03", "A_1 01-04", "A_1 01-07", "B_2 01-02"]
+        "A_1 01-03",
+        "A_1 01-04",
+        "A_1 01-07",
+        "B_2 01-02",
+    ]
     assert (filled["available"] == 0).all() and (filled["units"] == 0).all()
     assert (filled[["promo", "event"]] == 0).all().all()
     assert filled["price"].isna().all() and filled["snap"].isna().all()
@@ -279,8 +291,14 @@ def test_absent_dates_can_be_marked_missing_instead_of_closed() -> None:
 def test_filling_many_series_matches_a_full_daily_grid() -> None:
     rng = np.random.default_rng(0)
     dates = pd.date_range("2024-01-01", periods=60, freq="D", unit="ns")
-    grid = pd.DataFrame({"item_id": np.repeat([f"I_{i}" for i in range(40)], len(dates)), "store_id": "S1",
-                         "date": np.tile(dates, 40), "units": rng.integers(1, 9, 40 * len(dates))})
+    grid = pd.DataFrame(
+        {
+            "item_id": np.repeat([f"I_{i}" for i in range(40)], len(dates)),
+            "store_id": "S1",
+            "date": np.tile(dates, 40),
+            "units": rng.integers(1, 9, 40 * len(dates)),
+        }
+    )
     grid = grid.sort_values(["item_id", "store_id", "date"], ignore_index=True)
     first_or_last = grid["date"].isin([dates[0], dates[-1]])
     raw = grid[first_or_last | (rng.random(len(grid)) > 0.2)].sample(frac=1, random_state=1)
@@ -306,10 +324,19 @@ def test_parse_days_is_one_reading_of_a_date_column() -> None:
 
 
 def test_without_last_days_keeps_the_tables_as_they_stood_then() -> None:
-    sales = pd.DataFrame({"item_id": "A", "store_id": "S", "units": 1,
-                          "date": pd.date_range("2024-01-01", periods=10).strftime("%Y-%m-%d")})
-    raw = RawTables(sales=sales, items=pd.DataFrame({"item_id": ["A"]}),
-                    inventory=pd.DataFrame({"item_id": ["A"], "store_id": ["S"], "on_hand": [5]}))
+    sales = pd.DataFrame(
+        {
+            "item_id": "A",
+            "store_id": "S",
+            "units": 1,
+            "date": pd.date_range("2024-01-01", periods=10).strftime("%Y-%m-%d"),
+        }
+    )
+    raw = RawTables(
+        sales=sales,
+        items=pd.DataFrame({"item_id": ["A"]}),
+        inventory=pd.DataFrame({"item_id": ["A"], "store_id": ["S"], "on_hand": [5]}),
+    )
 
     earlier = without_last_days(raw, 3)
 

@@ -87,12 +87,14 @@ def test_synthetic_tables_pass(raw: RawTables) -> None:
 
 
 def test_sales_alone_with_only_required_columns_pass() -> None:
-    sales = pd.DataFrame({
-        "item_id": ["A", "A", "B"],
-        "store_id": ["S1", "S1", "S1"],
-        "date": ["2024-01-01", "2024-01-02", "2024-01-01"],
-        "units": [0, 3, 1],
-    })
+    sales = pd.DataFrame(
+        {
+            "item_id": ["A", "A", "B"],
+            "store_id": ["S1", "S1", "S1"],
+            "date": ["2024-01-01", "2024-01-02", "2024-01-01"],
+            "units": [0, 3, 1],
+        }
+    )
 
     assert validate_tables(RawTables(sales=sales), TODAY).success
 
@@ -244,7 +246,8 @@ def test_today_defaults_to_the_real_clock(raw: RawTables) -> None:
     next_month = pd.Timestamp.now().normalize() + pd.Timedelta(days=30)
     # Without open orders, so the future date cannot also move the snapshot date they are checked against.
     bad = dataclasses.replace(
-        corrupted(raw, "sales", lambda s: set_cells(s, "date", [0], next_month)), open_orders=None)
+        corrupted(raw, "sales", lambda s: set_cells(s, "date", [0], next_month)), open_orders=None
+    )
 
     failures = failures_for(validate_tables(bad), "sales", "date")
 
@@ -341,7 +344,8 @@ def test_open_order_arriving_on_or_before_the_snapshot(raw: RawTables) -> None:
     assert len(raw.open_orders) >= 2
     snapshot = raw.sales["date"].max()
     bad = corrupted(
-        raw, "open_orders",
+        raw,
+        "open_orders",
         lambda orders: set_cells(orders, "arrival_date", [0, 1], [snapshot, snapshot - pd.Timedelta(days=5)]),
     )
 
@@ -359,7 +363,9 @@ def test_open_order_arrival_given_as_iso_strings_is_range_checked(raw: RawTables
         orders.loc[1, "arrival_date"] = f"{snapshot:%Y-%m-%d}"
         return orders
 
-    failure = single_failure(validate_tables(corrupted(raw, "open_orders", change), TODAY), "open_orders", "arrival_date")
+    failure = single_failure(
+        validate_tables(corrupted(raw, "open_orders", change), TODAY), "open_orders", "arrival_date"
+    )
 
     assert failure.sample_rows == [2]
 
@@ -473,6 +479,7 @@ def test_a_date_before_1990_is_a_typo(raw: RawTables) -> None:
 
 def test_dates_in_two_formats_name_the_odd_rows(raw: RawTables) -> None:
     """Completion reads a date column in one format; a second format crashed it after validation passed."""
+
     def change(sales: pd.DataFrame) -> pd.DataFrame:
         sales = sales.assign(date=sales["date"].dt.strftime("%Y-%m-%d"))
         sales.loc[[4, 7], "date"] = ["16/01/2024", "Jan 08 2024"]
@@ -508,6 +515,7 @@ def test_dates_with_one_utc_offset_are_their_local_days(raw: RawTables) -> None:
 
 def test_two_times_on_one_day_are_duplicates(raw: RawTables) -> None:
     """Completion keeps only the day, so rows that differ by the time of day collide there."""
+
     def change(sales: pd.DataFrame) -> pd.DataFrame:
         sales = sales.assign(date=sales["date"].dt.strftime("%Y-%m-%d 08:00"))
         sales.loc[9, "date"] = sales.loc[8, "date"].replace("08:00", "17:30")
@@ -520,8 +528,14 @@ def test_two_times_on_one_day_are_duplicates(raw: RawTables) -> None:
 
 def test_numeric_ids_match_their_text_in_every_table() -> None:
     """Parquet keeps integer ids as integers; the item master check compared them with text and failed them all."""
-    sales = pd.DataFrame({"item_id": [7, 7, 8], "store_id": [1, 1, 1],
-                          "date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]), "units": [1, 0, 2]})
+    sales = pd.DataFrame(
+        {
+            "item_id": [7, 7, 8],
+            "store_id": [1, 1, 1],
+            "date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-01"]),
+            "units": [1, 0, 2],
+        }
+    )
     items = pd.DataFrame({"item_id": [7, 8], "lead_time_days": [3, 5]})
 
     assert validate_tables(RawTables(sales=sales, items=items), TODAY).success
@@ -529,8 +543,14 @@ def test_numeric_ids_match_their_text_in_every_table() -> None:
 
 def test_an_id_and_its_text_are_one_id() -> None:
     """7 and "7" both become "7" in completion, so they are duplicate keys, not two series."""
-    sales = pd.DataFrame({"item_id": [7, "7"], "store_id": ["S", "S"],
-                          "date": pd.to_datetime(["2024-01-01", "2024-01-01"]), "units": [1, 2]})
+    sales = pd.DataFrame(
+        {
+            "item_id": [7, "7"],
+            "store_id": ["S", "S"],
+            "date": pd.to_datetime(["2024-01-01", "2024-01-01"]),
+            "units": [1, 2],
+        }
+    )
 
     failure = single_failure(validate_tables(RawTables(sales=sales), TODAY), "sales", "item_id, store_id, date")
 
@@ -574,11 +594,14 @@ def test_lead_time_over_a_year_is_refused(raw: RawTables) -> None:
     assert single_failure(validate_tables(bad, TODAY), "items", "lead_time_days").rule == "must be <= 365"
 
 
-@pytest.mark.parametrize(("value", "rule"), [
-    (np.nan, "must not be empty"),
-    (2.5, "must be whole numbers"),
-    (1e30, "must be <= 1,000,000,000"),
-])
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        (np.nan, "must not be empty"),
+        (2.5, "must be whole numbers"),
+        (1e30, "must be <= 1,000,000,000"),
+    ],
+)
 def test_open_order_quantity_that_completion_cannot_cast(raw: RawTables, value: float, rule: str) -> None:
     bad = corrupted(raw, "open_orders", lambda orders: set_cells(orders, "quantity", [0], value, dtype="float64"))
 
@@ -589,9 +612,14 @@ def test_open_order_quantity_that_completion_cannot_cast(raw: RawTables, value: 
 
 
 def test_fractional_or_infinite_stock_on_hand(raw: RawTables) -> None:
-    bad = corrupted(raw, "inventory", lambda inventory: set_cells(inventory, "on_hand", [0, 1], [2.5, np.inf], dtype="float64"))
+    bad = corrupted(
+        raw, "inventory", lambda inventory: set_cells(inventory, "on_hand", [0, 1], [2.5, np.inf], dtype="float64")
+    )
 
-    rules = {failure.rule: failure.sample_rows for failure in failures_for(validate_tables(bad, TODAY), "inventory", "on_hand")}
+    rules = {
+        failure.rule: failure.sample_rows
+        for failure in failures_for(validate_tables(bad, TODAY), "inventory", "on_hand")
+    }
 
     assert rules == {"must be whole numbers": [1, 2], "must be <= 1,000,000,000": [2]}
 
@@ -605,7 +633,9 @@ def test_open_order_arriving_centuries_out(raw: RawTables) -> None:
         orders.loc[0, "arrival_date"] = "2999-12-31"
         return orders
 
-    failure = single_failure(validate_tables(corrupted(raw, "open_orders", change), TODAY), "open_orders", "arrival_date")
+    failure = single_failure(
+        validate_tables(corrupted(raw, "open_orders", change), TODAY), "open_orders", "arrival_date"
+    )
 
     latest = snapshot + pd.Timedelta(days=365)
     assert failure.rule == f"must be within 365 days of the snapshot (by {latest:%Y-%m-%d})"
@@ -624,7 +654,8 @@ def test_open_order_without_a_required_value(raw: RawTables, column: str) -> Non
 
 @pytest.mark.parametrize("digits", ["٣", "\u00a04"])
 def test_whole_numbers_in_text_are_ascii(raw: RawTables, digits: str) -> None:
-    """Python's \\d and \\s match an Arabic-Indic three and a no-break space; pd.to_numeric in completion reads neither."""
+    """Python's \\d and \\s match an Arabic-Indic three and a no-break space; pd.to_numeric in completion reads
+    neither."""
     bad = corrupted(raw, "sales", lambda s: set_cells(s, "units", [2], digits, dtype=str))
 
     failure = single_failure(validate_tables(bad, TODAY), "sales", "units")

@@ -8,9 +8,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -30,9 +30,20 @@ FAIL_WITHIN_SECONDS = 180
 
 
 def mlflow_server(root: Path, port: int) -> AbstractContextManager[float]:
-    command = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{root / 'mlflow-server.db'}",
-               "--artifacts-destination", str(root / "mlflow-artifacts")]
+    command = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow-server.db'}",
+        "--artifacts-destination",
+        str(root / "mlflow-artifacts"),
+    ]
     environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     return server_process(command, environment, f"http://127.0.0.1:{port}/health", root / "mlflow-server.log")
 
@@ -48,23 +59,37 @@ def prefect_server(root: Path, port: int) -> AbstractContextManager[float]:
 def previous_plan(output_dir: Path) -> dict[str, str]:
     """A plan already published, as a day earlier; returns the sha256 of every file users read."""
     plan = pd.DataFrame({"item_id": ["A"], "store_id": ["S"], "order_date": ["2024-01-01"], "quantity": [6]})
-    publish_unit(output_dir, {"order_plan.csv": plan, "plan_demand.csv": plan}, "previous",
-                 datetime(2024, 1, 1, tzinfo=timezone.utc))
+    publish_unit(
+        output_dir, {"order_plan.csv": plan, "plan_demand.csv": plan}, "previous", datetime(2024, 1, 1, tzinfo=UTC)
+    )
     return published(output_dir)
 
 
 def published(output_dir: Path) -> dict[str, str]:
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(output_dir.iterdir()) if path.is_file()}
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(output_dir.iterdir())
+        if path.is_file()
+    }
 
 
-def interrupted_run(tmp_path: Path, server: Callable[[], AbstractContextManager[float]], overrides: list[str],
-                    running: Callable[[], bool]) -> tuple[subprocess.CompletedProcess[str], float]:
+def interrupted_run(
+    tmp_path: Path,
+    server: Callable[[], AbstractContextManager[float]],
+    overrides: list[str],
+    running: Callable[[], bool],
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """`replenish run` with ``server`` stopped (SIGTERM, then SIGKILL by group) once ``running()``; returns the
     finished command and the seconds it took to fail after the server went away."""
     with server():
-        process = subprocess.Popen([REPLENISH, "run", *set_options(overrides)], cwd=tmp_path, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        process = subprocess.Popen(
+            [REPLENISH, "run", *set_options(overrides)],
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             deadline = time.monotonic() + 300
             while not running():
@@ -92,16 +117,25 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess[str], seconds: flo
 def test_mlflow_server_gone_mid_run(tmp_path: Path) -> None:
     port = free_port()
     tracking_uri = f"http://127.0.0.1:{port}"
-    overrides = [f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}",
-                 f"tracking.tracking_uri={tracking_uri}", *TINY_RUN]
+    overrides = [
+        f"work_dir={tmp_path / 'state'}",
+        f"output_dir={tmp_path / 'output'}",
+        f"tracking.tracking_uri={tracking_uri}",
+        *TINY_RUN,
+    ]
     before = previous_plan(tmp_path / "output")
 
     def training_run_started() -> bool:
         try:
-            experiments = httpx.get(f"{tracking_uri}/api/2.0/mlflow/experiments/search?max_results=10", timeout=5).json()
+            experiments = httpx.get(
+                f"{tracking_uri}/api/2.0/mlflow/experiments/search?max_results=10", timeout=5
+            ).json()
             ids = [experiment["experiment_id"] for experiment in experiments.get("experiments", [])]
-            runs = httpx.post(f"{tracking_uri}/api/2.0/mlflow/runs/search", timeout=5, json={
-                "experiment_ids": ids, "filter": "attributes.status = 'RUNNING'"}).json()
+            runs = httpx.post(
+                f"{tracking_uri}/api/2.0/mlflow/runs/search",
+                timeout=5,
+                json={"experiment_ids": ids, "filter": "attributes.status = 'RUNNING'"},
+            ).json()
         except httpx.HTTPError:
             return False
         return bool(runs.get("runs"))
@@ -110,7 +144,9 @@ def test_mlflow_server_gone_mid_run(tmp_path: Path) -> None:
 
     assert_failed_cleanly(result, seconds, f"the MLflow tracking server {tracking_uri}")
     assert published(tmp_path / "output") == before  # the previous plan, byte for byte
-    with mlflow_server(tmp_path, port):  # the server is back: what the next run does first works and closes the lost run
+    with mlflow_server(
+        tmp_path, port
+    ):  # the server is back: what the next run does first works and closes the lost run
         settings = load_settings(overrides=overrides)
         assert tracking.fail_runs_of_dead_processes(settings)
         tracking.end_run(settings, tracking.start_run(settings, "after the outage", {}), "FINISHED")
@@ -122,8 +158,12 @@ def test_mlflow_server_gone_mid_run(tmp_path: Path) -> None:
 def test_prefect_server_gone_mid_run(tmp_path: Path) -> None:
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    overrides = [f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}",
-                 f"orchestration.prefect_api_url={api_url}", *TINY_RUN]
+    overrides = [
+        f"work_dir={tmp_path / 'state'}",
+        f"output_dir={tmp_path / 'output'}",
+        f"orchestration.prefect_api_url={api_url}",
+        *TINY_RUN,
+    ]
     before = previous_plan(tmp_path / "output")
     mlflow_db = tmp_path / "state" / "mlflow.db"
 
@@ -136,8 +176,7 @@ def test_prefect_server_gone_mid_run(tmp_path: Path) -> None:
         except sqlite3.OperationalError:
             return False
 
-    result, seconds = interrupted_run(tmp_path, lambda: prefect_server(tmp_path, port), overrides,
-                                      training_run_started)
+    result, seconds = interrupted_run(tmp_path, lambda: prefect_server(tmp_path, port), overrides, training_run_started)
 
     assert_failed_cleanly(result, seconds, f"the Prefect API server {api_url}")
     assert published(tmp_path / "output") == before

@@ -38,8 +38,12 @@ def task_states(overrides: list[str]) -> list[dict[str, str]]:
 
 
 def test_rerun_hits_the_cache_and_new_data_misses_it(tmp_path: Path) -> None:
-    overrides = [f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'out'}", *TINY_RUN,
-                 "data.synthetic.seed=101"]
+    overrides = [
+        f"work_dir={tmp_path / 'state'}",
+        f"output_dir={tmp_path / 'out'}",
+        *TINY_RUN,
+        "data.synthetic.seed=101",
+    ]
     train(overrides)
     train(overrides)
     train([*overrides, "data.synthetic.seed=102"])

@@ -38,15 +38,23 @@ def test_dask_task_runner_plans_the_same_orders(tmp_path: Path) -> None:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         finished = FinishedTasks()
         cluster.scheduler.add_plugin(finished)
-        dask = [*base, f"output_dir={tmp_path / 'dask'}", "orchestration.task_runner=dask",
-                f"orchestration.dask_address={cluster.scheduler_address}"]
+        dask = [
+            *base,
+            f"output_dir={tmp_path / 'dask'}",
+            "orchestration.task_runner=dask",
+            f"orchestration.dask_address={cluster.scheduler_address}",
+        ]
         planned = run_cli("plan", *set_options(dask))
         assert planned.returncode == 0, planned.stderr[-3000:]
 
     # One per-store optimisation per store ran on the cluster.
     assert sum(key.startswith("optimize_orders-") for key in finished.keys) == 2, finished.keys
-    plans = [pd.read_csv(load_settings(overrides=o).plan_path).sort_values(["item_id", "store_id", "order_date"])
-             .reset_index(drop=True) for o in (sequential, dask)]
+    plans = [
+        pd.read_csv(load_settings(overrides=o).plan_path)
+        .sort_values(["item_id", "store_id", "order_date"])
+        .reset_index(drop=True)
+        for o in (sequential, dask)
+    ]
     assert len(plans[0]) > 0
     assert set(plans[0]["store_id"]) == {"STORE_1", "STORE_2"}
     pd.testing.assert_frame_equal(plans[0], plans[1])

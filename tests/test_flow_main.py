@@ -15,20 +15,21 @@ from mlflow.entities import Run
 from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from tests.conftest import invoke_cli, run_cli, set_options
 from models.pyfunc import as_model_input
 from replenish import tracking
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.planning import PURCHASE_ORDER_COLUMNS
 from replenish.settings import Settings, load_settings
+from tests.conftest import invoke_cli, run_cli, set_options
 
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 
 
-def recomputed_inventory(plan: pd.DataFrame, demand: pd.DataFrame, items: pd.DataFrame,
-                         on_hand: pd.DataFrame, open_orders: pd.DataFrame) -> pd.DataFrame:
+def recomputed_inventory(
+    plan: pd.DataFrame, demand: pd.DataFrame, items: pd.DataFrame, on_hand: pd.DataFrame, open_orders: pd.DataFrame
+) -> pd.DataFrame:
     """Walk every item-store through the horizon from the published plan alone (lost sales)."""
     lead_times = items.set_index("item_id")["lead_time_days"]
     rows = []
@@ -38,8 +39,10 @@ def recomputed_inventory(plan: pd.DataFrame, demand: pd.DataFrame, items: pd.Dat
         pipeline = open_orders[(open_orders["item_id"] == item_id) & (open_orders["store_id"] == store_id)]
         for day in days.itertuples():
             assert (mine["arrival_date"] - mine["order_date"]).dt.days.eq(lead_times[item_id]).all()
-            arriving = mine.loc[mine["arrival_date"] == day.date, "quantity"].sum() + pipeline.loc[
-                pipeline["arrival_date"] == day.date, "quantity"].sum()
+            arriving = (
+                mine.loc[mine["arrival_date"] == day.date, "quantity"].sum()
+                + pipeline.loc[pipeline["arrival_date"] == day.date, "quantity"].sum()
+            )
             after_arrivals = stock + arriving
             stock = max(after_arrivals - day.demand, 0.0)
             rows.append((item_id, store_id, day.date, after_arrivals, stock))
@@ -85,7 +88,12 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     assert "plots/backtest_fan_chart.png" in artifacts
     backtest_table = pd.read_csv(client.download_artifacts(run.info.run_id, "backtest/metrics.csv"))
     assert set(backtest_table["model"]) == {"lstm", "seasonal_naive"}
-    assert backtest_table.set_index("model").loc["lstm", ["rmsse", "mase", "wrmsse", "pinball", "coverage_80"]].notna().all()
+    assert (
+        backtest_table.set_index("model")
+        .loc["lstm", ["rmsse", "mase", "wrmsse", "pinball", "coverage_80"]]
+        .notna()
+        .all()
+    )
     children = {child.data.tags["model"]: child for child in all_runs if child.data.tags["job"] == "backtest"}
     assert set(children) == {"lstm", "seasonal_naive"}
     for child in children.values():
@@ -99,7 +107,9 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     assert planning_run.data.tags["model_version"] == str(champion.version)
     tracking.client_for(settings)  # sets the tracking and the registry URI
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200, seed=END_TO_END_SEED)), MasterDefaults())
+    data = complete_tables(
+        generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200, seed=END_TO_END_SEED)), MasterDefaults()
+    )
     forecast = model.predict(as_model_input(data.sales))
     assert len(forecast) == data.sales.groupby(["item_id", "store_id"]).ngroups * settings.forecast.horizon_days
     assert (forecast["q0.1"] <= forecast["q0.9"]).all() and (forecast["q0.1"] >= 0).all()
@@ -118,7 +128,8 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     inventory = recomputed_inventory(orders, demand, data.items, data.inventory, data.open_orders)
     assert (inventory["on_hand_end"] >= -TOLERANCE).all()
     volume = inventory.merge(data.items[["item_id", "unit_volume"]], on="item_id").merge(
-        data.sales[["item_id", "store_id"]].drop_duplicates(), on=["item_id", "store_id"])
+        data.sales[["item_id", "store_id"]].drop_duplicates(), on=["item_id", "store_id"]
+    )
     used = (volume["after_arrivals"] * volume["unit_volume"]).groupby([volume["store_id"], volume["date"]]).sum()
     capacity = data.capacity.set_index("store_id")["capacity_volume"]
     assert (used <= used.index.get_level_values("store_id").map(capacity).to_numpy() + TOLERANCE).all()
@@ -141,7 +152,7 @@ def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path)
 
     assert exit_code == 1
     assert "Traceback" not in stderr
-    message = stderr[stderr.index("error: "):]
+    message = stderr[stderr.index("error: ") :]
     assert str(bad_file) in message and "column 'units'" in message
     assert "between" in message and "rows 6, 18" in message
     assert settings.plan_path.read_bytes() == published_before
@@ -151,14 +162,17 @@ def test_bad_input_publishes_nothing(tiny_overrides: list[str], workspace: Path)
     assert client.search_model_versions(f"name='{settings.tracking.registered_model_name}'") == []
 
 
-def orders_are_what_a_supplier_accepts(due: pd.DataFrame, plan: pd.DataFrame, data: RetailData,
-                                       first_day: pd.Timestamp) -> None:
+def orders_are_what_a_supplier_accepts(
+    due: pd.DataFrame, plan: pd.DataFrame, data: RetailData, first_day: pd.Timestamp
+) -> None:
     """purchase_orders.csv is the plan's first day, each line in whole case packs of at least the MOQ."""
     assert list(due.columns) == PURCHASE_ORDER_COLUMNS
     assert len(due) > 0 and (due["order_date"] == first_day).all()
     keys = ["item_id", "store_id", "order_date", "quantity", "arrival_date"]
-    pd.testing.assert_frame_equal(due[keys].sort_values(keys, ignore_index=True),
-                                  plan.loc[plan["order_date"] == first_day, keys].sort_values(keys, ignore_index=True))
+    pd.testing.assert_frame_equal(
+        due[keys].sort_values(keys, ignore_index=True),
+        plan.loc[plan["order_date"] == first_day, keys].sort_values(keys, ignore_index=True),
+    )
     every = pd.concat([due[keys], plan[keys]]).merge(data.items[["item_id", "case_pack", "moq"]], on="item_id")
     assert (every["quantity"] % every["case_pack"] == 0).all() and (every["quantity"] >= every["moq"]).all()
     priced = due.merge(data.items[["item_id", "supplier_id", "unit_cost"]], on="item_id", suffixes=("", "_master"))
@@ -193,8 +207,13 @@ def plan_is_one_unit(settings: Settings, planning_run: Run) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["run_id"] == planning_run.info.run_id
     names = {entry["name"] for entry in manifest["files"]}
-    assert {"purchase_orders.csv", "order_plan.csv", "order_plan_explained.csv", "plan_demand.csv",
-            "plan_report.html"} <= names
+    assert {
+        "purchase_orders.csv",
+        "order_plan.csv",
+        "order_plan_explained.csv",
+        "plan_demand.csv",
+        "plan_report.html",
+    } <= names
     assert "constraint_violations.csv" not in names  # soft mode only
     for name in names:
         assert os.readlink(settings.output_dir / name) == f"current/{name}"
@@ -208,12 +227,17 @@ def report_is_published(settings: Settings, stdout: str, client: MlflowClient, p
     assert page.startswith("<!DOCTYPE html>") and "Planned cost" in page and '<img src="data:image/png;base64,' in page
     logged = {artifact.path for artifact in client.list_artifacts(planning_run_id, "report")}
     assert logged == {"report/plan_report.html"}
-    assert Path(client.download_artifacts(planning_run_id, "report/plan_report.html")).read_text(encoding="utf-8") == page
+    assert (
+        Path(client.download_artifacts(planning_run_id, "report/plan_report.html")).read_text(encoding="utf-8") == page
+    )
     with get_client(sync_client=True) as prefect:
         artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-report"])))
-        (key_figures,) = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-kpis"])))
+        (key_figures,) = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-kpis"]))
+        )
         (registration,) = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-registration"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-registration"]))
+        )
     newest = max(artifacts, key=lambda artifact: artifact.created)
     # The MLflow run's page in its UI, not a file on the disk of whichever machine ran the flow.
     experiment_id = client.get_run(planning_run_id).info.experiment_id

@@ -38,11 +38,18 @@ def sales_files(folder: Path, shifted: bool) -> tuple[Path, Path]:
 
 def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
     before, after = sales_files(folder, shifted)
-    overrides = [f"work_dir={folder / 'state'}", f"output_dir={folder / 'out'}",
-                 # A small network, two epochs: the shift doubles demand, which any retrained model sees.
-                 "forecast.max_epochs=2", "forecast.hidden_size=16", "forecast.context_length=28",
-                 "forecast.backtest_origins=2", "forecast.baselines=[seasonal_naive]",
-                 "planning.n_scenarios=50", "planning.kpi_demand_paths=100"]
+    overrides = [
+        f"work_dir={folder / 'state'}",
+        f"output_dir={folder / 'out'}",
+        # A small network, two epochs: the shift doubles demand, which any retrained model sees.
+        "forecast.max_epochs=2",
+        "forecast.hidden_size=16",
+        "forecast.context_length=28",
+        "forecast.backtest_origins=2",
+        "forecast.baselines=[seasonal_naive]",
+        "planning.n_scenarios=50",
+        "planning.kpi_demand_paths=100",
+    ]
     for command, data in (("train", before), ("plan", before), ("monitor", after)):
         exit_code, output, errors = invoke_cli(command, "--data", str(data), *set_options(overrides))
         assert exit_code == 0, output + errors[-3000:]
@@ -71,8 +78,10 @@ def test_regime_shift_is_detected_retrained_and_promoted(tmp_path: Path) -> None
     assert monitoring.data.tags["retrain"] == "True"
     assert "validation RMSSE" in monitoring.data.tags["retrain_reasons"]
     assert monitoring.data.tags["retrained_model_promoted"] == "True"
-    assert monitoring.data.metrics["recent_rmsse"] > 1.3 * client.get_run(
-        client.get_model_version(name, "1").run_id).data.metrics["lstm_rmsse"]
+    assert (
+        monitoring.data.metrics["recent_rmsse"]
+        > 1.3 * client.get_run(client.get_model_version(name, "1").run_id).data.metrics["lstm_rmsse"]
+    )
 
 
 def test_stable_demand_is_not_retrained(tmp_path: Path) -> None:
@@ -81,7 +90,9 @@ def test_stable_demand_is_not_retrained(tmp_path: Path) -> None:
     assert "Monitoring finished: keep the champion" in output
     settings = load_settings(overrides=overrides)
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
-    assert [str(v.version) for v in client.search_model_versions(f"name='{settings.tracking.registered_model_name}'")] == ["1"]
+    assert [
+        str(v.version) for v in client.search_model_versions(f"name='{settings.tracking.registered_model_name}'")
+    ] == ["1"]
     experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
     [monitoring] = client.search_runs([experiment.experiment_id], "tags.job = 'monitor'")
     assert monitoring.data.tags["retrain"] == "False"
@@ -92,11 +103,13 @@ def test_the_decision_is_a_prefect_artifact(tmp_path: Path) -> None:
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    exit_code, output, _ = invoke_cli("monitor", "--set", f"work_dir={tmp_path / 'state'}",
-                                      "--set", f"output_dir={tmp_path / 'out'}")
+    exit_code, output, _ = invoke_cli(
+        "monitor", "--set", f"work_dir={tmp_path / 'state'}", "--set", f"output_dir={tmp_path / 'out'}"
+    )
     assert exit_code == 0 and "no champion forecast logged yet" in output
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-decision"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-decision"]))
+        )
     newest = max(artifacts, key=lambda artifact: artifact.created)
     assert "# Monitoring: keep the champion" in newest.data

@@ -55,10 +55,16 @@ def test_failed_validation_renders_data_docs_that_show_the_failure(overrides: li
 
 
 def test_quarantine_drops_and_reports_the_failing_rows(overrides: list[str]) -> None:
-    exit_code, stdout, stderr = invoke([
-        "validate", "--data", str(CORPUS / "negative_units.csv"), *options(overrides),
-        "--set", "data.validation.quarantine=true",
-    ])
+    exit_code, stdout, stderr = invoke(
+        [
+            "validate",
+            "--data",
+            str(CORPUS / "negative_units.csv"),
+            *options(overrides),
+            "--set",
+            "data.validation.quarantine=true",
+        ]
+    )
 
     assert exit_code == 0, stderr
     assert "quarantined 2 row(s) of sales" in stdout
@@ -72,10 +78,16 @@ def test_quarantine_drops_and_reports_the_failing_rows(overrides: list[str]) -> 
 
 
 def test_quarantine_cannot_fix_a_missing_column(overrides: list[str]) -> None:
-    exit_code, _, stderr = invoke([
-        "validate", "--data", str(CORPUS / "missing_column.csv"), *options(overrides),
-        "--set", "data.validation.quarantine=true",
-    ])
+    exit_code, _, stderr = invoke(
+        [
+            "validate",
+            "--data",
+            str(CORPUS / "missing_column.csv"),
+            *options(overrides),
+            "--set",
+            "data.validation.quarantine=true",
+        ]
+    )
     assert exit_code == 1 and "required column must be present" in stderr
 
 
@@ -83,7 +95,8 @@ def test_level_shift_warns_without_stopping(overrides: list[str], tmp_path: Path
     dates = pd.date_range("2024-01-01", periods=120, freq="D")
     units = np.where(np.arange(120) >= 92, 40, 5)  # the last 28 days jump eightfold
     pd.DataFrame({"item_id": "A", "store_id": "S", "date": dates.strftime("%Y-%m-%d"), "units": units}).to_csv(
-        tmp_path / "shift.csv", index=False)
+        tmp_path / "shift.csv", index=False
+    )
 
     exit_code, stdout, stderr = invoke(["validate", "--data", str(tmp_path / "shift.csv"), *options(overrides)])
 
@@ -100,7 +113,9 @@ def test_validation_result_is_a_prefect_artifact(overrides: list[str]) -> None:
     assert exit_code == 0
 
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["data-validation"])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["data-validation"]))
+        )
     newest = max(artifacts, key=lambda artifact: artifact.created)
     assert "# Data validation passed" in newest.data
     # The Data Docs are reached through the MLflow run's page, not a path on the flow's machine.

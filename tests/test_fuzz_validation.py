@@ -42,16 +42,88 @@ EXAMPLES = 80
 
 # Ids a real export can hold: blanks, padding, emoji, right-to-left text, combining marks, look-alikes of
 # missing values, CSV metacharacters, leading zeros, and the "|" that joins ids into series ids.
-ODD_IDS = ["", " ", "  A ", "🍎", "🇫🇷", "שלום", "\u200fRTL", "e\u0301", "NaN", "None", "NULL", "007", "7",
-           "a|b", "comma,id", '"quoted"', "line\nbreak", "tab\tid", "\u00a0", "ß", "İ"]
-DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%m/%d/%Y", "%Y%m%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
-                "%d.%m.%Y", "%b %d %Y", "%Y-%m-%dT%H:%M:%S+02:00"]
+ODD_IDS = [
+    "",
+    " ",
+    "  A ",
+    "🍎",
+    "🇫🇷",
+    "שלום",
+    "\u200fRTL",
+    "e\u0301",
+    "NaN",
+    "None",
+    "NULL",
+    "007",
+    "7",
+    "a|b",
+    "comma,id",
+    '"quoted"',
+    "line\nbreak",
+    "tab\tid",
+    "\u00a0",
+    "ß",
+    "İ",
+]
+DATE_FORMATS = [
+    "%Y-%m-%d",
+    "%d/%m/%Y",
+    "%m/%d/%Y",
+    "%Y%m%d",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%d.%m.%Y",
+    "%b %d %Y",
+    "%Y-%m-%dT%H:%M:%S+02:00",
+]
 # Values that break a numeric column in every way a file or a join can.
-ODD_NUMBERS: list[Any] = [-1, -0.0, 0.5, 1e308, -1e308, np.inf, -np.inf, np.nan, None, 2**63, -(2**63), 10**30,
-                          1e-300, "3", "3.0", " 4 ", "\u00a04", "1e3", "abc", "", "∞", True, False, "NaN", "1,5", "٣"]
-ODD_DATES: list[Any] = ["", "not a date", "2024-02-30", "1900-01-01", "1970-01-01", "2999-12-31", "0001-01-01",
-                        "2024-13-01", "31/12/2024", "2024-01-01T25:00", 20240101, 1.5, None, np.nan, True,
-                        "2024-01-01 12:00:00+05:00", "2024-01-01T00:00:00Z"]
+ODD_NUMBERS: list[Any] = [
+    -1,
+    -0.0,
+    0.5,
+    1e308,
+    -1e308,
+    np.inf,
+    -np.inf,
+    np.nan,
+    None,
+    2**63,
+    -(2**63),
+    10**30,
+    1e-300,
+    "3",
+    "3.0",
+    " 4 ",
+    "\u00a04",
+    "1e3",
+    "abc",
+    "",
+    "∞",
+    True,
+    False,
+    "NaN",
+    "1,5",
+    "٣",
+]
+ODD_DATES: list[Any] = [
+    "",
+    "not a date",
+    "2024-02-30",
+    "1900-01-01",
+    "1970-01-01",
+    "2999-12-31",
+    "0001-01-01",
+    "2024-13-01",
+    "31/12/2024",
+    "2024-01-01T25:00",
+    20240101,
+    1.5,
+    None,
+    np.nan,
+    True,
+    "2024-01-01 12:00:00+05:00",
+    "2024-01-01T00:00:00Z",
+]
 
 SALES_FLAGS = ["promo", "event", "available", "closed"]
 ITEM_NUMBERS = ["unit_cost", "holding_cost_rate", "lead_time_days", "case_pack", "moq", "unit_volume", "sell_price"]
@@ -123,26 +195,75 @@ def _dates_as_text(values: pd.Series, formats: tuple[str, ...], rows: list[int])
     return text.where(days.notna(), values)
 
 
-def edits(table: str, columns: list[str], number_columns: list[str], date_columns: list[str]) -> st.SearchStrategy[Edit]:
+def edits(
+    table: str, columns: list[str], number_columns: list[str], date_columns: list[str]
+) -> st.SearchStrategy[Edit]:
     rows = st.lists(st.integers(0, 400), min_size=1, max_size=4).map(tuple)
     column = st.sampled_from(columns)
     return st.one_of(
         st.builds(Edit, st.just(table), st.just("empty"), st.just(""), st.just(()), st.none()),
         st.builds(Edit, st.just(table), st.just("duplicate_rows"), st.just(""), rows, st.none()),
-        st.builds(Edit, st.just(table), st.just("drop_rows"), st.just(""),
-                  st.lists(st.integers(0, 400), min_size=1, max_size=40).map(tuple), st.none()),
+        st.builds(
+            Edit,
+            st.just(table),
+            st.just("drop_rows"),
+            st.just(""),
+            st.lists(st.integers(0, 400), min_size=1, max_size=40).map(tuple),
+            st.none(),
+        ),
         st.builds(Edit, st.just(table), st.just("drop_column"), column, st.just(()), st.none()),
-        st.builds(Edit, st.just(table), st.just("cast"), column, st.just(()),
-                  st.sampled_from(["str", "object", "category", "bool", "float64", "int64", "Int64", "Float64"])),
-        st.builds(Edit, st.just(table), st.just("set_cells"), column, rows,
-                  st.one_of(st.sampled_from(ODD_IDS), st.sampled_from(ODD_NUMBERS), st.text(max_size=5))),
-        *([st.builds(Edit, st.just(table), st.just("set_cells"), st.sampled_from(number_columns), rows,
-                     st.sampled_from(ODD_NUMBERS))] if number_columns else []),
-        *([st.builds(Edit, st.just(table), st.just("set_cells"), st.sampled_from(date_columns), rows,
-                     st.sampled_from(ODD_DATES)),
-           st.builds(Edit, st.just(table), st.just("dates_as_text"), st.sampled_from(date_columns), rows,
-                     st.lists(st.sampled_from(DATE_FORMATS), min_size=1, max_size=3, unique=True).map(tuple))]
-          if date_columns else []),
+        st.builds(
+            Edit,
+            st.just(table),
+            st.just("cast"),
+            column,
+            st.just(()),
+            st.sampled_from(["str", "object", "category", "bool", "float64", "int64", "Int64", "Float64"]),
+        ),
+        st.builds(
+            Edit,
+            st.just(table),
+            st.just("set_cells"),
+            column,
+            rows,
+            st.one_of(st.sampled_from(ODD_IDS), st.sampled_from(ODD_NUMBERS), st.text(max_size=5)),
+        ),
+        *(
+            [
+                st.builds(
+                    Edit,
+                    st.just(table),
+                    st.just("set_cells"),
+                    st.sampled_from(number_columns),
+                    rows,
+                    st.sampled_from(ODD_NUMBERS),
+                )
+            ]
+            if number_columns
+            else []
+        ),
+        *(
+            [
+                st.builds(
+                    Edit,
+                    st.just(table),
+                    st.just("set_cells"),
+                    st.sampled_from(date_columns),
+                    rows,
+                    st.sampled_from(ODD_DATES),
+                ),
+                st.builds(
+                    Edit,
+                    st.just(table),
+                    st.just("dates_as_text"),
+                    st.sampled_from(date_columns),
+                    rows,
+                    st.lists(st.sampled_from(DATE_FORMATS), min_size=1, max_size=3, unique=True).map(tuple),
+                ),
+            ]
+            if date_columns
+            else []
+        ),
     )
 
 
@@ -150,8 +271,9 @@ def ids(prefix: str) -> st.SearchStrategy[list[Any]]:
     plain = st.integers(1, 9).map(lambda n: f"{prefix}_{n}")
     unicode_text = st.text(max_size=4)
     as_number = st.integers(0, 99)
-    return st.lists(st.one_of(plain, st.sampled_from(ODD_IDS), unicode_text, as_number),
-                    min_size=1, max_size=3, unique_by=str)
+    return st.lists(
+        st.one_of(plain, st.sampled_from(ODD_IDS), unicode_text, as_number), min_size=1, max_size=3, unique_by=str
+    )
 
 
 @st.composite
@@ -160,7 +282,8 @@ def raw_tables(draw: st.DrawFn) -> RawTables:
     n_days = draw(st.integers(1, 45))
     start = pd.Timestamp("2024-01-01") + pd.Timedelta(days=draw(st.integers(0, 300)))
     keys = pd.MultiIndex.from_product(
-        [items, stores, pd.date_range(start, periods=n_days, freq="D")], names=["item_id", "store_id", "date"])
+        [items, stores, pd.date_range(start, periods=n_days, freq="D")], names=["item_id", "store_id", "date"]
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     sales = keys.to_frame(index=False).assign(units=rng.poisson(draw(st.sampled_from([0.05, 2.0, 50.0])), len(keys)))
     optional = draw(st.lists(st.sampled_from(["price", *SALES_FLAGS, "dept_id", "cat_id", "note"]), unique=True))
@@ -186,17 +309,29 @@ def raw_tables(draw: st.DrawFn) -> RawTables:
         tables["inventory"] = series.assign(on_hand=rng.integers(0, 50, len(series)))
     if draw(st.integers(0, 2)) == 0:
         tables["open_orders"] = series.assign(
-            quantity=rng.integers(1, 30, len(series)), arrival_date=start + pd.Timedelta(days=n_days + 3))
+            quantity=rng.integers(1, 30, len(series)), arrival_date=start + pd.Timedelta(days=n_days + 3)
+        )
     if draw(st.integers(0, 2)) == 0:
         tables["capacity"] = pd.DataFrame({"store_id": stores, "capacity_volume": 500.0})
 
-    numbers = {"sales": ["units", "price"], "items": ITEM_NUMBERS, "inventory": ["on_hand"],
-               "open_orders": ["quantity"], "capacity": ["capacity_volume"]}
+    numbers = {
+        "sales": ["units", "price"],
+        "items": ITEM_NUMBERS,
+        "inventory": ["on_hand"],
+        "open_orders": ["quantity"],
+        "capacity": ["capacity_volume"],
+    }
     dates = {"sales": ["date"], "open_orders": ["arrival_date"]}
     for table, frame in list(tables.items()):
         # Sales takes most of the damage: it is the one table every source has.
-        for edit in draw(st.lists(edits(table, list(frame.columns), [c for c in numbers.get(table, []) if c in frame],
-                                        dates.get(table, [])), max_size=3 if table == "sales" else 1)):
+        for edit in draw(
+            st.lists(
+                edits(
+                    table, list(frame.columns), [c for c in numbers.get(table, []) if c in frame], dates.get(table, [])
+                ),
+                max_size=3 if table == "sales" else 1,
+            )
+        ):
             tables[table] = edit.apply(tables[table])
     return RawTables(**tables, sources={table: f"{table}.csv" for table in tables})
 
@@ -237,8 +372,14 @@ def assert_consumable(data: RetailData) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning", "ignore::FutureWarning")
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(raw=raw_tables(), via_csv=st.booleans(), quarantine=st.booleans())
 def test_validation_passes_consumable_data_or_refuses_with_a_data_error(
     raw: RawTables, via_csv: bool, quarantine: bool

@@ -63,9 +63,14 @@ def served(servers: Servers, overrides: list[str], log: Path) -> Iterator[None]:
     (and that of the flow runs it starts) goes to `log`: a pipe nobody reads would fill and block them."""
     with log.open("w") as output:
         # Polling for runs every second, not every 10 s: a triggered run starts without a wait.
-        serving = subprocess.Popen([REPLENISH, "serve", *set_options(overrides)], stdout=output,
-                                   stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                   env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"})
+        serving = subprocess.Popen(
+            [REPLENISH, "serve", *set_options(overrides)],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+        )
     try:
         wait_for_deployments(servers, serving, log)
         yield
@@ -90,27 +95,44 @@ def settings_file(overrides: list[str], path: Path) -> Path:
 def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(servers: Servers, tmp_path: Path) -> None:
     """`prefect deploy --all` from the repository root, a process worker, and a triggered training run."""
     overrides = servers.overrides(tmp_path)
-    environment = {**os.environ, "PREFECT_API_URL": servers.prefect_api, "PWD": str(ROOT),
-                   "REPLENISH_CONFIG": str(settings_file(overrides, tmp_path / "settings.yaml")),
-                   "PREFECT_WORKER_QUERY_SECONDS": "1"}  # the worker looks for runs every second, not every 10 s
-    for command in (["work-pool", "create", "replenish", "--type", "process", "--overwrite"], ["--no-prompt", "deploy", "--all"]):
-        result = subprocess.run([str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True,
-                                text=True, timeout=300)
+    environment = {
+        **os.environ,
+        "PREFECT_API_URL": servers.prefect_api,
+        "PWD": str(ROOT),
+        "REPLENISH_CONFIG": str(settings_file(overrides, tmp_path / "settings.yaml")),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }  # the worker looks for runs every second, not every 10 s
+    for command in (
+        ["work-pool", "create", "replenish", "--type", "process", "--overwrite"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
+        result = subprocess.run(
+            [str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    deployments = {d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()}
+    deployments = {
+        d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()
+    }
     assert SERVED <= set(deployments)
     assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
 
     try:
-        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "replenish"], cwd=ROOT,
-                                  env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        worker = subprocess.Popen(
+            [str(BIN / "prefect"), "worker", "start", "--pool", "replenish"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
         finally:
             stop_process(worker)
         assert ": Completed" in output
-        triggered = [run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]]
+        triggered = [
+            run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]
+        ]
         assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
     finally:
         # `replenish serve` (the next test) registers the same names; with these left in place, its
@@ -119,21 +141,30 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(serve
             httpx.delete(f"{servers.prefect_api}/deployments/{deployment['id']}", timeout=30)
 
 
-def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(servers: Servers,
-                                                                                  tmp_path: Path) -> None:
+def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(
+    servers: Servers, tmp_path: Path
+) -> None:
     """`replenish run` records in both servers; monitoring on shifted sales then starts retraining as a
     run of the training deployment that `replenish serve` serves, and the retrained model is promoted."""
     from tests.test_flow_monitoring import sales_files
 
     before, after = sales_files(tmp_path, shifted=True)
-    overrides = [*servers.overrides(tmp_path), "forecast.max_epochs=4", "forecast.context_length=28",
-                 "forecast.backtest_origins=2", "forecast.baselines=[seasonal_naive]",
-                 "tracking.registered_model_name=replenish-feedback", "tracking.experiment_name=feedback"]
+    overrides = [
+        *servers.overrides(tmp_path),
+        "forecast.max_epochs=4",
+        "forecast.context_length=28",
+        "forecast.backtest_origins=2",
+        "forecast.baselines=[seasonal_naive]",
+        "tracking.registered_model_name=replenish-feedback",
+        "tracking.experiment_name=feedback",
+    ]
     finished(replenish("run", "--data", str(before), *set_options(overrides)))
 
     client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
     experiment = client.get_experiment_by_name("feedback")
-    runs = [run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("job") in {"train", "plan"}]
+    runs = [
+        run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("job") in {"train", "plan"}
+    ]
     jobs = {run.data.tags["job"]: run for run in runs}
     assert set(jobs) == {"train", "plan"} and all(run.info.status == "FINISHED" for run in runs)
     assert jobs["train"].info.artifact_uri.startswith("mlflow-artifacts:")
@@ -149,8 +180,9 @@ def test_a_run_and_then_monitoring_retrain_through_the_served_training_deploymen
         assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
         flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
         deadline = time.monotonic() + 300
-        while (state := httpx.get(f"{servers.prefect_api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]["type"]) \
-                not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+        while (
+            state := httpx.get(f"{servers.prefect_api}/flow_runs/{flow_run_id}", timeout=30).json()["state"]["type"]
+        ) not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             assert time.monotonic() < deadline, f"retraining still {state}"
             time.sleep(2)
         assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-5000:]

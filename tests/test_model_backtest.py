@@ -17,8 +17,11 @@ QUANTILES = ["q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]
 def test_cutoffs_step_back_one_horizon_each_and_windows_are_disjoint() -> None:
     sales = weekly_sales(n_series=2, n_days=120)
     last = sales["date"].max()
-    assert backtest_cutoffs(last, 28, 3) == [last - pd.Timedelta(days=84), last - pd.Timedelta(days=56),
-                                             last - pd.Timedelta(days=28)]
+    assert backtest_cutoffs(last, 28, 3) == [
+        last - pd.Timedelta(days=84),
+        last - pd.Timedelta(days=56),
+        last - pd.Timedelta(days=28),
+    ]
     windows = backtest_windows(sales, 28, 3)
     for window in windows:
         assert window.history["date"].max() == window.cutoff
@@ -35,10 +38,12 @@ def test_every_model_is_refitted_per_origin_without_seeing_the_test_window() -> 
         seen.append((history["date"].max(), future["date"].min()))
         last = history.sort_values("date").groupby(["item_id", "store_id"])["units"].last()
         return future[["item_id", "store_id", "date"]].assign(
-            **{POINT: future.set_index(["item_id", "store_id"]).index.map(last).to_numpy(dtype=float)})
+            **{POINT: future.set_index(["item_id", "store_id"]).index.map(last).to_numpy(dtype=float)}
+        )
 
-    result = run_backtest(sales, backtest_windows(sales, horizon=14, n_origins=3), {"last_value": last_value},
-                          show_progress=False)
+    result = run_backtest(
+        sales, backtest_windows(sales, horizon=14, n_origins=3), {"last_value": last_value}, show_progress=False
+    )
     assert len(seen) == 3 and all(history_end < first_test_day for history_end, first_test_day in seen)
     assert sorted(result.forecasts["last_value"]["cutoff"].unique()) == [w.cutoff for w in result.windows]
     assert result.scores.per_series.groupby("cutoff").size().tolist() == [2, 2, 2]
@@ -60,8 +65,12 @@ def test_statistical_baselines_give_ordered_non_negative_quantiles() -> None:
 def test_every_baseline_runs_through_the_backtest() -> None:
     sales = weekly_sales(n_series=3, n_days=150).assign(dept_id="D", cat_id="C")
     names = ["seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm"]
-    result = run_backtest(sales, backtest_windows(sales, horizon=14, n_origins=2), baseline_forecasters(names, horizon=14),
-                          show_progress=False)
+    result = run_backtest(
+        sales,
+        backtest_windows(sales, horizon=14, n_origins=2),
+        baseline_forecasters(names, horizon=14),
+        show_progress=False,
+    )
     table = result.scores.table()
     assert list(table.index) == names and table["rmsse"].notna().all()
     # The weekly pattern is strong: every model that can learn it beats repeating last week's noise.

@@ -16,8 +16,16 @@ pytestmark = pytest.mark.slow
 
 def test_ddp_on_two_cpu_processes_yields_a_model_that_loads_and_predicts(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=4, n_days=120))
-    config = LSTMConfig(horizon=14, context_length=28, hidden_size=16, max_epochs=2, batch_size=32,
-                        accelerator="cpu", devices=2, strategy="ddp")
+    config = LSTMConfig(
+        horizon=14,
+        context_length=28,
+        hidden_size=16,
+        max_epochs=2,
+        batch_size=32,
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+    )
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     from mlflow import MlflowClient
 

@@ -56,7 +56,8 @@ def test_weights_are_learned_only_from_origins_before_the_holdout() -> None:
     erratic = truth_forecaster(sales, dict.fromkeys(earlier, 5.0), spread=1.0)
     config = EnsembleConfig(members=("steady", "erratic"), grouping="none", calibrate=False, calibration_origins=2)
     forecast = ensemble_forecaster({"steady": steady, "erratic": erratic}, config, HORIZON, LEVELS)(
-        holdout.history, holdout.future)
+        holdout.history, holdout.future
+    )
 
     # erratic's weight: where steady gives truth + 1 and erratic truth, the combination gives truth + w_steady.
     truth = holdout.actual.merge(forecast, on=["item_id", "store_id", "date"])
@@ -76,7 +77,9 @@ def test_members_are_fitted_once_per_cutoff_across_nested_origins() -> None:
 
     cached = cached_by_cutoff(counted)
     config = EnsembleConfig(members=("a", "b"), grouping="none", calibration_origins=2)
-    ensemble = ensemble_forecaster({"a": cached, "b": truth_forecaster(sales, {}, spread=None)}, config, HORIZON, LEVELS)
+    ensemble = ensemble_forecaster(
+        {"a": cached, "b": truth_forecaster(sales, {}, spread=None)}, config, HORIZON, LEVELS
+    )
     for window in backtest_windows(sales, HORIZON, 2):
         cached(window.history, window.future)
         ensemble(window.history, window.future)
@@ -90,7 +93,8 @@ def test_one_member_gives_back_its_own_forecast() -> None:
     member = truth_forecaster(sales, {}, spread=2.0)
     uncalibrated = EnsembleConfig(members=("only",), grouping="demand_class", calibrate=False)
     forecast = ensemble_forecaster({"only": member}, uncalibrated, HORIZON, (0.025, 0.1, 0.5, 0.9, 0.975))(
-        holdout.history, holdout.future)
+        holdout.history, holdout.future
+    )
     expected = member(holdout.history, holdout.future)
     merged = expected.merge(forecast, on=["item_id", "store_id", "date"], suffixes=("", "_ensemble"))
     np.testing.assert_allclose(merged[f"{POINT}_ensemble"], merged[POINT].clip(lower=0))
@@ -101,14 +105,20 @@ def test_one_member_gives_back_its_own_forecast() -> None:
 def test_combined_quantiles_are_monotone_non_negative_and_calibrated_to_coverage() -> None:
     rng = np.random.default_rng(3)
     rows = 2000
-    keys = pd.DataFrame({"item_id": [f"I{i % 50}" for i in range(rows)], "store_id": "S",
-                         "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows) // 50, "D"),
-                         "cutoff": pd.Timestamp("2023-12-31")})
+    keys = pd.DataFrame(
+        {
+            "item_id": [f"I{i % 50}" for i in range(rows)],
+            "store_id": "S",
+            "date": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(rows) // 50, "D"),
+            "cutoff": pd.Timestamp("2023-12-31"),
+        }
+    )
     actual = keys.assign(units=rng.poisson(3.0, rows).astype(float))
     # A member whose intervals are far too narrow, one with crossing and negative quantiles, one point-only.
     narrow = keys.assign(**{POINT: 3.0, "q0.025": 2.9, "q0.1": 2.95, "q0.5": 3.0, "q0.9": 3.05, "q0.975": 3.1})
-    crossing = keys.assign(**{POINT: rng.normal(3, 1, rows), "q0.025": -1.0, "q0.1": 4.0, "q0.5": 2.0,
-                              "q0.9": 1.0, "q0.975": 8.0})
+    crossing = keys.assign(
+        **{POINT: rng.normal(3, 1, rows), "q0.025": -1.0, "q0.1": 4.0, "q0.5": 2.0, "q0.9": 1.0, "q0.975": 8.0}
+    )
     point_only = keys.assign(**{POINT: 2.5})
     forecasts = {"narrow": narrow, "crossing": crossing, "point_only": point_only}
     history = pd.concat([actual.assign(date=actual["date"] - pd.Timedelta(days=60)), actual]).drop(columns="cutoff")
@@ -128,10 +138,19 @@ def test_demand_classes_follow_adi_and_cv2() -> None:
     every_day = np.ones(200)
     rare = (np.arange(200) % 5 == 0).astype(float)  # a sale every 5th day: ADI 5
     small_or_large = np.where(np.arange(200) % 2 == 0, 1.0, 30.0)  # sizes 1 and 30: CV² 0.87
-    units = {"smooth": 10 * every_day, "intermittent": 2 * rare,
-             "lumpy": rare * np.where(np.arange(200) % 10 == 0, 1.0, 30.0), "erratic": small_or_large}
-    sales = pd.concat([pd.DataFrame({"item_id": name, "store_id": "S", "date": dates, "units": values})
-                       for name, values in units.items()], ignore_index=True)
+    units = {
+        "smooth": 10 * every_day,
+        "intermittent": 2 * rare,
+        "lumpy": rare * np.where(np.arange(200) % 10 == 0, 1.0, 30.0),
+        "erratic": small_or_large,
+    }
+    sales = pd.concat(
+        [
+            pd.DataFrame({"item_id": name, "store_id": "S", "date": dates, "units": values})
+            for name, values in units.items()
+        ],
+        ignore_index=True,
+    )
     assert demand_classes(sales).to_dict() == {f"{name}|S": name for name in units}
     assert set(series_groups(sales.assign(dept_id="D1"), "dept_id")) == {"D1"}
 
@@ -144,13 +163,20 @@ def test_registered_ensemble_loads_through_the_champion_alias_in_a_fresh_process
     from replenish.settings import load_settings
 
     sales = weekly_sales(n_series=3, n_days=90)
-    lstm = LSTMEstimator(LSTMConfig(horizon=HORIZON, context_length=28, hidden_size=8, max_epochs=1, batch_size=64),
-                         tmp_path / "ckpt", show_progress=False).fit(build_feature_frame(sales))
-    combination = Combination(("lstm", "seasonal_naive"), lstm.config.quantiles,
-                              {ALL_SERIES: {"lstm": 0.7, "seasonal_naive": 0.3}},
-                              {ALL_SERIES: dict.fromkeys(lstm.config.quantiles, 1.2)})
-    ensemble = EnsemblePredictor(combination, EnsembleConfig(members=combination.members, grouping="none"),
-                                 HORIZON, seed=0, lstm=lstm)
+    lstm = LSTMEstimator(
+        LSTMConfig(horizon=HORIZON, context_length=28, hidden_size=8, max_epochs=1, batch_size=64),
+        tmp_path / "ckpt",
+        show_progress=False,
+    ).fit(build_feature_frame(sales))
+    combination = Combination(
+        ("lstm", "seasonal_naive"),
+        lstm.config.quantiles,
+        {ALL_SERIES: {"lstm": 0.7, "seasonal_naive": 0.3}},
+        {ALL_SERIES: dict.fromkeys(lstm.config.quantiles, 1.2)},
+    )
+    ensemble = EnsemblePredictor(
+        combination, EnsembleConfig(members=combination.members, grouping="none"), HORIZON, seed=0, lstm=lstm
+    )
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     run_id = tracking.start_run(settings, "ensemble", {})
     version = tracking.log_forecaster(settings, run_id, ensemble, sales)
@@ -165,13 +191,28 @@ def test_registered_ensemble_loads_through_the_champion_alias_in_a_fresh_process
         " 'mean': float(forecast['mean'].sum())}))\n"
     )
     sales.to_parquet(tmp_path / "sales.parquet")
-    finished = subprocess.run([sys.executable, "-c", script, settings.mlflow_tracking_uri, settings.mlflow_registry_uri,
-                               str(tmp_path / "sales.parquet"), settings.tracking.registered_model_name],
-                              capture_output=True, text=True, timeout=300, start_new_session=True)
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            settings.mlflow_tracking_uri,
+            settings.mlflow_registry_uri,
+            str(tmp_path / "sales.parquet"),
+            settings.tracking.registered_model_name,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     served = json.loads(finished.stdout.strip().splitlines()[-1])
     expected = ensemble.predict(sales)
-    assert served["columns"] == list(expected.columns) == ["item_id", "store_id", "date", "mean",
-                                                           *[f"q{level:g}" for level in lstm.config.quantiles]]
+    assert (
+        served["columns"]
+        == list(expected.columns)
+        == ["item_id", "store_id", "date", "mean", *[f"q{level:g}" for level in lstm.config.quantiles]]
+    )
     assert served["rows"] == 3 * HORIZON
     assert served["mean"] == pytest.approx(float(expected["mean"].sum()), rel=1e-5)

@@ -10,8 +10,15 @@ from models.evaluation import demand_history, score_forecasts, seasonal_naive_fo
 
 
 def series(units: list[float], item_id: str = "A", start: str = "2024-01-01", price: float = 1.0) -> pd.DataFrame:
-    return pd.DataFrame({"item_id": item_id, "store_id": "S", "units": units, "price": price,
-                         "date": pd.date_range(start, periods=len(units), freq="D")})
+    return pd.DataFrame(
+        {
+            "item_id": item_id,
+            "store_id": "S",
+            "units": units,
+            "price": price,
+            "date": pd.date_range(start, periods=len(units), freq="D"),
+        }
+    )
 
 
 CUTOFF = pd.Timestamp("2024-01-14")
@@ -84,10 +91,13 @@ def test_censored_days_are_not_scored_and_do_not_shape_the_scales() -> None:
     expected = score_forecasts({"model": forecast}, actual, history).metrics
     # Censored days (a stockout before the history, a closed day after the test week) show sales that are
     # no demand: scored, or in the one-step scale, they would move every metric of series A.
-    censored_history = pd.concat([series([100.0], "A", "2023-12-31", price=np.nan).assign(available=0),
-                                  history.assign(available=1)], ignore_index=True)
-    censored_actual = pd.concat([actual.assign(available=1),
-                                 series([0.0], "A", "2024-01-22").assign(available=0)], ignore_index=True)
+    censored_history = pd.concat(
+        [series([100.0], "A", "2023-12-31", price=np.nan).assign(available=0), history.assign(available=1)],
+        ignore_index=True,
+    )
+    censored_actual = pd.concat(
+        [actual.assign(available=1), series([0.0], "A", "2024-01-22").assign(available=0)], ignore_index=True
+    )
     forecast = pd.concat([forecast, forecast.iloc[[0]].assign(date=pd.Timestamp("2024-01-22"))], ignore_index=True)
 
     scores = score_forecasts({"model": forecast}, censored_actual, censored_history).metrics

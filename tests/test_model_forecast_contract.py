@@ -26,16 +26,36 @@ def contract(horizon_days: int = 28) -> ForecasterContract:
 def history(series: list[str], days: int = 28) -> pd.DataFrame:
     """Sales up to the day before PLANNED, weekday levels 1..7 (2024-02-26 is a Monday)."""
     dates = pd.date_range(end="2024-02-29", periods=days, freq="D", unit="ns")
-    return pd.concat([pd.DataFrame({"item_id": item, "store_id": "S1", "date": dates,
-                                    "units": (dates.day_of_week + 1).astype(float)}) for item in series],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"item_id": item, "store_id": "S1", "date": dates, "units": (dates.day_of_week + 1).astype(float)}
+            )
+            for item in series
+        ],
+        ignore_index=True,
+    )
 
 
 def forecast(series: list[str], days: int = 28) -> pd.DataFrame:
     dates = PLANNED[:days]
-    return pd.concat([pd.DataFrame({"item_id": item, "store_id": "S1", "date": dates, "mean": 10.0,
-                                    "q0.1": 8.0, "q0.5": 10.0, "q0.9": 12.0}) for item in series],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "item_id": item,
+                    "store_id": "S1",
+                    "date": dates,
+                    "mean": 10.0,
+                    "q0.1": 8.0,
+                    "q0.5": 10.0,
+                    "q0.9": 12.0,
+                }
+            )
+            for item in series
+        ],
+        ignore_index=True,
+    )
 
 
 def test_the_contract_round_trips_through_version_tags() -> None:

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from pytorch_lightning.callbacks import Callback
 
 from models.features import COVARIATE_COLUMNS, build_feature_frame, future_rows
@@ -29,18 +28,29 @@ def weekly_sales(n_series: int = 6, n_days: int = 160, seed: int = 0) -> pd.Data
     frames = []
     for index in range(n_series):
         level = 1.0 + index / 2
-        frames.append(pd.DataFrame({
-            "item_id": f"ITEM_{index}", "store_id": "S1", "dept_id": f"DEPT_{index % 2}", "cat_id": "CAT",
-            "date": dates,
-            "units": rng.poisson(level * WEEKLY_PROFILE[dates.day_of_week]),
-            "price": 2.0, "promo": 0, "event": 0, "available": 1,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "item_id": f"ITEM_{index}",
+                    "store_id": "S1",
+                    "dept_id": f"DEPT_{index % 2}",
+                    "cat_id": "CAT",
+                    "date": dates,
+                    "units": rng.poisson(level * WEEKLY_PROFILE[dates.day_of_week]),
+                    "price": 2.0,
+                    "promo": 0,
+                    "event": 0,
+                    "available": 1,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
 def small_config(**changes: object) -> LSTMConfig:
-    return LSTMConfig(**{"horizon": 14, "context_length": 28, "hidden_size": 16, "max_epochs": 6,
-                         "batch_size": 64, **changes})
+    return LSTMConfig(
+        **{"horizon": 14, "context_length": 28, "hidden_size": 16, "max_epochs": 6, "batch_size": 64, **changes}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +60,22 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> LSTMPredictor:
 
 
 def test_network_returns_a_mean_and_non_crossing_quantiles_per_horizon_day() -> None:
-    network = LSTMQuantileNetwork(category_cardinalities=[5, 3, 3, 2], n_covariates=len(COVARIATE_COLUMNS), horizon=5,
-                                  n_quantiles=3, hidden_size=8, num_layers=2, embedding_dim=3, dropout=0.1)
+    network = LSTMQuantileNetwork(
+        category_cardinalities=[5, 3, 3, 2],
+        n_covariates=len(COVARIATE_COLUMNS),
+        horizon=5,
+        n_quantiles=3,
+        hidden_size=8,
+        num_layers=2,
+        embedding_dim=3,
+        dropout=0.1,
+    )
     batch, context = 7, 30
     mean, quantiles, scale = network(
-        torch.rand(batch, context) * 10, torch.ones(batch, context),
-        torch.randn(batch, context, len(COVARIATE_COLUMNS)), torch.randn(batch, 5, len(COVARIATE_COLUMNS)),
+        torch.rand(batch, context) * 10,
+        torch.ones(batch, context),
+        torch.randn(batch, context, len(COVARIATE_COLUMNS)),
+        torch.randn(batch, 5, len(COVARIATE_COLUMNS)),
         torch.randint(0, 2, (batch, 4)),
     )
     assert mean.shape == (batch, 5) and quantiles.shape == (batch, 5, 3) and scale.shape == (batch,)
@@ -91,11 +111,18 @@ def test_pinball_loss_ignores_censored_days() -> None:
 
 
 def test_in_sample_scales_use_consecutive_observed_days_only() -> None:
-    sales = pd.DataFrame({
-        "item_id": ["A"] * 4 + ["B"] * 3, "store_id": "S", "units": [0, 2, 0, 2, 1, 3, 5],
-        "date": [*pd.date_range("2024-01-01", periods=4), *pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-04"])],
-        "price": 1.0,
-    })
+    sales = pd.DataFrame(
+        {
+            "item_id": ["A"] * 4 + ["B"] * 3,
+            "store_id": "S",
+            "units": [0, 2, 0, 2, 1, 3, 5],
+            "date": [
+                *pd.date_range("2024-01-01", periods=4),
+                *pd.to_datetime(["2024-01-01", "2024-01-03", "2024-01-04"]),
+            ],
+            "price": 1.0,
+        }
+    )
     panel = build_panel(build_feature_frame(sales), context_length=28)
     scales = in_sample_scales(panel, last_position=panel.target.shape[1] - 1)
     assert scales[0].tolist() == [4.0, 2.0]  # changes of ±2
@@ -106,9 +133,9 @@ def test_stockout_days_are_not_training_targets() -> None:
     sales = weekly_sales(n_series=1, n_days=40)
     sales.loc[sales.index[20:25], ["units", "available"]] = [0, 0]  # sold out: zero sales, not zero demand
     panel = build_panel(build_feature_frame(sales), context_length=28)
-    assert panel.observed[0, 28 + 20:28 + 25].all()
-    assert not panel.trainable[0, 28 + 20:28 + 25].any()
-    assert panel.trainable[0, 28:28 + 20].all() and panel.trainable[0, 28 + 25:].all()
+    assert panel.observed[0, 28 + 20 : 28 + 25].all()
+    assert not panel.trainable[0, 28 + 20 : 28 + 25].any()
+    assert panel.trainable[0, 28 : 28 + 20].all() and panel.trainable[0, 28 + 25 :].all()
 
 
 def test_training_windows_stay_inside_the_training_span_and_see_history() -> None:
@@ -120,9 +147,9 @@ def test_training_windows_stay_inside_the_training_span_and_see_history() -> Non
     last_position = panel.target.shape[1] - 1 - 7
     rows, starts = training_window_starts(panel, horizon=7, stride=1, last_target_position=last_position)
     assert (starts + 7 - 1 <= last_position).all()
-    for row, start in zip(rows, starts):
-        assert panel.observed[row, start - 28:start].sum() > 0
-        assert panel.trainable[row, start:start + 7].sum() > 0
+    for row, start in zip(rows, starts, strict=False):
+        assert panel.observed[row, start - 28 : start].sum() > 0
+        assert panel.trainable[row, start : start + 7].sum() > 0
 
 
 def test_predictor_learns_the_weekly_pattern(fitted: LSTMPredictor) -> None:
@@ -224,8 +251,10 @@ def test_an_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> Non
     ensemble = LSTMEstimator(config, tmp_path / "ensemble", show_progress=False).fit(features)
     assert len(ensemble.networks) == 2
     single = dataclasses.replace(config, ensemble_size=1)
-    members = [LSTMPredictor([network], single, ensemble.vocabularies, ensemble.reference_price).predict(features)
-               for network in ensemble.networks]
+    members = [
+        LSTMPredictor([network], single, ensemble.vocabularies, ensemble.reference_price).predict(features)
+        for network in ensemble.networks
+    ]
     assert not np.allclose(members[0]["mean"], members[1]["mean"])  # different seeds, different members
     forecast = ensemble.predict(features)
     np.testing.assert_allclose(forecast["mean"], (members[0]["mean"] + members[1]["mean"]) / 2, rtol=1e-5)
@@ -253,8 +282,12 @@ LSTMEstimator(config, Path(sys.argv[1]), resume=True, callbacks=[KillAtEpochStar
 
 
 def test_a_killed_fit_resumes_from_the_last_epoch_it_finished_and_ends_alike(tmp_path: Path) -> None:
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_EPOCH_SCRIPT, str(tmp_path / "killed"), "2"],
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT_EPOCH_SCRIPT, str(tmp_path / "killed"), "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))

@@ -22,17 +22,45 @@ WEEKLY = np.array([4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 6.0])
 
 def sales(items: list[str], start: str, days: int) -> pd.DataFrame:
     dates = pd.date_range(start, periods=days, freq="D")
-    return pd.concat([pd.DataFrame({"item_id": item, "store_id": "S1", "date": dates, "price": 1.0, "available": 1,
-                                    "units": WEEKLY[dates.day_of_week]}) for item in items], ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "item_id": item,
+                    "store_id": "S1",
+                    "date": dates,
+                    "price": 1.0,
+                    "available": 1,
+                    "units": WEEKLY[dates.day_of_week],
+                }
+            )
+            for item in items
+        ],
+        ignore_index=True,
+    )
 
 
 def logged_forecast(items: list[str], days: int) -> pd.DataFrame:
     """A forecast off by one unit every day, as monitoring reads it back from the planning run."""
     dates = pd.date_range(ORIGIN + pd.Timedelta(days=1), periods=days, freq="D")
     level = WEEKLY[dates.day_of_week] + 1.0
-    return pd.concat([pd.DataFrame({"item_id": item, "store_id": "S1", "date": dates, "mean": level,
-                                    "q0.1": level - 2, "q0.5": level, "q0.9": level + 2}) for item in items],
-                     ignore_index=True)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "item_id": item,
+                    "store_id": "S1",
+                    "date": dates,
+                    "mean": level,
+                    "q0.1": level - 2,
+                    "q0.5": level,
+                    "q0.9": level + 2,
+                }
+            )
+            for item in items
+        ],
+        ignore_index=True,
+    )
 
 
 def test_only_the_forecasts_item_stores_and_days_are_scored() -> None:
@@ -74,7 +102,9 @@ def test_psi_is_zero_for_the_same_distribution_and_grows_with_the_shift() -> Non
     rng = np.random.default_rng(0)
     reference = rng.poisson(5.0, 5_000).astype(float)
     assert population_stability_index(reference, rng.poisson(5.0, 5_000).astype(float)) < 0.01
-    small, large = (population_stability_index(reference, rng.poisson(level, 5_000).astype(float)) for level in (6.0, 12.0))
+    small, large = (
+        population_stability_index(reference, rng.poisson(level, 5_000).astype(float)) for level in (6.0, 12.0)
+    )
     assert 0.01 < small < large and large > 0.5
 
 
@@ -88,15 +118,19 @@ PERFORMANCE = {"scored_days": 28.0, "rmsse": 0.80, "seasonal_naive_rmsse": 1.00}
 NO_DRIFT = {"psi_units": 0.1, "psi_price": 0.0}
 
 
-@pytest.mark.parametrize(("performance", "drift", "retrain", "reason"), [
-    (PERFORMANCE, NO_DRIFT, False, "within limits"),
-    ({**PERFORMANCE, "scored_days": 6.0}, {"psi_units": 9.0}, False, "only 6 day(s) of actuals"),
-    ({**PERFORMANCE, "rmsse": 0.95}, NO_DRIFT, True, "x validation RMSSE"),
-    ({**PERFORMANCE, "seasonal_naive_rmsse": 0.75}, NO_DRIFT, True, "x seasonal naive"),
-    (PERFORMANCE, {"psi_units": 0.6, "psi_price": 0.0}, True, "psi_units 0.600 > 0.5"),
-])
-def test_retraining_follows_each_threshold(performance: dict[str, float], drift: dict[str, float], retrain: bool,
-                                           reason: str) -> None:
+@pytest.mark.parametrize(
+    ("performance", "drift", "retrain", "reason"),
+    [
+        (PERFORMANCE, NO_DRIFT, False, "within limits"),
+        ({**PERFORMANCE, "scored_days": 6.0}, {"psi_units": 9.0}, False, "only 6 day(s) of actuals"),
+        ({**PERFORMANCE, "rmsse": 0.95}, NO_DRIFT, True, "x validation RMSSE"),
+        ({**PERFORMANCE, "seasonal_naive_rmsse": 0.75}, NO_DRIFT, True, "x seasonal naive"),
+        (PERFORMANCE, {"psi_units": 0.6, "psi_price": 0.0}, True, "psi_units 0.600 > 0.5"),
+    ],
+)
+def test_retraining_follows_each_threshold(
+    performance: dict[str, float], drift: dict[str, float], retrain: bool, reason: str
+) -> None:
     decision = decide_retraining(performance, drift, validation_rmsse=0.70, thresholds=MonitoringThresholds())
     assert decision.retrain is retrain
     assert any(reason in line for line in decision.reasons), decision.reasons

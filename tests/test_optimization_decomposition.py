@@ -10,10 +10,12 @@ from optimization.problem import PlanResult
 
 def part(store: str, demand: float, unmet: float, cost: float, status: str = "optimal") -> PlanResult:
     return PlanResult(
-        orders=pd.DataFrame({"item_id": ["A"], "store_id": [store], "order_date": [pd.Timestamp("2024-01-01")],
-                             "quantity": [demand]}),
-        inventory=pd.DataFrame({"item_id": ["A"], "store_id": [store], "period": [0], "demand": [demand],
-                                "unmet_demand": [unmet]}),
+        orders=pd.DataFrame(
+            {"item_id": ["A"], "store_id": [store], "order_date": [pd.Timestamp("2024-01-01")], "quantity": [demand]}
+        ),
+        inventory=pd.DataFrame(
+            {"item_id": ["A"], "store_id": [store], "period": [0], "demand": [demand], "unmet_demand": [unmet]}
+        ),
         objective=cost,
         cost_breakdown={"holding": cost / 2, "shortage": cost / 2},
         solver_status=status,
@@ -27,7 +29,9 @@ def part(store: str, demand: float, unmet: float, cost: float, status: str = "op
 
 
 def test_parts_merge_into_one_plan() -> None:
-    merged = merge_results([part("S2", demand=30.0, unmet=0.0, cost=10.0), part("S1", demand=10.0, unmet=4.0, cost=6.0)])
+    merged = merge_results(
+        [part("S2", demand=30.0, unmet=0.0, cost=10.0), part("S1", demand=10.0, unmet=4.0, cost=6.0)]
+    )
 
     assert merged.orders["store_id"].tolist() == ["S1", "S2"]
     assert merged.capacity_utilisation["store_id"].tolist() == ["S1", "S2"]

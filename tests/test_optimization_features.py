@@ -17,10 +17,10 @@ from optimization.replenishment_lp import (
 from optimization.uncertainty import (
     QuantileFunction,
     calibrate_scenarios,
-    widened,
     expected_demand_from_quantiles,
     planning_demand,
     sample_demand_scenarios,
+    widened,
 )
 
 START = pd.Timestamp("2024-03-01")
@@ -65,7 +65,10 @@ def _problem(
         on_hand=pd.DataFrame({"item_id": item_ids, "store_id": "S1", "on_hand": opening_stock}),
         open_orders=NO_OPEN_ORDERS,
         capacity=pd.DataFrame(
-            {"store_id": ["S1"] if capacity is not None else [], "capacity_volume": [capacity] if capacity is not None else []}
+            {
+                "store_id": ["S1"] if capacity is not None else [],
+                "capacity_volume": [capacity] if capacity is not None else [],
+            }
         ),
         period_days=period_days,
         safety_stock=targets,
@@ -132,9 +135,7 @@ def test_max_order_caps_each_order_and_is_reported_binding() -> None:
 
 
 def test_budget_limits_spend_per_period_and_goes_to_the_dearer_shortage() -> None:
-    problem = _problem(
-        {"A": [10.0] * 3, "B": [10.0] * 3}, item_columns={"shortage_cost": [50.0, 30.0]}
-    )
+    problem = _problem({"A": [10.0] * 3, "B": [10.0] * 3}, item_columns={"shortage_cost": [50.0, 30.0]})
 
     result = solve_replenishment_plan(problem, options=ModelOptions(budget_per_period=150.0))
 
@@ -168,9 +169,7 @@ def test_targets_above_capacity_name_the_store_and_period() -> None:
 
 
 def test_moq_above_capacity_is_named() -> None:
-    problem = _problem(
-        {"A": [2.0] * 4}, capacity=30.0, safety_stock=3.0, item_columns={"moq": [50], "case_pack": [1]}
-    )
+    problem = _problem({"A": [2.0] * 4}, capacity=30.0, safety_stock=3.0, item_columns={"moq": [50], "case_pack": [1]})
 
     with pytest.raises(PlanInfeasibleError, match="MOQ exceeds capacity: item A at store S1 needs 50 volume"):
         solve_replenishment_plan(problem, options=ModelOptions(whole_orders="milp"))
@@ -179,9 +178,7 @@ def test_moq_above_capacity_is_named() -> None:
 def test_soft_mode_returns_a_plan_and_prices_the_violations() -> None:
     problem = _problem({"A": [5.0] * 5, "B": [5.0] * 5}, capacity=25.0, safety_stock=13.0)
 
-    result = solve_replenishment_plan(
-        problem, options=ModelOptions(soft_constraints=True, violation_penalty=1000.0)
-    )
+    result = solve_replenishment_plan(problem, options=ModelOptions(soft_constraints=True, violation_penalty=1000.0))
 
     assert result.solver_status == "optimal"
     assert not result.violations.empty
@@ -264,8 +261,14 @@ def test_a_budget_refuses_decomposition() -> None:
 
 def test_scenarios_follow_the_forecast_quantiles() -> None:
     forecast = pd.DataFrame(
-        {"item_id": "A", "store_id": "S1", "period": [0, 1], "q0.1": [2.0, 10.0], "q0.5": [5.0, 20.0],
-         "q0.9": [9.0, 40.0]}
+        {
+            "item_id": "A",
+            "store_id": "S1",
+            "period": [0, 1],
+            "q0.1": [2.0, 10.0],
+            "q0.5": [5.0, 20.0],
+            "q0.9": [9.0, 40.0],
+        }
     )
 
     scenarios = sample_demand_scenarios(forecast, n_scenarios=20000, seed=0, period_correlation=0.5)
@@ -275,23 +278,17 @@ def test_scenarios_follow_the_forecast_quantiles() -> None:
         drawn = by_period[period]
         for level in (0.1, 0.5, 0.9):
             assert drawn.quantile(level) == pytest.approx(forecast.loc[period, f"q{level:g}"], rel=0.03)
-        assert drawn.mean() == pytest.approx(
-            expected_demand_from_quantiles(forecast)["demand"][period], rel=0.02
-        )
+        assert drawn.mean() == pytest.approx(expected_demand_from_quantiles(forecast)["demand"][period], rel=0.02)
     assert (scenarios["demand"] >= 0).all()
     assert np.corrcoef(by_period[0], by_period[1])[0, 1] == pytest.approx(0.5, abs=0.05)
 
 
 def test_planning_demand_modes_shape_the_problem_inputs() -> None:
-    forecast = pd.DataFrame(
-        {"item_id": "A", "store_id": "S1", "period": range(4), "q0.5": 10.0, "q0.9": 15.0}
-    )
+    forecast = pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(4), "q0.5": 10.0, "q0.9": 15.0})
     protection = pd.Series([3], index=pd.MultiIndex.from_tuples([("A", "S1")], names=["item_id", "store_id"]))
 
     point, no_targets = planning_demand(forecast, "point", demand_level=0.9)
-    median, targets = planning_demand(
-        forecast, "quantile", service_level=0.9, protection_periods=protection
-    )
+    median, targets = planning_demand(forecast, "quantile", service_level=0.9, protection_periods=protection)
     scenarios, _ = planning_demand(forecast, "scenario", n_scenarios=7, seed=1)
 
     assert no_targets is None and (point["demand"] == 15.0).all()
@@ -303,10 +300,17 @@ def test_planning_demand_modes_shape_the_problem_inputs() -> None:
         planning_demand(forecast, "point", demand_level=0.8)
 
 
-def _paths(n_series: int, correlation: float, quantiles: dict[str, float], seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    forecast = pd.MultiIndex.from_product(
-        [[f"I{i}" for i in range(n_series)], ["S1"], range(28)], names=["item_id", "store_id", "period"]
-    ).to_frame(index=False).assign(**quantiles).sort_values(["item_id", "store_id", "period"], ignore_index=True)
+def _paths(
+    n_series: int, correlation: float, quantiles: dict[str, float], seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    forecast = (
+        pd.MultiIndex.from_product(
+            [[f"I{i}" for i in range(n_series)], ["S1"], range(28)], names=["item_id", "store_id", "period"]
+        )
+        .to_frame(index=False)
+        .assign(**quantiles)
+        .sort_values(["item_id", "store_id", "period"], ignore_index=True)
+    )
     drawn = sample_demand_scenarios(forecast, n_scenarios=1, seed=seed, period_correlation=correlation)
     return forecast, drawn
 
@@ -338,7 +342,9 @@ def test_a_forecast_narrower_than_what_sells_is_widened_to_it() -> None:
 
 
 def test_the_upper_tail_beyond_the_top_quantile_is_exponential() -> None:
-    forecast = pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "period": [0], "q0.5": [10.0], "q0.9": [20.0], "q0.95": [25.0]})
+    forecast = pd.DataFrame(
+        {"item_id": ["A"], "store_id": ["S1"], "period": [0], "q0.5": [10.0], "q0.9": [20.0], "q0.95": [25.0]}
+    )
     quantile_function = QuantileFunction.of(forecast)
 
     # Through q0.9 and q0.95: b = 5 / ln 2, so q0.99 = 25 + b·ln 5.

@@ -36,9 +36,7 @@ def _single_item_problem(
     return PlanningProblem(
         start_date=START,
         n_periods=n_periods,
-        demand=pd.DataFrame(
-            {"item_id": "A", "store_id": "S1", "period": range(n_periods), "demand": daily_demand}
-        ),
+        demand=pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(n_periods), "demand": daily_demand}),
         items=pd.DataFrame(
             {
                 "item_id": ["A"],
@@ -66,9 +64,7 @@ def _open_order(quantity: float, arrival_date: str) -> pd.DataFrame:
     )
 
 
-def _random_problem(
-    n_items: int, n_stores: int, n_periods: int, seed: int, capacity_volume: float
-) -> PlanningProblem:
+def _random_problem(n_items: int, n_stores: int, n_periods: int, seed: int, capacity_volume: float) -> PlanningProblem:
     rng = np.random.default_rng(seed)
     stores = [f"S{s}" for s in range(n_stores)]
     items = pd.DataFrame(
@@ -80,9 +76,9 @@ def _random_problem(
             "unit_volume": rng.uniform(0.1, 2.0, n_items),
         }
     )
-    item_stores = pd.MultiIndex.from_product(
-        [items["item_id"], stores], names=["item_id", "store_id"]
-    ).to_frame(index=False)
+    item_stores = pd.MultiIndex.from_product([items["item_id"], stores], names=["item_id", "store_id"]).to_frame(
+        index=False
+    )
     demand = item_stores.merge(pd.DataFrame({"period": range(n_periods)}), how="cross")
     demand["demand"] = rng.poisson(4.0, len(demand)).astype(float)
     on_hand = item_stores.assign(on_hand=rng.integers(0, 15, len(item_stores)).astype(float))
@@ -121,9 +117,7 @@ def _arrivals_by_cell(problem: PlanningProblem, result: PlanResult | None) -> pd
 
 def _store_volumes(stock: pd.DataFrame, column: str, items: pd.DataFrame) -> pd.Series:
     volumes = stock.merge(items[["item_id", "unit_volume"]], on="item_id")
-    return (volumes[column] * volumes["unit_volume"]).groupby(
-        [volumes["store_id"], volumes["period"]]
-    ).sum()
+    return (volumes[column] * volumes["unit_volume"]).groupby([volumes["store_id"], volumes["period"]]).sum()
 
 
 def _recomputed_volumes_after_arrivals(problem: PlanningProblem, result: PlanResult) -> pd.Series:
@@ -133,11 +127,7 @@ def _recomputed_volumes_after_arrivals(problem: PlanningProblem, result: PlanRes
     end_stock = result.inventory.set_index(["item_id", "store_id", "period"])["on_hand_end"]
     rows = []
     for item, store, period in end_stock.index:
-        before = (
-            opening.get((item, store), 0.0)
-            if period == 0
-            else end_stock.loc[(item, store, period - 1)]
-        )
+        before = opening.get((item, store), 0.0) if period == 0 else end_stock.loc[(item, store, period - 1)]
         after = before + arrivals.get((item, store, period), 0.0)
         rows.append((item, store, period, after))
     stock = pd.DataFrame(rows, columns=["item_id", "store_id", "period", "after_arrivals"])
@@ -149,9 +139,7 @@ def _forced_volumes_after_arrivals(problem: PlanningProblem) -> pd.Series:
     arrivals = _arrivals_by_cell(problem, None)
     demand = problem.demand.set_index(["item_id", "store_id", "period"])["demand"]
     rows = []
-    for (item, store), stock in problem.on_hand.set_index(["item_id", "store_id"])[
-        "on_hand"
-    ].items():
+    for (item, store), stock in problem.on_hand.set_index(["item_id", "store_id"])["on_hand"].items():
         for period in range(problem.n_periods):
             after = stock + arrivals.get((item, store, period), 0.0)
             rows.append((item, store, period, after))
@@ -216,9 +204,7 @@ def test_open_orders_arrive_on_their_date_and_replace_planned_orders() -> None:
 
 def test_overdue_open_orders_land_in_period_zero_and_late_ones_are_ignored() -> None:
     open_orders = pd.concat([_open_order(4.0, "2024-02-27"), _open_order(50.0, "2024-03-20")])
-    problem = _single_item_problem(
-        daily_demand=[2.0] * 4, lead_time_days=5, opening_stock=0.0, open_orders=open_orders
-    )
+    problem = _single_item_problem(daily_demand=[2.0] * 4, lead_time_days=5, opening_stock=0.0, open_orders=open_orders)
 
     result = solve_replenishment_plan(problem)
 
@@ -252,12 +238,8 @@ def test_opening_stock_on_the_shelf_is_met_exactly_and_never_exceeded() -> None:
 def test_tight_capacity_caps_each_delivery_although_no_stock_is_kept_overnight() -> None:
     # Unconstrained, 30 units land each day from day 2; a one-shot order would bring 120.
     demand = [0.0, 0.0, 30.0, 30.0, 30.0, 30.0]
-    loose = solve_replenishment_plan(
-        _single_item_problem(daily_demand=demand, lead_time_days=2, opening_stock=0.0)
-    )
-    problem = _single_item_problem(
-        daily_demand=demand, lead_time_days=2, opening_stock=0.0, capacity=_capacity(25.0)
-    )
+    loose = solve_replenishment_plan(_single_item_problem(daily_demand=demand, lead_time_days=2, opening_stock=0.0))
+    problem = _single_item_problem(daily_demand=demand, lead_time_days=2, opening_stock=0.0, capacity=_capacity(25.0))
 
     result = solve_replenishment_plan(problem)
     volumes = _recomputed_volumes_after_arrivals(problem, result)
@@ -271,9 +253,7 @@ def test_tight_capacity_caps_each_delivery_although_no_stock_is_kept_overnight()
     assert result.inventory["on_hand_end"].tolist() == pytest.approx([0.0] * 6)
     assert result.objective > loose.objective
     assert (volumes <= 25.0 + 1e-6).all()
-    np.testing.assert_allclose(
-        result.inventory["on_hand_after_arrivals"], [0, 0, 25, 25, 25, 25], atol=1e-6
-    )
+    np.testing.assert_allclose(result.inventory["on_hand_after_arrivals"], [0, 0, 25, 25, 25, 25], atol=1e-6)
     utilisation = result.capacity_utilisation
     assert utilisation["binding"].tolist() == [False, False, True, True, True, True]
     np.testing.assert_allclose(utilisation["volume_after_arrivals"], volumes.to_numpy(), atol=1e-6)
@@ -340,9 +320,7 @@ def test_capacity_binds_across_items_and_stores() -> None:
         assert (volumes.loc[store] <= limit + 1e-6).all()
         assert utilisation.loc[store, "binding"].any()
         assert utilisation.loc[store, "capacity_volume"].eq(limit).all()
-    np.testing.assert_allclose(
-        utilisation["volume_after_arrivals"], volumes.loc[utilisation.index], atol=1e-6
-    )
+    np.testing.assert_allclose(utilisation["volume_after_arrivals"], volumes.loc[utilisation.index], atol=1e-6)
     np.testing.assert_allclose(
         utilisation["utilisation"],
         utilisation["volume_after_arrivals"] / utilisation["capacity_volume"],
@@ -480,9 +458,7 @@ def test_inventory_matches_an_independent_simulation_of_the_plan() -> None:
             "on_hand_after_arrivals",
         ],
     )
-    compared = simulated.merge(
-        result.inventory, on=["item_id", "store_id", "period"], suffixes=("_simulated", "")
-    )
+    compared = simulated.merge(result.inventory, on=["item_id", "store_id", "period"], suffixes=("_simulated", ""))
 
     assert len(compared) == len(result.inventory) == len(opening) * problem.n_periods
     for column in ["on_hand_end", "lost_sales", "on_hand_after_arrivals"]:
@@ -522,9 +498,7 @@ def test_free_form_highs_options_pass_through() -> None:
 def test_missing_item_rows_are_named() -> None:
     problem = _single_item_problem(daily_demand=[1.0] * 3, lead_time_days=0, opening_stock=0.0)
     extra_demand = pd.DataFrame({"item_id": "B", "store_id": "S1", "period": [0], "demand": [1.0]})
-    broken = PlanningProblem(
-        **{**problem.__dict__, "demand": pd.concat([problem.demand, extra_demand])}
-    )
+    broken = PlanningProblem(**{**problem.__dict__, "demand": pd.concat([problem.demand, extra_demand])})
 
     with pytest.raises(ValueError, match=r"item_id \['B'\]"):
         solve_replenishment_plan(broken)
@@ -544,9 +518,7 @@ def test_model_has_no_order_that_would_arrive_after_the_horizon() -> None:
 
 def test_nothing_to_plan_gives_an_empty_optimal_plan() -> None:
     problem = _single_item_problem(daily_demand=[], lead_time_days=0, opening_stock=0.0)
-    empty = PlanningProblem(
-        **{**problem.__dict__, "on_hand": problem.on_hand.iloc[:0], "n_periods": 3}
-    )
+    empty = PlanningProblem(**{**problem.__dict__, "on_hand": problem.on_hand.iloc[:0], "n_periods": 3})
 
     result = solve_replenishment_plan(empty)
 

@@ -24,7 +24,9 @@ START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
 
 
-def _system(n_days: int, *, lead_time: int, opening: float, review_days: int = 1, **overrides: object) -> InventorySystem:
+def _system(
+    n_days: int, *, lead_time: int, opening: float, review_days: int = 1, **overrides: object
+) -> InventorySystem:
     settings = {
         "unit_cost": np.array([10.0]),
         "holding_cost_per_day": np.array([0.1]),
@@ -91,7 +93,9 @@ def test_base_stock_reorders_what_was_sold_and_holds_the_level() -> None:
 def test_seasonal_naive_level_repeats_last_week_and_has_no_safety_stock_for_a_perfect_pattern() -> None:
     week = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
     history = np.tile(week, 10)[None, :]
-    level = seasonal_naive_order_up_to(history, np.array([3]), review_days=np.array([7]), service_level=np.array([0.95]))
+    level = seasonal_naive_order_up_to(
+        history, np.array([3]), review_days=np.array([7]), service_level=np.array([0.95])
+    )
 
     state = ReviewState(0, np.zeros(1), np.zeros(1), np.zeros((1, 20)), np.zeros((1, 0)))
     # Lead time 3 + review 7 = 10 days ahead: a full week (28) plus Monday to Wednesday (6).
@@ -107,8 +111,15 @@ def test_replaying_the_perfect_foresight_plan_reproduces_its_costs() -> None:
         n_periods=n_days,
         demand=pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(n_days), "demand": actual}),
         items=pd.DataFrame(
-            {"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [3.65], "lead_time_days": [lead_time],
-             "unit_volume": [1.0], "review_days": [7], "order_weekday": [(START - CALENDAR_EPOCH).days % 7]}
+            {
+                "item_id": ["A"],
+                "unit_cost": [10.0],
+                "holding_cost_rate": [3.65],
+                "lead_time_days": [lead_time],
+                "unit_volume": [1.0],
+                "review_days": [7],
+                "order_weekday": [(START - CALENDAR_EPOCH).days % 7],
+            }
         ),
         on_hand=pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "on_hand": [10.0]}),
         open_orders=NO_OPEN_ORDERS,
@@ -119,7 +130,9 @@ def test_replaying_the_perfect_foresight_plan_reproduces_its_costs() -> None:
     schedule[0, (plan.orders["order_date"] - START).dt.days.to_numpy()] = plan.orders["quantity"].to_numpy()
 
     result = simulate(
-        _system(n_days, lead_time=lead_time, opening=10.0, review_days=7), actual[None, :], fixed_schedule_policy(schedule)
+        _system(n_days, lead_time=lead_time, opening=10.0, review_days=7),
+        actual[None, :],
+        fixed_schedule_policy(schedule),
     )
 
     np.testing.assert_allclose(result.on_hand_end[0], plan.inventory["on_hand_end"], atol=1e-6)
@@ -130,11 +143,16 @@ def test_replaying_the_perfect_foresight_plan_reproduces_its_costs() -> None:
 def test_policies_order_only_on_their_order_days_and_whole_packs_when_rounded() -> None:
     demand = np.full((2, 14), 3.0)
     system = InventorySystem(
-        unit_cost=np.array([1.0, 1.0]), holding_cost_per_day=np.array([0.01, 0.01]), shortage_cost=np.array([2.0, 2.0]),
-        lead_time_days=np.array([1, 1]), opening_on_hand=np.array([5.0, 5.0]), open_arrivals=np.zeros((2, 14)),
+        unit_cost=np.array([1.0, 1.0]),
+        holding_cost_per_day=np.array([0.01, 0.01]),
+        shortage_cost=np.array([2.0, 2.0]),
+        lead_time_days=np.array([1, 1]),
+        opening_on_hand=np.array([5.0, 5.0]),
+        open_arrivals=np.zeros((2, 14)),
         # Weekly from day 0, and every 3 days from day 1.
         order_days=np.array([np.arange(14) % 7 == 0, np.arange(14) % 3 == 1]),
-        case_pack=np.array([6.0, 6.0]), moq=np.array([12.0, 0.0]),
+        case_pack=np.array([6.0, 6.0]),
+        moq=np.array([12.0, 0.0]),
     )
     wants_a_little = base_stock_policy(lambda state: np.array([20.0, 9.0]))
 

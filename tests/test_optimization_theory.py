@@ -72,9 +72,7 @@ def _single_period_scenarios(sample: np.ndarray) -> pd.DataFrame:
 
 
 def _newsvendor_order(sample: np.ndarray, holding: float, shortage_cost: float) -> float:
-    problem = _one_item(
-        _single_period_scenarios(sample), 1, holding_per_period=holding, shortage_cost=shortage_cost
-    )
+    problem = _one_item(_single_period_scenarios(sample), 1, holding_per_period=holding, shortage_cost=shortage_cost)
     result = solve_replenishment_plan(problem)
     assert result.solver_status == "optimal"
     return float(result.orders["quantity"].sum())
@@ -125,9 +123,9 @@ def _random_problem(seed: int, scenarios: int) -> PlanningProblem:
             "unit_volume": rng.uniform(0.5, 2.0, n_items),
         }
     )
-    cells = pd.MultiIndex.from_product(
-        [items["item_id"], range(n_periods)], names=["item_id", "period"]
-    ).to_frame(index=False)
+    cells = pd.MultiIndex.from_product([items["item_id"], range(n_periods)], names=["item_id", "period"]).to_frame(
+        index=False
+    )
     demand = cells.assign(store_id="S1", demand=rng.poisson(6.0, len(cells)).astype(float))
     repeated = pd.concat([demand.assign(scenario=s) for s in range(scenarios)], ignore_index=True)
     return PlanningProblem(
@@ -187,9 +185,7 @@ def test_backorder_scenarios_order_up_to_the_base_stock_level() -> None:
     fractile = backorder_cost / (backorder_cost + holding)
     over_lead_time = NormalDist((lead_time + 1) * mean, np.sqrt(lead_time + 1) * std)
     order_up_to = opening_stock + result.orders["quantity"].sum()
-    assert order_up_to == pytest.approx(
-        np.quantile(sample.sum(axis=1), fractile, method="inverted_cdf"), abs=1e-6
-    )
+    assert order_up_to == pytest.approx(np.quantile(sample.sum(axis=1), fractile, method="inverted_cdf"), abs=1e-6)
     standard_error = np.sqrt(fractile * (1 - fractile) / N_SCENARIOS) / over_lead_time.pdf(
         over_lead_time.inv_cdf(fractile)
     )
@@ -223,9 +219,7 @@ def test_quantile_targets_give_the_periodic_review_base_stock_level() -> None:
     safety_stock = z * std * np.sqrt(lead_time + review)
     first = result.explanations.iloc[0]
     assert first["order_date"] == START
-    assert opening_stock + first["quantity"] == pytest.approx(
-        (lead_time + review) * mean + safety_stock, rel=1e-9
-    )
+    assert opening_stock + first["quantity"] == pytest.approx((lead_time + review) * mean + safety_stock, rel=1e-9)
     assert first["safety_stock"] == pytest.approx(safety_stock, rel=1e-9)
     assert first["demand_over_protection"] == pytest.approx((lead_time + review) * mean)
     assert "stock_target" in first["binding"]

@@ -56,11 +56,19 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
     options = set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}", *TINY_RUN])
     # The tests share one PREFECT_HOME (tests/conftest.py), which the commands inherit.
     mlflow_db, prefect_db = work_dir / "mlflow.db", Path(os.environ["PREFECT_HOME"]) / "prefect.db"
-    training = subprocess.Popen([REPLENISH, "train", *options], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+    training = subprocess.Popen(
+        [REPLENISH, "train", *options],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        _wait_for(lambda: _rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'"), 240,
-                  "the training run to start")
+        _wait_for(
+            lambda: _rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'"),
+            240,
+            "the training run to start",
+        )
         servers = uvicorn_servers_under(training.pid)
         assert servers, "the command runs its own local Prefect server"
 
@@ -79,23 +87,32 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
     finally:
         stop_process(training)
 
-    (killed_run,), = [_rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'")]
+    ((killed_run,),) = [_rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'")]
     # What the next command does first (start_tracking_run, and _run_flow in replenish/cli.py):
     settings = load_settings(overrides=[f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}", *TINY_RUN])
     assert tracking.fail_runs_of_dead_processes(settings) == [killed_run[0]]
     crash_flow_runs_of_dead_processes()
 
     assert _rows(mlflow_db, f"select status from runs where run_uuid = '{killed_run[0]}'") == [("FAILED",)]
-    killed_flow_runs = [state for state, tags in _rows(prefect_db, "select state_type, tags from flow_run")
-                        if f":{training.pid}:" in tags]
+    killed_flow_runs = [
+        state
+        for state, tags in _rows(prefect_db, "select state_type, tags from flow_run")
+        if f":{training.pid}:" in tags
+    ]
     assert killed_flow_runs == ["CRASHED"]
 
 
 @pytest.mark.slow
 def test_serve_leaves_no_server_when_killed(tmp_path: Path) -> None:
     options = set_options([f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}"])
-    serving = subprocess.Popen([REPLENISH, "serve", *options], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    serving = subprocess.Popen(
+        [REPLENISH, "serve", *options],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     try:
         first_line = serving.stdout.readline()  # printed once the local server answers
         assert first_line.startswith("Prefect API: http://127.0.0.1:"), first_line
@@ -107,21 +124,29 @@ def test_serve_leaves_no_server_when_killed(tmp_path: Path) -> None:
 
         gone, alive = psutil.wait_procs(servers, timeout=15)
         assert servers and not alive
-        assert not any(connection.laddr.port == port for connection in psutil.net_connections("tcp")
-                       if connection.status == psutil.CONN_LISTEN)
+        assert not any(
+            connection.laddr.port == port
+            for connection in psutil.net_connections("tcp")
+            if connection.status == psutil.CONN_LISTEN
+        )
     finally:
         stop_process(serving)
 
 
 def test_configured_servers_are_named_without_their_passwords() -> None:
-    settings = load_settings(overrides=["tracking.tracking_uri=https://ann:s3cret@mlflow.example:5000",
-                                        "orchestration.prefect_api_url=http://127.0.0.1:1/api"])
+    settings = load_settings(
+        overrides=[
+            "tracking.tracking_uri=https://ann:s3cret@mlflow.example:5000",
+            "orchestration.prefect_api_url=http://127.0.0.1:1/api",
+        ]
+    )
 
     servers = configured_servers(settings)
 
-    assert servers == {"the MLflow tracking server https://ann:***@mlflow.example:5000":
-                       "https://ann:s3cret@mlflow.example:5000/health",
-                       "the Prefect API server http://127.0.0.1:1/api": "http://127.0.0.1:1/api/health"}
+    assert servers == {
+        "the MLflow tracking server https://ann:***@mlflow.example:5000": "https://ann:s3cret@mlflow.example:5000/health",
+        "the Prefect API server http://127.0.0.1:1/api": "http://127.0.0.1:1/api/health",
+    }
     assert unreachable_server(settings) is not None  # nothing listens on port 1
 
 
@@ -132,11 +157,19 @@ def test_embedded_stores_have_no_servers_to_watch(tmp_path: Path) -> None:
 
 def test_a_second_command_on_the_store_fails_at_once(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}"])
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from replenish.runtime import exclusive_store; "
-                               "from replenish.settings import load_settings; "
-                               f"s = load_settings(overrides=['work_dir={tmp_path}']); "
-                               "cm = exclusive_store(s); cm.__enter__(); print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from replenish.runtime import exclusive_store; "
+            "from replenish.settings import load_settings; "
+            f"s = load_settings(overrides=['work_dir={tmp_path}']); "
+            "cm = exclusive_store(s); cm.__enter__(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(StoreBusyError, match=f"another replenish command \\(pid {holder.pid}\\) holds the store"):

@@ -14,9 +14,12 @@ import pytest
 from replenish.processes import is_dead, process_identity, start_guarded, stop_group
 
 # A "server" that starts a child of its own, as `mlflow server` starts uvicorn.
-SERVER_WITH_A_CHILD = [sys.executable, "-c",
-                       "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; "
-                       "time.sleep(300)']); time.sleep(300)"]
+SERVER_WITH_A_CHILD = [
+    sys.executable,
+    "-c",
+    "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; "
+    "time.sleep(300)']); time.sleep(300)",
+]
 
 
 def _group(pgid: int) -> list[psutil.Process]:
@@ -53,9 +56,16 @@ def test_stop_group_stops_the_server_and_its_children() -> None:
 
 def test_the_group_dies_when_the_starting_process_is_killed() -> None:
     starter = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from replenish.processes import start_guarded; "
-                               f"guard = start_guarded({SERVER_WITH_A_CHILD!r}); print(guard.pid, flush=True); time.sleep(300)"],
-        stdout=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from replenish.processes import start_guarded; "
+            f"guard = start_guarded({SERVER_WITH_A_CHILD!r}); print(guard.pid, flush=True); time.sleep(300)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     guard_pid = None
     try:
         guard_pid = int(starter.stdout.readline())

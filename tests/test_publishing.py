@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ from replenish import publishing
 from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishError, publish_unit, write_atomically
 
 NAMES = ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"]
-START = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
+START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 PROJECT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 60
 
@@ -31,8 +31,12 @@ WAIT_SECONDS = 60
 def unit(run_id: str, rows: int = 3) -> dict[str, pd.DataFrame | str]:
     """A plan whose every file names its run, so a mix of two plans shows."""
     table = pd.DataFrame({"run": run_id, "value": range(rows)})
-    return {"order_plan.csv": table, "order_plan_explained.csv": table, "plan_demand.csv": table,
-            "plan_report.html": f"<!DOCTYPE html><p>{run_id}</p>\n" + "x" * rows}
+    return {
+        "order_plan.csv": table,
+        "order_plan_explained.csv": table,
+        "plan_demand.csv": table,
+        "plan_report.html": f"<!DOCTYPE html><p>{run_id}</p>\n" + "x" * rows,
+    }
 
 
 def publish(output: Path, run_id: str, order: int, keep: int = publishing.KEEP_PLANS, rows: int = 3) -> Path:
@@ -88,8 +92,9 @@ def test_atomic_write_replaces_the_whole_file_as_csv_parquet_or_text(tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["note.txt", "plan.csv", "plan.parquet"]
 
 
-def test_failed_write_leaves_the_published_file_and_no_temporary(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_leaves_the_published_file_and_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "plan.csv"
     path.write_text("published\n")
 
@@ -103,8 +108,9 @@ def test_failed_write_leaves_the_published_file_and_no_temporary(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["plan.csv"]
 
 
-@pytest.mark.parametrize(("mask", "file_mode", "folder_mode"), [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)],
-                         ids=["umask 022", "umask 027"])
+@pytest.mark.parametrize(
+    ("mask", "file_mode", "folder_mode"), [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)], ids=["umask 022", "umask 027"]
+)
 def test_files_are_readable_as_the_umask_allows(tmp_path: Path, mask: int, file_mode: int, folder_mode: int) -> None:
     with umask(mask):
         single = write_atomically(tmp_path / "sales.csv", pd.DataFrame({"a": [1]}))
@@ -128,7 +134,11 @@ def test_a_publish_switches_every_stable_path_at_once(tmp_path: Path) -> None:
     manifest = json.loads((second / MANIFEST).read_text())
     assert manifest["created"] == (START + timedelta(minutes=2)).isoformat()
     assert {entry["name"]: entry.get("rows") for entry in manifest["files"]} == {
-        "order_plan.csv": 5, "order_plan_explained.csv": 5, "plan_demand.csv": 5, "plan_report.html": None}
+        "order_plan.csv": 5,
+        "order_plan_explained.csv": 5,
+        "plan_demand.csv": 5,
+        "plan_report.html": None,
+    }
     assert leftovers(output) == []
 
 
@@ -167,8 +177,9 @@ def test_a_file_of_an_older_version_becomes_a_link(tmp_path: Path) -> None:
 
 def test_a_file_only_some_plans_have_is_there_exactly_when_the_current_plan_has_it(tmp_path: Path) -> None:
     output = tmp_path / "output"
-    publish_unit(output, {**unit("run-1"), "constraint_violations.csv": pd.DataFrame({"run": ["run-1"]})},
-                 "run-1", START)
+    publish_unit(
+        output, {**unit("run-1"), "constraint_violations.csv": pd.DataFrame({"run": ["run-1"]})}, "run-1", START
+    )
     assert (output / "constraint_violations.csv").read_text() == "run\nrun-1\n"
     publish(output, "run-2", 2)
     assert not (output / "constraint_violations.csv").exists()
@@ -177,8 +188,13 @@ def test_a_file_only_some_plans_have_is_there_exactly_when_the_current_plan_has_
 def test_leftovers_of_dead_publishes_are_removed_and_a_live_ones_are_not(tmp_path: Path) -> None:
     output = tmp_path / "output"
     publish(output, "run-1", 1)
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, timeout=WAIT_SECONDS, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        check=True,
+    )
     dead, alive = int(finished.stdout), os.getpid()
     (output / ".plan_demand.csv.k2j4h1.tmp").write_text("half a pla")  # an older version's mkstemp name
     (output / f".order_plan.csv.{dead}-0a1b2c3d.tmp").write_text("half")
@@ -194,8 +210,9 @@ def test_leftovers_of_dead_publishes_are_removed_and_a_live_ones_are_not(tmp_pat
     assert_one_whole_plan(output)
 
 
-def test_a_plan_that_cannot_be_written_fails_with_one_line_and_leaves_the_old_plan(tmp_path: Path,
-                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_plan_that_cannot_be_written_fails_with_one_line_and_leaves_the_old_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     output = tmp_path / "output"
     publish(output, "run-1", 1)
     before = {name: (output / name).read_bytes() for name in NAMES}
@@ -256,7 +273,8 @@ table = pd.DataFrame({"value": range(300_000)})
 print("ready", flush=True)
 for number in range(10**6):
     run_id = f"loop-{number}"
-    files = {name: table.assign(run=run_id) for name in ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv"]}
+    names = ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv"]
+    files = {name: table.assign(run=run_id) for name in names}
     files["plan_report.html"] = "<!DOCTYPE html><p>" + run_id + "</p>"
     publish_unit(Path(sys.argv[1]), files, run_id, datetime.now(timezone.utc), keep=3)
 """
@@ -285,9 +303,15 @@ except PublishError as error:
 @contextmanager
 def started(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
     """A Python process in its own process group, killed with its group whatever happens."""
-    process = subprocess.Popen([sys.executable, "-c", script, *args], cwd=PROJECT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     try:
         yield process
     finally:
@@ -326,7 +350,7 @@ def test_a_publish_killed_at_any_step_leaves_one_whole_plan_and_the_next_cleans_
 
         assert assert_one_whole_plan(output) in {previous, f"killed-{number}"}, (step, call, when)
 
-        publish_unit(output, unit(f"after-{number}"), f"after-{number}", datetime.now(timezone.utc), keep=3)
+        publish_unit(output, unit(f"after-{number}"), f"after-{number}", datetime.now(UTC), keep=3)
         assert leftovers(output) == [], (step, call, when)
         assert len(plan_folders(output)) == 3
         assert assert_one_whole_plan(output) == f"after-{number}"
@@ -342,7 +366,7 @@ def test_a_publish_killed_at_any_moment_leaves_one_whole_plan(tmp_path: Path, de
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=WAIT_SECONDS)
     assert_one_whole_plan(output)
-    publish_unit(output, unit("after"), "after", datetime.now(timezone.utc), keep=3)
+    publish_unit(output, unit("after"), "after", datetime.now(UTC), keep=3)
     assert leftovers(output) == []
     assert assert_one_whole_plan(output) == "after"
 
@@ -362,4 +386,3 @@ def test_a_full_disk_fails_the_publish_with_one_line_and_leaves_the_old_plan_byt
     assert {path.name: os.readlink(path) for path in output.iterdir() if path.is_symlink()} == links
     assert leftovers(output) == []
     assert assert_one_whole_plan(output) == "run-1"
-

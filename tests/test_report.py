@@ -15,7 +15,14 @@ from models.forecast_contract import NAIVE_FALLBACK
 from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
-from replenish.planning import PURCHASE_ORDER_COLUMNS, PlanOutlook, plan_outlook, planning_problem, purchase_orders, solve_plan
+from replenish.planning import (
+    PURCHASE_ORDER_COLUMNS,
+    PlanOutlook,
+    plan_outlook,
+    planning_problem,
+    purchase_orders,
+    solve_plan,
+)
 from replenish.report import TOP_ORDERS, plan_report, render_html
 from replenish.settings import PlanningSettings
 from tasks.planning import explained_orders
@@ -62,8 +69,9 @@ class Tables(HTMLParser):
 
 def synthetic_data() -> RetailData:
     """Items ordered every day, so that the plan has more orders than the report lists."""
-    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=6, n_stores=2, n_days=120, seed=3)),
-                           MasterDefaults())
+    data = complete_tables(
+        generate_synthetic(SyntheticConfig(n_items=6, n_stores=2, n_days=120, seed=3)), MasterDefaults()
+    )
     return replace(data, items=data.items.assign(review_days=1))
 
 
@@ -74,8 +82,9 @@ def normal_forecast(data: RetailData) -> pd.DataFrame:
     dates = pd.date_range(data.snapshot_date + pd.Timedelta(days=1), periods=HORIZON_DAYS, freq="D")
     forecast = means.merge(pd.DataFrame({"date": dates}), how="cross")
     spread = np.sqrt(forecast["mean"] + 1.0)
-    return forecast.assign(**{f"q{level}": (forecast["mean"] + z * spread).clip(lower=0.0)
-                              for level, z in NORMAL_QUANTILES.items()})
+    return forecast.assign(
+        **{f"q{level}": (forecast["mean"] + z * spread).clip(lower=0.0) for level, z in NORMAL_QUANTILES.items()}
+    )
 
 
 @dataclass(frozen=True)
@@ -96,13 +105,22 @@ def budgeted_plan() -> Reported:
     """Quantile mode (safety stock targets) under a budget, solved as the planning flow solves it."""
     data = synthetic_data()
     forecast = normal_forecast(data)
-    planning = PlanningSettings(horizon_days=HORIZON_DAYS, uncertainty_mode="quantile",
-                                budget_per_period=BUDGET_PER_PERIOD)
+    planning = PlanningSettings(
+        horizon_days=HORIZON_DAYS, uncertainty_mode="quantile", budget_per_period=BUDGET_PER_PERIOD
+    )
     problem = planning_problem(data, forecast, planning)
     plan = solve_plan(problem, planning)
     outlook = plan_outlook(problem, plan, forecast, planning)
-    report = plan_report(problem, plan, explained_orders(plan), forecast, data.sales, planning.budget_per_period,
-                         outlook, purchase_orders(problem, plan))
+    report = plan_report(
+        problem,
+        plan,
+        explained_orders(plan),
+        forecast,
+        data.sales,
+        planning.budget_per_period,
+        outlook,
+        purchase_orders(problem, plan),
+    )
     return Reported(data, plan, outlook, render_html(report, "run-123"))
 
 
@@ -137,15 +155,23 @@ def test_report_shows_each_stores_peak_and_mean_capacity_use(budgeted_plan: Repo
 def test_report_shows_the_budget_spent_per_order_period(budgeted_plan: Reported) -> None:
     data, plan, page = budgeted_plan.data, budgeted_plan.plan, budgeted_plan.page
     tables = Tables(page).tables
-    spend = (plan.orders["quantity"] * plan.orders["item_id"].map(data.items.set_index("item_id")["unit_cost"])
-             ).groupby(plan.orders["order_date"]).sum()
+    spend = (
+        (plan.orders["quantity"] * plan.orders["item_id"].map(data.items.set_index("item_id")["unit_cost"]))
+        .groupby(plan.orders["order_date"])
+        .sum()
+    )
     # The budget binds: what is left of it buys no further case pack of what was ordered.
     assert BUDGET_PER_PERIOD - 12 * data.items["unit_cost"].max() <= spend.max() <= BUDGET_PER_PERIOD + 1e-6
     shown = {row[0]: row for row in tables["budget-use"][1:]}
     for date, spent in spend.items():
-        assert shown[f"{date:%Y-%m-%d}"][1:] == [f"{spent:,.2f}", f"{BUDGET_PER_PERIOD:,.2f}",
-                                                 f"{spent / BUDGET_PER_PERIOD:.1%}"]
-    assert dict(map(tuple, tables["kpis"]))["Budget use"].startswith(f"peak {spend.max() / BUDGET_PER_PERIOD:.1%}, mean ")
+        assert shown[f"{date:%Y-%m-%d}"][1:] == [
+            f"{spent:,.2f}",
+            f"{BUDGET_PER_PERIOD:,.2f}",
+            f"{spent / BUDGET_PER_PERIOD:.1%}",
+        ]
+    assert dict(map(tuple, tables["kpis"]))["Budget use"].startswith(
+        f"peak {spend.max() / BUDGET_PER_PERIOD:.1%}, mean "
+    )
 
 
 def test_report_lists_the_dearest_orders_with_their_explanations(budgeted_plan: Reported) -> None:
@@ -156,15 +182,31 @@ def test_report_lists_the_dearest_orders_with_their_explanations(budgeted_plan: 
     assert len(explained) > TOP_ORDERS
 
     def shown(order: pd.Series) -> list[str]:
-        return [order["item_id"], order["store_id"], f"{order['order_date']:%Y-%m-%d}",
-                f"{order['arrival_date']:%Y-%m-%d}", f"{order['quantity']:,.1f}", f"{order['value']:,.2f}",
-                str(order["lead_time_periods"]), f"{order['demand_over_protection']:,.1f}",
-                f"{order['safety_stock']:,.1f}", f"{order['on_hand']:,.1f}", f"{order['pipeline']:,.1f}",
-                f"{order['inventory_position_after_order']:,.1f}", order["binding"]]
+        return [
+            order["item_id"],
+            order["store_id"],
+            f"{order['order_date']:%Y-%m-%d}",
+            f"{order['arrival_date']:%Y-%m-%d}",
+            f"{order['quantity']:,.1f}",
+            f"{order['value']:,.2f}",
+            str(order["lead_time_periods"]),
+            f"{order['demand_over_protection']:,.1f}",
+            f"{order['safety_stock']:,.1f}",
+            f"{order['on_hand']:,.1f}",
+            f"{order['pipeline']:,.1f}",
+            f"{order['inventory_position_after_order']:,.1f}",
+            order["binding"],
+        ]
 
     header, *rows = Tables(page).tables["top-orders"]
-    assert header[-6:] == ["demand over lead time + review", "safety stock", "on hand", "pipeline",
-                           "position after order", "binding constraints"]
+    assert header[-6:] == [
+        "demand over lead time + review",
+        "safety stock",
+        "on hand",
+        "pipeline",
+        "position after order",
+        "binding constraints",
+    ]
     assert len(rows) == TOP_ORDERS and f"Top {TOP_ORDERS} orders by value" in page
     every_order = [shown(order) for _, order in explained.iterrows()]
     assert all(row in every_order for row in rows)
@@ -193,8 +235,15 @@ def test_a_plan_without_orders_capacity_or_budget_says_so() -> None:
         start_date=start,
         n_periods=7,
         demand=pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(7), "demand": 2.0}),
-        items=pd.DataFrame({"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [0.365],
-                            "lead_time_days": [1], "unit_volume": [1.0]}),
+        items=pd.DataFrame(
+            {
+                "item_id": ["A"],
+                "unit_cost": [10.0],
+                "holding_cost_rate": [0.365],
+                "lead_time_days": [1],
+                "unit_volume": [1.0],
+            }
+        ),
         on_hand=pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "on_hand": [100.0]}),
         open_orders=pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"]),
         capacity=pd.DataFrame(columns=["store_id", "capacity_volume"]),
@@ -203,8 +252,10 @@ def test_a_plan_without_orders_capacity_or_budget_says_so() -> None:
     dates = pd.date_range(start, periods=7, freq="D")
     forecast = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates, "mean": 2.0, "q0.5": 2.0})
     history = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates - pd.Timedelta(days=7), "units": 2.0})
-    page = render_html(plan_report(problem, plan, explained_orders(plan), forecast, history, None, GIVEN_OUTLOOK,
-                                   NO_PURCHASE_ORDERS), "run-0")
+    page = render_html(
+        plan_report(problem, plan, explained_orders(plan), forecast, history, None, GIVEN_OUTLOOK, NO_PURCHASE_ORDERS),
+        "run-0",
+    )
 
     tables = Tables(page)
     assert plan.orders.empty
@@ -221,24 +272,49 @@ def test_the_report_says_how_many_item_stores_were_planned_on_the_naive_fallback
     problem = PlanningProblem(
         start_date=start,
         n_periods=7,
-        demand=pd.DataFrame({"item_id": "A", "store_id": ["S1"] * 7 + ["S2"] * 7, "period": list(range(7)) * 2,
-                             "demand": 2.0}),
-        items=pd.DataFrame({"item_id": ["A"], "unit_cost": [10.0], "holding_cost_rate": [0.365],
-                            "lead_time_days": [1], "unit_volume": [1.0]}),
+        demand=pd.DataFrame(
+            {"item_id": "A", "store_id": ["S1"] * 7 + ["S2"] * 7, "period": list(range(7)) * 2, "demand": 2.0}
+        ),
+        items=pd.DataFrame(
+            {
+                "item_id": ["A"],
+                "unit_cost": [10.0],
+                "holding_cost_rate": [0.365],
+                "lead_time_days": [1],
+                "unit_volume": [1.0],
+            }
+        ),
         on_hand=pd.DataFrame({"item_id": ["A", "A"], "store_id": ["S1", "S2"], "on_hand": [100.0, 100.0]}),
         open_orders=pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"]),
         capacity=pd.DataFrame(columns=["store_id", "capacity_volume"]),
     )
     plan = solve_replenishment_plan(problem)
     dates = pd.date_range(start, periods=7, freq="D")
-    forecast = pd.DataFrame({"item_id": "A", "store_id": ["S1"] * 7 + ["S2"] * 7, "date": dates.append(dates),
-                             "mean": 2.0, "q0.5": 2.0, NAIVE_FALLBACK: [False] * 7 + [False] * 3 + [True] * 4})
+    forecast = pd.DataFrame(
+        {
+            "item_id": "A",
+            "store_id": ["S1"] * 7 + ["S2"] * 7,
+            "date": dates.append(dates),
+            "mean": 2.0,
+            "q0.5": 2.0,
+            NAIVE_FALLBACK: [False] * 7 + [False] * 3 + [True] * 4,
+        }
+    )
     history = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates - pd.Timedelta(days=7), "units": 2.0})
 
-    report = plan_report(problem, plan, explained_orders(plan), forecast, history, None, GIVEN_OUTLOOK,
-                         NO_PURCHASE_ORDERS)
-    without = plan_report(problem, plan, explained_orders(plan), forecast.drop(columns=NAIVE_FALLBACK), history,
-                          None, GIVEN_OUTLOOK, NO_PURCHASE_ORDERS)
+    report = plan_report(
+        problem, plan, explained_orders(plan), forecast, history, None, GIVEN_OUTLOOK, NO_PURCHASE_ORDERS
+    )
+    without = plan_report(
+        problem,
+        plan,
+        explained_orders(plan),
+        forecast.drop(columns=NAIVE_FALLBACK),
+        history,
+        None,
+        GIVEN_OUTLOOK,
+        NO_PURCHASE_ORDERS,
+    )
 
     kpis = dict(map(tuple, Tables(render_html(report, "run-0")).tables["kpis"]))
     assert report.naive_fallback_series == 1

@@ -72,11 +72,13 @@ def test_explicit_tracking_uris_win_and_registry_follows_tracking() -> None:
     assert settings.mlflow_tracking_uri == "http://mlflow:5000"
     assert settings.mlflow_registry_uri == "http://mlflow:5000"
 
-    settings = load_settings(overrides=[
-        "tracking.tracking_uri=http://mlflow:5000",
-        "tracking.registry_uri=postgresql://db/registry",
-        "tracking.artifact_location=s3://bucket/artifacts",
-    ])
+    settings = load_settings(
+        overrides=[
+            "tracking.tracking_uri=http://mlflow:5000",
+            "tracking.registry_uri=postgresql://db/registry",
+            "tracking.artifact_location=s3://bucket/artifacts",
+        ]
+    )
     assert settings.mlflow_registry_uri == "postgresql://db/registry"
     assert settings.mlflow_artifact_location == "s3://bucket/artifacts"
 
@@ -126,7 +128,9 @@ def test_relative_paths_from_env_and_yaml_become_absolute(tmp_path: Path, monkey
 
 
 def test_yaml_file_overrides_defaults(tmp_path: Path) -> None:
-    config = write_yaml(tmp_path / "settings.yaml", """
+    config = write_yaml(
+        tmp_path / "settings.yaml",
+        """
 forecast:
   max_epochs: 2
   quantiles: [0.25, 0.5, 0.75]
@@ -135,7 +139,8 @@ planning:
 data:
   synthetic:
     n_items: 5
-""")
+""",
+    )
 
     settings = load_settings(config)
 
@@ -162,13 +167,18 @@ def test_environment_variables_are_nested_with_double_underscore(monkeypatch: py
     assert settings.tracking.experiment_name == "nightly"
 
 
-def test_priority_is_overrides_then_env_then_yaml_then_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = write_yaml(tmp_path / "settings.yaml", """
+def test_priority_is_overrides_then_env_then_yaml_then_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_yaml(
+        tmp_path / "settings.yaml",
+        """
 forecast:
   max_epochs: 2
   hidden_size: 11
   batch_size: 64
-""")
+""",
+    )
     monkeypatch.setenv("REPLENISH_FORECAST__MAX_EPOCHS", "3")
     monkeypatch.setenv("REPLENISH_FORECAST__HIDDEN_SIZE", "12")
 
@@ -182,7 +192,9 @@ forecast:
     assert settings.forecast.learning_rate == pytest.approx(3e-3)
 
 
-def test_env_beats_yaml_and_override_beats_env_for_a_whole_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_beats_yaml_and_override_beats_env_for_a_whole_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = write_yaml(tmp_path / "settings.yaml", "forecast:\n  quantiles: [0.1, 0.5]\n")
     monkeypatch.setenv("REPLENISH_FORECAST__QUANTILES", "[0.2, 0.5]")
 
@@ -201,12 +213,14 @@ def test_config_file_applies_only_to_the_call_that_names_it(tmp_path: Path) -> N
 
 
 def test_valid_cross_field_combination_is_accepted() -> None:
-    settings = load_settings(overrides=[
-        "forecast.quantiles=[0.5, 0.9]",
-        "planning.demand_quantile=0.9",
-        "forecast.horizon_days=14",
-        "planning.horizon_days=14",
-    ])
+    settings = load_settings(
+        overrides=[
+            "forecast.quantiles=[0.5, 0.9]",
+            "planning.demand_quantile=0.9",
+            "forecast.horizon_days=14",
+            "planning.horizon_days=14",
+        ]
+    )
 
     assert settings.planning.demand_quantile == 0.9
     assert settings.planning.horizon_days == settings.forecast.horizon_days == 14
@@ -322,13 +336,15 @@ def test_a_folder_is_not_a_settings_file(tmp_path: Path) -> None:
 
 
 def test_parse_overrides_reads_lists_as_yaml_and_keeps_scalars_as_text() -> None:
-    parsed = parse_overrides([
-        "forecast.max_epochs=3",
-        "forecast.quantiles=[0.1, 0.5, 0.9]",
-        "data.format=m5",
-        "tracking.experiment_name=nightly run",
-        "data.synthetic.seed=-4",
-    ])
+    parsed = parse_overrides(
+        [
+            "forecast.max_epochs=3",
+            "forecast.quantiles=[0.1, 0.5, 0.9]",
+            "data.format=m5",
+            "tracking.experiment_name=nightly run",
+            "data.synthetic.seed=-4",
+        ]
+    )
 
     assert parsed == {
         "forecast": {"max_epochs": "3", "quantiles": [0.1, 0.5, 0.9]},
@@ -339,9 +355,14 @@ def test_parse_overrides_reads_lists_as_yaml_and_keeps_scalars_as_text() -> None
 
 
 def test_text_overrides_are_typed_by_the_settings_fields() -> None:
-    settings = load_settings(overrides=[
-        "forecast.max_epochs=3", "forecast.learning_rate=0.01", "data.synthetic.seed=-4", "forecast.devices=2",
-    ])
+    settings = load_settings(
+        overrides=[
+            "forecast.max_epochs=3",
+            "forecast.learning_rate=0.01",
+            "data.synthetic.seed=-4",
+            "forecast.devices=2",
+        ]
+    )
 
     assert settings.forecast.max_epochs == 3 and type(settings.forecast.max_epochs) is int
     assert settings.forecast.learning_rate == 0.01
@@ -349,12 +370,14 @@ def test_text_overrides_are_typed_by_the_settings_fields() -> None:
 
 
 def test_parse_overrides_edge_values() -> None:
-    parsed = parse_overrides([
-        "a=",  # empty value means "unset"
-        "b=x=y",  # only the first '=' separates key and value
-        "  c.d =7",  # whitespace around the key is ignored
-        "f=true",  # scalars stay text; the settings field types them
-    ])
+    parsed = parse_overrides(
+        [
+            "a=",  # empty value means "unset"
+            "b=x=y",  # only the first '=' separates key and value
+            "  c.d =7",  # whitespace around the key is ignored
+            "f=true",  # scalars stay text; the settings field types them
+        ]
+    )
 
     assert parsed == {"a": None, "b": "x=y", "c": {"d": "7"}, "f": "true"}
 

@@ -17,10 +17,10 @@ from scipy.stats import poisson
 
 import replenish.simulate
 from optimization.replenishment_lp import PlanningProblem, solve_replenishment_plan
+from replenish import tracking
 from replenish.cli import app
 from replenish.report import SimulatedPolicies, plan_report, render_html
 from replenish.settings import load_settings
-from replenish import tracking
 from replenish.simulate import BASE_STOCK, DEFAULT, PERFECT_FORESIGHT, POLICIES
 from tasks.planning import explained_orders
 from tasks.simulation import ITEM_STORE_COSTS, SIMULATION_CHART, SIMULATION_TABLE, latest_simulation
@@ -39,11 +39,24 @@ def poisson_data(folder: Path) -> Path:
     costs 1% of the unit cost a day, so that stock held, not rare stock-outs, sets the costs."""
     rng = np.random.default_rng(11)
     dates = pd.date_range("2024-01-01", periods=DAYS, freq="D")
-    sales = pd.DataFrame([(item, store, day, rng.poisson(rate)) for item, rate in RATES.items() for store in STORES
-                          for day in dates], columns=["item_id", "store_id", "date", "units"]).assign(price=5.0)
-    items = pd.DataFrame({"item_id": list(RATES), "unit_cost": 3.0, "holding_cost_rate": 3.65, "lead_time_days": 3,
-                          "case_pack": 4, "moq": 8, "unit_volume": 1.0, "review_days": 7, "order_weekday": 0,
-                          "service_level": 0.98})
+    sales = pd.DataFrame(
+        [(item, store, day, rng.poisson(rate)) for item, rate in RATES.items() for store in STORES for day in dates],
+        columns=["item_id", "store_id", "date", "units"],
+    ).assign(price=5.0)
+    items = pd.DataFrame(
+        {
+            "item_id": list(RATES),
+            "unit_cost": 3.0,
+            "holding_cost_rate": 3.65,
+            "lead_time_days": 3,
+            "case_pack": 4,
+            "moq": 8,
+            "unit_volume": 1.0,
+            "review_days": 7,
+            "order_weekday": 0,
+            "service_level": 0.98,
+        }
+    )
     folder.mkdir(parents=True)
     sales.to_csv(folder / "sales.csv", index=False)
     items.to_csv(folder / "items.csv", index=False)
@@ -52,25 +65,40 @@ def poisson_data(folder: Path) -> Path:
 
 def oracle(sales: pd.DataFrame) -> replenish.simulate.Forecaster:
     """The true distribution: each series' Poisson quantiles, for the days after its history."""
+
     def forecast(history: pd.DataFrame) -> pd.DataFrame:
         last = history["date"].max()
         days = pd.DataFrame({"date": pd.date_range(last + pd.Timedelta(days=1), periods=28, freq="D")})
         frame = history[["item_id", "store_id"]].drop_duplicates().merge(days, how="cross")
         rate = frame["item_id"].map(RATES)
         return frame.assign(mean=rate, **{f"q{level:g}": poisson.ppf(level, rate) for level in QUANTILES})
+
     return forecast
 
 
 def test_the_policies_cost_as_theory_says_and_land_in_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = poisson_data(tmp_path / "data")
     # 50 scenarios keep the MILP the gap is measured against to seconds.
-    overrides = [f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'out'}", "simulate.weeks=6",
-                 "planning.n_scenarios=50"]
+    overrides = [
+        f"work_dir={tmp_path / 'state'}",
+        f"output_dir={tmp_path / 'out'}",
+        "simulate.weeks=6",
+        "planning.n_scenarios=50",
+    ]
     monkeypatch.setattr(replenish.simulate, "lstm_training", lambda settings: oracle)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(io.StringIO()):
-        assert app(["simulate", "--data", str(data), "--format", "long",
-                    *[part for override in overrides for part in ("--set", override)]], standalone_mode=False) in (0, None)
+        assert app(
+            [
+                "simulate",
+                "--data",
+                str(data),
+                "--format",
+                "long",
+                *[part for override in overrides for part in ("--set", override)],
+            ],
+            standalone_mode=False,
+        ) in (0, None)
 
     settings = load_settings(overrides=[*overrides, f"data.path={data}", "data.format=long"])
     simulation = latest_simulation(settings)
@@ -104,16 +132,24 @@ def test_the_policies_cost_as_theory_says_and_land_in_mlflow(tmp_path: Path, mon
     assert "The policy on recent history" in page and simulation.run_id in page
     rows = {row[0]: row[1:] for row in Tables(page).tables["policy-simulation"][1:]}
     assert rows["total cost"] == [f"{cost[policy]:,.2f}" for policy in POLICIES]
-    assert any("total cost against fill rate" in image for image in re.findall(r'<img [^>]*>', page))
+    assert any("total cost against fill rate" in image for image in re.findall(r"<img [^>]*>", page))
 
 
 def report_with(simulation: SimulatedPolicies) -> str:
     start = pd.Timestamp("2024-06-03")
     problem = PlanningProblem(
-        start_date=start, n_periods=7,
+        start_date=start,
+        n_periods=7,
         demand=pd.DataFrame({"item_id": "A", "store_id": "S1", "period": range(7), "demand": 2.0}),
-        items=pd.DataFrame({"item_id": ["A"], "unit_cost": [3.0], "holding_cost_rate": [0.25], "lead_time_days": [1],
-                            "unit_volume": [1.0]}),
+        items=pd.DataFrame(
+            {
+                "item_id": ["A"],
+                "unit_cost": [3.0],
+                "holding_cost_rate": [0.25],
+                "lead_time_days": [1],
+                "unit_volume": [1.0],
+            }
+        ),
         on_hand=pd.DataFrame({"item_id": ["A"], "store_id": ["S1"], "on_hand": [5.0]}),
         open_orders=pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"]),
         capacity=pd.DataFrame(columns=["store_id", "capacity_volume"]),
@@ -122,5 +158,17 @@ def report_with(simulation: SimulatedPolicies) -> str:
     dates = pd.date_range(start, periods=7)
     forecast = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": dates, "mean": 2.0, "q0.5": 2.0})
     history = forecast[["item_id", "store_id"]].assign(date=dates - pd.Timedelta(days=7), units=2.0)
-    return render_html(plan_report(problem, plan, explained_orders(plan), forecast, history, None, GIVEN_OUTLOOK,
-                                   NO_PURCHASE_ORDERS, simulation), "run-2")
+    return render_html(
+        plan_report(
+            problem,
+            plan,
+            explained_orders(plan),
+            forecast,
+            history,
+            None,
+            GIVEN_OUTLOOK,
+            NO_PURCHASE_ORDERS,
+            simulation,
+        ),
+        "run-2",
+    )

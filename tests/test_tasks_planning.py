@@ -12,8 +12,8 @@ from replenish import tracking
 from replenish.cli import _is_user_error
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
-from replenish.settings import PlanningSettings, load_settings
 from replenish.planning import planning_problem, quantiles_needed
+from replenish.settings import PlanningSettings, load_settings
 from tasks.planning import forecast_planning_horizon
 
 
@@ -21,10 +21,10 @@ def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_
     data = complete_tables(generate_synthetic(SyntheticConfig(n_items=2, n_stores=1, n_days=90)), MasterDefaults())
     dates = pd.date_range(data.snapshot_date + pd.Timedelta(days=1), periods=28, freq="D")
     keys = data.sales[["item_id", "store_id"]].drop_duplicates()
-    forecast = keys.merge(pd.DataFrame({"date": dates}), how="cross").assign(
-        **{"q0.5": 2.0, "q0.8": 3.0})
-    problem = planning_problem(data, forecast, PlanningSettings(horizon_days=14, demand_quantile=0.8,
-                                                                uncertainty_mode="point"))
+    forecast = keys.merge(pd.DataFrame({"date": dates}), how="cross").assign(**{"q0.5": 2.0, "q0.8": 3.0})
+    problem = planning_problem(
+        data, forecast, PlanningSettings(horizon_days=14, demand_quantile=0.8, uncertainty_mode="point")
+    )
     assert problem.start_date == dates[0]
     assert problem.n_periods == 14
     assert sorted(problem.demand["period"].unique()) == list(range(14))
@@ -32,11 +32,13 @@ def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_
     assert len(problem.demand) == len(keys) * 14
 
 
-
 def uniform_forecast(data: RetailData, days: int) -> pd.DataFrame:
     dates = pd.date_range(data.snapshot_date + pd.Timedelta(days=1), periods=days, freq="D")
-    return data.inventory[["item_id", "store_id"]].merge(pd.DataFrame({"date": dates}), how="cross").assign(
-        **{"mean": 2.0, "q0.5": 2.0, "q0.9": 3.0})
+    return (
+        data.inventory[["item_id", "store_id"]]
+        .merge(pd.DataFrame({"date": dates}), how="cross")
+        .assign(**{"mean": 2.0, "q0.5": 2.0, "q0.9": 3.0})
+    )
 
 
 def test_a_forecast_shorter_than_the_plan_is_refused_not_read_as_zero_demand() -> None:

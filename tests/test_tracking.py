@@ -46,7 +46,8 @@ def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     sales = weekly_sales(n_series=2, n_days=80)
     predictor = LSTMEstimator(LSTMConfig(horizon=7, context_length=28, max_epochs=1), tmp_path / "ckpt").fit(
-        build_feature_frame(sales))
+        build_feature_frame(sales)
+    )
     first_run = tracking.start_run(settings, "first", {})
     first = tracking.log_forecaster(settings, first_run, predictor, sales)
     tracking.promote(settings, first, tracking.decide_promotion(0.8, None, "holdout_rmsse"))
@@ -73,8 +74,13 @@ def test_version_description_holds_its_metrics_and_the_decision(tmp_path: Path) 
     run_id = tracking.start_run(settings, "described", {})
     version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
     decision = tracking.decide_promotion(0.7, 0.8, "holdout_rmsse")
-    tracking.describe_version(settings, version, {"holdout_pyfunc_lstm_rmsse": 0.7},
-                              {"lstm_rmsse": 0.7123, "lstm_coverage_80": 0.81}, decision)
+    tracking.describe_version(
+        settings,
+        version,
+        {"holdout_pyfunc_lstm_rmsse": 0.7},
+        {"lstm_rmsse": 0.7123, "lstm_coverage_80": 0.81},
+        decision,
+    )
     description = client.get_model_version(name, version.version).description
     assert "lstm_rmsse: 0.7123" in description and "lstm_coverage_80: 0.8100" in description
     assert "holdout_pyfunc_lstm_rmsse: 0.7000" in description
@@ -102,7 +108,9 @@ def test_the_experiment_opens_as_model_training_and_metrics_carry_the_time_they_
     assert before <= metric.timestamp <= time.time() * 1000
 
 
-def test_tables_are_logged_as_csv_when_small_and_parquet_when_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tables_are_logged_as_csv_when_small_and_parquet_when_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     monkeypatch.setattr(tracking, "TABLE_CSV_MAX_ROWS", 3)
     run_id = tracking.start_run(settings, "tables", {})
@@ -134,9 +142,16 @@ def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     client = tracking.client_for(settings)
     client.create_registered_model(settings.tracking.registered_model_name)  # as a first registration would
-    workers = [subprocess.Popen([sys.executable, "-m", "tests.promotion_worker", str(tmp_path), str(score)],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-               for score in (0.9, 0.8)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.promotion_worker", str(tmp_path), str(score)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        for score in (0.9, 0.8)
+    ]
     try:
         outcomes = []
         for worker in workers:
@@ -151,5 +166,5 @@ def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
     better = min(outcomes, key=lambda outcome: outcome["candidate_rmsse"])
     # Read from the database itself: this process's MLflow client may hold an older snapshot of it.
     with sqlite3.connect(tmp_path / "mlflow.db") as database:
-        (champion,), = database.execute("select version from registered_model_aliases where alias = 'champion'")
+        ((champion,),) = database.execute("select version from registered_model_aliases where alias = 'champion'")
     assert str(champion) == str(better["version"]), outcomes

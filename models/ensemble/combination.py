@@ -41,6 +41,7 @@ MIN_GROUP_DAYS = 200
 MAX_INTERVAL_SCALE = 10.0
 SUM_TO_ONE_PENALTY = 1e3  # least squares: the weight of the row that asks the weights to sum to one
 
+
 def quantile_column(level: float) -> str:
     return f"q{level:g}"
 
@@ -48,8 +49,9 @@ def quantile_column(level: float) -> str:
 def demand_classes(history: pd.DataFrame) -> pd.Series:
     """Series id -> smooth / intermittent / lumpy / erratic, from the uncensored days of the last year:
     ADI = days per day with a sale, CV² = squared coefficient of variation of the non-zero sales."""
-    recent = history[(history["date"] > history["date"].max() - pd.Timedelta(days=CLASSIFICATION_DAYS))
-                     & ~censored(history)]
+    recent = history[
+        (history["date"] > history["date"].max() - pd.Timedelta(days=CLASSIFICATION_DAYS)) & ~censored(history)
+    ]
     units = recent["units"].astype(float)
     ids = series_id(recent)
     days = units.groupby(ids).size()
@@ -57,8 +59,11 @@ def demand_classes(history: pd.DataFrame) -> pd.Series:
     adi = days / sales.size().reindex(days.index).fillna(0.0)  # inf for a series that never sold
     cv2 = (sales.std(ddof=0) / sales.mean()).pow(2).reindex(days.index).fillna(0.0)
     intermittent, variable = adi >= ADI_CUTOFF, cv2 >= CV2_CUTOFF
-    classes = np.select([~intermittent & ~variable, intermittent & ~variable, intermittent & variable],
-                        DEMAND_CLASSES[:3], default="erratic")
+    classes = np.select(
+        [~intermittent & ~variable, intermittent & ~variable, intermittent & variable],
+        DEMAND_CLASSES[:3],
+        default="erratic",
+    )
     return pd.Series(classes, index=days.index, name="group")
 
 
@@ -88,7 +93,9 @@ def _member_quantiles(forecast: pd.DataFrame, levels: tuple[float, ...]) -> np.n
     given = sorted(float(column[1:]) for column in forecast.columns if column.startswith("q"))
     if not given:
         return np.full((len(forecast), len(levels)), np.nan)
-    values = np.sort(forecast[[quantile_column(level) for level in given]].to_numpy(dtype=float), axis=1)  # [rows, given]
+    values = np.sort(
+        forecast[[quantile_column(level) for level in given]].to_numpy(dtype=float), axis=1
+    )  # [rows, given]
     if len(given) == 1:
         return np.repeat(values, len(levels), axis=1)
     z_given = np.array([NormalDist().inv_cdf(level) for level in given])  # [given]
@@ -120,8 +127,9 @@ def _normalised(weights: np.ndarray, present: np.ndarray) -> np.ndarray:
         return np.where(total > 0, masked / total, np.nan)
 
 
-def combine_arrays(arrays: MemberArrays, row_weights: np.ndarray, row_scales: np.ndarray,
-                   levels: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def combine_arrays(
+    arrays: MemberArrays, row_weights: np.ndarray, row_scales: np.ndarray, levels: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Combined points [rows] and monotone non-negative quantiles [rows, levels].
 
     ``row_weights``: [rows, members] each row's member weights; ``row_scales``: [rows, levels] the factor
@@ -174,11 +182,16 @@ def _weights_of(points: np.ndarray, actual: np.ndarray, scale: np.ndarray, weigh
 
 def _interval_pairs(levels: tuple[float, ...]) -> list[tuple[int, int]]:
     """Index pairs (lower, upper) of the symmetric intervals among ``levels`` (0.1 and 0.9, ...)."""
-    return [(low, levels.index(round(1 - level, 10))) for low, level in enumerate(levels)
-            if level < 0.5 and round(1 - level, 10) in levels]
+    return [
+        (low, levels.index(round(1 - level, 10)))
+        for low, level in enumerate(levels)
+        if level < 0.5 and round(1 - level, 10) in levels
+    ]
 
 
-def _interval_scales(centre: np.ndarray, distance: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+def _interval_scales(
+    centre: np.ndarray, distance: np.ndarray, actual: np.ndarray, levels: tuple[float, ...]
+) -> np.ndarray:
     """[levels] the factor that gives each symmetric interval its nominal coverage on these rows;
     ``distance`` [rows, levels] from the median ``centre`` [rows]. Levels outside any pair take the
     factor of the nearest intervals in the normal scale (1 where there is no pair)."""
@@ -214,27 +227,45 @@ class Combination:
     def row_weights(self, groups: np.ndarray) -> np.ndarray:
         """[rows, members] for each row's group, the all-series weights where the group learned none."""
         table = {group: np.array([by_member[m] for m in self.members]) for group, by_member in self.weights.items()}
-        return np.stack([table.get(group, table[ALL_SERIES]) for group in groups]) if len(groups) else (
-            np.empty((0, len(self.members))))
+        return (
+            np.stack([table.get(group, table[ALL_SERIES]) for group in groups])
+            if len(groups)
+            else (np.empty((0, len(self.members))))
+        )
 
     def row_scales(self, groups: np.ndarray) -> np.ndarray:
         """[rows, levels] interval scales of each row's group (1 everywhere when uncalibrated)."""
         if not self.scales:
             return np.ones((len(groups), len(self.levels)))
         table = {group: np.array([by_level[level] for level in self.levels]) for group, by_level in self.scales.items()}
-        return np.stack([table.get(group, table[ALL_SERIES]) for group in groups]) if len(groups) else (
-            np.empty((0, len(self.levels))))
+        return (
+            np.stack([table.get(group, table[ALL_SERIES]) for group in groups])
+            if len(groups)
+            else (np.empty((0, len(self.levels))))
+        )
 
     def as_dict(self) -> dict:
-        return {"members": list(self.members), "levels": list(self.levels), "weights": self.weights,
-                "scales": {group: {str(level): scale for level, scale in by_level.items()}
-                           for group, by_level in self.scales.items()}}
+        return {
+            "members": list(self.members),
+            "levels": list(self.levels),
+            "weights": self.weights,
+            "scales": {
+                group: {str(level): scale for level, scale in by_level.items()}
+                for group, by_level in self.scales.items()
+            },
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Combination:
-        return cls(tuple(data["members"]), tuple(data["levels"]), data["weights"],
-                   {group: {float(level): scale for level, scale in by_level.items()}
-                    for group, by_level in data["scales"].items()})
+        return cls(
+            tuple(data["members"]),
+            tuple(data["levels"]),
+            data["weights"],
+            {
+                group: {float(level): scale for level, scale in by_level.items()}
+                for group, by_level in data["scales"].items()
+            },
+        )
 
 
 def _groups_of(keys: pd.DataFrame, groups: pd.Series) -> np.ndarray:
@@ -242,8 +273,14 @@ def _groups_of(keys: pd.DataFrame, groups: pd.Series) -> np.ndarray:
     return series_id(keys).map(groups).fillna(ALL_SERIES).to_numpy(dtype=object)
 
 
-def fit_combination(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, history: pd.DataFrame,
-                    groups: pd.Series, levels: tuple[float, ...], config: EnsembleConfig) -> Combination:
+def fit_combination(
+    forecasts: dict[str, pd.DataFrame],
+    actual: pd.DataFrame,
+    history: pd.DataFrame,
+    groups: pd.Series,
+    levels: tuple[float, ...],
+    config: EnsembleConfig,
+) -> Combination:
     """Learn weights (and interval scales) from member forecasts at earlier origins.
 
     ``forecasts``: member -> common-shape frames with a ``cutoff`` column, at origins before the one
@@ -253,7 +290,8 @@ def fit_combination(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     arrays = align_members(forecasts, levels)
     scored = arrays.keys.merge(actual.loc[~censored(actual), [*FORECAST_KEY, "units"]], on=FORECAST_KEY, how="left")
     scales = arrays.keys.assign(series=series_id(arrays.keys)).merge(
-        _squared_scales(history, sorted(arrays.keys["cutoff"].unique())), on=["series", "cutoff"], how="left")
+        _squared_scales(history, sorted(arrays.keys["cutoff"].unique())), on=["series", "cutoff"], how="left"
+    )
     units, scale = scored["units"].to_numpy(dtype=float), scales["scale"].to_numpy(dtype=float)
     row_groups = _groups_of(arrays.keys, groups)
     # Rows every member forecast, with a known actual and a usable scale.
@@ -263,15 +301,22 @@ def fit_combination(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     for group in [ALL_SERIES, *sorted(set(row_groups) - {ALL_SERIES})]:
         rows = usable & ((row_groups == group) | (group == ALL_SERIES))
         if rows.sum() >= MIN_GROUP_DAYS or (group == ALL_SERIES and rows.any()):
-            weights[group] = dict(zip(members, _weights_of(arrays.points[rows], units[rows], scale[rows],
-                                                           config.weighting).tolist()))
+            weights[group] = dict(
+                zip(
+                    members,
+                    _weights_of(arrays.points[rows], units[rows], scale[rows], config.weighting).tolist(),
+                    strict=False,
+                )
+            )
     if ALL_SERIES not in weights:  # nothing scored at all: equal weights
         weights[ALL_SERIES] = dict.fromkeys(members, 1.0 / len(members))
     combination = Combination(members, levels, weights)
     if not config.calibrate:
         return combination
 
-    _, quantiles = combine_arrays(arrays, combination.row_weights(row_groups), combination.row_scales(row_groups), levels)
+    _, quantiles = combine_arrays(
+        arrays, combination.row_weights(row_groups), combination.row_scales(row_groups), levels
+    )
     median_index = int(np.argmin(np.abs(np.array(levels) - 0.5)))
     centre = quantiles[:, median_index]
     distance = quantiles - centre[:, None]
@@ -282,7 +327,7 @@ def fit_combination(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
         rows = known & ((row_groups == group) | (group == ALL_SERIES))
         if rows.sum() >= MIN_GROUP_DAYS or (group == ALL_SERIES and rows.any()):
             factors = _interval_scales(centre[rows], distance[rows], units[rows], levels)
-            scales_by_group[group] = dict(zip(levels, factors.tolist()))
+            scales_by_group[group] = dict(zip(levels, factors.tolist(), strict=False))
     return Combination(members, levels, weights, scales_by_group or {ALL_SERIES: dict.fromkeys(levels, 1.0)})
 
 
@@ -290,7 +335,10 @@ def combine(forecasts: dict[str, pd.DataFrame], combination: Combination, groups
     """The combined forecast in the LSTM predictor's shape: item_id, store_id, date[, cutoff], mean, q<level>..."""
     arrays = align_members({member: forecasts[member] for member in combination.members}, combination.levels)
     row_groups = _groups_of(arrays.keys, groups)
-    point, quantiles = combine_arrays(arrays, combination.row_weights(row_groups), combination.row_scales(row_groups),
-                                      combination.levels)
-    return arrays.keys.assign(mean=point, **{quantile_column(level): quantiles[:, position]
-                                             for position, level in enumerate(combination.levels)})
+    point, quantiles = combine_arrays(
+        arrays, combination.row_weights(row_groups), combination.row_scales(row_groups), combination.levels
+    )
+    return arrays.keys.assign(
+        mean=point,
+        **{quantile_column(level): quantiles[:, position] for position, level in enumerate(combination.levels)},
+    )

@@ -20,8 +20,9 @@ from models.lstm.estimator import LSTMPredictor
 LSTM = "lstm"
 
 
-def ensemble_forecaster(member_forecasters: dict[str, Forecaster], config: EnsembleConfig, horizon: int,
-                        levels: tuple[float, ...]) -> Forecaster:
+def ensemble_forecaster(
+    member_forecasters: dict[str, Forecaster], config: EnsembleConfig, horizon: int, levels: tuple[float, ...]
+) -> Forecaster:
     """A backtest forecaster: at each cutoff it backtests its members on ``config.calibration_origins``
     earlier origins of the history it is given, learns the combination there, and combines the members'
     forecasts of the test window. Nothing of the test window is seen; pass members wrapped by
@@ -31,9 +32,13 @@ def ensemble_forecaster(member_forecasters: dict[str, Forecaster], config: Ensem
     def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
         earlier = backtest_windows(history, horizon, config.calibration_origins)
-        backtests = {name: pd.concat([member(window.history, window.future).assign(cutoff=window.cutoff)
-                                      for window in earlier], ignore_index=True)
-                     for name, member in member_forecasters.items()}
+        backtests = {
+            name: pd.concat(
+                [member(window.history, window.future).assign(cutoff=window.cutoff) for window in earlier],
+                ignore_index=True,
+            )
+            for name, member in member_forecasters.items()
+        }
         actual = pd.concat([window.actual for window in earlier], ignore_index=True)
         groups = series_groups(history, config.grouping)
         combination = fit_combination(backtests, actual, history, groups, levels, config)
@@ -43,8 +48,13 @@ def ensemble_forecaster(member_forecasters: dict[str, Forecaster], config: Ensem
     return forecast
 
 
-def ensemble_from_backtest(forecasts: dict[str, pd.DataFrame], windows: list[BacktestWindow], lstm: LSTMPredictor,
-                           config: EnsembleConfig, seed: int) -> EnsemblePredictor | None:
+def ensemble_from_backtest(
+    forecasts: dict[str, pd.DataFrame],
+    windows: list[BacktestWindow],
+    lstm: LSTMPredictor,
+    config: EnsembleConfig,
+    seed: int,
+) -> EnsemblePredictor | None:
     """The ensemble for the last window (the holdout), its combination learned from the backtest's
     forecasts at the origins before it. None without such an origin, or with fewer than two of
     ``config.members`` among the backtest's models (an ensemble of one is its member)."""
@@ -77,8 +87,9 @@ class EnsemblePredictor:
         return self.combination.levels
 
     def member_forecasters(self) -> dict[str, Forecaster]:
-        baselines = baseline_forecasters([name for name in self.combination.members if name != LSTM], self.horizon,
-                                         self.seed)
+        baselines = baseline_forecasters(
+            [name for name in self.combination.members if name != LSTM], self.horizon, self.seed
+        )
         if LSTM not in self.combination.members:
             return baselines
         lstm = self.lstm
@@ -102,8 +113,12 @@ class EnsemblePredictor:
         directory.mkdir(parents=True, exist_ok=True)
         if self.lstm is not None:
             self.lstm.save(directory / LSTM)
-        metadata = {"combination": self.combination.as_dict(), "config": asdict(self.config),
-                    "horizon": self.horizon, "seed": self.seed}
+        metadata = {
+            "combination": self.combination.as_dict(),
+            "config": asdict(self.config),
+            "horizon": self.horizon,
+            "seed": self.seed,
+        }
         (directory / "ensemble.json").write_text(json.dumps(metadata, indent=1))
 
     @classmethod

@@ -27,9 +27,9 @@ from models.features import (
 from models.lstm.lightning_module import LSTMQuantileLightningModule
 from models.lstm.module import LSTMQuantileNetwork
 from models.lstm.windows import (
+    SeriesPanel,
     WindowDataset,
     already_batched,
-    SeriesPanel,
     build_panel,
     gather_windows,
     in_sample_scales,
@@ -63,6 +63,8 @@ class TrainingCurvesLogger(MLFlowLogger):
 def training_curves_logger(tracking_uri: str, run_id: str | None) -> TrainingCurvesLogger | bool:
     """The logger a fit's curves go to: the MLflow run `run_id`, or none (False) without one."""
     return TrainingCurvesLogger(tracking_uri=tracking_uri, run_id=run_id) if run_id else False
+
+
 LAST_CHECKPOINT = "last.ckpt"
 
 
@@ -125,8 +127,15 @@ class LSTMPredictor:
         with torch.no_grad():
             for network in self.networks:
                 network.eval()
-                members.append(network(batch["past_target"], batch["past_observed"], batch["past_covariates"],
-                                       batch["future_covariates"], categories))
+                members.append(
+                    network(
+                        batch["past_target"],
+                        batch["past_observed"],
+                        batch["past_covariates"],
+                        batch["future_covariates"],
+                        categories,
+                    )
+                )
         # Members are averaged quantile by quantile (Vincentization): the average of non-crossing
         # quantile curves is non-crossing, and it keeps each member's spread.
         scale = members[0][2]  # [series], the same for every member: it depends on the input only
@@ -136,13 +145,18 @@ class LSTMPredictor:
         quantiles = (scaled_quantiles * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
 
         item_store = pd.Series(panel.series).str.split("|", n=1, expand=True)
-        dates = last_history.reindex(panel.series).to_numpy()[:, None] + pd.to_timedelta(np.arange(1, horizon + 1), "D").to_numpy()
-        forecast = pd.DataFrame({
-            "item_id": np.repeat(item_store[0].to_numpy(), horizon),
-            "store_id": np.repeat(item_store[1].to_numpy(), horizon),
-            "date": dates.ravel(),
-            "mean": mean.ravel(),
-        })
+        dates = (
+            last_history.reindex(panel.series).to_numpy()[:, None]
+            + pd.to_timedelta(np.arange(1, horizon + 1), "D").to_numpy()
+        )
+        forecast = pd.DataFrame(
+            {
+                "item_id": np.repeat(item_store[0].to_numpy(), horizon),
+                "store_id": np.repeat(item_store[1].to_numpy(), horizon),
+                "date": dates.ravel(),
+                "mean": mean.ravel(),
+            }
+        )
         for position, level in enumerate(self.config.quantiles):
             forecast[quantile_column(level)] = quantiles[:, :, position].ravel()
         return forecast
@@ -180,10 +194,12 @@ def build_vocabularies(panel: SeriesPanel) -> dict[str, dict[str, int]]:
 
 def category_indices(panel: SeriesPanel, vocabularies: dict[str, dict[str, int]]) -> np.ndarray:
     """[series, categories] embedding index of each series' ids; ids not seen in training get 0."""
-    return np.column_stack([
-        [vocabularies[name].get(value, UNSEEN_CATEGORY_INDEX) for value in panel.categories[:, position]]
-        for position, name in enumerate(CATEGORY_COLUMNS)
-    ]).astype(np.int64)
+    return np.column_stack(
+        [
+            [vocabularies[name].get(value, UNSEEN_CATEGORY_INDEX) for value in panel.categories[:, position]]
+            for position, name in enumerate(CATEGORY_COLUMNS)
+        ]
+    ).astype(np.int64)
 
 
 def network_arguments(config: LSTMConfig, vocabularies: dict[str, dict[str, int]]) -> dict:
@@ -204,9 +220,15 @@ class LSTMEstimator:
     that folder holds a last checkpoint (an interrupted fit of the same data and settings), training
     goes on from it instead of starting over."""
 
-    def __init__(self, config: LSTMConfig, checkpoint_dir: Path, logger: pl.loggers.Logger | bool = False,
-                 resume: bool = False, callbacks: list[Callback] | None = None,
-                 show_progress: bool = True) -> None:
+    def __init__(
+        self,
+        config: LSTMConfig,
+        checkpoint_dir: Path,
+        logger: pl.loggers.Logger | bool = False,
+        resume: bool = False,
+        callbacks: list[Callback] | None = None,
+        show_progress: bool = True,
+    ) -> None:
         self.config = config
         self.checkpoint_dir = checkpoint_dir
         self.logger = logger
@@ -273,7 +295,9 @@ class LSTMEstimator:
         networks = [self._fit_member(member, loaders, vocabularies) for member in range(config.ensemble_size)]
         return LSTMPredictor(networks, config, vocabularies, reference_prices(features))
 
-    def _fit_member(self, member: int, loaders: list[DataLoader], vocabularies: dict[str, dict[str, int]]) -> LSTMQuantileNetwork:
+    def _fit_member(
+        self, member: int, loaders: list[DataLoader], vocabularies: dict[str, dict[str, int]]
+    ) -> LSTMQuantileNetwork:
         config = self.config
         pl.seed_everything(config.seed + member, workers=True, verbose=False)
         member_dir = self._member_checkpoint_dir(member)
@@ -288,15 +312,23 @@ class LSTMEstimator:
         checkpoint = ModelCheckpoint(dirpath=member_dir, monitor="val_loss")
         # Every epoch, improving or not: a fit killed mid-way resumes from the epoch it reached, not from
         # its last improvement (Lightning's save_last only follows the monitored checkpoint's saves).
-        every_epoch = ModelCheckpoint(dirpath=member_dir, filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
-                                      save_top_k=1, enable_version_counter=False)
+        every_epoch = ModelCheckpoint(
+            dirpath=member_dir,
+            filename=LAST_CHECKPOINT.removesuffix(".ckpt"),
+            save_top_k=1,
+            enable_version_counter=False,
+        )
         trainer = pl.Trainer(
             max_epochs=config.max_epochs,
             accelerator=config.accelerator,
             devices=config.devices,
             strategy=config.strategy,
-            callbacks=[EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience), checkpoint,
-                       every_epoch, *self.callbacks],
+            callbacks=[
+                EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
+                checkpoint,
+                every_epoch,
+                *self.callbacks,
+            ],
             # One member's curves: several members logging the same metric names would interleave.
             logger=self.logger if member == 0 else False,
             log_every_n_steps=5,

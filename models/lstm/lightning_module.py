@@ -13,8 +13,15 @@ MAX_SERIES_WEIGHT = 100.0
 
 
 class LSTMQuantileLightningModule(pl.LightningModule):
-    def __init__(self, network_kwargs: dict, quantiles: list[float], learning_rate: float,
-                 mean_loss_weight: float, metric_scaled_loss: bool, cosine_decay_epochs: int | None) -> None:
+    def __init__(
+        self,
+        network_kwargs: dict,
+        quantiles: list[float],
+        learning_rate: float,
+        mean_loss_weight: float,
+        metric_scaled_loss: bool,
+        cosine_decay_epochs: int | None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.network = LSTMQuantileNetwork(**network_kwargs)
@@ -45,8 +52,10 @@ class LSTMQuantileLightningModule(pl.LightningModule):
             absolute_weight = torch.nan_to_num(scale / absolute_change, nan=0.0, posinf=MAX_SERIES_WEIGHT)
             squared_mask = mask * squared_weight.clamp(max=MAX_SERIES_WEIGHT)[:, None]
             absolute_mask = mask * absolute_weight.clamp(max=MAX_SERIES_WEIGHT)[:, None]
-        return (pinball_loss(scaled_quantiles, scaled_target, absolute_mask, self.quantile_levels),
-                squared_error_loss(scaled_mean, scaled_target, squared_mask))
+        return (
+            pinball_loss(scaled_quantiles, scaled_target, absolute_mask, self.quantile_levels),
+            squared_error_loss(scaled_mean, scaled_target, squared_mask),
+        )
 
     def _step(self, batch: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
         pinball, squared_error = self._losses(batch)

@@ -67,7 +67,9 @@ class LSTMQuantileNetwork(nn.Module):
         self.horizon = horizon
         self.n_quantiles = n_quantiles
         # Index 0 of every table is "unseen", so a new item still gets its store, dept and category.
-        self.embeddings = nn.ModuleList(nn.Embedding(cardinality, embedding_dim) for cardinality in category_cardinalities)
+        self.embeddings = nn.ModuleList(
+            nn.Embedding(cardinality, embedding_dim) for cardinality in category_cardinalities
+        )
         embedded = embedding_dim * len(category_cardinalities)
         # inputs per step: scaled target, observed flag, rolling means, covariates, id embeddings
         self.encoder = nn.LSTM(
@@ -101,7 +103,9 @@ class LSTMQuantileNetwork(nn.Module):
         the scale [batch] that maps both to units."""
         scale = series_scale(past_target, past_observed)  # [batch]
         scaled = past_target / scale[:, None]  # [batch, context]
-        embedding = torch.cat([table(categories[:, i]) for i, table in enumerate(self.embeddings)], dim=-1)  # [batch, embedded]
+        embedding = torch.cat(
+            [table(categories[:, i]) for i, table in enumerate(self.embeddings)], dim=-1
+        )  # [batch, embedded]
         context = past_target.shape[1]
         encoder_input = torch.cat(
             [

@@ -37,10 +37,15 @@ def main() -> None:
     predictor = estimator.fit(pd.read_parquet(args.features))
     if estimator.is_global_zero:
         predictor.save(args.out)
-        (args.out / TRAINING_SUMMARY).write_text(json.dumps({
-            "training_windows": estimator.training_windows, "epochs": estimator.epochs_run,
-            "resumed_from_epoch": estimator.resumed_from_epoch,
-        }))
+        (args.out / TRAINING_SUMMARY).write_text(
+            json.dumps(
+                {
+                    "training_windows": estimator.training_windows,
+                    "epochs": estimator.epochs_run,
+                    "resumed_from_epoch": estimator.resumed_from_epoch,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

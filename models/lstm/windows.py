@@ -53,10 +53,12 @@ def build_panel(frame: pd.DataFrame, context_length: int) -> SeriesPanel:
     trainable[row_series, column] = known & (available > 0)
     covariates[row_series, column] = frame[COVARIATE_COLUMNS].to_numpy(dtype=np.float32)
     first_row = np.unique(row_series, return_index=True)[1]
-    categories = np.column_stack([
-        frame[name].astype(str).to_numpy()[first_row] if name in frame else np.full(len(series), UNKNOWN_CATEGORY)
-        for name in CATEGORY_COLUMNS
-    ])
+    categories = np.column_stack(
+        [
+            frame[name].astype(str).to_numpy()[first_row] if name in frame else np.full(len(series), UNKNOWN_CATEGORY)
+            for name in CATEGORY_COLUMNS
+        ]
+    )
     return SeriesPanel(series, start_date, context_length, target, observed, trainable, covariates, categories)
 
 
@@ -109,8 +111,15 @@ def in_sample_scales(panel: SeriesPanel, last_position: int) -> np.ndarray:
 class WindowDataset(Dataset):
     """Windows cut on demand; ``__getitems__`` gathers a whole batch with one fancy index."""
 
-    def __init__(self, panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray,
-                 horizon: int, category_indices: np.ndarray, loss_scales: np.ndarray) -> None:
+    def __init__(
+        self,
+        panel: SeriesPanel,
+        series_rows: np.ndarray,
+        first_future: np.ndarray,
+        horizon: int,
+        category_indices: np.ndarray,
+        loss_scales: np.ndarray,
+    ) -> None:
         self.panel = panel
         self.series_rows = series_rows
         self.first_future = first_future

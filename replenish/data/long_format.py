@@ -86,7 +86,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.ParserError as error:
         raise DataFileError(path, f"malformed CSV: {error}") from error
     except (EOFError, OSError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as error:
-        raise DataFileError(path, f"truncated or corrupt compressed file ({error.__class__.__name__}: {error})") from error
+        raise DataFileError(
+            path, f"truncated or corrupt compressed file ({error.__class__.__name__}: {error})"
+        ) from error
     except ValueError as error:  # pandas refuses a zip that holds several files
         raise DataFileError(path, f"cannot read the compressed file: {error}") from error
     if len(frame.columns) == 1:
@@ -94,7 +96,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
         for delimiter in OTHER_DELIMITERS:
             if delimiter in header:
                 raise DataFileError(
-                    path, f"the header {header!r} looks delimited by {delimiter!r}; files must be comma-separated")
+                    path, f"the header {header!r} looks delimited by {delimiter!r}; files must be comma-separated"
+                )
     return frame
 
 
@@ -115,13 +118,17 @@ def _candidate_names(table: str) -> str:
 
 def _table_file_candidates(folder: Path, table: str) -> list[Path]:
     """The files (or, for Parquet, partitioned folders) in ``folder`` that hold ``table``."""
-    return [candidate for candidate in (folder / f"{table}{suffix}" for suffix in READABLE_SUFFIXES)
-            if candidate.is_file() or (candidate.suffix == ".parquet" and candidate.is_dir())]
+    return [
+        candidate
+        for candidate in (folder / f"{table}{suffix}" for suffix in READABLE_SUFFIXES)
+        if candidate.is_file() or (candidate.suffix == ".parquet" and candidate.is_dir())
+    ]
 
 
 def _table_file(folder: Path, table: str) -> Path | None:
     present = _table_file_candidates(folder, table)
     if len(present) > 1:
-        raise DataFileError(folder, f"{' and '.join(path.name for path in present)} both hold the {table} table; "
-                                    "keep only one")
+        raise DataFileError(
+            folder, f"{' and '.join(path.name for path in present)} both hold the {table} table; keep only one"
+        )
     return present[0] if present else None

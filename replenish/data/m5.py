@@ -49,10 +49,7 @@ def load_m5(folder: Path) -> RawTables:
 
 
 def _expected_files() -> str:
-    return (
-        f"{' or '.join(SALES_FILE_NAMES)}; {' or '.join(CALENDAR_FILE_NAMES)}; "
-        f"{' or '.join(SELL_PRICES_FILE_NAMES)}"
-    )
+    return f"{' or '.join(SALES_FILE_NAMES)}; {' or '.join(CALENDAR_FILE_NAMES)}; {' or '.join(SELL_PRICES_FILE_NAMES)}"
 
 
 def _find_file(folder: Path, names: tuple[str, ...]) -> Path:
@@ -106,15 +103,13 @@ def _row_prices(
     """Sell price of each row's series and week; NaN in weeks without a price row (M5: not on sale)."""
     day_week_code, weeks = pd.factorize(day_calendar["wm_yr_wk"])
     series_keys = pd.MultiIndex.from_arrays([wide["store_id"], wide["item_id"]])
-    price_series = series_keys.get_indexer(
-        pd.MultiIndex.from_arrays([sell_prices["store_id"], sell_prices["item_id"]])
-    )
+    price_series = series_keys.get_indexer(pd.MultiIndex.from_arrays([sell_prices["store_id"], sell_prices["item_id"]]))
     price_week = weeks.get_indexer(sell_prices["wm_yr_wk"])
     in_sales = (price_series >= 0) & (price_week >= 0)
     weekly_price = np.full((len(wide), len(weeks)), np.nan)
-    weekly_price[price_series[in_sales], price_week[in_sales]] = sell_prices["sell_price"].to_numpy(
-        dtype=np.float64
-    )[in_sales]
+    weekly_price[price_series[in_sales], price_week[in_sales]] = sell_prices["sell_price"].to_numpy(dtype=np.float64)[
+        in_sales
+    ]
     return weekly_price[series_index, day_week_code[day_index]]
 
 

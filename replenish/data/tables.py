@@ -108,8 +108,11 @@ class MasterDefaults:
         }
         broken = [f"{name} = {getattr(self, name)}" for name, holds in bounds.items() if not holds]
         if broken:
-            raise ValueError("master defaults out of range: " + ", ".join(broken)
-                             + " (shares, costs and volumes above 0, case_pack at least 1, order_weekday 0-6)")
+            raise ValueError(
+                "master defaults out of range: "
+                + ", ".join(broken)
+                + " (shares, costs and volumes above 0, case_pack at least 1, order_weekday 0-6)"
+            )
 
 
 @dataclass(frozen=True)
@@ -284,13 +287,18 @@ def _with_absent_dates(sales: pd.DataFrame, absent_dates: AbsentDates) -> pd.Dat
     after_gap = np.repeat(np.arange(len(sales)), absent_before)  # the recorded row each filled row precedes
     first_of_gap = np.repeat(np.cumsum(absent_before) - absent_before, absent_before)
     days_before = absent_before[after_gap] - (np.arange(n_absent) - first_of_gap)  # gap length .. 1
-    filled = sales[[*SERIES_KEY, *HIERARCHY_COLUMNS]].iloc[after_gap].reset_index(drop=True).assign(
-        date=sales["date"].to_numpy()[after_gap] - pd.to_timedelta(days_before, unit="D"),
-        units=np.zeros(n_absent, dtype=np.int64),
-        promo=np.zeros(n_absent, dtype=np.int8),
-        event=np.zeros(n_absent, dtype=np.int8),
-        available=np.zeros(n_absent, dtype=np.int8),
-        **{absent_dates: np.ones(n_absent, dtype=np.int8)},
+    filled = (
+        sales[[*SERIES_KEY, *HIERARCHY_COLUMNS]]
+        .iloc[after_gap]
+        .reset_index(drop=True)
+        .assign(
+            date=sales["date"].to_numpy()[after_gap] - pd.to_timedelta(days_before, unit="D"),
+            units=np.zeros(n_absent, dtype=np.int64),
+            promo=np.zeros(n_absent, dtype=np.int8),
+            event=np.zeros(n_absent, dtype=np.int8),
+            available=np.zeros(n_absent, dtype=np.int8),
+            **{absent_dates: np.ones(n_absent, dtype=np.int8)},
+        )
     )
     combined = pd.concat([sales, filled], ignore_index=True)
     for flag in {"closed", absent_dates} & set(combined.columns):
@@ -399,9 +407,7 @@ def _complete_capacity(
         .groupby("store_id")["volume"]
         .sum()
     )
-    default_capacity = np.maximum(
-        defaults.capacity_headroom * stores["store_id"].map(on_hand_volume).fillna(0.0), 1.0
-    )
+    default_capacity = np.maximum(defaults.capacity_headroom * stores["store_id"].map(on_hand_volume).fillna(0.0), 1.0)
     if raw_capacity is not None:
         capacity = raw_capacity.copy()
         capacity["store_id"] = _as_id(capacity["store_id"])

@@ -19,19 +19,29 @@ HERE = Path(__file__).resolve().parent
 def valid_sales() -> pd.DataFrame:
     dates = pd.date_range("2024-01-01", periods=60, freq="D")
     rng = np.random.default_rng(11)
-    return pd.DataFrame({
-        "item_id": np.repeat(["ITEM_A", "ITEM_B"], len(dates)),
-        "store_id": "STORE_1",
-        "date": np.tile(dates.strftime("%Y-%m-%d"), 2),
-        "units": rng.poisson(4, 2 * len(dates)),
-        "price": 2.5,
-        "promo": 0,
-    })
+    return pd.DataFrame(
+        {
+            "item_id": np.repeat(["ITEM_A", "ITEM_B"], len(dates)),
+            "store_id": "STORE_1",
+            "date": np.tile(dates.strftime("%Y-%m-%d"), 2),
+            "units": rng.poisson(4, 2 * len(dates)),
+            "price": 2.5,
+            "promo": 0,
+        }
+    )
 
 
 def valid_items() -> pd.DataFrame:
-    return pd.DataFrame({"item_id": ["ITEM_A", "ITEM_B"], "unit_cost": [1.5, 1.5], "lead_time_days": [3, 5],
-                         "case_pack": [6, 12], "moq": [0, 0], "unit_volume": [1.0, 2.0]})
+    return pd.DataFrame(
+        {
+            "item_id": ["ITEM_A", "ITEM_B"],
+            "unit_cost": [1.5, 1.5],
+            "lead_time_days": [3, 5],
+            "case_pack": [6, 12],
+            "moq": [0, 0],
+            "unit_volume": [1.0, 2.0],
+        }
+    )
 
 
 def with_cells(frame: pd.DataFrame, column: str, rows: list[int], value: object) -> pd.DataFrame:
@@ -57,7 +67,9 @@ def main() -> None:
     pd.concat([sales, sales.iloc[[12]]], ignore_index=True).to_csv(HERE / "duplicate_keys.csv", index=False)
     (HERE / "empty_file.csv").write_bytes(b"")
     sales.head(0).to_csv(HERE / "header_only.csv", index=False)
-    (HERE / "non_utf8.csv").write_bytes(sales.head(5).to_csv(index=False).replace("ITEM_A", "ITEM_\xc4").encode("latin-1"))
+    (HERE / "non_utf8.csv").write_bytes(
+        sales.head(5).to_csv(index=False).replace("ITEM_A", "ITEM_\xc4").encode("latin-1")
+    )
     with_cells(sales, "date", [3], "31/02/2024x").to_csv(HERE / "unparseable_dates.csv", index=False)
     future = sales.copy()
     future.loc[59, "date"] = "2099-03-01"
@@ -69,8 +81,7 @@ def main() -> None:
     sales.drop(index=range(20, 45)).to_csv(HERE / "large_gap.csv", index=False)
     sales.to_csv(HERE / "wrong_delimiter.csv", index=False, sep=";")
     sales.rename(columns={"item_id": "sku", "units": "qty"}).to_parquet(HERE / "wrong_schema.parquet", index=False)
-    with_cells(sales, "price", [30], -1.0).to_csv(
-        HERE / "negative_price.csv", index=False)
+    with_cells(sales, "price", [30], -1.0).to_csv(HERE / "negative_price.csv", index=False)
     compressed = gzip.compress(sales.to_csv(index=False).encode(), mtime=0)
     (HERE / "truncated.csv.gz").write_bytes(compressed[: len(compressed) // 2])  # a download cut short
     with zipfile.ZipFile(HERE / "two_files.csv.zip", "w") as archive:  # which of the two is the sales table?
