@@ -109,6 +109,11 @@ def _quiet_console(debug: bool, verbose: bool) -> None:
                 handler.addFilter(_HideUserErrorTracebacks())
             if not verbose:
                 handler.setLevel(logging.WARNING)
+    if not debug:
+        # Prefect's API log worker reports a failed send from its own thread, as "--- Error logging to API ---"
+        # and the error without a line end, the moment a server stops answering (before the command can
+        # notice); the command reports a lost server itself, in one line.  Only logging's own errors are hidden.
+        logging.raiseExceptions = False
     if not verbose:
         # Lightning's device lines and MLflow's database and validation notes, on every run.
         for name in ("pytorch_lightning", "lightning_fabric", "mlflow"):
@@ -167,7 +172,6 @@ def _run_flow(
                     raise
                 # Prefect's log and event workers flush at exit, to the server that is gone; their errors
                 # would bury the one line that says what happened.
-                logging.raiseExceptions = False
                 logging.disable(logging.CRITICAL)
                 # Prefect's internal loggers (prefect._internal.SafeLogger) override isEnabledFor and so
                 # ignore logging.disable; a disabled logger drops its records in handle() all the same.

@@ -111,7 +111,9 @@ def assert_failed_cleanly(result: subprocess.CompletedProcess[str], seconds: flo
     assert result.returncode == 1, result.stderr[-3000:]
     assert seconds < FAIL_WITHIN_SECONDS
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith(f"error: {server}") and "does not answer; nothing was published" in last_line, last_line
+    assert last_line.startswith(f"error: {server}") and "does not answer; nothing was published" in last_line, (
+        result.stderr[-3000:]
+    )
 
 
 def test_mlflow_server_gone_mid_run(tmp_path: Path) -> None:

@@ -231,14 +231,14 @@ def report_is_published(settings: Settings, stdout: str, client: MlflowClient, p
         Path(client.download_artifacts(planning_run_id, "report/plan_report.html")).read_text(encoding="utf-8") == page
     )
     with get_client(sync_client=True) as prefect:
-        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-report"])))
-        (key_figures,) = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["plan-kpis"]))
+        # The newest of each: other tests' runs share this worker's Prefect database.
+        newest, key_figures, registration = (
+            max(
+                prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))),
+                key=lambda artifact: artifact.created,
+            )
+            for key in ("plan-report", "plan-kpis", "training-registration")
         )
-        (registration,) = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["training-registration"]))
-        )
-    newest = max(artifacts, key=lambda artifact: artifact.created)
     # The MLflow run's page in its UI, not a file on the disk of whichever machine ran the flow.
     experiment_id = client.get_run(planning_run_id).info.experiment_id
     assert f"(http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{planning_run_id})" in newest.data
