@@ -14,18 +14,11 @@ from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.metadata_types import FailureSeverity
 
 from expectations import suites
+from expectations.rules import ValidationRules
 from replenish.data.tables import RawTables, parse_days
 
 SAMPLE_ROWS = 5
 CRITICAL = FailureSeverity.CRITICAL.value
-
-
-@dataclass(frozen=True)
-class ValidationRules:
-    max_gap_days: int = 14
-    recent_days: int = 28
-    level_shift_ratio: float = 3.0
-    zero_share_jump: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -292,3 +285,23 @@ def quarantine_failing_rows(raw: RawTables, report: ValidationReport) -> Quarant
         dropped[table] = frame.loc[labels].assign(broken_rules=["; ".join(rules[label]) for label in labels])
         tables = replace(tables, **{table: frame.drop(index=labels).reset_index(drop=True)})
     return QuarantinedTables(tables, dropped)
+
+
+@dataclass(frozen=True)
+class CheckedTables:
+    tables: RawTables  # without quarantined rows, when quarantine dropped any
+    report: ValidationReport
+    quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def check_tables(raw: RawTables, rules: ValidationRules, docs_dir: Path) -> CheckedTables:
+    """Validate the tables; with rules.quarantine, drop the rows that break row rules and validate what is left."""
+    report = validate_tables(raw, rules=rules, docs_dir=docs_dir)
+    if report.success or not rules.quarantine:
+        return CheckedTables(raw, report)
+    quarantined = quarantine_failing_rows(raw, report)
+    if quarantined is None:
+        return CheckedTables(raw, report)
+    # Re-validate what is left: dropping rows can empty a table or open a gap.
+    rechecked = validate_tables(quarantined.tables, rules=rules, docs_dir=docs_dir)
+    return CheckedTables(quarantined.tables, rechecked, quarantined.dropped)

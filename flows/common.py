@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 from prefect import Task, unmapped
 from tqdm.auto import tqdm
 
+from expectations.validation import CheckedTables
 from replenish.data.tables import RawTables, RetailData
 from replenish.settings import Settings
 from tasks.data import complete_data
 from tasks.runners import dask_task_runner
 from tasks.runs import finish_tracking_run, start_tracking_run
-from tasks.validation import CheckedTables, report_validation, require_valid_data, validate_data
+from tasks.validation import report_validation, require_valid_data, validate_data
 
 Result = TypeVar("Result")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from prefect import flow
 
+from expectations.validation import CheckedTables
 from flows.common import checked_input, tracked_run
 from replenish.settings import load_settings
 from tasks.data import load_data
-from tasks.validation import CheckedTables
 
 
 @flow(name="replenish-validate", log_prints=True)

@@ -21,6 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from expectations.rules import ValidationRules
 from models.ensemble.config import EnsembleConfig
 from optimization.service_levels import ServiceLevels
 from replenish.addresses import DEFAULT_MLFLOW_UI_URL
@@ -41,23 +42,13 @@ class SyntheticDataSettings(_Section):
     seed: int = 7
 
 
-class ValidationSettings(_Section):
-    """Data-contract knobs; the rules themselves live in ``expectations/``."""
-
-    max_gap_days: int = Field(14, ge=1)  # longest run of missing days allowed without closed=1 rows
-    recent_days: int = Field(28, ge=7)  # window compared with the history before it by the drift warnings
-    level_shift_ratio: float = Field(3.0, gt=1)  # warn when recent mean demand moves by more than this factor
-    zero_share_jump: float = Field(0.3, gt=0, lt=1)  # warn when the share of zero-sales days rises by more
-    quarantine: bool = False  # drop rows that break row rules (reported), instead of stopping the run
-
-
 class DataSettings(_Section):
     format: Literal["synthetic", "long", "m5"] = "synthetic"
     path: Path | None = None
     synthetic: SyntheticDataSettings = SyntheticDataSettings()
     # What a source's item master, inventory or capacity lacks (M5, plain sales files).
     master_defaults: MasterDefaults = MasterDefaults()
-    validation: ValidationSettings = ValidationSettings()
+    validation: ValidationRules = ValidationRules()  # the data contract's knobs (expectations/)
     # A date absent inside a series (a gap validation allows) becomes a censored row marked "closed"
     # (the store was shut: a public holiday most exports omit) or "missing" (its sales were lost).
     absent_dates: Literal["closed", "missing"] = "closed"

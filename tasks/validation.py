@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -11,46 +11,17 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from expectations.rules import ValidationRules
 from expectations.validation import (
+    CheckedTables,
     ExpectationFailure,
     ValidationReport,
-    ValidationRules,
+    check_tables,
     ensure_valid,
-    quarantine_failing_rows,
-    validate_tables,
 )
 from replenish import tracking
 from replenish.data.tables import RawTables
-from replenish.settings import Settings, ValidationSettings
-
-
-@dataclass(frozen=True)
-class CheckedTables:
-    tables: RawTables  # without quarantined rows, when quarantine dropped any
-    report: ValidationReport
-    quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-
-def validation_rules(settings: ValidationSettings) -> ValidationRules:
-    return ValidationRules(
-        max_gap_days=settings.max_gap_days,
-        recent_days=settings.recent_days,
-        level_shift_ratio=settings.level_shift_ratio,
-        zero_share_jump=settings.zero_share_jump,
-    )
-
-
-def check_tables(raw: RawTables, settings: ValidationSettings, docs_dir: Path) -> CheckedTables:
-    rules = validation_rules(settings)
-    report = validate_tables(raw, rules=rules, docs_dir=docs_dir)
-    if report.success or not settings.quarantine:
-        return CheckedTables(raw, report)
-    quarantined = quarantine_failing_rows(raw, report)
-    if quarantined is None:
-        return CheckedTables(raw, report)
-    # Re-validate what is left: dropping rows can empty a table or open a gap.
-    rechecked = validate_tables(quarantined.tables, rules=rules, docs_dir=docs_dir)
-    return CheckedTables(quarantined.tables, rechecked, quarantined.dropped)
+from replenish.settings import Settings
 
 
 def _failure_rows(failures: list[ExpectationFailure], severity: str) -> list[str]:
@@ -105,14 +76,14 @@ def _failures_table(report: ValidationReport) -> pd.DataFrame:
 _last_checked: dict[str, CheckedTables] = {}
 
 
-def _check_key(raw: RawTables, settings: ValidationSettings, work_dir: Path) -> str:
+def _check_key(raw: RawTables, rules: ValidationRules, work_dir: Path) -> str:
     tables = {
         name: tracking.data_fingerprint(frame)
         for name in ("sales", "items", "inventory", "open_orders", "capacity")
         if (frame := getattr(raw, name)) is not None
     }
     today = f"{pd.Timestamp.now():%Y-%m-%d}"
-    return json.dumps([tables, raw.sources, settings.model_dump(mode="json"), today, str(work_dir)], sort_keys=True)
+    return json.dumps([tables, raw.sources, asdict(rules), today, str(work_dir)], sort_keys=True)
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)

@@ -10,6 +10,7 @@ from urllib.request import url2pathname
 
 import pytest
 
+from expectations.rules import ValidationRules
 from replenish.settings import Settings, SettingsError, load_settings, parse_overrides
 
 
@@ -272,6 +273,9 @@ def test_shipped_server_settings_file_loads() -> None:
         (["data.master_defaults.case_pack=0"], ["data.master_defaults", "case_pack = 0"]),
         (["data.master_defaults.order_weekday=7"], ["data.master_defaults", "order_weekday = 7"]),
         (["planning.service_levels.c=1.0"], ["planning.service_levels", "strictly between 0.5 and 1"]),
+        (["data.validation.recent_days=3"], ["data.validation", "recent_days = 3"]),
+        (["data.validation.zero_share_jump=1.5"], ["data.validation", "zero_share_jump = 1.5"]),
+        (["data.validation.max_gap=3"], ["data.validation.max_gap", "Unexpected keyword argument"]),
     ],
 )
 def test_invalid_override_raises_settings_error_naming_the_field(overrides: list[str], expected: list[str]) -> None:
@@ -428,3 +432,10 @@ def test_start_date_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPLENISH_DATA__SYNTHETIC__START_DATE", "2024-03-01")
 
     assert load_settings().data.synthetic.start_date == date(2024, 3, 1)
+
+
+def test_the_validation_section_is_the_data_contracts_own_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REPLENISH_DATA__VALIDATION__MAX_GAP_DAYS", "21")
+    rules = load_settings(overrides=["data.validation.quarantine=true"]).data.validation
+
+    assert rules == ValidationRules(max_gap_days=21, quarantine=True)
