@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from replenish.bounds import require_in_range
+
 
 @dataclass(frozen=True)
 class ValidationRules:
@@ -17,17 +19,16 @@ class ValidationRules:
     quarantine: bool = False  # drop rows that break row rules (reported), instead of stopping the run
 
     def __post_init__(self) -> None:
-        bounds = {
+        holds = {
             "max_gap_days": self.max_gap_days >= 1,
             "recent_days": self.recent_days >= 7,
             "level_shift_ratio": self.level_shift_ratio > 1,
             "zero_share_jump": 0 < self.zero_share_jump < 1,
         }
-        broken = [f"{name} = {getattr(self, name)}" for name, holds in bounds.items() if not holds]
-        if broken:
-            raise ValueError(
-                "validation rules out of range: "
-                + ", ".join(broken)
-                + " (max_gap_days at least 1, recent_days at least 7, level_shift_ratio above 1, "
-                "zero_share_jump between 0 and 1)"
-            )
+        require_in_range(
+            self,
+            holds,
+            "validation rules",
+            "max_gap_days at least 1, recent_days at least 7, "
+            "level_shift_ratio above 1, zero_share_jump between 0 and 1",
+        )

@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from replenish.bounds import require_in_range
+
 SALES_COLUMNS = ["item_id", "store_id", "date", "units", "price", "promo", "event", "available"]
 
 ITEM_COLUMNS = [
@@ -106,13 +108,12 @@ class MasterDefaults:
             "review_days": self.review_days >= 1,
             "order_weekday": 0 <= self.order_weekday <= 6,
         }
-        broken = [f"{name} = {getattr(self, name)}" for name, holds in bounds.items() if not holds]
-        if broken:
-            raise ValueError(
-                "master defaults out of range: "
-                + ", ".join(broken)
-                + " (shares, costs and volumes above 0, case_pack at least 1, order_weekday 0-6)"
-            )
+        require_in_range(
+            self,
+            bounds,
+            "master defaults",
+            "shares, costs and volumes above 0, case_pack at least 1, order_weekday 0-6",
+        )
 
 
 @dataclass(frozen=True)
