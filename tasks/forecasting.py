@@ -5,13 +5,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,28 +19,15 @@ from models.baselines import baseline_forecasters
 from models.ensemble.estimator import EnsemblePredictor, ensemble_from_backtest
 from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
-from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, training_curves_logger
+from models.lstm.estimator import LSTMEstimator
 from models.lstm.module import LSTMQuantileNetwork
-from models.lstm.train_process import TRAINING_SUMMARY
+from models.lstm.train_process import TrainedForecaster, train_lstm
 from replenish.model_config import lstm_config
 from replenish.settings import Settings
 from replenish.tracking import data_fingerprint
 
 # Cached features and models live in Prefect's result storage (inside work_dir by default).
 CACHE_LIFETIME = timedelta(days=30)
-
-
-@dataclass(frozen=True)
-class TrainedForecaster:
-    predictor: LSTMPredictor
-    fit_seconds: float
-    training_windows: int  # per epoch
-    epochs: int
-    resumed_from_epoch: int | None
-
-    @property
-    def windows_per_second(self) -> float:
-        return self.training_windows * self.epochs / self.fit_seconds if self.fit_seconds > 0 else float("nan")
 
 
 def _code_version(*functions: object) -> str:
@@ -98,64 +80,14 @@ def split_backtest(features: pd.DataFrame, settings: Settings) -> list[BacktestW
     return backtest_windows(features, settings.forecast.horizon_days, settings.forecast.backtest_origins)
 
 
-def train_in_own_process(
-    train: pd.DataFrame, config: LSTMConfig, checkpoints: Path, resume: bool, tracking_uri: str, log_run_id: str | None
-) -> TrainedForecaster:
-    """Data-parallel (DDP) training: Lightning re-launches the running script per device, so it
-    must be a script of its own, not this task's process."""
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        train.to_parquet(work / "features.parquet", index=False)
-        (work / "config.json").write_text(json.dumps(asdict(config)))
-        command = [
-            sys.executable,
-            "-m",
-            "models.lstm.train_process",
-            "--features",
-            str(work / "features.parquet"),
-            "--config",
-            str(work / "config.json"),
-            "--out",
-            str(work / "predictor"),
-            "--checkpoints",
-            str(checkpoints),
-            *(["--resume"] if resume else []),
-        ]
-        if log_run_id:
-            command += ["--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", log_run_id]
-        started = time.perf_counter()
-        finished = subprocess.run(command, capture_output=True, text=True)
-        if finished.returncode != 0:
-            raise RuntimeError(f"training process failed ({finished.returncode}):\n{finished.stderr[-4000:]}")
-        fit = json.loads((work / "predictor" / TRAINING_SUMMARY).read_text())
-        return TrainedForecaster(
-            LSTMPredictor.load(work / "predictor"),
-            time.perf_counter() - started,
-            fit["training_windows"],
-            fit["epochs"],
-            fit["resumed_from_epoch"],
-        )
-
-
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
 def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | None) -> TrainedForecaster:
     """Fit the LSTM on ``train``. Checkpoints are kept per training key, so a fit interrupted by a crash
     or a cancelled flow run resumes from its last epoch when the same training is asked for again."""
     config = lstm_config(settings.forecast)
     checkpoints = settings.work_dir / "checkpoints" / training_key(train, settings)
-    resume = settings.forecast.resume_training
-    if config.strategy.startswith("ddp"):
-        return train_in_own_process(train, config, checkpoints, resume, settings.mlflow_tracking_uri, log_run_id)
-    started = time.perf_counter()
-    logger = training_curves_logger(settings.mlflow_tracking_uri, log_run_id)
-    estimator = LSTMEstimator(config, checkpoints, logger=logger, resume=resume)
-    predictor = estimator.fit(train)
-    return TrainedForecaster(
-        predictor,
-        time.perf_counter() - started,
-        estimator.training_windows,
-        estimator.epochs_run,
-        estimator.resumed_from_epoch,
+    return train_lstm(
+        train, config, checkpoints, settings.forecast.resume_training, settings.mlflow_tracking_uri, log_run_id
     )
 
 

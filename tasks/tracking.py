@@ -17,11 +17,11 @@ from models.evaluation import ForecastScores, quantile_forecast_as_model_output,
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
 from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
+from models.lstm.train_process import TrainedForecaster
 from models.pyfunc import as_model_input
 from replenish import tracking
 from replenish.plots import fan_chart_figure
 from replenish.settings import Settings
-from tasks.forecasting import TrainedForecaster
 from tasks.runs import MLFLOW_RETRIES
 
 # The version tag that says which forecaster a version is: "lstm" or "ensemble".

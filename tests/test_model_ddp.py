@@ -8,7 +8,7 @@ import pytest
 
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMConfig
-from tasks.forecasting import train_in_own_process
+from models.lstm.train_process import train_in_own_process
 from tests.test_model_lstm import weekly_sales
 
 pytestmark = pytest.mark.slow
