@@ -25,7 +25,6 @@ fit_seconds}}, "lstm_training": {...}} with --out.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -72,10 +71,9 @@ def main() -> None:
     result = run(args)
     print_table(result)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(json.dumps(result, indent=2))
-        partial.replace(args.out)
+        from replenish.io import write_json_atomically
+
+        write_json_atomically(args.out, result)
         print(f"wrote {args.out}")
 
 

@@ -17,7 +17,6 @@ Writes {"policies": {name: {"total_cost", "fill_rate", "turns", "case_pack_viola
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -81,8 +80,9 @@ def main() -> None:
     }
     print_table(simulation, seconds)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        from replenish.io import write_json_atomically
+
+        write_json_atomically(args.out, result)
 
 
 def print_table(simulation, seconds: float) -> None:  # noqa: ANN001 - a replenish.simulate.PolicySimulation

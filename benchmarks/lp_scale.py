@@ -189,8 +189,9 @@ def main() -> None:
     _print_ratios(runs)
     if args.out:
         keys = ["n_items", "periods", "path", "build_seconds", "solve_seconds", "peak_rss_mb", "objective"]
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"runs": [{key: run[key] for key in keys} for run in runs]}, indent=2))
+        from replenish.io import write_json_atomically
+
+        write_json_atomically(args.out, {"runs": [{key: run[key] for key in keys} for run in runs]})
 
 
 def _print_ratios(runs: list[dict]) -> None:

@@ -9,7 +9,6 @@ Stage times are the task-run times Prefect recorded for the flow run. Prints a t
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 import tempfile
@@ -71,8 +70,9 @@ def main() -> None:
     print(f"{'total (flow call)':<28}{total_seconds:>10.2f}")
     print(f"peak RSS {peak_rss_mb:.0f} MB (the flow's process; Prefect's temporary server runs apart)")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        from replenish.io import write_json_atomically
+
+        write_json_atomically(args.out, result)
 
 
 if __name__ == "__main__":

@@ -81,8 +81,9 @@ def main() -> None:
         runs.append(run)
         print(f"{run['rows']:>12,}{run['seconds']:>10.1f}{run['peak_rss_mb']:>14,.0f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"runs": runs}, indent=2))
+        from replenish.io import write_json_atomically
+
+        write_json_atomically(args.out, {"runs": runs})
 
 
 if __name__ == "__main__":

@@ -597,7 +597,7 @@ def generate_data(
     """
     from replenish.data.long_format import OPTIONAL_TABLES, READABLE_SUFFIXES
     from replenish.data.synthetic import SyntheticConfig, generate_synthetic
-    from replenish.publishing import write_atomically
+    from replenish.io import write_atomically
 
     suffix = f".{file_format}"
     tables = ("sales", *OPTIONAL_TABLES)

@@ -1,4 +1,4 @@
-"""Write files so that a reader never sees half of one, and publish a plan's files as one unit.
+"""Publish a plan's files as one unit (each file written as replenish.io writes files).
 
 A plan is several files (the orders, their explanations, the demand, the report) that only make
 sense together. Each plan is written into its own folder, ``plans/<created>-<run id>/``, built
@@ -7,7 +7,6 @@ written last. The symlink ``current`` then points at it, and every stable name a
 (``order_plan.csv``, ...) is a symlink through ``current``; so one atomic rename of ``current``
 switches every file at once, and a publish killed at any point leaves the old plan or the new one.
 
-Files are created as a plain ``open`` would create them: mode 0666 less the umask.
 """
 
 from __future__ import annotations
@@ -15,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import secrets
 import shutil
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,40 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from replenish.io import TEMPORARY_NAME, Content, encoded, temporary_name, write_new_file
+
 PLANS_FOLDER = "plans"
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 KEEP_PLANS = 10  # plan folders kept, the current one included: enough to compare or roll back by hand
 
-Content = pd.DataFrame | str  # a table (CSV or Parquet by the file's suffix) or text
-
-# Temporary names carry the writer's process id, so a publish can tell a dead writer's leftovers
-# from the files another live publish is still writing.
-_TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-f]+\.tmp$")
-
 
 class PublishError(OSError):
     """The plan could not be written; the previously published plan is unchanged."""
-
-
-def write_atomically(path: Path, content: Content) -> Path:
-    """Readers see the old file or the new one, never half of one."""
-    temporary = _temporary_name(path)
-    try:
-        _write_new_file(temporary, _encoded(content, path.suffix))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _encoded(content: Content, suffix: str) -> bytes:
-    if isinstance(content, str):
-        return content.encode("utf-8")
-    if suffix == ".parquet":
-        return content.to_parquet(index=False)
-    return content.to_csv(index=False).encode("utf-8")
 
 
 def publish_unit(
@@ -115,7 +88,7 @@ def manifest(files: Mapping[str, bytes], rows: Mapping[str, int], run_id: str, c
 def remove_leftovers(output_dir: Path) -> None:
     """Temporary files, links and half-built plan folders of publishes that were killed."""
     for path in [*output_dir.glob(".*.tmp"), *(output_dir / PLANS_FOLDER).glob(".*.tmp")]:
-        match = _TEMPORARY.match(path.name)
+        match = TEMPORARY_NAME.match(path.name)
         if match is None or not _process_alive(int(match["pid"])):
             _remove(path)
 
@@ -130,15 +103,15 @@ def prune_plans(output_dir: Path, keep: int) -> None:
 
 
 def _build_folder(folder: Path, files: Mapping[str, Content], run_id: str, created: datetime) -> None:
-    staging = _temporary_name(folder)
+    staging = temporary_name(folder)
     staging.mkdir()
     try:
-        contents = {name: _encoded(content, Path(name).suffix) for name, content in files.items()}
+        contents = {name: encoded(content, Path(name).suffix) for name, content in files.items()}
         for name, data in contents.items():
-            _write_new_file(staging / name, data)
+            write_new_file(staging / name, data)
         rows = {name: len(content) for name, content in files.items() if isinstance(content, pd.DataFrame)}
         # Last, so a folder with a manifest holds every file it lists.
-        _write_new_file(staging / MANIFEST, manifest(contents, rows, run_id, created).encode("utf-8"))
+        write_new_file(staging / MANIFEST, manifest(contents, rows, run_id, created).encode("utf-8"))
         _sync_folder(staging)
         os.rename(staging, folder)
         _sync_folder(folder.parent)
@@ -147,30 +120,17 @@ def _build_folder(folder: Path, files: Mapping[str, Content], run_id: str, creat
         raise
 
 
-def _write_new_file(path: Path, data: bytes) -> None:
-    """Created with mode 0666 less the umask, like open(); flushed to disk before anyone renames it."""
-    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-
-
 def _link(path: Path, target: str) -> None:
     """Point the symlink ``path`` at ``target`` in one rename, replacing whatever file was there."""
     if path.is_symlink() and os.readlink(path) == target:
         return
-    temporary = _temporary_name(path)
+    temporary = temporary_name(path)
     try:
         os.symlink(target, temporary)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-def _temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")  # hidden: never read as a plan
 
 
 def _sync_folder(folder: Path) -> None:

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from replenish import publishing
-from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishError, publish_unit, write_atomically
+from replenish.io import write_atomically
+from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishError, publish_unit
 
 NAMES = ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"]
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -216,7 +217,7 @@ def test_a_plan_that_cannot_be_written_fails_with_one_line_and_leaves_the_old_pl
     output = tmp_path / "output"
     publish(output, "run-1", 1)
     before = {name: (output / name).read_bytes() for name in NAMES}
-    monkeypatch.setattr(publishing, "_write_new_file", failing_write)
+    monkeypatch.setattr(publishing, "write_new_file", failing_write)
     with pytest.raises(PublishError) as raised:
         publish(output, "run-2", 2)
     assert str(raised.value) == f"could not write the plan to {output}: Permission denied"
@@ -325,9 +326,9 @@ def started(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
 # before and while removing an old plan. Five files are written (four and the manifest), five
 # links made.
 KILL_POINTS = [
-    ("_write_new_file", 1, "after"),
-    ("_write_new_file", 4, "before"),
-    ("_write_new_file", 5, "after"),
+    ("write_new_file", 1, "after"),
+    ("write_new_file", 4, "before"),
+    ("write_new_file", 5, "after"),
     ("rename", 1, "before"),
     ("rename", 1, "after"),
     ("_link", 2, "after"),
