@@ -249,7 +249,8 @@ def load_table(
     """The table log_table logged as `artifact_file`: the CSV, or the Parquet it became when large (which
     keeps its own dtypes; `dtype` and `parse_dates` read the CSV alike)."""
     client, artifact = client_for(settings), Path(artifact_file)
-    logged = {Path(entry.path).name for entry in client.list_artifacts(run_id, artifact.parent.as_posix())}
+    folder = artifact.parent.as_posix() if artifact.parent != Path() else None
+    logged = {Path(entry.path).name for entry in client.list_artifacts(run_id, folder)}
     if artifact.name not in logged and artifact.with_suffix(".parquet").name in logged:
         artifact = artifact.with_suffix(".parquet")
     with tempfile.TemporaryDirectory() as folder:

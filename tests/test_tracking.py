@@ -122,6 +122,8 @@ def test_tables_are_logged_as_csv_when_small_and_parquet_when_large(
     pd.testing.assert_frame_equal(pd.read_parquet(client.download_artifacts(run_id, "plan/large.parquet")), large)
     pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/small.csv"), small)
     pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/large.csv"), large)
+    tracking.log_table(settings, run_id, large, "top_level.csv")
+    pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "top_level.csv"), large)
 
 
 def test_the_input_data_is_logged_as_a_dataset_with_its_hash(tmp_path: Path) -> None:
