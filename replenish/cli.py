@@ -94,7 +94,11 @@ class _HideUserErrorTracebacks(logging.Filter):
     """Keep Prefect's console quiet about errors the CLI reports itself; its API log keeps the details."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and record.exc_info[1] is not None and _is_user_error(record.exc_info[1]))
+        if record.exc_info and record.exc_info[1] is not None:
+            return not _is_user_error(record.exc_info[1])
+        # A task's "Finished in state Failed('... DataValidationError: ...')" line repeats the error as text.
+        message = record.getMessage()
+        return not any(f"exception {name}:" in message for names in _USER_ERRORS.values() for name in names)
 
 
 def _quiet_console(debug: bool, verbose: bool) -> None:
