@@ -7,18 +7,9 @@ from prefect.deployments.runner import RunnerDeployment
 from flows.main import main_flow
 from flows.monitoring import monitoring_flow
 from flows.planning import planning_flow
+from flows.schedules import DAILY_PLANNING_CRON, WEEKLY_MONITORING_CRON
 from flows.simulation import simulation_flow
 from flows.training import training_flow
-
-DAILY_PLANNING_CRON = "0 5 * * *"  # before stores open, after the nightly sales extract lands
-WEEKLY_MONITORING_CRON = "0 6 * * 1"  # Monday morning: a full week of actuals to score
-SHORT_NAMES = {
-    "plan": "replenish-plan/daily-planning",
-    "monitor": "replenish-monitor/weekly-monitoring",
-    "train": "replenish-train/train-on-demand",
-    "main": "replenish-main/main-on-demand",
-    "simulate": "replenish-simulate/simulate-on-demand",
-}
 
 
 def replenish_deployments(config_file: str | None, overrides: list[str]) -> list[RunnerDeployment]:

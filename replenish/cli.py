@@ -145,6 +145,7 @@ def _run_flow(
     from replenish.orchestration import (
         ServerLostError,
         ServerUnavailableError,
+        abandon_undelivered_prefect_events,
         prefect_api,
         process_tag,
         stop_when_a_server_is_lost,
@@ -182,6 +183,7 @@ def _run_flow(
                 for name, logger in list(logging.Logger.manager.loggerDict.items()):
                     if name.startswith("prefect") and isinstance(logger, logging.Logger):
                         logger.disabled = True
+                abandon_undelivered_prefect_events()
                 _fail(
                     ServerUnavailableError(
                         f"{lost} does not answer; nothing was published ({error.__class__.__name__})"
@@ -425,7 +427,7 @@ def trigger(
         with prefect_api(settings):
             from prefect.deployments import run_deployment
 
-            from flows.deployments import SHORT_NAMES
+            from flows.schedules import SHORT_NAMES
 
             flow_run = run_deployment(SHORT_NAMES.get(flow, flow), parameters=parameters, timeout=None if wait else 0)
     except ServerUnavailableError as error:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import _thread
 import atexit
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -234,6 +235,24 @@ def _wait_until_healthy(server: subprocess.Popen, url: str, log_path: Path, time
     except BaseException:
         stop_group(server)
         raise
+
+
+def abandon_undelivered_prefect_events() -> None:
+    """Drop what Prefect's event and log workers still hold when this process's Prefect API no longer
+    answers.  At exit they would try to deliver each item to the server that is gone, a failed
+    connection with retries apiece: tens of seconds before a command that has already failed can end.
+    Prefect 3 has no public way to abandon a worker's queue; its base class holds every worker."""
+    if answers(os.environ.get("PREFECT_API_URL", "").rstrip("/") + "/health"):
+        return
+    from prefect._internal.concurrency.services import _QueueServiceBase
+
+    for service in list(_QueueServiceBase._instances.values()):
+        while True:
+            try:
+                service._queue.get_nowait()
+            except queue.Empty:
+                break
+            service._queue.task_done()
 
 
 def crash_flow_runs_of_dead_processes() -> list[str]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from flows.deployments import DAILY_PLANNING_CRON, SHORT_NAMES, WEEKLY_MONITORING_CRON, replenish_deployments
+from flows.deployments import replenish_deployments
+from flows.schedules import DAILY_PLANNING_CRON, SHORT_NAMES, WEEKLY_MONITORING_CRON
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 

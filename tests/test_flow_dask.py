@@ -11,7 +11,7 @@ from distributed import LocalCluster
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from replenish.settings import load_settings
-from tests.conftest import TINY_RUN, invoke_cli, run_cli, set_options
+from tests.conftest import TINY_RUN, invoke_cli, set_options
 
 pytestmark = pytest.mark.slow
 
@@ -44,8 +44,8 @@ def test_dask_task_runner_plans_the_same_orders(tmp_path: Path) -> None:
             "orchestration.task_runner=dask",
             f"orchestration.dask_address={cluster.scheduler_address}",
         ]
-        planned = run_cli("plan", *set_options(dask))
-        assert planned.returncode == 0, planned.stderr[-3000:]
+        exit_code, _, stderr = invoke_cli("plan", *set_options(dask))
+        assert exit_code == 0, stderr[-3000:]
 
     # One per-store optimisation per store ran on the cluster.
     assert sum(key.startswith("optimize_orders-") for key in finished.keys) == 2, finished.keys

@@ -1,5 +1,5 @@
-"""The flows against a real Prefect server and a real MLflow tracking server, both on PostgreSQL: runs
-from several processes at once, `prefect deploy --all` with a process worker, and the feedback loop
+"""The flows against a real Prefect server and a real MLflow tracking server, both on PostgreSQL:
+`prefect deploy --all` with a process worker while another process trains, and the feedback loop
 through the deployments `replenish serve` serves."""
 
 from __future__ import annotations
@@ -21,25 +21,6 @@ from tests.servers import stop_process
 
 pytestmark = INTEGRATION
 ROOT = Path(__file__).resolve().parent.parent  # the repository, where prefect.yaml is
-
-
-def test_two_concurrent_training_runs_lose_nothing(servers: Servers, tmp_path: Path) -> None:
-    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
-    versions_before = len(client.search_model_versions("name='replenish-demand-lstm'"))
-    runs_before = len(servers.flow_runs())
-
-    first = replenish("train", *set_options([*servers.overrides(tmp_path / "a"), "data.synthetic.seed=1"]))
-    second = replenish("train", *set_options([*servers.overrides(tmp_path / "b"), "data.synthetic.seed=2"]))
-    finished(first), finished(second)
-
-    versions = client.search_model_versions("name='replenish-demand-lstm'")
-    assert len(versions) == versions_before + 2
-    assert sorted(int(v.version) for v in versions) == list(range(1, len(versions) + 1))
-    champion = client.get_model_version_by_alias("replenish-demand-lstm", "champion")
-    assert client.get_run(champion.run_id).info.status == "FINISHED"
-    flow_runs = servers.flow_runs()
-    assert len(flow_runs) == runs_before + 2
-    assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
 
 
 SERVED = {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"}
@@ -92,9 +73,12 @@ def settings_file(overrides: list[str], path: Path) -> Path:
     return path
 
 
-def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(servers: Servers, tmp_path: Path) -> None:
-    """`prefect deploy --all` from the repository root, a process worker, and a triggered training run."""
-    overrides = servers.overrides(tmp_path)
+def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_trains_beside_another_process(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """`prefect deploy --all` from the repository root, a process worker, and a triggered training run,
+    while a `replenish train` of other data runs in a process of its own: both are recorded, nothing lost."""
+    overrides = servers.overrides(tmp_path / "deployed")
     environment = {
         **os.environ,
         "PREFECT_API_URL": servers.prefect_api,
@@ -115,6 +99,9 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(serve
     }
     assert SERVED <= set(deployments)
     assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    versions_before = len(client.search_model_versions("name='replenish-demand-lstm'"))
+    runs_before = len(servers.flow_runs())
 
     try:
         worker = subprocess.Popen(
@@ -125,10 +112,13 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(serve
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        beside = replenish("train", *set_options([*servers.overrides(tmp_path / "beside"), "data.synthetic.seed=2"]))
         try:
             output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
+            finished(beside)
         finally:
             stop_process(worker)
+            stop_process(beside)
         assert ": Completed" in output
         triggered = [
             run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]
@@ -139,6 +129,16 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_runs_training(serve
         # runs went to `python -m prefect.engine`, which looked for the flow's code at storage path None.
         for deployment in deployments.values():
             httpx.delete(f"{servers.prefect_api}/deployments/{deployment['id']}", timeout=30)
+
+    # Two versions, numbered without a gap, and a champion from a finished run; both flow runs completed.
+    versions = client.search_model_versions("name='replenish-demand-lstm'")
+    assert len(versions) == versions_before + 2
+    assert sorted(int(v.version) for v in versions) == list(range(1, len(versions) + 1))
+    champion = client.get_model_version_by_alias("replenish-demand-lstm", "champion")
+    assert client.get_run(champion.run_id).info.status == "FINISHED"
+    flow_runs = servers.flow_runs()
+    assert len(flow_runs) == runs_before + 2
+    assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
 
 
 def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(
