@@ -22,7 +22,7 @@ from replenish.cli import _ui_line, app
 from replenish.data.long_format import load_long
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.settings import load_settings
-from tests.conftest import run_cli, set_options
+from tests.conftest import invoke_cli, run_cli, set_options
 from tests.servers import stop_process
 
 SMALL = SyntheticConfig(n_items=4, n_stores=2, n_days=120, seed=11)
@@ -91,14 +91,14 @@ def test_generate_data_refuses_a_folder_holding_the_other_format(tmp_path: Path)
 
 def test_generated_data_passes_validation(tmp_path: Path) -> None:
     out = tmp_path / "data"
-    assert run_cli("generate-data", str(out), *SMALL_OPTIONS).returncode == 0
+    assert invoke_cli("generate-data", str(out), *SMALL_OPTIONS)[0] == 0
 
     options = set_options([f"work_dir={tmp_path / 'state'}", f"output_dir={tmp_path / 'output'}"])
-    result = run_cli("validate", "--data", str(out), "--format", "long", *options, cwd=tmp_path)
+    exit_code, stdout, stderr = invoke_cli("validate", "--data", str(out), "--format", "long", *options)
 
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert "validation passed" in result.stdout
-    assert f"sales ({len(generate_synthetic(SMALL).sales)} rows)" in result.stdout
+    assert exit_code == 0, (stdout + stderr)[-3000:]
+    assert "validation passed" in stdout
+    assert f"sales ({len(generate_synthetic(SMALL).sales)} rows)" in stdout
 
 
 # --- ui ------------------------------------------------------------------------------------------------
