@@ -9,7 +9,7 @@ refitted on all data up to each cutoff; calendar, prices, events and SNAP of the
 given, its units never; forecasts clipped at 0. Metrics from utilsforecast: RMSSE (one-step scale),
 MASE (7-step scale), 80% and 95% coverage, scaled pinball at q0.1/0.5/0.9, and WRMSSE with
 revenue weights over the 28 days up to each cutoff. The LSTM runs with the project's settings
-(--set key=value changes them, e.g. --set forecast.max_epochs=4).
+(--set key=value changes them, e.g. --set forecast.lstm.max_epochs=4).
 
 The ensemble is the product's (forecast.ensemble): at every origin it backtests its members on the
 origins before it, learns its weights and interval scales there, and combines the members' forecasts.
@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> dict:
     from models.ensemble.estimator import ensemble_forecaster
     from replenish.data.sources import read_tables
     from replenish.data.tables import complete_tables, without_last_days
-    from replenish.model_config import lstm_config
     from replenish.settings import load_settings
 
     source = [f"data.format={args.format}", *([f"data.path={args.data}"] if args.data else [])]
@@ -109,18 +108,17 @@ def run(args: argparse.Namespace) -> dict:
     ]
     baselines = baseline_forecasters([name for name in needed if name != "lstm"], args.horizon, settings.forecast.seed)
     training: list[dict] = []
-    config = lstm_config(settings.forecast)
     members = {
         name: cached_by_cutoff(forecaster)
         for name, forecaster in {
-            **({"lstm": _lstm_forecaster(config, training)} if "lstm" in needed else {}),
+            **({"lstm": _lstm_forecaster(settings.forecast, training)} if "lstm" in needed else {}),
             **baselines,
         }.items()
     }
     forecasters = {name: members[name] for name in names if name in members}
     if "ensemble" in names:
         forecasters["ensemble"] = ensemble_forecaster(
-            {name: members[name] for name in ensemble.members}, ensemble, args.horizon, config.quantiles
+            {name: members[name] for name in ensemble.members}, ensemble, args.horizon, settings.forecast.quantiles
         )
     started = time.perf_counter()
     backtest = run_backtest(sales, backtest_windows(sales, args.horizon, args.origins), forecasters)
@@ -156,14 +154,21 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
-def _lstm_forecaster(config, training: list[dict]):  # noqa: ANN001, ANN202 - LSTMConfig and Forecaster, imported lazily
+def _lstm_forecaster(forecast, training: list[dict]):  # noqa: ANN001, ANN202 - ForecastSettings and Forecaster, imported lazily
     from models.evaluation import quantile_forecast_as_model_output
     from models.features import build_feature_frame
     from models.lstm.estimator import LSTMEstimator
 
     def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
-        estimator = LSTMEstimator(config, Path(tempfile.mkdtemp(prefix="forecast-bench-ckpt-")), show_progress=False)
+        estimator = LSTMEstimator(
+            forecast.lstm,
+            forecast.horizon_days,
+            forecast.quantiles,
+            forecast.seed,
+            Path(tempfile.mkdtemp(prefix="forecast-bench-ckpt-")),
+            show_progress=False,
+        )
         fit_started = time.perf_counter()
         predictor = estimator.fit(build_feature_frame(history))
         seconds = time.perf_counter() - fit_started

@@ -9,19 +9,9 @@ import pandas as pd
 
 from models.evaluation import censored, quantile_forecast_as_model_output, score_forecasts, seasonal_naive_forecast
 from models.forecast_contract import FORECAST_KEY
+from models.monitoring_config import MonitoringThresholds
 
 PSI_BINS = 10
-
-
-@dataclass(frozen=True)
-class MonitoringThresholds:
-    # Retrain when recent RMSSE exceeds the model's own validation RMSSE by this factor...
-    rmsse_ratio_to_validation: float = 1.3
-    # ...or is this factor worse than a seasonal naive forecast of the same days...
-    rmsse_ratio_to_naive: float = 1.0
-    # ...or when demand or price drifted this far (population stability index).
-    psi_limit: float = 0.5
-    min_days: int = 7  # fewer scored days than this say nothing yet
 
 
 @dataclass(frozen=True)

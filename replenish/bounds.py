@@ -1,4 +1,4 @@
-"""One check for the settings dataclasses the pure layers own (MasterDefaults, ValidationRules)."""
+"""One check for the settings dataclasses the pure layers own (MasterDefaults, ValidationRules, LSTMConfig)."""
 
 from __future__ import annotations
 

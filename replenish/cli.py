@@ -27,7 +27,7 @@ app = typer.Typer(
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML settings file.", exists=False)]
 SetOption = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="Override one setting, e.g. --set forecast.max_epochs=3.")
+    list[str] | None, typer.Option("--set", "-s", help="Override one setting, e.g. --set forecast.lstm.max_epochs=3.")
 ]
 DataOption = Annotated[
     Path | None, typer.Option("--data", help="Sales data: a long CSV/Parquet file or folder, or an M5 folder.")
@@ -50,7 +50,7 @@ VerboseOption = Annotated[
 def replenish() -> None:
     """Replenish: sales history in, validated data, a probabilistic demand forecast and an optimal order plan out.
 
-    Example: replenish run --data sales.csv --set forecast.max_epochs=20
+    Example: replenish run --data sales.csv --set forecast.lstm.max_epochs=20
     """
 
 
@@ -225,7 +225,7 @@ def run(
 ) -> None:
     """Run the whole job once: train (and promote a better model), then plan with the champion.
 
-    Example: replenish run --set forecast.max_epochs=3
+    Example: replenish run --set forecast.lstm.max_epochs=3
     """
     settings, summary = _run_flow(
         "flows.main", "main_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
@@ -254,7 +254,7 @@ def train(
 ) -> None:
     """Validate, train, backtest against the baselines and register; promote to champion only if better.
 
-    Example: replenish train --data sales.csv --set forecast.max_epochs=20
+    Example: replenish train --data sales.csv --set forecast.lstm.max_epochs=20
     """
     settings, summary = _run_flow(
         "flows.training", "training_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
@@ -413,7 +413,7 @@ def trigger(
 ) -> None:
     """Start an ad-hoc run of a served deployment and print its flow-run id.
 
-    Example: replenish trigger train --param 'overrides=["forecast.max_epochs=20"]'
+    Example: replenish trigger train --param 'overrides=["forecast.lstm.max_epochs=20"]'
     """
     from replenish.orchestration import ServerUnavailableError, prefect_api
     from replenish.settings import SettingsError, parse_overrides

@@ -1,7 +1,7 @@
 """One typed settings object for the whole project.
 
 Values come, highest priority first, from ``--set key=value`` overrides, ``REPLENISH_*`` environment
-variables (nested with ``__``, e.g. ``REPLENISH_FORECAST__MAX_EPOCHS=3``), a YAML file, and the
+variables (nested with ``__``, e.g. ``REPLENISH_FORECAST__LSTM__MAX_EPOCHS=3``), a YAML file, and the
 defaults below, which run on a laptop with no server.
 """
 
@@ -23,6 +23,8 @@ from pydantic_settings import (
 
 from expectations.rules import ValidationRules
 from models.ensemble.config import EnsembleConfig
+from models.lstm.config import LSTMConfig
+from models.monitoring_config import MonitoringThresholds
 from optimization.service_levels import ServiceLevels
 from replenish.addresses import DEFAULT_MLFLOW_UI_URL
 from replenish.data.tables import MasterDefaults
@@ -65,27 +67,10 @@ BaselineName = Literal["seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm
 
 class ForecastSettings(_Section):
     horizon_days: int = Field(28, ge=1)
-    context_length: int = Field(56, ge=28)  # the network reads lag-28 values from the context
     # 0.025 / 0.975 and 0.1 / 0.9 bound the 95% and 80% intervals the backtest scores.
     quantiles: tuple[float, ...] = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
-    hidden_size: int = Field(32, ge=1)
-    num_layers: int = Field(1, ge=1)
-    embedding_dim: int = Field(8, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    mean_loss_weight: float = Field(1.0, ge=0)  # squared error of the mean output, beside the pinball loss
-    metric_scaled_loss: bool = True  # weigh each series' errors by its in-sample change, as RMSSE does
-    cosine_learning_rate: bool = False  # decay the learning rate to 0 over max_epochs
-    batch_size: int = Field(256, ge=1)
-    max_epochs: int = Field(8, ge=1)
-    window_stride_days: int = Field(2, ge=1)
-    max_training_days: int | None = Field(None, ge=1)  # only windows from the most recent days; None: all
-    early_stopping_patience: int = Field(3, ge=1)
-    seed: int = 42
-    ensemble_size: int = Field(1, ge=1)  # LSTMs fitted from seeds seed, seed + 1, ...; forecasts averaged
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
+    seed: int = 42  # the LSTM's (ensemble member i: seed + i) and the seeded baselines'
+    lstm: LSTMConfig = LSTMConfig()  # the network and its training (models/lstm/config.py)
     resume_training: bool = True  # an interrupted fit of the same data and settings goes on from its last checkpoint
     # Rolling-origin backtest: every model refitted at each origin, h days apart, the last one the holdout.
     backtest_origins: int = Field(3, ge=1)
@@ -93,6 +78,19 @@ class ForecastSettings(_Section):
     # The combination of the LSTM and baselines, learned on the origins before the holdout; registered
     # instead of the LSTM when it forecasts the holdout better.
     ensemble: EnsembleConfig = EnsembleConfig()
+
+    @field_validator("lstm", mode="before")
+    @classmethod
+    def _trainer_text_read_as_yaml(cls, lstm: Any) -> Any:
+        # Overrides and environment variables arrive as text, which a declared field's type converts;
+        # the Trainer's options have none, so "2" would reach Lightning as a string.
+        if isinstance(lstm, dict) and isinstance(lstm.get("trainer"), dict):
+            trainer = {
+                key: yaml.safe_load(value) if isinstance(value, str) else value
+                for key, value in lstm["trainer"].items()
+            }
+            return {**lstm, "trainer": trainer}
+        return lstm
 
     @field_validator("baselines")
     @classmethod
@@ -195,13 +193,6 @@ class OrchestrationSettings(_Section):
     dask_address: str | None = None
 
 
-class MonitoringSettings(_Section):
-    rmsse_ratio_to_validation: float = Field(1.3, gt=0)
-    rmsse_ratio_to_naive: float = Field(1.0, gt=0)
-    psi_limit: float = Field(0.5, gt=0)
-    min_days: int = Field(7, ge=1)
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REPLENISH_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -215,7 +206,7 @@ class Settings(BaseSettings):
     simulate: SimulateSettings = SimulateSettings()
     tracking: TrackingSettings = TrackingSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
+    monitoring: MonitoringThresholds = MonitoringThresholds()  # when to retrain (models/monitoring_config.py)
 
     @field_validator("work_dir", "output_dir")
     @classmethod
@@ -302,7 +293,7 @@ def _override_value(raw_value: str) -> Any:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``["forecast.max_epochs=3", "data.format=m5"]`` into a nested dict of YAML-typed values."""
+    """Turn ``["forecast.lstm.max_epochs=3", "data.format=m5"]`` into a nested dict of YAML-typed values."""
     nested: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw_value = pair.partition("=")

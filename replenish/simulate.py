@@ -130,13 +130,15 @@ def lstm_training(settings: Settings) -> ForecasterTraining:
     folder, gone once fitted)."""
     from models.features import build_feature_frame
     from models.lstm.estimator import LSTMEstimator
-    from replenish.model_config import lstm_config
+
+    forecast = settings.forecast
 
     def train(sales: pd.DataFrame) -> Forecaster:
         with tempfile.TemporaryDirectory(prefix="simulate-checkpoints-") as checkpoints:
-            return (
-                LSTMEstimator(lstm_config(settings.forecast), Path(checkpoints)).fit(build_feature_frame(sales)).predict
+            estimator = LSTMEstimator(
+                forecast.lstm, forecast.horizon_days, forecast.quantiles, forecast.seed, Path(checkpoints)
             )
+            return estimator.fit(build_feature_frame(sales)).predict
 
     return train
 

@@ -21,9 +21,8 @@ from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMEstimator
 from models.lstm.module import LSTMQuantileNetwork
-from models.lstm.train_process import TrainedForecaster, train_lstm
-from replenish.model_config import lstm_config
-from replenish.settings import Settings
+from models.lstm.train_process import LSTMTraining, TrainedForecaster, train_lstm
+from replenish.settings import ForecastSettings, Settings
 from replenish.tracking import data_fingerprint
 
 # Cached features and models live in Prefect's result storage (inside work_dir by default).
@@ -40,9 +39,20 @@ def features_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     return f"features-{data_fingerprint(parameters['sales'])}-{_code_version(build_feature_frame)}"
 
 
+def lstm_fit_settings(forecast: ForecastSettings) -> dict[str, Any]:
+    """What decides the fitted LSTM besides its data: its configuration, and the forecast's horizon,
+    quantile levels and seed."""
+    return {
+        "config": asdict(forecast.lstm),
+        "horizon": forecast.horizon_days,
+        "quantiles": list(forecast.quantiles),
+        "seed": forecast.seed,
+    }
+
+
 def training_key(train: pd.DataFrame, settings: Settings) -> str:
     """Same training data and same model settings give the same model."""
-    config = json.dumps(asdict(lstm_config(settings.forecast)), sort_keys=True)
+    config = json.dumps(lstm_fit_settings(settings.forecast), sort_keys=True)
     return "-".join(
         [
             "lstm",
@@ -84,11 +94,18 @@ def split_backtest(features: pd.DataFrame, settings: Settings) -> list[BacktestW
 def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | None) -> TrainedForecaster:
     """Fit the LSTM on ``train``. Checkpoints are kept per training key, so a fit interrupted by a crash
     or a cancelled flow run resumes from its last epoch when the same training is asked for again."""
-    config = lstm_config(settings.forecast)
-    checkpoints = settings.work_dir / "checkpoints" / training_key(train, settings)
-    return train_lstm(
-        train, config, checkpoints, settings.forecast.resume_training, settings.mlflow_tracking_uri, log_run_id
+    forecast = settings.forecast
+    fit = LSTMTraining(
+        forecast.lstm,
+        forecast.horizon_days,
+        forecast.quantiles,
+        forecast.seed,
+        checkpoints=settings.work_dir / "checkpoints" / training_key(train, settings),
+        resume=forecast.resume_training,
+        tracking_uri=settings.mlflow_tracking_uri,
+        log_run_id=log_run_id,
     )
+    return train_lstm(train, fit)
 
 
 @task(name="backtest-forecasters", cache_policy=NO_CACHE)

@@ -10,13 +10,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from models.monitoring import (
-    MonitoringThresholds,
     RetrainingDecision,
     covered_actuals,
     decide_retraining,
     input_drift,
     recent_performance,
 )
+from models.monitoring_config import MonitoringThresholds
 from replenish import tracking
 from replenish.data.tables import RetailData
 from replenish.settings import Settings
@@ -88,8 +88,7 @@ def assess_champion(settings: Settings, data: RetailData, logged: LoggedForecast
     validation_rmsse = (
         tracking.version_metric(settings, logged.model_version, "lstm_rmsse") if logged is not None else None
     )
-    thresholds = MonitoringThresholds(**settings.monitoring.model_dump())
-    return assess(data, logged, validation_rmsse, thresholds)
+    return assess(data, logged, validation_rmsse, settings.monitoring)
 
 
 def monitoring_markdown(report: MonitoringReport, mlflow_run: str) -> str:

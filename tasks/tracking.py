@@ -164,13 +164,8 @@ def register_forecaster(
     example_series = holdout.history.groupby(["item_id", "store_id"]).ngroup() == 0
     version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
     # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
-    horizon, quantiles = (
-        (predictor.config.horizon, predictor.config.quantiles)
-        if isinstance(predictor, LSTMPredictor)
-        else (predictor.horizon, predictor.quantiles)
-    )
     contract = ForecasterContract.of_daily_model(
-        horizon, quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history
+        predictor.horizon, predictor.quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history
     )
     tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
     decision, champion_rmsse = tracking.promote_if_better(

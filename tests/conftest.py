@@ -40,9 +40,9 @@ TINY_RUN = [
     "data.synthetic.n_items=10",
     "data.synthetic.n_stores=2",
     "data.synthetic.n_days=200",
-    "forecast.max_epochs=2",
-    "forecast.context_length=28",
-    "forecast.hidden_size=16",
+    "forecast.lstm.max_epochs=2",
+    "forecast.lstm.context_length=28",
+    "forecast.lstm.hidden_size=16",
     "forecast.backtest_origins=2",
     "forecast.baselines=[seasonal_naive]",
     # Fewer demand paths than a real plan needs (see PlanningSettings), enough for a plan with safety

@@ -16,13 +16,14 @@ from models.baselines import baseline_forecasters
 from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.forecast_contract import NAIVE_FALLBACK, cover_planned_days
-from models.lstm.estimator import LSTMConfig, LSTMEstimator
+from models.lstm.config import LSTMConfig
+from models.lstm.estimator import LSTMEstimator
 from models.pyfunc import as_model_input
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
 from replenish.planning import planned_dates, planning_problem
 from replenish.settings import DataSettings, PlanningSettings
 from tasks.data import complete_data
-from tests.test_model_lstm import weekly_sales
+from tests.test_model_lstm import QUANTILES, weekly_sales
 
 # Good Friday, Easter Monday, Labour Day, Ascension and Whit Monday 2024: in the history and in both test windows.
 HOLIDAYS = pd.to_datetime(["2024-03-29", "2024-04-01", "2024-05-01", "2024-05-09", "2024-05-20"])
@@ -54,11 +55,13 @@ def test_every_baseline_and_the_lstm_run_the_backtest_on_data_with_closed_days(t
     sales = complete_tables(export_without_holidays(), MasterDefaults()).sales
     features = build_feature_frame(sales)
     windows = backtest_windows(features, HORIZON, n_origins=2)
-    config = LSTMConfig(horizon=HORIZON, context_length=28, hidden_size=8, max_epochs=1, batch_size=64)
+    config = LSTMConfig(context_length=28, hidden_size=8, max_epochs=1, batch_size=64)
 
     def lstm(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
-        predictor = LSTMEstimator(config, tmp_path / f"{cutoff:%Y%m%d}", show_progress=False).fit(history)
+        predictor = LSTMEstimator(
+            config, HORIZON, QUANTILES, 0, tmp_path / f"{cutoff:%Y%m%d}", show_progress=False
+        ).fit(history)
         return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
 
     names = ["seasonal_naive", "auto_ets", "tsb", "lightgbm"]

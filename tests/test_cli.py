@@ -110,7 +110,7 @@ def test_run_help_exits_0_and_shows_an_example(outcomes: dict[str, Outcome]) -> 
     assert result.returncode == 0, result.stderr
     text = _flat(result.stdout)
     assert "Usage: replenish run" in text
-    assert "Example: replenish run --set forecast.max_epochs=3" in text
+    assert "Example: replenish run --set forecast.lstm.max_epochs=3" in text
     for option in ("--config", "--set", "--data", "--format", "--debug"):
         assert option in text
 

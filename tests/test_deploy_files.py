@@ -28,13 +28,16 @@ def test_compose_ports_are_loopback_only_and_secrets_come_from_the_env_file() ->
 
 
 def test_deployments_have_their_schedules() -> None:
-    deployments = {d.name: d for d in replenish_deployments(None, ["forecast.max_epochs=3"])}
+    deployments = {d.name: d for d in replenish_deployments(None, ["forecast.lstm.max_epochs=3"])}
     assert set(deployments) == {name.split("/")[1] for name in SHORT_NAMES.values()}
     crons = {name: [s.schedule.cron for s in d.schedules] for name, d in deployments.items()}
     assert crons["daily-planning"] == [DAILY_PLANNING_CRON]
     assert crons["weekly-monitoring"] == [WEEKLY_MONITORING_CRON]
     assert crons["train-on-demand"] == []
-    assert deployments["train-on-demand"].parameters == {"config_file": None, "overrides": ["forecast.max_epochs=3"]}
+    assert deployments["train-on-demand"].parameters == {
+        "config_file": None,
+        "overrides": ["forecast.lstm.max_epochs=3"],
+    }
 
 
 def test_prefect_yaml_declares_what_replenish_serve_serves() -> None:

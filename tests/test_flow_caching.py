@@ -65,6 +65,6 @@ def test_new_data_or_new_model_settings_miss_the_cache() -> None:
     key = training_key(sales, settings)
     assert key == training_key(sales.copy(), load_settings(overrides=TINY_RUN))
     assert key != training_key(changed, settings)
-    assert key != training_key(sales, load_settings(overrides=[*TINY_RUN, "forecast.hidden_size=17"]))
+    assert key != training_key(sales, load_settings(overrides=[*TINY_RUN, "forecast.lstm.hidden_size=17"]))
     # Where the files go and how the plan is made do not change the model.
     assert key == training_key(sales, load_settings(overrides=[*TINY_RUN, "output_dir=elsewhere"]))

@@ -79,7 +79,9 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
         (dataset,) = tracked.inputs.dataset_inputs
         assert dataset.dataset.digest == tracked.data.tags["data_hash"] and dataset.dataset.name == "synthetic"
     # The parameters are the settings, once: Lightning's copy of the network's (network_kwargs/…) is not logged.
-    assert "forecast.hidden_size" in run.data.params and not any("network_kwargs" in name for name in run.data.params)
+    assert "forecast.lstm.hidden_size" in run.data.params and not any(
+        "network_kwargs" in name for name in run.data.params
+    )
     for metric in ["lstm_rmsse", "lstm_mase", "seasonal_naive_rmsse", "lstm_coverage_80", "train_loss"]:
         assert np.isfinite(run.data.metrics[metric]), metric
     assert np.isfinite(planning_run.data.metrics["plan_cost"])

@@ -42,9 +42,9 @@ def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
         f"work_dir={folder / 'state'}",
         f"output_dir={folder / 'out'}",
         # A small network, two epochs: the shift doubles demand, which any retrained model sees.
-        "forecast.max_epochs=2",
-        "forecast.hidden_size=16",
-        "forecast.context_length=28",
+        "forecast.lstm.max_epochs=2",
+        "forecast.lstm.hidden_size=16",
+        "forecast.lstm.context_length=28",
         "forecast.backtest_origins=2",
         "forecast.baselines=[seasonal_naive]",
         "planning.n_scenarios=50",

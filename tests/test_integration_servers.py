@@ -151,8 +151,8 @@ def test_a_run_and_then_monitoring_retrain_through_the_served_training_deploymen
     before, after = sales_files(tmp_path, shifted=True)
     overrides = [
         *servers.overrides(tmp_path),
-        "forecast.max_epochs=4",
-        "forecast.context_length=28",
+        "forecast.lstm.max_epochs=4",
+        "forecast.lstm.context_length=28",
         "forecast.backtest_origins=2",
         "forecast.baselines=[seasonal_naive]",
         "tracking.registered_model_name=replenish-feedback",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from models.features import build_feature_frame
-from models.lstm.estimator import LSTMConfig
-from models.lstm.train_process import train_in_own_process
+from models.lstm.config import LSTMConfig
+from models.lstm.train_process import LSTMTraining, train_lstm
 from tests.test_model_lstm import weekly_sales
 
 pytestmark = pytest.mark.slow
@@ -17,14 +17,11 @@ pytestmark = pytest.mark.slow
 def test_ddp_on_two_cpu_processes_yields_a_model_that_loads_and_predicts(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=4, n_days=120))
     config = LSTMConfig(
-        horizon=14,
         context_length=28,
         hidden_size=16,
         max_epochs=2,
         batch_size=32,
-        accelerator="cpu",
-        devices=2,
-        strategy="ddp",
+        trainer={"accelerator": "cpu", "devices": 2, "strategy": "ddp"},
     )
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     from mlflow import MlflowClient
@@ -32,7 +29,8 @@ def test_ddp_on_two_cpu_processes_yields_a_model_that_loads_and_predicts(tmp_pat
     client = MlflowClient(tracking_uri)
     run_id = client.create_run(client.create_experiment("ddp", artifact_location=(tmp_path / "a").as_uri())).info.run_id
 
-    trained = train_in_own_process(features, config, tmp_path / "checkpoints", False, tracking_uri, run_id)
+    fit = LSTMTraining(config, 14, (0.1, 0.5, 0.9), 0, tmp_path / "checkpoints", False, tracking_uri, run_id)
+    trained = train_lstm(features, fit)  # a ddp strategy: in a process of its own
 
     assert trained.epochs == 2 and trained.training_windows > 0
     forecast = trained.predictor.predict(weekly_sales(n_series=4, n_days=120))

@@ -158,21 +158,25 @@ def test_demand_classes_follow_adi_and_cv2() -> None:
 @pytest.mark.slow
 def test_registered_ensemble_loads_through_the_champion_alias_in_a_fresh_process(tmp_path: Path) -> None:
     from models.features import build_feature_frame
-    from models.lstm.estimator import LSTMConfig, LSTMEstimator
+    from models.lstm.config import LSTMConfig
+    from models.lstm.estimator import LSTMEstimator
     from replenish import tracking
     from replenish.settings import load_settings
 
     sales = weekly_sales(n_series=3, n_days=90)
     lstm = LSTMEstimator(
-        LSTMConfig(horizon=HORIZON, context_length=28, hidden_size=8, max_epochs=1, batch_size=64),
+        LSTMConfig(context_length=28, hidden_size=8, max_epochs=1, batch_size=64),
+        HORIZON,
+        LEVELS,
+        0,
         tmp_path / "ckpt",
         show_progress=False,
     ).fit(build_feature_frame(sales))
     combination = Combination(
         ("lstm", "seasonal_naive"),
-        lstm.config.quantiles,
+        lstm.quantiles,
         {ALL_SERIES: {"lstm": 0.7, "seasonal_naive": 0.3}},
-        {ALL_SERIES: dict.fromkeys(lstm.config.quantiles, 1.2)},
+        {ALL_SERIES: dict.fromkeys(lstm.quantiles, 1.2)},
     )
     ensemble = EnsemblePredictor(
         combination, EnsembleConfig(members=combination.members, grouping="none"), HORIZON, seed=0, lstm=lstm
@@ -212,7 +216,7 @@ def test_registered_ensemble_loads_through_the_champion_alias_in_a_fresh_process
     assert (
         served["columns"]
         == list(expected.columns)
-        == ["item_id", "store_id", "date", "mean", *[f"q{level:g}" for level in lstm.config.quantiles]]
+        == ["item_id", "store_id", "date", "mean", *[f"q{level:g}" for level in lstm.quantiles]]
     )
     assert served["rows"] == 3 * HORIZON
     assert served["mean"] == pytest.approx(float(expected["mean"].sum()), rel=1e-5)

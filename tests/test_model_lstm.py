@@ -15,7 +15,8 @@ import torch
 from pytorch_lightning.callbacks import Callback
 
 from models.features import COVARIATE_COLUMNS, build_feature_frame, future_rows
-from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, category_indices
+from models.lstm.config import LSTMConfig
+from models.lstm.estimator import LSTMEstimator, LSTMPredictor, category_indices
 from models.lstm.module import LSTMQuantileNetwork, pinball_loss, rolling_means, seasonal_lags, squared_error_loss
 from models.lstm.windows import build_panel, in_sample_scales, training_window_starts
 
@@ -47,16 +48,24 @@ def weekly_sales(n_series: int = 6, n_days: int = 160, seed: int = 0) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
+HORIZON = 14
+QUANTILES = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
+SEED = 42
+
+
 def small_config(**changes: object) -> LSTMConfig:
-    return LSTMConfig(
-        **{"horizon": 14, "context_length": 28, "hidden_size": 16, "max_epochs": 6, "batch_size": 64, **changes}
-    )
+    return LSTMConfig(**{"context_length": 28, "hidden_size": 16, "max_epochs": 6, "batch_size": 64, **changes})
+
+
+def estimator(config: LSTMConfig, checkpoints: Path, **options: object) -> LSTMEstimator:
+    """The estimator of a 14-day forecast at the default quantile levels."""
+    return LSTMEstimator(config, HORIZON, QUANTILES, SEED, checkpoints, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory: pytest.TempPathFactory) -> LSTMPredictor:
     features = build_feature_frame(weekly_sales())
-    return LSTMEstimator(small_config(), tmp_path_factory.mktemp("checkpoints")).fit(features)
+    return estimator(small_config(), tmp_path_factory.mktemp("checkpoints")).fit(features)
 
 
 def test_network_returns_a_mean_and_non_crossing_quantiles_per_horizon_day() -> None:
@@ -190,15 +199,15 @@ def test_predictor_uses_given_future_covariates(fitted: LSTMPredictor) -> None:
 def test_same_seed_gives_the_same_model(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
     config = small_config(max_epochs=2)
-    first = LSTMEstimator(config, tmp_path / "a").fit(features)
-    second = LSTMEstimator(config, tmp_path / "b").fit(features)
+    first = estimator(config, tmp_path / "a").fit(features)
+    second = estimator(config, tmp_path / "b").fit(features)
     pd.testing.assert_frame_equal(first.predict(features), second.predict(features))
 
 
 def test_too_little_history_is_a_clear_error(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=2, n_days=20))
     with pytest.raises(ValueError, match="too little history"):
-        LSTMEstimator(small_config(), tmp_path).fit(features)
+        estimator(small_config(), tmp_path).fit(features)
 
 
 class CrashAtEpoch(Callback):
@@ -222,11 +231,11 @@ def test_interrupted_fit_resumes_from_its_last_checkpoint(tmp_path: Path) -> Non
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
     config = small_config(max_epochs=4, early_stopping_patience=10)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        LSTMEstimator(config, tmp_path, resume=True, callbacks=[CrashAtEpoch(2)], show_progress=False).fit(features)
+        estimator(config, tmp_path, resume=True, callbacks=[CrashAtEpoch(2)], show_progress=False).fit(features)
     assert (tmp_path / "last.ckpt").exists()
 
     counter = EpochCounter()
-    resumed = LSTMEstimator(config, tmp_path, resume=True, callbacks=[counter], show_progress=False)
+    resumed = estimator(config, tmp_path, resume=True, callbacks=[counter], show_progress=False)
     predictor = resumed.fit(features)
     # The crash came in the third epoch: at least the first two are in the last checkpoint.
     assert resumed.resumed_from_epoch in (2, 3)
@@ -238,9 +247,9 @@ def test_interrupted_fit_resumes_from_its_last_checkpoint(tmp_path: Path) -> Non
 def test_without_resume_a_fit_starts_over(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
     config = small_config(max_epochs=2, early_stopping_patience=10)
-    LSTMEstimator(config, tmp_path, show_progress=False).fit(features)
+    estimator(config, tmp_path, show_progress=False).fit(features)
     counter = EpochCounter()
-    again = LSTMEstimator(config, tmp_path, resume=False, callbacks=[counter], show_progress=False)
+    again = estimator(config, tmp_path, resume=False, callbacks=[counter], show_progress=False)
     again.fit(features)
     assert again.resumed_from_epoch is None and counter.epochs_started == 2
 
@@ -248,13 +257,9 @@ def test_without_resume_a_fit_starts_over(tmp_path: Path) -> None:
 def test_an_ensemble_averages_its_members_and_round_trips(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
     config = small_config(max_epochs=2, ensemble_size=2)
-    ensemble = LSTMEstimator(config, tmp_path / "ensemble", show_progress=False).fit(features)
+    ensemble = estimator(config, tmp_path / "ensemble", show_progress=False).fit(features)
     assert len(ensemble.networks) == 2
-    single = dataclasses.replace(config, ensemble_size=1)
-    members = [
-        LSTMPredictor([network], single, ensemble.vocabularies, ensemble.reference_price).predict(features)
-        for network in ensemble.networks
-    ]
+    members = [dataclasses.replace(ensemble, networks=[network]).predict(features) for network in ensemble.networks]
     assert not np.allclose(members[0]["mean"], members[1]["mean"])  # different seeds, different members
     forecast = ensemble.predict(features)
     np.testing.assert_allclose(forecast["mean"], (members[0]["mean"] + members[1]["mean"]) / 2, rtol=1e-5)
@@ -267,8 +272,7 @@ import os, signal, sys
 from pathlib import Path
 from pytorch_lightning import Callback
 from models.features import build_feature_frame
-from models.lstm.estimator import LSTMEstimator
-from tests.test_model_lstm import small_config, weekly_sales
+from tests.test_model_lstm import estimator, small_config, weekly_sales
 
 class KillAtEpochStart(Callback):
     def on_train_epoch_start(self, trainer, pl_module):
@@ -277,7 +281,7 @@ class KillAtEpochStart(Callback):
 
 features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
 config = small_config(max_epochs=4, early_stopping_patience=10)
-LSTMEstimator(config, Path(sys.argv[1]), resume=True, callbacks=[KillAtEpochStart()], show_progress=False).fit(features)
+estimator(config, Path(sys.argv[1]), resume=True, callbacks=[KillAtEpochStart()], show_progress=False).fit(features)
 """
 
 
@@ -293,9 +297,9 @@ def test_a_killed_fit_resumes_from_the_last_epoch_it_finished_and_ends_alike(tmp
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
     config = small_config(max_epochs=4, early_stopping_patience=10)
     counter = EpochCounter()
-    resumed = LSTMEstimator(config, tmp_path / "killed", resume=True, callbacks=[counter], show_progress=False)
+    resumed = estimator(config, tmp_path / "killed", resume=True, callbacks=[counter], show_progress=False)
     resumed_forecast = resumed.fit(features).predict(features)
-    uninterrupted = LSTMEstimator(config, tmp_path / "whole", show_progress=False).fit(features).predict(features)
+    uninterrupted = estimator(config, tmp_path / "whole", show_progress=False).fit(features).predict(features)
 
     # Epochs 0 and 1 finished: the last checkpoint is epoch 1's, whether or not it improved val_loss.
     assert resumed.resumed_from_epoch == 2 and counter.epochs_started == 2

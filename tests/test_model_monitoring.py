@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from models.monitoring import (
-    MonitoringThresholds,
     covered_actuals,
     decide_retraining,
     population_stability_index,
     recent_performance,
 )
+from models.monitoring_config import MonitoringThresholds
 
 ORIGIN = pd.Timestamp("2024-03-31")
 CLOSED_DAY = pd.Timestamp("2024-04-03")

@@ -133,7 +133,8 @@ def test_yaml_file_overrides_defaults(tmp_path: Path) -> None:
         tmp_path / "settings.yaml",
         """
 forecast:
-  max_epochs: 2
+  lstm:
+    max_epochs: 2
   quantiles: [0.25, 0.5, 0.75]
 planning:
   horizon_days: 14
@@ -145,24 +146,24 @@ data:
 
     settings = load_settings(config)
 
-    assert settings.forecast.max_epochs == 2
+    assert settings.forecast.lstm.max_epochs == 2
     assert settings.forecast.quantiles == (0.25, 0.5, 0.75)
     assert settings.planning.horizon_days == 14
     assert settings.data.synthetic.n_items == 5
     # Untouched values in the same sections keep their defaults.
-    assert settings.forecast.hidden_size == 32
+    assert settings.forecast.lstm.hidden_size == 32
     assert settings.data.synthetic.n_stores == 2
 
 
 def test_environment_variables_are_nested_with_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPLENISH_FORECAST__MAX_EPOCHS", "3")
+    monkeypatch.setenv("REPLENISH_FORECAST__LSTM__MAX_EPOCHS", "3")
     monkeypatch.setenv("REPLENISH_DATA__SYNTHETIC__N_ITEMS", "4")
     monkeypatch.setenv("REPLENISH_FORECAST__QUANTILES", "[0.3, 0.5, 0.7]")
     monkeypatch.setenv("REPLENISH_TRACKING__EXPERIMENT_NAME", "nightly")
 
     settings = load_settings()
 
-    assert settings.forecast.max_epochs == 3
+    assert settings.forecast.lstm.max_epochs == 3
     assert settings.data.synthetic.n_items == 4
     assert settings.forecast.quantiles == (0.3, 0.5, 0.7)
     assert settings.tracking.experiment_name == "nightly"
@@ -175,22 +176,23 @@ def test_priority_is_overrides_then_env_then_yaml_then_defaults(
         tmp_path / "settings.yaml",
         """
 forecast:
-  max_epochs: 2
-  hidden_size: 11
-  batch_size: 64
+  lstm:
+    max_epochs: 2
+    hidden_size: 11
+    batch_size: 64
 """,
     )
-    monkeypatch.setenv("REPLENISH_FORECAST__MAX_EPOCHS", "3")
-    monkeypatch.setenv("REPLENISH_FORECAST__HIDDEN_SIZE", "12")
+    monkeypatch.setenv("REPLENISH_FORECAST__LSTM__MAX_EPOCHS", "3")
+    monkeypatch.setenv("REPLENISH_FORECAST__LSTM__HIDDEN_SIZE", "12")
 
-    settings = load_settings(config, ["forecast.max_epochs=4"])
+    settings = load_settings(config, ["forecast.lstm.max_epochs=4"])
 
-    assert settings.forecast.max_epochs == 4  # --set beats env and file
-    assert settings.forecast.hidden_size == 12  # env beats file
-    assert settings.forecast.batch_size == 64  # file beats default
-    assert settings.forecast.num_layers == 1  # default
-    # Sources merge per key, not per section: the override did not wipe the rest of `forecast`.
-    assert settings.forecast.learning_rate == pytest.approx(3e-3)
+    assert settings.forecast.lstm.max_epochs == 4  # --set beats env and file
+    assert settings.forecast.lstm.hidden_size == 12  # env beats file
+    assert settings.forecast.lstm.batch_size == 64  # file beats default
+    assert settings.forecast.lstm.num_layers == 1  # default
+    # Sources merge per key, not per section: the override did not wipe the rest of `forecast.lstm`.
+    assert settings.forecast.lstm.learning_rate == pytest.approx(3e-3)
 
 
 def test_env_beats_yaml_and_override_beats_env_for_a_whole_list(
@@ -204,13 +206,13 @@ def test_env_beats_yaml_and_override_beats_env_for_a_whole_list(
 
 
 def test_config_file_applies_only_to_the_call_that_names_it(tmp_path: Path) -> None:
-    config = write_yaml(tmp_path / "settings.yaml", "forecast:\n  max_epochs: 2\n")
+    config = write_yaml(tmp_path / "settings.yaml", "forecast:\n  lstm:\n    max_epochs: 2\n")
 
-    assert load_settings(config).forecast.max_epochs == 2
-    assert load_settings().forecast.max_epochs == 8
+    assert load_settings(config).forecast.lstm.max_epochs == 2
+    assert load_settings().forecast.lstm.max_epochs == 8
     with pytest.raises(SettingsError):
-        load_settings(config, ["forecast.max_epochs=0"])
-    assert load_settings().forecast.max_epochs == 8
+        load_settings(config, ["forecast.lstm.max_epochs=0"])
+    assert load_settings().forecast.lstm.max_epochs == 8
 
 
 def test_valid_cross_field_combination_is_accepted() -> None:
@@ -261,14 +263,15 @@ def test_shipped_server_settings_file_loads() -> None:
         (["planning.demand_quantile=0.3"], ["planning.demand_quantile 0.3", "forecast.quantiles"]),
         (["forecast.quantiles=[0.1, 0.5, 0.9]", "planning.demand_quantile=0.8"], ["planning.demand_quantile 0.8"]),
         (["bogus=1"], ["bogus", "Extra inputs are not permitted"]),
-        (["forecast.max_epoch=3"], ["forecast.max_epoch", "Extra inputs are not permitted"]),
+        (["forecast.max_epochs=3"], ["forecast.max_epochs", "Extra inputs are not permitted"]),
         (["data.synthetic.n_itemz=3"], ["data.synthetic.n_itemz", "Extra inputs are not permitted"]),
         (["data.format=m5"], ["data.path is required", "'m5'"]),
         (["data.format=long"], ["data.path is required", "'long'"]),
         (["data.format=excel"], ["data.format"]),
-        (["forecast.max_epochs=0"], ["forecast.max_epochs"]),
-        (["forecast.max_epochs=many"], ["forecast.max_epochs"]),
-        (["forecast.dropout=1.0"], ["forecast.dropout"]),
+        (["forecast.lstm.max_epochs=0"], ["forecast.lstm", "max_epochs = 0"]),
+        (["forecast.lstm.max_epochs=many"], ["forecast.lstm.max_epochs"]),
+        (["forecast.lstm.dropout=1.0"], ["forecast.lstm", "dropout = 1.0", "dropout in [0, 1)"]),
+        (["forecast.lstm.epochs=3"], ["forecast.lstm.epochs", "Unexpected keyword argument"]),
         (["data.synthetic.n_days=30"], ["data.synthetic.n_days"]),
         (["data.master_defaults.case_pack=0"], ["data.master_defaults", "case_pack = 0"]),
         (["data.master_defaults.order_weekday=7"], ["data.master_defaults", "order_weekday = 7"]),
@@ -342,7 +345,7 @@ def test_a_folder_is_not_a_settings_file(tmp_path: Path) -> None:
 def test_parse_overrides_reads_lists_as_yaml_and_keeps_scalars_as_text() -> None:
     parsed = parse_overrides(
         [
-            "forecast.max_epochs=3",
+            "forecast.lstm.max_epochs=3",
             "forecast.quantiles=[0.1, 0.5, 0.9]",
             "data.format=m5",
             "tracking.experiment_name=nightly run",
@@ -351,7 +354,7 @@ def test_parse_overrides_reads_lists_as_yaml_and_keeps_scalars_as_text() -> None
     )
 
     assert parsed == {
-        "forecast": {"max_epochs": "3", "quantiles": [0.1, 0.5, 0.9]},
+        "forecast": {"lstm": {"max_epochs": "3"}, "quantiles": [0.1, 0.5, 0.9]},
         "data": {"format": "m5", "synthetic": {"seed": "-4"}},
         "tracking": {"experiment_name": "nightly run"},
     }
@@ -361,16 +364,18 @@ def test_parse_overrides_reads_lists_as_yaml_and_keeps_scalars_as_text() -> None
 def test_text_overrides_are_typed_by_the_settings_fields() -> None:
     settings = load_settings(
         overrides=[
-            "forecast.max_epochs=3",
-            "forecast.learning_rate=0.01",
+            "forecast.lstm.max_epochs=3",
+            "forecast.lstm.learning_rate=0.01",
             "data.synthetic.seed=-4",
-            "forecast.devices=2",
+            "forecast.lstm.trainer.devices=2",
         ]
     )
 
-    assert settings.forecast.max_epochs == 3 and type(settings.forecast.max_epochs) is int
-    assert settings.forecast.learning_rate == 0.01
+    assert settings.forecast.lstm.max_epochs == 3 and type(settings.forecast.lstm.max_epochs) is int
+    assert settings.forecast.lstm.learning_rate == 0.01
     assert settings.data.synthetic.seed == -4
+    # Trainer options have no declared type: their text is read as YAML, over the CPU defaults.
+    assert settings.forecast.lstm.trainer_options == {"accelerator": "cpu", "devices": 2, "strategy": "auto"}
 
 
 def test_parse_overrides_edge_values() -> None:
@@ -387,15 +392,20 @@ def test_parse_overrides_edge_values() -> None:
 
 
 def test_parse_overrides_later_value_for_the_same_key_wins() -> None:
-    assert parse_overrides(["forecast.max_epochs=3", "forecast.max_epochs=5"]) == {"forecast": {"max_epochs": "5"}}
-    assert load_settings(overrides=["forecast.max_epochs=3", "forecast.max_epochs=5"]).forecast.max_epochs == 5
+    assert parse_overrides(["forecast.lstm.max_epochs=3", "forecast.lstm.max_epochs=5"]) == {
+        "forecast": {"lstm": {"max_epochs": "5"}}
+    }
+    assert (
+        load_settings(overrides=["forecast.lstm.max_epochs=3", "forecast.lstm.max_epochs=5"]).forecast.lstm.max_epochs
+        == 5
+    )
 
 
 def test_parse_overrides_of_nothing_is_empty() -> None:
     assert parse_overrides([]) == {}
 
 
-@pytest.mark.parametrize("pair", ["forecast.max_epochs", "=3", "   =3", ""])
+@pytest.mark.parametrize("pair", ["forecast.lstm.max_epochs", "=3", "   =3", ""])
 def test_malformed_override_is_rejected(pair: str) -> None:
     with pytest.raises(SettingsError) as caught:
         parse_overrides([pair])
@@ -406,7 +416,7 @@ def test_malformed_override_is_rejected(pair: str) -> None:
 
 def test_malformed_override_surfaces_through_load_settings() -> None:
     with pytest.raises(SettingsError, match="key=value"):
-        load_settings(overrides=["forecast.max_epochs"])
+        load_settings(overrides=["forecast.lstm.max_epochs"])
 
 
 # --- regressions: bugs found while writing these tests ------------------------------------------------

@@ -15,7 +15,8 @@ import pytest
 from mlflow import MlflowClient
 
 from models.features import build_feature_frame
-from models.lstm.estimator import LSTMConfig, LSTMEstimator
+from models.lstm.config import LSTMConfig
+from models.lstm.estimator import LSTMEstimator
 from replenish import tracking
 from replenish.settings import load_settings
 from tests.servers import stop_process
@@ -45,9 +46,9 @@ def test_flatten_joins_nested_keys() -> None:
 def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     sales = weekly_sales(n_series=2, n_days=80)
-    predictor = LSTMEstimator(LSTMConfig(horizon=7, context_length=28, max_epochs=1), tmp_path / "ckpt").fit(
-        build_feature_frame(sales)
-    )
+    predictor = LSTMEstimator(
+        LSTMConfig(context_length=28, max_epochs=1), 7, (0.1, 0.5, 0.9), 0, tmp_path / "ckpt"
+    ).fit(build_feature_frame(sales))
     first_run = tracking.start_run(settings, "first", {})
     first = tracking.log_forecaster(settings, first_run, predictor, sales)
     tracking.promote(settings, first, tracking.decide_promotion(0.8, None, "holdout_rmsse"))

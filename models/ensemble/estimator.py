@@ -66,8 +66,8 @@ def ensemble_from_backtest(
     backtests = {name: forecasts[name][forecasts[name]["cutoff"].isin(cutoffs)] for name in members}
     actual = pd.concat([window.actual for window in earlier], ignore_index=True)
     groups = series_groups(holdout.history, config.grouping)
-    combination = fit_combination(backtests, actual, holdout.history, groups, lstm.config.quantiles, config)
-    return EnsemblePredictor(combination, config, lstm.config.horizon, seed, lstm if LSTM in members else None)
+    combination = fit_combination(backtests, actual, holdout.history, groups, lstm.quantiles, config)
+    return EnsemblePredictor(combination, config, lstm.horizon, seed, lstm if LSTM in members else None)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from models.features import (
     reference_prices,
     series_id,
 )
+from models.lstm.config import LSTMConfig
 from models.lstm.lightning_module import LSTMQuantileLightningModule
 from models.lstm.module import LSTMQuantileNetwork
 from models.lstm.windows import (
@@ -68,31 +69,6 @@ def training_curves_logger(tracking_uri: str, run_id: str | None) -> TrainingCur
 LAST_CHECKPOINT = "last.ckpt"
 
 
-@dataclass(frozen=True)
-class LSTMConfig:
-    horizon: int = 28
-    context_length: int = 56
-    quantiles: tuple[float, ...] = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
-    hidden_size: int = 32
-    num_layers: int = 1
-    embedding_dim: int = 8
-    dropout: float = 0.0
-    learning_rate: float = 3e-3
-    mean_loss_weight: float = 1.0
-    metric_scaled_loss: bool = True  # weigh each series' errors as RMSSE and scaled pinball do
-    cosine_learning_rate: bool = False  # decay the learning rate to 0 over max_epochs
-    batch_size: int = 256
-    max_epochs: int = 8
-    window_stride_days: int = 2
-    max_training_days: int | None = None  # train on windows from the most recent days only
-    early_stopping_patience: int = 3
-    seed: int = 42
-    ensemble_size: int = 1  # members fitted from seeds seed, seed + 1, ...; their forecasts are averaged
-    accelerator: str = "cpu"
-    devices: int | str = 1
-    strategy: str = "auto"
-
-
 def quantile_column(level: float) -> str:
     return f"q{level:g}"
 
@@ -101,6 +77,8 @@ def quantile_column(level: float) -> str:
 class LSTMPredictor:
     networks: list[LSTMQuantileNetwork]  # ensemble members, fitted from different seeds
     config: LSTMConfig
+    horizon: int  # days forecast after the history's last date
+    quantiles: tuple[float, ...]  # the levels of the q<level> columns
     vocabularies: dict[str, dict[str, int]]  # category column -> id value -> embedding index (0: unseen)
     reference_price: pd.Series = field(repr=False)
 
@@ -111,7 +89,7 @@ class LSTMPredictor:
         ``future``: planned covariates for those days; by default the last price, no promotion, no event.
         Returns one row per series and day: item_id, store_id, date, mean, q<level>... (units, clipped at 0).
         """
-        horizon = self.config.horizon
+        horizon = self.horizon
         future = future_rows(history, horizon) if future is None else future
         combined = pd.concat([history, future.assign(units=np.nan)], ignore_index=True)
         anchors = reference_prices(history).combine_first(self.reference_price)
@@ -157,7 +135,7 @@ class LSTMPredictor:
                 "mean": mean.ravel(),
             }
         )
-        for position, level in enumerate(self.config.quantiles):
+        for position, level in enumerate(self.quantiles):
             forecast[quantile_column(level)] = quantiles[:, :, position].ravel()
         return forecast
 
@@ -167,6 +145,8 @@ class LSTMPredictor:
             torch.save(network.state_dict(), directory / f"network_{index}.pt")
         metadata = {
             "config": asdict(self.config),
+            "horizon": self.horizon,
+            "quantiles": list(self.quantiles),
             "vocabularies": self.vocabularies,
             "reference_price": {k: (None if pd.isna(v) else float(v)) for k, v in self.reference_price.items()},
         }
@@ -175,14 +155,17 @@ class LSTMPredictor:
     @classmethod
     def load(cls, directory: Path) -> LSTMPredictor:
         metadata = json.loads((directory / "predictor.json").read_text())
-        config = LSTMConfig(**{**metadata["config"], "quantiles": tuple(metadata["config"]["quantiles"])})
+        config = LSTMConfig(**metadata["config"])
+        horizon, quantiles = metadata["horizon"], tuple(metadata["quantiles"])
         networks = []
         for index in range(config.ensemble_size):
-            network = LSTMQuantileNetwork(**network_arguments(config, metadata["vocabularies"]))
+            network = LSTMQuantileNetwork(
+                **network_arguments(config, horizon, len(quantiles), metadata["vocabularies"])
+            )
             network.load_state_dict(torch.load(directory / f"network_{index}.pt", weights_only=True))
             networks.append(network)
         reference_price = pd.Series(metadata["reference_price"], dtype=float, name="reference_price")
-        return cls(networks, config, metadata["vocabularies"], reference_price)
+        return cls(networks, config, horizon, quantiles, metadata["vocabularies"], reference_price)
 
 
 def build_vocabularies(panel: SeriesPanel) -> dict[str, dict[str, int]]:
@@ -202,12 +185,14 @@ def category_indices(panel: SeriesPanel, vocabularies: dict[str, dict[str, int]]
     ).astype(np.int64)
 
 
-def network_arguments(config: LSTMConfig, vocabularies: dict[str, dict[str, int]]) -> dict:
+def network_arguments(
+    config: LSTMConfig, horizon: int, n_quantiles: int, vocabularies: dict[str, dict[str, int]]
+) -> dict:
     return {
         "category_cardinalities": [len(vocabularies[name]) + 1 for name in CATEGORY_COLUMNS],
         "n_covariates": len(COVARIATE_COLUMNS),
-        "horizon": config.horizon,
-        "n_quantiles": len(config.quantiles),
+        "horizon": horizon,
+        "n_quantiles": n_quantiles,
         "hidden_size": config.hidden_size,
         "num_layers": config.num_layers,
         "embedding_dim": config.embedding_dim,
@@ -216,13 +201,17 @@ def network_arguments(config: LSTMConfig, vocabularies: dict[str, dict[str, int]
 
 
 class LSTMEstimator:
-    """Fits the network with Lightning. Checkpoints go to ``checkpoint_dir``; when ``resume`` is set and
-    that folder holds a last checkpoint (an interrupted fit of the same data and settings), training
+    """Fits the network with Lightning, to forecast ``horizon`` days at the ``quantiles`` levels; member
+    i of an ensemble starts from ``seed + i``. Checkpoints go to ``checkpoint_dir``; when ``resume`` is set
+    and that folder holds a last checkpoint (an interrupted fit of the same data and settings), training
     goes on from it instead of starting over."""
 
     def __init__(
         self,
         config: LSTMConfig,
+        horizon: int,
+        quantiles: tuple[float, ...],
+        seed: int,
         checkpoint_dir: Path,
         logger: pl.loggers.Logger | bool = False,
         resume: bool = False,
@@ -230,6 +219,9 @@ class LSTMEstimator:
         show_progress: bool = True,
     ) -> None:
         self.config = config
+        self.horizon = horizon
+        self.quantiles = tuple(quantiles)
+        self.seed = seed
         self.checkpoint_dir = checkpoint_dir
         self.logger = logger
         self.resume = resume
@@ -255,28 +247,26 @@ class LSTMEstimator:
     def fit(self, features: pd.DataFrame) -> LSTMPredictor:
         """Train on every series in ``features`` (long sales with covariates); the last ``horizon``
         days are held out as the validation window for early stopping."""
-        config = self.config
+        config, horizon = self.config, self.horizon
         panel = build_panel(features, config.context_length)
         vocabularies = build_vocabularies(panel)
         categories = category_indices(panel, vocabularies)
 
         last_position = panel.target.shape[1] - 1
-        validation_start = last_position - config.horizon + 1
+        validation_start = last_position - horizon + 1
         train_rows, train_starts = training_window_starts(
-            panel, config.horizon, config.window_stride_days, last_target_position=validation_start - 1
+            panel, horizon, config.window_stride_days, last_target_position=validation_start - 1
         )
         if config.max_training_days is not None:
             recent = train_starts > validation_start - config.max_training_days
             train_rows, train_starts = train_rows[recent], train_starts[recent]
-        val_rows, val_starts = training_window_starts(
-            panel, config.horizon, config.horizon, last_target_position=last_position
-        )
+        val_rows, val_starts = training_window_starts(panel, horizon, horizon, last_target_position=last_position)
         on_validation_start = val_starts == validation_start
         val_rows, val_starts = val_rows[on_validation_start], val_starts[on_validation_start]
         if len(train_rows) == 0 or len(val_rows) == 0:
             raise ValueError(
-                f"too little history to train: need more than {2 * config.horizon} days per series "
-                f"(horizon {config.horizon} for validation plus at least one training window)"
+                f"too little history to train: need more than {2 * horizon} days per series "
+                f"(horizon {horizon} for validation plus at least one training window)"
             )
         self.training_windows = len(train_rows)
         # The validation window's units are not part of the in-sample scale, as in the backtest.
@@ -284,7 +274,7 @@ class LSTMEstimator:
 
         loaders = [
             DataLoader(
-                WindowDataset(panel, rows, starts, config.horizon, categories, loss_scales),
+                WindowDataset(panel, rows, starts, horizon, categories, loss_scales),
                 batch_size=config.batch_size,
                 shuffle=shuffle,
                 collate_fn=already_batched,
@@ -293,17 +283,17 @@ class LSTMEstimator:
             for rows, starts, shuffle in ((train_rows, train_starts, True), (val_rows, val_starts, False))
         ]
         networks = [self._fit_member(member, loaders, vocabularies) for member in range(config.ensemble_size)]
-        return LSTMPredictor(networks, config, vocabularies, reference_prices(features))
+        return LSTMPredictor(networks, config, horizon, self.quantiles, vocabularies, reference_prices(features))
 
     def _fit_member(
         self, member: int, loaders: list[DataLoader], vocabularies: dict[str, dict[str, int]]
     ) -> LSTMQuantileNetwork:
         config = self.config
-        pl.seed_everything(config.seed + member, workers=True, verbose=False)
+        pl.seed_everything(self.seed + member, workers=True, verbose=False)
         member_dir = self._member_checkpoint_dir(member)
         module = LSTMQuantileLightningModule(
-            network_kwargs=network_arguments(config, vocabularies),
-            quantiles=list(config.quantiles),
+            network_kwargs=network_arguments(config, self.horizon, len(self.quantiles), vocabularies),
+            quantiles=list(self.quantiles),
             learning_rate=config.learning_rate,
             mean_loss_weight=config.mean_loss_weight,
             metric_scaled_loss=config.metric_scaled_loss,
@@ -319,22 +309,22 @@ class LSTMEstimator:
             enable_version_counter=False,
         )
         trainer = pl.Trainer(
-            max_epochs=config.max_epochs,
-            accelerator=config.accelerator,
-            devices=config.devices,
-            strategy=config.strategy,
-            callbacks=[
-                EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
-                checkpoint,
-                every_epoch,
-                *self.callbacks,
-            ],
-            # One member's curves: several members logging the same metric names would interleave.
-            logger=self.logger if member == 0 else False,
-            log_every_n_steps=5,
-            deterministic=True,
-            enable_model_summary=False,
-            enable_progress_bar=self.show_progress,
+            **{
+                "log_every_n_steps": 5,
+                "deterministic": True,
+                "enable_model_summary": False,
+                "enable_progress_bar": self.show_progress,
+                **config.trainer_options,  # the user's Trainer options over these
+                "max_epochs": config.max_epochs,
+                "callbacks": [
+                    EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
+                    checkpoint,
+                    every_epoch,
+                    *self.callbacks,
+                ],
+                # One member's curves: several members logging the same metric names would interleave.
+                "logger": self.logger if member == 0 else False,
+            }
         )
         train_loader, val_loader = loaders
         trainer.fit(module, train_loader, val_loader, ckpt_path=self._resume_checkpoint(member_dir))

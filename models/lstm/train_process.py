@@ -1,5 +1,5 @@
 """Train the LSTM (train_lstm): in the calling process, or in a process of its own,
-`python -m models.lstm.train_process --features F --config C --out D`.
+`python -m models.lstm.train_process --features F --training T --out D`.
 
 Lightning's DDP re-launches the running script once per device, so data-parallel training cannot
 run inside a Prefect task's process; train_lstm starts this module instead. Rank 0 saves the
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.lstm.estimator import LSTMConfig, LSTMEstimator, LSTMPredictor, training_curves_logger
+from models.lstm.config import LSTMConfig
+from models.lstm.estimator import LSTMEstimator, LSTMPredictor, training_curves_logger
 
 TRAINING_SUMMARY = "training.json"
 
@@ -38,18 +39,38 @@ class TrainedForecaster:
         return self.training_windows * self.epochs / self.fit_seconds if self.fit_seconds > 0 else float("nan")
 
 
-def train_lstm(
-    train: pd.DataFrame, config: LSTMConfig, checkpoints: Path, resume: bool, tracking_uri: str, log_run_id: str | None
-) -> TrainedForecaster:
-    """Fit the LSTM on `train` (a feature frame), checkpointing to `checkpoints` (resuming from its last
-    epoch when asked), the curves to the MLflow run `log_run_id` if given: here, or with a data-parallel
-    (DDP) strategy in a process of its own."""
-    if config.strategy.startswith("ddp"):
-        return train_in_own_process(train, config, checkpoints, resume, tracking_uri, log_run_id)
+@dataclass(frozen=True)
+class LSTMTraining:
+    """One fit: the estimator's arguments, and where its checkpoints and curves go."""
+
+    config: LSTMConfig
+    horizon: int
+    quantiles: tuple[float, ...]
+    seed: int
+    checkpoints: Path
+    resume: bool  # go on from the last checkpoint in `checkpoints`
+    tracking_uri: str
+    log_run_id: str | None  # the MLflow run that receives the training curves, if any
+
+    def estimator(self) -> LSTMEstimator:
+        return LSTMEstimator(
+            self.config,
+            self.horizon,
+            self.quantiles,
+            self.seed,
+            self.checkpoints,
+            logger=training_curves_logger(self.tracking_uri, self.log_run_id),
+            resume=self.resume,
+        )
+
+
+def train_lstm(train: pd.DataFrame, fit: LSTMTraining) -> TrainedForecaster:
+    """Fit the LSTM on `train` (a feature frame): here, or with a data-parallel (DDP) strategy in a
+    process of its own."""
+    if fit.config.data_parallel:
+        return train_in_own_process(train, fit)
     started = time.perf_counter()
-    estimator = LSTMEstimator(
-        config, checkpoints, logger=training_curves_logger(tracking_uri, log_run_id), resume=resume
-    )
+    estimator = fit.estimator()
     predictor = estimator.fit(train)
     return TrainedForecaster(
         predictor,
@@ -60,60 +81,55 @@ def train_lstm(
     )
 
 
-def train_in_own_process(
-    train: pd.DataFrame, config: LSTMConfig, checkpoints: Path, resume: bool, tracking_uri: str, log_run_id: str | None
-) -> TrainedForecaster:
+def train_in_own_process(train: pd.DataFrame, fit: LSTMTraining) -> TrainedForecaster:
     """Data-parallel (DDP) training: Lightning re-launches the running script per device, so it
     must be a script of its own, not this task's process."""
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         train.to_parquet(work / "features.parquet", index=False)
-        (work / "config.json").write_text(json.dumps(asdict(config)))
+        (work / "training.json").write_text(json.dumps({**asdict(fit), "checkpoints": str(fit.checkpoints)}))
         command = [
             sys.executable,
             "-m",
             "models.lstm.train_process",
             "--features",
             str(work / "features.parquet"),
-            "--config",
-            str(work / "config.json"),
+            "--training",
+            str(work / "training.json"),
             "--out",
             str(work / "predictor"),
-            "--checkpoints",
-            str(checkpoints),
-            *(["--resume"] if resume else []),
         ]
-        if log_run_id:
-            command += ["--mlflow-tracking-uri", tracking_uri, "--mlflow-run-id", log_run_id]
         started = time.perf_counter()
         finished = subprocess.run(command, capture_output=True, text=True)
         if finished.returncode != 0:
             raise RuntimeError(f"training process failed ({finished.returncode}):\n{finished.stderr[-4000:]}")
-        fit = json.loads((work / "predictor" / TRAINING_SUMMARY).read_text())
+        summary = json.loads((work / "predictor" / TRAINING_SUMMARY).read_text())
         return TrainedForecaster(
             LSTMPredictor.load(work / "predictor"),
             time.perf_counter() - started,
-            fit["training_windows"],
-            fit["epochs"],
-            fit["resumed_from_epoch"],
+            summary["training_windows"],
+            summary["epochs"],
+            summary["resumed_from_epoch"],
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--features", type=Path, required=True, help="Parquet file of the training features")
-    parser.add_argument("--config", type=Path, required=True, help="JSON of LSTMConfig fields")
+    parser.add_argument("--training", type=Path, required=True, help="JSON of the LSTMTraining fields")
     parser.add_argument("--out", type=Path, required=True, help="folder for the fitted predictor")
-    parser.add_argument("--checkpoints", type=Path, required=True)
-    parser.add_argument("--resume", action="store_true", help="go on from the last checkpoint in --checkpoints")
-    parser.add_argument("--mlflow-tracking-uri")
-    parser.add_argument("--mlflow-run-id")
     args = parser.parse_args()
 
-    fields = json.loads(args.config.read_text())
-    config = LSTMConfig(**{**fields, "quantiles": tuple(fields["quantiles"])})
-    logger = training_curves_logger(args.mlflow_tracking_uri, args.mlflow_run_id)
-    estimator = LSTMEstimator(config, args.checkpoints, logger=logger, resume=args.resume)
+    fields = json.loads(args.training.read_text())
+    fit = LSTMTraining(
+        **{
+            **fields,
+            "config": LSTMConfig(**fields["config"]),
+            "quantiles": tuple(fields["quantiles"]),
+            "checkpoints": Path(fields["checkpoints"]),
+        }
+    )
+    estimator = fit.estimator()
     predictor = estimator.fit(pd.read_parquet(args.features))
     if estimator.is_global_zero:
         predictor.save(args.out)

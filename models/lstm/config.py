@@ -1,0 +1,66 @@
+"""The LSTM's configuration (settings: forecast.lstm): light to import, as the settings embed it.
+
+The horizon, the quantile levels and the seed are the forecast's, shared with every baseline: the
+estimator takes them beside this configuration (settings: forecast.horizon_days, forecast.quantiles,
+forecast.seed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from replenish.bounds import require_in_range
+
+# On the CPU, one device, unless forecast.lstm.trainer says otherwise: the same fit on every machine.
+TRAINER_DEFAULTS: Mapping[str, Any] = {"accelerator": "cpu", "devices": 1, "strategy": "auto"}
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    context_length: int = 56  # the network reads lag-28 values from the context
+    hidden_size: int = 32
+    num_layers: int = 1
+    embedding_dim: int = 8
+    dropout: float = 0.0
+    learning_rate: float = 3e-3
+    mean_loss_weight: float = 1.0  # squared error of the mean output, beside the pinball loss
+    metric_scaled_loss: bool = True  # weigh each series' errors by its in-sample change, as RMSSE does
+    cosine_learning_rate: bool = False  # decay the learning rate to 0 over max_epochs
+    batch_size: int = 256
+    max_epochs: int = 8
+    window_stride_days: int = 2
+    max_training_days: int | None = None  # only windows from the most recent days; None: all
+    early_stopping_patience: int = 3
+    ensemble_size: int = 1  # networks fitted from seeds seed, seed + 1, ...; their forecasts are averaged
+    # Lightning Trainer options, passed through over TRAINER_DEFAULTS: accelerator, devices, strategy
+    # (a "ddp" strategy trains in a process of its own), precision, num_nodes...
+    trainer: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        whole = ("hidden_size", "num_layers", "embedding_dim", "batch_size", "max_epochs", "window_stride_days")
+        holds = {
+            "context_length": self.context_length >= 28,
+            **{name: getattr(self, name) >= 1 for name in whole},
+            "early_stopping_patience": self.early_stopping_patience >= 1,
+            "ensemble_size": self.ensemble_size >= 1,
+            "max_training_days": self.max_training_days is None or self.max_training_days >= 1,
+            "dropout": 0 <= self.dropout < 1,
+            "learning_rate": self.learning_rate > 0,
+            "mean_loss_weight": self.mean_loss_weight >= 0,
+        }
+        require_in_range(
+            self,
+            holds,
+            "LSTM settings",
+            "context_length at least 28; sizes, epochs, stride, patience and ensemble_size at least 1; "
+            "dropout in [0, 1); learning_rate above 0; mean_loss_weight at least 0",
+        )
+
+    @property
+    def trainer_options(self) -> dict[str, Any]:
+        return {**TRAINER_DEFAULTS, **self.trainer}
+
+    @property
+    def data_parallel(self) -> bool:
+        return str(self.trainer_options["strategy"]).startswith("ddp")
