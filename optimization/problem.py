@@ -8,6 +8,8 @@ from typing import Literal
 
 import pandas as pd
 
+from replenish.bounds import require_in_range
+
 ShortageMode = Literal["lost_sales", "backorder"]
 Backend = Literal["pyomo", "highspy"]
 # How orders become quantities a supplier accepts (whole case packs, zero or at least the MOQ):
@@ -75,23 +77,43 @@ class CostSettings:
     shortage_cost_multiplier: float = 2.0  # × unit cost, per lost unit (or per backlogged unit-period)
     order_cost_per_unit: float = 0.0
     fixed_order_cost: float = 0.0  # per order line placed; above 0 the model is a MILP
-    # Stock left at the horizon's end (net of backlog) is worth this share of its unit cost, so a
-    # finite horizon does not run stock down only because it ends.
-    ending_stock_value_share: float = 0.0
+    # Stock left at the horizon's end (net of backlog) is worth this share of its unit cost: it sells
+    # after the horizon, so a plan re-made every day should not run stock down only because its
+    # horizon ends.
+    ending_stock_value_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        holds = {
+            "shortage_cost_multiplier": self.shortage_cost_multiplier >= 0,
+            "order_cost_per_unit": self.order_cost_per_unit >= 0,
+            "fixed_order_cost": self.fixed_order_cost >= 0,
+            "ending_stock_value_share": 0 <= self.ending_stock_value_share <= 1,
+        }
+        require_in_range(self, holds, "costs", "costs at least 0, ending_stock_value_share between 0 and 1")
 
 
 @dataclass(frozen=True)
 class SolverSettings:
     time_limit_seconds: float = 60.0
     mip_rel_gap: float = 1e-4
-    options: Mapping[str, object] = field(default_factory=dict)
-    backend: Backend = "pyomo"
+    options: Mapping[str, object] = field(default_factory=dict)  # HiGHS options, passed through
+    # HiGHS directly (the fast route, and the only one that passes the MILP a start), or the same
+    # model built in Pyomo first.
+    backend: Backend = "highspy"
+
+    def __post_init__(self) -> None:
+        holds = {"time_limit_seconds": self.time_limit_seconds > 0, "mip_rel_gap": self.mip_rel_gap >= 0}
+        require_in_range(self, holds, "solver settings", "time_limit_seconds above 0, mip_rel_gap at least 0")
 
 
 @dataclass(frozen=True)
 class ModelOptions:
     shortage_mode: ShortageMode = "lost_sales"
-    whole_orders: WholeOrders = "none"
+    # Orders a supplier accepts (whole case packs, zero or at least the MOQ): "repair" rounds the LP
+    # relaxation's orders and gives back what rounding took from capacity and budget (seconds a store);
+    # "milp" then solves the MILP from that plan within the time limit and keeps the cheaper (minutes a
+    # store on 200 scenarios; see README for the measured gap); "none" leaves them fractional.
+    whole_orders: WholeOrders = "repair"
     max_order_quantity: float | None = None  # per order line, on top of any items.max_order
     budget_per_period: float | None = None  # purchase spend per period, over all stores
     # Soft mode: capacity, budget and stock targets may be broken at this cost per unit
@@ -100,7 +122,18 @@ class ModelOptions:
     violation_penalty: float = 1e4
     # Split the plan into one model per store when nothing but store constraints couples items.
     decompose_by_location: bool = False
-    workers: int = 1
+    workers: int = 1  # processes solving the per-store models at once
+
+    def __post_init__(self) -> None:
+        holds = {
+            "max_order_quantity": self.max_order_quantity is None or self.max_order_quantity >= 0,
+            "budget_per_period": self.budget_per_period is None or self.budget_per_period >= 0,
+            "violation_penalty": self.violation_penalty > 0,
+            "workers": self.workers >= 1,
+        }
+        require_in_range(
+            self, holds, "planning model options", "limits at least 0, violation_penalty above 0, workers at least 1"
+        )
 
 
 @dataclass(frozen=True)

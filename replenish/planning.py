@@ -28,11 +28,8 @@ from optimization.formulation import holding_cost_per_period, shortage_penalty
 from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, planned_arrivals, prepare_grid
 from optimization.problem import (
     MIN_ORDER_QUANTITY,
-    CostSettings,
-    ModelOptions,
     PlanningProblem,
     PlanResult,
-    SolverSettings,
 )
 from optimization.replenishment_lp import solve_part
 from optimization.service_levels import abc_classes, penalty_for_level, penalty_implied_level
@@ -60,7 +57,7 @@ KPI_SEED_OFFSET = 1_000_003
 # Enough item-stores to calibrate the scenarios' correlation on; more would only cost time.
 CALIBRATION_SERIES = 2_000
 SOFT_MODE_HINT = (
-    "Set planning.soft_constraints=true to plan anyway: the broken constraints are then priced, "
+    "Set planning.model.soft_constraints=true to plan anyway: the broken constraints are then priced, "
     "listed first in the summary and the report, and published in constraint_violations.csv"
 )
 SERVICE_LEVEL_COLUMNS = ["item_id", "abc_class", "service_level", "penalty_level", "planned_level", "shortage_cost"]
@@ -104,7 +101,7 @@ def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.Da
     holding_per_day = unit_cost * items["holding_cost_rate"].to_numpy(dtype=float) / DAYS_PER_YEAR
     review_days = items["review_days"].to_numpy(dtype=float)
     own = items["shortage_cost"] if "shortage_cost" in items else pd.Series(np.nan, index=items.index)
-    penalty = own.fillna(items["unit_cost"] * planning.shortage_cost_multiplier).to_numpy(dtype=float)
+    penalty = own.fillna(items["unit_cost"] * planning.costs.shortage_cost_multiplier).to_numpy(dtype=float)
     penalty_level = penalty_implied_level(unit_cost, penalty, holding_per_day, review_days)
     return pd.DataFrame(
         {
@@ -206,48 +203,18 @@ def planning_problem(
     )
 
 
-def cost_settings(planning: PlanningSettings) -> CostSettings:
-    return CostSettings(
-        shortage_cost_multiplier=planning.shortage_cost_multiplier,
-        order_cost_per_unit=planning.order_cost_per_unit,
-        fixed_order_cost=planning.fixed_order_cost,
-        ending_stock_value_share=planning.ending_stock_value_share,
-    )
-
-
-def solver_settings(planning: PlanningSettings) -> SolverSettings:
-    return SolverSettings(
-        time_limit_seconds=planning.solver_time_limit_seconds,
-        mip_rel_gap=planning.solver_mip_rel_gap,
-        backend=planning.solver_backend,
-    )
-
-
-def model_options(planning: PlanningSettings) -> ModelOptions:
-    return ModelOptions(
-        shortage_mode=planning.shortage_mode,
-        whole_orders=planning.whole_orders,
-        max_order_quantity=planning.max_order_quantity,
-        budget_per_period=planning.budget_per_period,
-        soft_constraints=planning.soft_constraints,
-        violation_penalty=planning.violation_penalty,
-        decompose_by_location=planning.decompose_by_location,
-        workers=planning.solver_workers,
-    )
-
-
 def stores(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
     """One problem per store, solved apart; a budget shared across stores keeps them together."""
-    return [problem] if planning.budget_per_period is not None else split_by_location(problem)
+    return [problem] if planning.model.budget_per_period is not None else split_by_location(problem)
 
 
 def store_plan(problem: PlanningProblem, planning: PlanningSettings) -> PartPlan:
-    return solve_part(problem, cost_settings(planning), solver_settings(planning), model_options(planning))
+    return solve_part(problem, planning.costs, planning.solver, planning.model)
 
 
 def merged_plan(parts: list[PartPlan], planning: PlanningSettings) -> PlanResult:
     """The stores' plans as one; an infeasible plan names every store at fault and suggests soft mode."""
-    return merge_parts(parts, hint="" if planning.soft_constraints else SOFT_MODE_HINT)
+    return merge_parts(parts, hint="" if planning.model.soft_constraints else SOFT_MODE_HINT)
 
 
 def solve_plan(problem: PlanningProblem, planning: PlanningSettings) -> PlanResult:
@@ -290,12 +257,12 @@ def plan_outlook(
     periods = (placed["order_date"] - grid.start_date).dt.days.to_numpy() // grid.period_days
     np.add.at(orders, (placed["position"].to_numpy(), periods), placed["quantity"].to_numpy(dtype=float))
     arrivals = grid.open_arrivals + planned_arrivals(orders, grid.lead_periods)
-    backorders = planning.shortage_mode == "backorder"
+    backorders = planning.model.shortage_mode == "backorder"
     stock = np.repeat(grid.column("opening_on_hand")[:, None], grid.n_scenarios, axis=1)
     backlog = np.zeros_like(stock)
     held = short = 0.0
     unmet = np.zeros(grid.demand.shape)
-    costs = cost_settings(planning)
+    costs = planning.costs
     holding, penalty = holding_cost_per_period(grid), shortage_penalty(grid, costs)
     for t in range(grid.n_periods):
         stock, backlog, unmet[:, :, t] = serve(stock + arrivals[:, t, None], backlog, grid.demand[:, :, t], backorders)

@@ -563,7 +563,7 @@ def _broken_section(broken: pd.DataFrame) -> str:
             '<div class="broken">',
             f"<h2>{len(broken):,} constraint(s) broken</h2>",
             "<p>Planned in soft mode: these constraints could not all be met, so they were broken at a price "
-            "(planning.violation_penalty per unit). Every breach is listed in constraint_violations.csv.</p>",
+            "(planning.model.violation_penalty per unit). Every breach is listed in constraint_violations.csv.</p>",
             _table("broken-constraints", broken, BROKEN_TABLE_COLUMNS, ""),
             "</div>",
         ]

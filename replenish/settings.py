@@ -25,6 +25,7 @@ from expectations.rules import ValidationRules
 from models.ensemble.config import EnsembleConfig
 from models.lstm.config import LSTMConfig
 from models.monitoring_config import MonitoringThresholds
+from optimization.problem import CostSettings, ModelOptions, SolverSettings
 from optimization.service_levels import ServiceLevels
 from replenish.addresses import DEFAULT_MLFLOW_UI_URL
 from replenish.data.tables import MasterDefaults
@@ -63,6 +64,18 @@ class DataSettings(_Section):
 
 
 BaselineName = Literal["seasonal_naive", "auto_ets", "croston", "tsb", "lightgbm"]
+
+
+def options_text_read_as_yaml(section: Any, name: str) -> Any:
+    """A section's free mapping of options (a library's, passed through) with its text values read as
+    YAML.  Overrides and environment variables arrive as text, which a declared field's type converts;
+    these options have none, so "2" would reach the library as a string."""
+    if isinstance(section, dict) and isinstance(section.get(name), dict):
+        options = {
+            key: yaml.safe_load(value) if isinstance(value, str) else value for key, value in section[name].items()
+        }
+        return {**section, name: options}
+    return section
 
 
 class ForecastSettings(_Section):
@@ -111,10 +124,6 @@ class ForecastSettings(_Section):
 class PlanningSettings(_Section):
     horizon_days: int = Field(28, ge=1)
     demand_quantile: float = Field(0.5, gt=0, lt=1)
-    shortage_cost_multiplier: float = Field(2.0, ge=0)
-    order_cost_per_unit: float = Field(0.0, ge=0)
-    solver_time_limit_seconds: float = Field(60.0, gt=0)
-    solver_mip_rel_gap: float = Field(1e-4, ge=0)
     # How forecast uncertainty enters the plan: "scenario" plans against n_scenarios demand paths
     # sampled from the forecast quantiles (two-stage SAA); "quantile" plans the demand_quantile
     # forecast plus safety-stock targets for each item's service level; "point" plans the
@@ -134,31 +143,21 @@ class PlanningSettings(_Section):
     # every plan on what sold after the forecast made one horizon earlier; a number fixes it.
     scenario_period_correlation: float | None = Field(None, ge=0, lt=1)
     scenario_spread: float | None = Field(None, gt=0)
-    # Orders a supplier accepts (whole case packs, zero or at least the MOQ): "repair" rounds the
-    # LP relaxation's orders and gives back what rounding took from capacity and budget (seconds a
-    # store); "milp" then solves the MILP from that plan within the time limit and keeps the cheaper
-    # (minutes a store on 200 scenarios; see README for the measured gap).
-    whole_orders: Literal["milp", "repair"] = "repair"
     # The plan's expected fill rate, cost and stock-out risk come from this many demand paths
     # sampled from the forecast, apart from the ones the plan was made on.
     kpi_demand_paths: int = Field(500, ge=10)
-    shortage_mode: Literal["lost_sales", "backorder"] = "lost_sales"
-    fixed_order_cost: float = Field(0.0, ge=0)
-    max_order_quantity: float | None = Field(None, ge=0)
-    budget_per_period: float | None = Field(None, ge=0)
-    # Stock left at the horizon's end is worth this share of its cost: it sells after the horizon,
-    # so a plan re-made every day should not run stock down only because its horizon ends.
-    ending_stock_value_share: float = Field(1.0, ge=0, le=1)
-    soft_constraints: bool = False
-    violation_penalty: float = Field(1e4, gt=0)
-    decompose_by_location: bool = False
-    solver_workers: int = Field(1, ge=1)
-    # The same model either way: handed to HiGHS directly (the fast route, and the only one that
-    # passes the MILP a start), or built as a Pyomo model first.
-    solver_backend: Literal["pyomo", "highspy"] = "highspy"
+    # The optimizer's own types (optimization/problem.py): costs, the model's rules, the solver.
+    costs: CostSettings = CostSettings()
+    model: ModelOptions = ModelOptions()
+    solver: SolverSettings = SolverSettings()
     # An item-store or planned day the champion's forecast lacks: "refuse" to plan, or plan it on
     # a seasonal naive forecast (reported, and counted in the metric plan_series_naive_fallback).
     missing_forecast: Literal["refuse", "naive"] = "refuse"
+
+    @field_validator("solver", mode="before")
+    @classmethod
+    def _solver_options_text_read_as_yaml(cls, solver: Any) -> Any:
+        return options_text_read_as_yaml(solver, "options")
 
 
 class SimulateSettings(_Section):

@@ -175,7 +175,7 @@ def simulate_policies(
         results[name] = simulate(replay.system, replay.actual, policy())
         timings[name] = time.perf_counter() - started
     on_gap_stores = replay.keys["store_id"].isin(gap_stores).to_numpy()
-    by_method = {planning.whole_orders: results[DEFAULT], _other_whole_orders(planning): results[COUNTERPART]}
+    by_method = {planning.model.whole_orders: results[DEFAULT], _other_whole_orders(planning): results[COUNTERPART]}
     repair, milp = (
         by_method[method].costs(replay.system, on_gap_stores)["total_cost"] for method in ("repair", "milp")
     )
@@ -195,7 +195,7 @@ def policies(
     replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings, gap_stores: tuple[str, ...]
 ) -> dict[str, Callable[[], Policy]]:
     """Each policy's name and how to make it, in the order they are replayed."""
-    other = planning.model_copy(update={"whole_orders": _other_whole_orders(planning)})
+    other = planning.model_copy(update={"model": replace(planning.model, whole_orders=_other_whole_orders(planning))})
     return {
         DEFAULT: lambda: replay.planning_policy(forecasts, planning),
         BASE_STOCK: replay.base_stock_policy,
@@ -205,7 +205,7 @@ def policies(
 
 
 def _other_whole_orders(planning: PlanningSettings) -> str:
-    return "milp" if planning.whole_orders == "repair" else "repair"
+    return "milp" if planning.model.whole_orders == "repair" else "repair"
 
 
 class _ForecastsByDay:
@@ -251,7 +251,7 @@ class _Replay:
             holding_cost_per_day=unit_cost * self._of_item_stores("holding_cost_rate") / DAYS_PER_YEAR,
             # A lost sale costs the penalty as configured: the plan's raised penalty is a means, not the score.
             shortage_cost=own_penalty.fillna(
-                self.item_stores["unit_cost"] * planning.shortage_cost_multiplier
+                self.item_stores["unit_cost"] * planning.costs.shortage_cost_multiplier
             ).to_numpy(dtype=float),
             lead_time_days=self._of_item_stores("lead_time_days", int),
             opening_on_hand=self.before.inventory["on_hand"].to_numpy(dtype=float),
@@ -263,9 +263,9 @@ class _Replay:
                 self._of_item_stores("review_days", int),
                 self._of_item_stores("order_weekday", int),
             ),
-            shortage_mode=planning.shortage_mode,
-            fixed_order_cost=planning.fixed_order_cost,
-            order_cost_per_unit=planning.order_cost_per_unit,
+            shortage_mode=planning.model.shortage_mode,
+            fixed_order_cost=planning.costs.fixed_order_cost,
+            order_cost_per_unit=planning.costs.order_cost_per_unit,
             unit_volume=self._of_item_stores("unit_volume"),
             store_index=pd.Index(self.before.capacity["store_id"]).get_indexer(self.item_stores["store_id"]),
             store_capacity=self.before.capacity["capacity_volume"].to_numpy(dtype=float),

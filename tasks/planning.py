@@ -249,7 +249,7 @@ def plan_files(
         DEMAND_FILE: demand[["item_id", "store_id", "date", "demand"]],
         REPORT_FILE: render_html(report, run_id),
         # Soft mode always says what it broke, if only that it broke nothing.
-        **({VIOLATIONS_FILE: plan.violations} if settings.planning.soft_constraints else {}),
+        **({VIOLATIONS_FILE: plan.violations} if settings.planning.model.soft_constraints else {}),
     }
 
 
@@ -270,7 +270,7 @@ def build_plan_report(
         explained_orders(plan),
         forecast,
         history,
-        settings.planning.budget_per_period,
+        settings.planning.model.budget_per_period,
         outlook,
         purchase_orders(problem, plan),
         simulation,
@@ -288,7 +288,7 @@ def publish_plan(
     created = datetime.fromtimestamp(run.info.start_time / 1000, UTC)  # the same on every retry
     orders, due = planned_orders(plan), purchase_orders(problem, plan)
     output = settings.output_dir
-    soft = settings.planning.soft_constraints
+    soft = settings.planning.model.soft_constraints
     published = PublishedPlan(
         output / PURCHASE_ORDERS_FILE,
         settings.plan_path,

@@ -92,18 +92,20 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield pair
 
 
-# The longest test files, longest first (seconds on 2 cores).  pytest-xdist hands out whole files in
-# collection order, so these go first; a long file handed out last keeps one worker busy alone.
+# The longest test files, longest first (seconds with three workers on 2 cores).  pytest-xdist hands out
+# whole files in collection order, so these go first; a long file handed out last keeps one worker busy alone.
 LONGEST_FILES = (
-    "test_integration_servers.py",  # 250
-    "test_faults.py",  # 120
-    "test_flow_monitoring.py",  # 105
-    "test_bad_input_corpus.py",  # 95
-    "test_flow_dask.py",  # 75
-    "test_flow_main.py",  # 60
-    "test_orchestration.py",  # 50
+    "test_integration_servers.py",  # 330
+    "test_faults.py",  # 150
+    "test_flow_monitoring.py",  # 130
+    "test_bad_input_corpus.py",  # 125
+    "test_flow_dask.py",  # 120
+    "test_flow_main.py",  # 110
+    "test_orchestration.py",  # 75
+    "test_cli_commands.py",  # 70
     "test_flow_caching.py",  # 45
-    "test_fuzz_validation.py",  # 40
+    "test_model_ddp.py",  # 36
+    "test_fuzz_validation.py",  # 35
 )
 
 

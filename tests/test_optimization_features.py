@@ -27,6 +27,12 @@ START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
 
 
+# The plain model these worked examples are about: fractional orders, and stock left at the horizon's
+# end worth nothing (the product's defaults round to whole case packs and value that stock at cost).
+PLAIN_COSTS = CostSettings(ending_stock_value_share=0.0)
+FRACTIONAL = ModelOptions(whole_orders="none")
+
+
 def _problem(
     demand: dict[str, list[float]],
     *,
@@ -102,8 +108,10 @@ def test_weekly_periods_round_lead_times_up_to_whole_periods() -> None:
 def test_a_fixed_cost_per_order_batches_orders_into_one() -> None:
     problem = _problem({"A": [10.0] * 6})
     # One order of 60 pays 50 fixed and 0.01 × (50+40+30+20+10) holding; two would pay 100 fixed.
-    batched = solve_replenishment_plan(problem, CostSettings(fixed_order_cost=50.0))
-    daily = solve_replenishment_plan(problem)
+    batched = solve_replenishment_plan(
+        problem, CostSettings(fixed_order_cost=50.0, ending_stock_value_share=0.0), options=FRACTIONAL
+    )
+    daily = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
 
     assert len(daily.orders) == 6
     assert batched.orders["quantity"].tolist() == pytest.approx([60.0])
@@ -115,7 +123,7 @@ def test_a_fixed_cost_per_order_batches_orders_into_one() -> None:
 def test_integer_orders_are_whole_case_packs_of_at_least_the_moq() -> None:
     problem = _problem({"A": [7.0] * 4}, item_columns={"case_pack": [6], "moq": [12]})
 
-    result = solve_replenishment_plan(problem, options=ModelOptions(whole_orders="milp"))
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=ModelOptions(whole_orders="milp"))
 
     quantities = result.orders["quantity"].to_numpy()
     assert len(quantities) > 0
@@ -178,7 +186,8 @@ def test_moq_above_capacity_is_named() -> None:
 def test_soft_mode_returns_a_plan_and_prices_the_violations() -> None:
     problem = _problem({"A": [5.0] * 5, "B": [5.0] * 5}, capacity=25.0, safety_stock=13.0)
 
-    result = solve_replenishment_plan(problem, options=ModelOptions(soft_constraints=True, violation_penalty=1000.0))
+    soft = ModelOptions(soft_constraints=True, violation_penalty=1000.0, whole_orders="none")
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=soft)
 
     assert result.solver_status == "optimal"
     assert not result.violations.empty
@@ -238,8 +247,9 @@ def _three_store_problem() -> PlanningProblem:
 def test_decomposing_by_store_in_two_processes_gives_the_joint_plan() -> None:
     problem = _three_store_problem()
 
-    joint = solve_replenishment_plan(problem)
-    parts = solve_replenishment_plan(problem, options=ModelOptions(decompose_by_location=True, workers=2))
+    joint = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
+    in_parts = ModelOptions(decompose_by_location=True, workers=2, whole_orders="none")
+    parts = solve_replenishment_plan(problem, PLAIN_COSTS, options=in_parts)
 
     assert parts.objective == pytest.approx(joint.objective, rel=1e-7)
     assert parts.expected_fill_rate == pytest.approx(joint.expected_fill_rate, rel=1e-7)

@@ -8,6 +8,7 @@ import pytest
 
 from optimization.replenishment_lp import (
     CostSettings,
+    ModelOptions,
     PlanInfeasibleError,
     PlanningProblem,
     PlanResult,
@@ -20,6 +21,12 @@ START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
 AMPLE_CAPACITY = pd.DataFrame({"store_id": ["S1"], "capacity_volume": [1e6]})
 NO_CAPACITY = pd.DataFrame(columns=["store_id", "capacity_volume"])
+
+
+# The plain model these hand-computed plans are about: fractional orders, and stock left at the horizon's
+# end worth nothing (the product's defaults round to whole case packs and value that stock at cost).
+PLAIN_COSTS = CostSettings(ending_stock_value_share=0.0)
+FRACTIONAL = ModelOptions(whole_orders="none")
 
 
 def _single_item_problem(
@@ -151,7 +158,9 @@ def _forced_volumes_after_arrivals(problem: PlanningProblem) -> pd.Series:
 def test_hand_computed_single_item_plan() -> None:
     problem = _single_item_problem(daily_demand=[3.0] * 6, lead_time_days=2, opening_stock=5.0)
 
-    result = solve_replenishment_plan(problem, CostSettings(order_cost_per_unit=0.5))
+    result = solve_replenishment_plan(
+        problem, CostSettings(order_cost_per_unit=0.5, ending_stock_value_share=0.0), options=FRACTIONAL
+    )
 
     # Stock 5 covers day 0 and 2 of day 1's 3; orders land from day 2 on and match demand.
     assert result.solver_status == "optimal"
@@ -223,7 +232,7 @@ def test_opening_stock_on_the_shelf_is_met_exactly_and_never_exceeded() -> None:
         capacity=_capacity(40.0),
     )
 
-    result = solve_replenishment_plan(problem)
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
     volumes = _recomputed_volumes_after_arrivals(problem, result)
 
     assert result.solver_status == "optimal"
@@ -301,7 +310,7 @@ def test_shared_shelf_space_goes_to_the_item_that_loses_most_per_volume() -> Non
 
 def test_capacity_binds_across_items_and_stores() -> None:
     problem = _random_problem(n_items=6, n_stores=2, n_periods=10, seed=3, capacity_volume=1e6)
-    loose = solve_replenishment_plan(problem)
+    loose = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
     loose_peak = _recomputed_volumes_after_arrivals(problem, loose).groupby(level=0).max()
     forced_peak = _forced_volumes_after_arrivals(problem).groupby(level=0).max()
     # Halfway between what no plan avoids and what the unconstrained plan brings in.
@@ -310,7 +319,7 @@ def test_capacity_binds_across_items_and_stores() -> None:
     capacity = limits.rename("capacity_volume").rename_axis("store_id").reset_index()
     tight_problem = PlanningProblem(**{**problem.__dict__, "capacity": capacity})
 
-    result = solve_replenishment_plan(tight_problem)
+    result = solve_replenishment_plan(tight_problem, PLAIN_COSTS, options=FRACTIONAL)
     volumes = _recomputed_volumes_after_arrivals(tight_problem, result)
     utilisation = result.capacity_utilisation.set_index(["store_id", "period"])
 
@@ -468,7 +477,7 @@ def test_inventory_matches_an_independent_simulation_of_the_plan() -> None:
 def test_two_hundred_item_stores_over_four_weeks_solve_to_optimal() -> None:
     problem = _random_problem(n_items=40, n_stores=5, n_periods=28, seed=11, capacity_volume=1e6)
 
-    result = solve_replenishment_plan(problem)
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
 
     assert result.solver_status == "optimal"
     assert len(result.inventory) == 200 * 28
@@ -482,14 +491,14 @@ def test_time_limit_reaches_highs() -> None:
     problem = _random_problem(n_items=40, n_stores=5, n_periods=28, seed=11, capacity_volume=1e6)
 
     with pytest.raises(RuntimeError, match="maxTimeLimit"):
-        solve_replenishment_plan(problem, solver=SolverSettings(time_limit_seconds=0.0))
+        solve_replenishment_plan(problem, solver=SolverSettings(time_limit_seconds=1e-9, backend="pyomo"))
 
 
 def test_free_form_highs_options_pass_through() -> None:
     problem = _single_item_problem(daily_demand=[3.0] * 6, lead_time_days=2, opening_stock=5.0)
     interior_point = SolverSettings(options={"solver": "ipm", "run_crossover": "on"})
 
-    result = solve_replenishment_plan(problem, solver=interior_point)
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, interior_point, FRACTIONAL)
 
     assert result.solver_status == "optimal"
     assert result.objective == pytest.approx(140.02)

@@ -20,6 +20,11 @@ from optimization.replenishment_lp import (
 )
 from optimization.uncertainty import safety_stock_from_quantiles
 
+# The textbook model the theory speaks of: fractional orders, and stock left at the horizon's end worth
+# nothing (the product's defaults round to whole case packs and value that stock at cost).
+TEXTBOOK_COSTS = CostSettings(ending_stock_value_share=0.0)
+FRACTIONAL = ModelOptions(whole_orders="none")
+
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
 NO_CAPACITY = pd.DataFrame(columns=["store_id", "capacity_volume"])
@@ -73,7 +78,7 @@ def _single_period_scenarios(sample: np.ndarray) -> pd.DataFrame:
 
 def _newsvendor_order(sample: np.ndarray, holding: float, shortage_cost: float) -> float:
     problem = _one_item(_single_period_scenarios(sample), 1, holding_per_period=holding, shortage_cost=shortage_cost)
-    result = solve_replenishment_plan(problem)
+    result = solve_replenishment_plan(problem, TEXTBOOK_COSTS, options=FRACTIONAL)
     assert result.solver_status == "optimal"
     return float(result.orders["quantity"].sum())
 
@@ -140,8 +145,8 @@ def _random_problem(seed: int, scenarios: int) -> PlanningProblem:
 
 
 def test_identical_scenarios_give_the_perfect_foresight_plan() -> None:
-    foresight = solve_replenishment_plan(_random_problem(seed=4, scenarios=1))
-    scenario_mode = solve_replenishment_plan(_random_problem(seed=4, scenarios=6))
+    foresight = solve_replenishment_plan(_random_problem(seed=4, scenarios=1), TEXTBOOK_COSTS, options=FRACTIONAL)
+    scenario_mode = solve_replenishment_plan(_random_problem(seed=4, scenarios=6), TEXTBOOK_COSTS, options=FRACTIONAL)
 
     assert foresight.capacity_utilisation["binding"].any()
     assert scenario_mode.objective == pytest.approx(foresight.objective, rel=1e-7)
@@ -179,7 +184,7 @@ def test_backorder_scenarios_order_up_to_the_base_stock_level() -> None:
     result = solve_replenishment_plan(
         problem,
         CostSettings(ending_stock_value_share=1.0),
-        options=ModelOptions(shortage_mode="backorder"),
+        options=ModelOptions(shortage_mode="backorder", whole_orders="none"),
     )
 
     fractile = backorder_cost / (backorder_cost + holding)
@@ -213,7 +218,7 @@ def test_quantile_targets_give_the_periodic_review_base_stock_level() -> None:
         review_days=review,
     )
 
-    result = solve_replenishment_plan(problem)
+    result = solve_replenishment_plan(problem, TEXTBOOK_COSTS, options=FRACTIONAL)
 
     z = NormalDist().inv_cdf(service_level)
     safety_stock = z * std * np.sqrt(lead_time + review)
@@ -228,10 +233,11 @@ def test_quantile_targets_give_the_periodic_review_base_stock_level() -> None:
 
 def test_pyomo_and_direct_highspy_builds_reach_the_same_objective() -> None:
     problem = _random_problem(seed=8, scenarios=1)
-    costs = CostSettings(fixed_order_cost=5.0)
+    costs = CostSettings(fixed_order_cost=5.0, ending_stock_value_share=0.0)
 
     every_other_day = replace(problem, items=problem.items.assign(**calendar_from_start(2)))
-    for options, planned in ((ModelOptions(), problem), (ModelOptions(shortage_mode="backorder"), every_other_day)):
+    backorders = ModelOptions(shortage_mode="backorder", whole_orders="none")
+    for options, planned in ((FRACTIONAL, problem), (backorders, every_other_day)):
         through_pyomo = solve_replenishment_plan(planned, costs, SolverSettings(backend="pyomo"), options)
         direct = solve_replenishment_plan(planned, costs, SolverSettings(backend="highspy"), options)
 

@@ -155,9 +155,9 @@ def test_the_plan_follows_the_higher_of_the_target_and_the_level_the_penalty_imp
     holding_per_day = items["unit_cost"] * items["holding_cost_rate"] / 365
 
     for multiplier in (2.0, 1.001):
-        targets = service_level_targets(data, PlanningSettings(shortage_cost_multiplier=multiplier)).set_index(
-            "item_id"
-        )
+        targets = service_level_targets(
+            data, PlanningSettings(costs=CostSettings(shortage_cost_multiplier=multiplier))
+        ).set_index("item_id")
         implied = penalty_implied_level(
             items["unit_cost"], items["unit_cost"] * multiplier, holding_per_day, items["review_days"]
         )
@@ -190,7 +190,7 @@ def test_an_infeasible_plan_names_every_store_in_rounded_units_and_suggests_soft
         for number in message.replace(",", "").split()
         if "." in number and number.replace(".", "").isdigit()
     )
-    assert "planning.soft_constraints=true" in message
+    assert "planning.model.soft_constraints=true" in message
 
 
 def test_soft_mode_publishes_its_violations_and_the_report_leads_with_them() -> None:
@@ -199,7 +199,11 @@ def test_soft_mode_publishes_its_violations_and_the_report_leads_with_them() -> 
     )
     data = dataclasses.replace(data, capacity=data.capacity.assign(capacity_volume=1.0))
     settings = load_settings(
-        overrides=["planning.horizon_days=14", "planning.uncertainty_mode=point", "planning.soft_constraints=true"]
+        overrides=[
+            "planning.horizon_days=14",
+            "planning.uncertainty_mode=point",
+            "planning.model.soft_constraints=true",
+        ]
     )
     forecast = flat_forecast(data, 14)
     planned = planning_problem(data, forecast, settings.planning)

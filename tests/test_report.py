@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from models.forecast_contract import NAIVE_FALLBACK
+from optimization.problem import ModelOptions
 from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
@@ -106,7 +107,7 @@ def budgeted_plan() -> Reported:
     data = synthetic_data()
     forecast = normal_forecast(data)
     planning = PlanningSettings(
-        horizon_days=HORIZON_DAYS, uncertainty_mode="quantile", budget_per_period=BUDGET_PER_PERIOD
+        horizon_days=HORIZON_DAYS, uncertainty_mode="quantile", model=ModelOptions(budget_per_period=BUDGET_PER_PERIOD)
     )
     problem = planning_problem(data, forecast, planning)
     plan = solve_plan(problem, planning)
@@ -117,7 +118,7 @@ def budgeted_plan() -> Reported:
         explained_orders(plan),
         forecast,
         data.sales,
-        planning.budget_per_period,
+        planning.model.budget_per_period,
         outlook,
         purchase_orders(problem, plan),
     )
