@@ -23,11 +23,11 @@ $(STAMP): pyproject.toml constraints.txt
 run: setup
 	$(BIN)/replenish run
 
-# Three workers on two cores, a test file each at a time: much of a slow test is a server answering or
-# a command waiting on one, which the third worker fills (module-scoped servers stay with their file).
-# Measured on a clean clone of this machine: 11.3 min of tests with two workers, 10.0 with three.
+# Two workers, a test file each at a time: most of a slow test is a command starting up or a server
+# answering, which a second core overlaps (module-scoped servers stay with their file).  A third worker
+# made the suite slower on a clean clone of the 2-core machine: 11.5 min against 10.6.
 test: setup browser lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Lint, format and import order (ruff), and types on the pure layers (mypy): configured in pyproject.toml.
 lint: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
@@ -122,6 +123,9 @@ def _quiet_console(debug: bool, verbose: bool) -> None:
         # Lightning's device lines and MLflow's database and validation notes, on every run.
         for name in ("pytorch_lightning", "lightning_fabric", "mlflow"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow's bar for each model it reads back from the store (the champion, the holdout's check):
+        # a fraction of a second each, and no news.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def _fail(error: BaseException, debug: bool) -> NoReturn:
@@ -486,7 +490,6 @@ def ui(
 
     Example: replenish ui --port 5001 --set work_dir=/srv/replenish
     """
-    import os
 
     from replenish.redaction import redacted_url
 

@@ -9,7 +9,6 @@ To refresh the README image: BROWSER_SCREENSHOT_DIR=docs/images pytest tests/tes
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import shutil
@@ -21,27 +20,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import BROWSER, TIME_BUDGETS_MS, WINDOW, chromium, missing, render, visible_text
 from tests.conftest import set_options
 from tests.servers import stop_process
 from tests.test_cli_commands import _free_port, wait_for_http
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        CHROMIUM is None,
-        reason="headless Chromium is not installed: `make test` installs it "
-        "(apt-get install --no-install-recommends chromium)",
-    ),
-]
+pytestmark = BROWSER
 
 METRICS = {"lstm_rmsse": 0.8123, "seasonal_naive_rmsse": 1.0456}
 PLOT = "plots/forecast_vs_actuals.png"
 RUN_NAME = "browser-check"
-WINDOW = (1400, 900)
-# Chromium's virtual time waits for the page's own requests; a slow machine gets more on a retry.
-TIME_BUDGETS_MS = (15_000, 30_000, 60_000)
 # A fresh browser profile opens the UI in its GenAI view; the "Model training" switch sets this parameter.
 MODEL_TRAINING = "workflowType=machine_learning"
 
@@ -129,57 +117,13 @@ def ui(logged_run: LoggedRun) -> Iterator[Ui]:
         stop_process(process)
 
 
-def _chromium(*args: str, profile: Path, budget_ms: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            CHROMIUM,
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--no-first-run",
-            f"--user-data-dir={profile}",
-            f"--window-size={WINDOW[0]},{WINDOW[1]}",
-            f"--virtual-time-budget={budget_ms}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=budget_ms / 1000 + 90,
-    )
-
-
-def visible_text(dom: str) -> str:
-    """What a reader sees: the DOM without scripts, styles and tags, whitespace collapsed."""
-    body = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S | re.I)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
-
-
-def render(url: str, expected: list[str], profile: Path) -> str:
-    """The rendered DOM of ``url``, retried with more time while an expected text is still missing."""
-    dom = ""
-    for budget in TIME_BUDGETS_MS:
-        result = _chromium("--dump-dom", url, profile=profile, budget_ms=budget)
-        assert result.returncode == 0, result.stderr[-3000:]
-        dom = result.stdout
-        if all(text in visible_text(dom) for text in expected):
-            break
-    return dom
-
-
-def _missing(expected: list[str], dom: str) -> list[str]:
-    text = visible_text(dom)
-    return [item for item in expected if item not in text]
-
-
 def test_experiment_page_lists_the_run(ui: Ui, tmp_path: Path) -> None:
     url = f"{ui.base_url}/#/experiments/{ui.run.experiment_id}?{MODEL_TRAINING}"
     expected = ["replenish", "Runs", RUN_NAME, "1 matching run"]
 
     dom = render(url, expected, tmp_path / "profile")
 
-    assert not _missing(expected, dom), visible_text(dom)[:3000]
+    assert not missing(expected, dom), visible_text(dom)[:3000]
 
 
 def test_run_page_shows_the_metrics(ui: Ui, tmp_path: Path) -> None:
@@ -194,7 +138,7 @@ def test_run_page_shows_the_metrics(ui: Ui, tmp_path: Path) -> None:
 
     dom = render(url, expected, tmp_path / "profile")
 
-    assert not _missing(expected, dom), visible_text(dom)[:3000]
+    assert not missing(expected, dom), visible_text(dom)[:3000]
 
 
 def test_artifacts_tab_lists_the_plots_folder(ui: Ui, tmp_path: Path) -> None:
@@ -203,7 +147,7 @@ def test_artifacts_tab_lists_the_plots_folder(ui: Ui, tmp_path: Path) -> None:
 
     dom = render(url, expected, tmp_path / "profile")
 
-    assert not _missing(expected, dom), visible_text(dom)[:3000]
+    assert not missing(expected, dom), visible_text(dom)[:3000]
 
 
 def test_plot_artifact_is_displayed(ui: Ui, tmp_path: Path) -> None:
@@ -212,7 +156,7 @@ def test_plot_artifact_is_displayed(ui: Ui, tmp_path: Path) -> None:
 
     dom = render(url, expected, tmp_path / "profile")
 
-    assert not _missing(expected, dom), visible_text(dom)[:3000]
+    assert not missing(expected, dom), visible_text(dom)[:3000]
     # The preview is an <img> of the bytes the page fetched from the server (a blob: URL)...
     assert re.search(rf'<img [^>]*alt="{re.escape(PLOT)}"[^>]*src="blob:{re.escape(ui.base_url)}/', dom), dom[-3000:]
     # ...which the server read from the run's artifact folder.
@@ -226,7 +170,7 @@ def test_screenshot_of_the_plot_in_the_run_page(ui: Ui, tmp_path: Path) -> None:
     url = f"{ui.base_url}/#/experiments/{ui.run.experiment_id}/runs/{ui.run.run_id}/artifacts/{PLOT}?{MODEL_TRAINING}"
     screenshot = tmp_path / "mlflow_run.png"
 
-    result = _chromium(f"--screenshot={screenshot}", url, profile=tmp_path / "profile", budget_ms=TIME_BUDGETS_MS[0])
+    result = chromium(f"--screenshot={screenshot}", url, profile=tmp_path / "profile", budget_ms=TIME_BUDGETS_MS[0])
 
     assert result.returncode == 0, result.stderr[-3000:]
     with Image.open(screenshot) as image:
