@@ -1,20 +1,24 @@
 """The flows against a real Prefect server and a real MLflow tracking server, both on PostgreSQL:
-`prefect deploy --all` with a process worker while another process trains, and the feedback loop
-through the deployments `replenish serve` serves."""
+`prefect deploy --all` with a process worker while another process trains, the feedback loop through
+the deployments `replenish serve` serves, and that loop's runs as the Prefect UI shows them."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from mlflow import MlflowClient
 
+from tests.browser import CHROMIUM, missing, render, visible_text
 from tests.conftest import set_options
 from tests.integration import BIN, INTEGRATION, REPLENISH, Servers, finished, replenish
 from tests.servers import stop_process
@@ -141,16 +145,26 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_trains_beside_anoth
     assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
 
 
-def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(
-    servers: Servers, tmp_path: Path
-) -> None:
-    """`replenish run` records in both servers; monitoring on shifted sales then starts retraining as a
-    run of the training deployment that `replenish serve` serves, and the retrained model is promoted."""
+@dataclass(frozen=True)
+class FeedbackLoop:
+    """`replenish run` on the servers, then `replenish monitor` on shifted sales while `replenish serve`
+    serves the training deployment that monitoring starts."""
+
+    jobs: dict[str, str]  # job (train, plan) -> MLflow run id, as `replenish run` left them
+    monitor_output: str
+    retraining_flow_run_id: str
+    retraining_state: str
+    serve_log: Path
+
+
+@pytest.fixture(scope="module")
+def feedback_loop(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> FeedbackLoop:
     from tests.test_flow_monitoring import sales_files
 
-    before, after = sales_files(tmp_path, shifted=True)
+    folder = tmp_path_factory.mktemp("feedback")
+    before, after = sales_files(folder, shifted=True)
     overrides = [
-        *servers.overrides(tmp_path),
+        *servers.overrides(folder),
         "forecast.lstm.max_epochs=4",
         "forecast.lstm.context_length=28",
         "forecast.backtest_origins=2",
@@ -159,25 +173,18 @@ def test_a_run_and_then_monitoring_retrain_through_the_served_training_deploymen
         "tracking.experiment_name=feedback",
     ]
     finished(replenish("run", "--data", str(before), *set_options(overrides)))
-
     client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
     experiment = client.get_experiment_by_name("feedback")
-    runs = [
-        run for run in client.search_runs([experiment.experiment_id]) if run.data.tags.get("job") in {"train", "plan"}
-    ]
-    jobs = {run.data.tags["job"]: run for run in runs}
-    assert set(jobs) == {"train", "plan"} and all(run.info.status == "FINISHED" for run in runs)
-    assert jobs["train"].info.artifact_uri.startswith("mlflow-artifacts:")
-    assert client.get_model_version_by_alias("replenish-feedback", "champion").run_id == jobs["train"].info.run_id
-    flow_runs = {run["id"]: run for run in servers.flow_runs()}
-    for job in jobs.values():
-        assert flow_runs[job.data.tags["prefect_flow_run_id"]]["state"]["type"] == "COMPLETED"
-    main_runs = [run for run in flow_runs.values() if servers.flow_name(run["flow_id"]) == "replenish-main"]
-    assert main_runs and all(run["state"]["type"] == "COMPLETED" for run in main_runs)
+    jobs = {
+        run.data.tags["job"]: run.info.run_id
+        for run in client.search_runs([experiment.experiment_id])
+        if run.data.tags.get("job") in {"train", "plan"}
+    }
 
-    with served(servers, overrides, tmp_path / "serve.log"):
+    serve_log = folder / "serve.log"
+    with served(servers, overrides, serve_log):
         output = finished(replenish("monitor", "--data", str(after), *set_options(overrides)))
-        assert "Monitoring finished: retrain" in output and "retraining started as flow run" in output
+        assert "retraining started as flow run" in output, output
         flow_run_id = output.split("retraining started as flow run ")[1].split()[0]
         deadline = time.monotonic() + 300
         while (
@@ -185,5 +192,62 @@ def test_a_run_and_then_monitoring_retrain_through_the_served_training_deploymen
         ) not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             assert time.monotonic() < deadline, f"retraining still {state}"
             time.sleep(2)
-        assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-5000:]
+    return FeedbackLoop(jobs, output, flow_run_id, state, serve_log)
+
+
+def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(
+    servers: Servers, feedback_loop: FeedbackLoop
+) -> None:
+    """`replenish run` records in both servers; monitoring on shifted sales then starts retraining as a
+    run of the training deployment that `replenish serve` serves, and the retrained model is promoted."""
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    runs = {job: client.get_run(run_id) for job, run_id in feedback_loop.jobs.items()}
+    assert set(runs) == {"train", "plan"} and all(run.info.status == "FINISHED" for run in runs.values())
+    assert runs["train"].info.artifact_uri.startswith("mlflow-artifacts:")
+    assert client.get_model_version("replenish-feedback", "1").run_id == runs["train"].info.run_id
+    flow_runs = {run["id"]: run for run in servers.flow_runs()}
+    for run in runs.values():
+        assert flow_runs[run.data.tags["prefect_flow_run_id"]]["state"]["type"] == "COMPLETED"
+    main_runs = [run for run in flow_runs.values() if servers.flow_name(run["flow_id"]) == "replenish-main"]
+    assert main_runs and all(run["state"]["type"] == "COMPLETED" for run in main_runs)
+
+    assert "Monitoring finished: retrain" in feedback_loop.monitor_output
+    assert feedback_loop.retraining_state == "COMPLETED", feedback_loop.serve_log.read_text()[-5000:]
     assert str(client.get_model_version_by_alias("replenish-feedback", "champion").version) == "2"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed: `make test` installs it")
+def test_the_prefect_ui_shows_the_run_its_task_runs_and_rendered_artifacts(
+    servers: Servers, feedback_loop: FeedbackLoop, tmp_path: Path
+) -> None:
+    """Headless Chromium on the Prefect UI of the server the commands reported to: the training flow run
+    of `replenish run` with its task runs by name, and the markdown artifacts rendered (headings, not '#')."""
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    flow_run_ids = {
+        job: client.get_run(run_id).data.tags["prefect_flow_run_id"] for job, run_id in feedback_loop.jobs.items()
+    }
+    ui = servers.prefect_api.removesuffix("/api")
+    task_runs = httpx.post(
+        f"{servers.prefect_api}/task_runs/filter",
+        json={"flow_runs": {"id": {"any_": [flow_run_ids["train"]]}}, "sort": "EXPECTED_START_TIME_ASC"},
+        timeout=30,
+    ).json()
+    first_tasks = [run["name"] for run in task_runs[:3]]  # the logs tab lists them oldest first
+    expected = [f"{len(task_runs)} Task runs", "replenish-train", *first_tasks]
+
+    dom = render(f"{ui}/runs/flow-run/{flow_run_ids['train']}", expected, tmp_path / "profile")
+
+    assert not missing(expected, dom), visible_text(dom)[:3000]
+    for key, flow_run_id, heading in (
+        ("data-validation", flow_run_ids["train"], "Data validation passed"),
+        ("plan-report", flow_run_ids["plan"], "Plan report"),
+        ("monitoring-decision", None, "Monitoring: retrain"),
+    ):
+        artifacts = httpx.post(
+            f"{servers.prefect_api}/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}}, timeout=30
+        ).json()
+        artifact = next(a for a in artifacts if flow_run_id is None or a["flow_run_id"] == flow_run_id)
+        dom = render(f"{ui}/artifacts/artifact/{artifact['id']}", [heading], tmp_path / "profile")
+        rendered = rf"<h1[^>]*markdown-renderer__heading[^>]*>\s*{re.escape(heading)}\s*</h1>"
+        assert re.search(rendered, dom), visible_text(dom)[:3000]
