@@ -25,9 +25,10 @@ run: setup
 
 # Two workers, a test file each at a time: most of a slow test is a command starting up or a server
 # answering, which a second core overlaps (module-scoped servers stay with their file).  A third worker
-# made the suite slower on a clean clone of the 2-core machine: 11.5 min against 10.6.
+# made the suite slower on a clean clone of the 2-core machine: 11.5 min against 10.6.  The slowest
+# tests are listed at the end, so a log shows where the time went.
 test: setup browser lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # Lint, format and import order (ruff), and types on the pure layers (mypy): configured in pyproject.toml.
 lint: setup

@@ -8,7 +8,6 @@ defaults below, which run on a laptop with no server.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,7 @@ from models.monitoring_config import MonitoringThresholds
 from optimization.problem import CostSettings, ModelOptions, SolverSettings
 from optimization.service_levels import ServiceLevels
 from replenish.addresses import DEFAULT_MLFLOW_UI_URL
+from replenish.data.synthetic import SyntheticConfig
 from replenish.data.tables import MasterDefaults
 
 _config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
@@ -37,24 +37,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SyntheticDataSettings(_Section):
-    n_items: int = Field(20, ge=1)
-    n_stores: int = Field(2, ge=1)
-    n_days: int = Field(365, ge=60)
-    start_date: date = date(2024, 1, 1)
-    seed: int = 7
+MIN_SYNTHETIC_DAYS = 60
 
 
 class DataSettings(_Section):
     format: Literal["synthetic", "long", "m5"] = "synthetic"
     path: Path | None = None
-    synthetic: SyntheticDataSettings = SyntheticDataSettings()
+    synthetic: SyntheticConfig = SyntheticConfig()  # the generator's own (replenish/data/synthetic.py)
     # What a source's item master, inventory or capacity lacks (M5, plain sales files).
     master_defaults: MasterDefaults = MasterDefaults()
     validation: ValidationRules = ValidationRules()  # the data contract's knobs (expectations/)
     # A date absent inside a series (a gap validation allows) becomes a censored row marked "closed"
     # (the store was shut: a public holiday most exports omit) or "missing" (its sales were lost).
     absent_dates: Literal["closed", "missing"] = "closed"
+
+    @field_validator("synthetic")
+    @classmethod
+    def _enough_days_to_train(cls, synthetic: SyntheticConfig) -> SyntheticConfig:
+        # The generator makes any length; a run holds out a horizon and trains on the windows before it.
+        if synthetic.n_days < MIN_SYNTHETIC_DAYS:
+            raise ValueError(f"n_days = {synthetic.n_days}: a run needs at least {MIN_SYNTHETIC_DAYS} days of history")
+        return synthetic
 
     @model_validator(mode="after")
     def _path_given_for_files(self) -> DataSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from replenish.data.long_format import load_long
 from replenish.data.m5 import load_m5
-from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.synthetic import generate_synthetic
 from replenish.data.tables import RawTables
 from replenish.settings import DataSettings
 
@@ -14,4 +14,4 @@ def read_tables(data: DataSettings) -> RawTables:
         return load_m5(data.path)
     if data.format == "long":
         return load_long(data.path)
-    return generate_synthetic(SyntheticConfig(**data.synthetic.model_dump(mode="json")))
+    return generate_synthetic(data.synthetic)

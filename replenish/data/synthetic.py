@@ -9,6 +9,7 @@ available = 0 and units = 0. Everything is drawn from one numpy Generator, so a 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ class SyntheticConfig:
     n_items: int = 20
     n_stores: int = 2
     n_days: int = 365
-    start_date: str = "2024-01-01"
+    start_date: date = date(2024, 1, 1)
     seed: int = 7
     slow_mover_share: float = 0.25
 
