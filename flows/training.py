@@ -39,17 +39,17 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
         checked = checked_input(settings, raw, run_id)
         data = complete_data(checked.tables, settings.data)
         features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
-        windows = split_backtest(features, settings)
+        windows = split_backtest(features, settings.forecast)
         # One fit per origin; the last, fitted up to the holdout, is the model that gets registered
         # and the only one whose training curves go to the run.
         trained = [
             train_forecaster(window.history, settings, run_id if window is windows[-1] else None) for window in windows
         ]
-        backtest = backtest_forecasters(features, windows, trained, settings)
+        backtest = backtest_forecasters(features, windows, trained, settings.forecast)
         metrics = log_backtest(settings, run_id, backtest, trained[-1])
         # The combination learns from the origins before the holdout; the better of it and the LSTM on the
         # holdout is registered.
-        ensemble = fit_ensemble(backtest, trained[-1], settings)
+        ensemble = fit_ensemble(backtest, trained[-1], settings.forecast)
         candidates = {"lstm": trained[-1].predictor, **({"ensemble": ensemble} if ensemble is not None else {})}
         registration = register_forecaster(settings, run_id, candidates, windows[-1], backtest.scores)
         if settings.simulate.on_train:

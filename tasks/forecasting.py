@@ -85,9 +85,9 @@ def combine_features(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 @task(name="split-backtest", cache_policy=NO_CACHE)
-def split_backtest(features: pd.DataFrame, settings: Settings) -> list[BacktestWindow]:
+def split_backtest(features: pd.DataFrame, forecast: ForecastSettings) -> list[BacktestWindow]:
     """The rolling origins, oldest first; the last window is the holdout models are promoted on."""
-    return backtest_windows(features, settings.forecast.horizon_days, settings.forecast.backtest_origins)
+    return backtest_windows(features, forecast.horizon_days, forecast.backtest_origins)
 
 
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
@@ -110,10 +110,9 @@ def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | 
 
 @task(name="backtest-forecasters", cache_policy=NO_CACHE)
 def backtest_forecasters(
-    features: pd.DataFrame, windows: list[BacktestWindow], trained: list[TrainedForecaster], settings: Settings
+    features: pd.DataFrame, windows: list[BacktestWindow], trained: list[TrainedForecaster], forecast: ForecastSettings
 ) -> BacktestResult:
     """Score the LSTM fitted at each origin beside the baselines refitted at the same origins."""
-    forecast = settings.forecast
     by_cutoff = {window.cutoff: fit.predictor for window, fit in zip(windows, trained, strict=False)}
 
     def lstm(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
@@ -129,10 +128,10 @@ def backtest_forecasters(
 
 @task(name="fit-ensemble", cache_policy=NO_CACHE)
 def fit_ensemble(
-    backtest: BacktestResult, final_fit: TrainedForecaster, settings: Settings
+    backtest: BacktestResult, final_fit: TrainedForecaster, forecast: ForecastSettings
 ) -> EnsemblePredictor | None:
     """The combination of the final LSTM and the baselines, learned on the backtest's origins before the
     holdout (None where there is no such origin or fewer than two members)."""
     return ensemble_from_backtest(
-        backtest.forecasts, backtest.windows, final_fit.predictor, settings.forecast.ensemble, settings.forecast.seed
+        backtest.forecasts, backtest.windows, final_fit.predictor, forecast.ensemble, forecast.seed
     )
