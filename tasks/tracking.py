@@ -67,7 +67,9 @@ def log_backtest(
         {"seasonal naive": at_last["seasonal_naive"]},
         title=f"LSTM on the holdout after {last.cutoff:%Y-%m-%d}",
     )
-    tracking.log_figure(settings, run_id, figure, "plots/backtest_fan_chart.png")
+    # At the run's root: MLflow's compare view offers only the files at the root that every compared run
+    # has (it skips folders), so two training runs show their fan charts side by side.
+    tracking.log_figure(settings, run_id, figure, "backtest_fan_chart.png")
 
     cutoffs = ", ".join(f"{window.cutoff:%Y-%m-%d}" for window in backtest.windows)
     table_by_model = backtest.scores.table()
