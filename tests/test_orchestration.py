@@ -16,7 +16,7 @@ from replenish import tracking
 from replenish.orchestration import configured_servers, crash_flow_runs_of_dead_processes, unreachable_server
 from replenish.runtime import StoreBusyError, exclusive_store
 from replenish.settings import load_settings
-from tests.conftest import TINY_RUN, invoke_cli, set_options
+from tests.conftest import TINY_RUN, run_cli, set_options
 from tests.servers import stop_process
 
 REPLENISH = str(Path(sys.executable).parent / "replenish")
@@ -74,10 +74,10 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
 
         # A second command on the same store refuses at once instead of ending in 'database is locked'.
         started = time.monotonic()
-        exit_code, _, stderr = invoke_cli("validate", *options)
-        assert exit_code == 1
-        assert f"another replenish command (pid {training.pid}) holds the store in {work_dir}" in stderr
-        assert "Traceback" not in stderr
+        second = run_cli("validate", *options, cwd=tmp_path)
+        assert second.returncode == 1
+        assert f"another replenish command (pid {training.pid}) holds the store in {work_dir}" in second.stderr
+        assert "Traceback" not in second.stderr
         assert time.monotonic() - started < 30
 
         training.kill()
