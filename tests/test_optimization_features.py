@@ -22,15 +22,10 @@ from optimization.uncertainty import (
     sample_demand_scenarios,
     widened,
 )
+from tests.test_optimization_replenishment_lp import FRACTIONAL, PLAIN_COSTS
 
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
-
-
-# The plain model these worked examples are about: fractional orders, and stock left at the horizon's
-# end worth nothing (the product's defaults round to whole case packs and value that stock at cost).
-PLAIN_COSTS = CostSettings(ending_stock_value_share=0.0)
-FRACTIONAL = ModelOptions(whole_orders="none")
 
 
 def _problem(

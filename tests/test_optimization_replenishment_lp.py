@@ -23,8 +23,8 @@ AMPLE_CAPACITY = pd.DataFrame({"store_id": ["S1"], "capacity_volume": [1e6]})
 NO_CAPACITY = pd.DataFrame(columns=["store_id", "capacity_volume"])
 
 
-# The plain model these hand-computed plans are about: fractional orders, and stock left at the horizon's
-# end worth nothing (the product's defaults round to whole case packs and value that stock at cost).
+# The plain model of the hand-computed plans and the theory tests: fractional orders, and stock left at
+# the horizon's end worth nothing (the product's defaults round to whole case packs and value that stock at cost).
 PLAIN_COSTS = CostSettings(ending_stock_value_share=0.0)
 FRACTIONAL = ModelOptions(whole_orders="none")
 

@@ -19,11 +19,7 @@ from optimization.replenishment_lp import (
     solve_replenishment_plan,
 )
 from optimization.uncertainty import safety_stock_from_quantiles
-
-# The textbook model the theory speaks of: fractional orders, and stock left at the horizon's end worth
-# nothing (the product's defaults round to whole case packs and value that stock at cost).
-TEXTBOOK_COSTS = CostSettings(ending_stock_value_share=0.0)
-FRACTIONAL = ModelOptions(whole_orders="none")
+from tests.test_optimization_replenishment_lp import FRACTIONAL, PLAIN_COSTS
 
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])
@@ -78,7 +74,7 @@ def _single_period_scenarios(sample: np.ndarray) -> pd.DataFrame:
 
 def _newsvendor_order(sample: np.ndarray, holding: float, shortage_cost: float) -> float:
     problem = _one_item(_single_period_scenarios(sample), 1, holding_per_period=holding, shortage_cost=shortage_cost)
-    result = solve_replenishment_plan(problem, TEXTBOOK_COSTS, options=FRACTIONAL)
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
     assert result.solver_status == "optimal"
     return float(result.orders["quantity"].sum())
 
@@ -145,8 +141,8 @@ def _random_problem(seed: int, scenarios: int) -> PlanningProblem:
 
 
 def test_identical_scenarios_give_the_perfect_foresight_plan() -> None:
-    foresight = solve_replenishment_plan(_random_problem(seed=4, scenarios=1), TEXTBOOK_COSTS, options=FRACTIONAL)
-    scenario_mode = solve_replenishment_plan(_random_problem(seed=4, scenarios=6), TEXTBOOK_COSTS, options=FRACTIONAL)
+    foresight = solve_replenishment_plan(_random_problem(seed=4, scenarios=1), PLAIN_COSTS, options=FRACTIONAL)
+    scenario_mode = solve_replenishment_plan(_random_problem(seed=4, scenarios=6), PLAIN_COSTS, options=FRACTIONAL)
 
     assert foresight.capacity_utilisation["binding"].any()
     assert scenario_mode.objective == pytest.approx(foresight.objective, rel=1e-7)
@@ -218,7 +214,7 @@ def test_quantile_targets_give_the_periodic_review_base_stock_level() -> None:
         review_days=review,
     )
 
-    result = solve_replenishment_plan(problem, TEXTBOOK_COSTS, options=FRACTIONAL)
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
 
     z = NormalDist().inv_cdf(service_level)
     safety_stock = z * std * np.sqrt(lead_time + review)
