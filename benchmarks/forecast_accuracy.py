@@ -52,7 +52,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="write the JSON result here")
     parser.add_argument("--origins", type=int, default=3)
-    parser.add_argument("--horizon", type=int, default=28)
+    parser.add_argument(
+        "--horizon", type=int, default=None, help="periods forecast; default 28 days, 13 weeks or 6 months"
+    )
+    parser.add_argument(
+        "--frequency", help="D, W, W-FRI, M, MS or ME (data.frequency); default: inferred from the dates"
+    )
     parser.add_argument(
         "--drop-last-days",
         type=int,
@@ -82,21 +87,32 @@ def run(args: argparse.Namespace) -> dict:
     from models.baselines import baseline_forecasters
     from models.ensemble.estimator import ensemble_forecaster
     from replenish.data.sources import read_tables
-    from replenish.data.tables import complete_tables, without_last_days
+    from replenish.data.tables import complete_tables, parse_days, without_last_days
+    from replenish.frequency import DAILY, infer_frequency
     from replenish.settings import load_settings
 
-    source = [f"data.format={args.format}", *([f"data.path={args.data}"] if args.data else [])]
-    settings = load_settings(overrides=[*source, f"forecast.horizon_days={args.horizon}", *args.overrides])
-    sales = complete_tables(
-        without_last_days(read_tables(settings.data), args.drop_last_days), settings.data.master_defaults
-    ).sales
+    source = [
+        f"data.format={args.format}",
+        *([f"data.path={args.data}"] if args.data else []),
+        *([f"data.frequency={args.frequency}"] if args.frequency else []),
+        *([f"forecast.horizon={args.horizon}"] if args.horizon else []),
+    ]
+    settings = load_settings(overrides=[*source, *args.overrides])
+    raw = without_last_days(read_tables(settings.data), args.drop_last_days)
+    series = raw.sales["item_id"].astype(str) + "|" + raw.sales["store_id"].astype(str)
+    frequency = (
+        settings.data.declared_frequency or infer_frequency(parse_days(raw.sales["date"]), series).frequency or DAILY
+    )
+    settings = settings.for_frequency(frequency)
+    horizon = settings.forecast.horizon_in(frequency)
+    sales = complete_tables(raw, settings.data.master_defaults, frequency=frequency).sales
     names = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = sorted(set(names) - set(ALL_MODELS))
     if unknown:
         raise SystemExit(f"unknown models {unknown}; choose from {ALL_MODELS}")
     print(
         f"{sales.groupby(['item_id', 'store_id']).ngroups} series, {len(sales):,} rows, "
-        f"{args.origins} origins × {args.horizon} days",
+        f"{args.origins} origins × {horizon} {frequency.name}s ({frequency.alias})",
         flush=True,
     )
 
@@ -106,7 +122,7 @@ def run(args: argparse.Namespace) -> dict:
         for name in dict.fromkeys([*names, *(ensemble.members if "ensemble" in names else [])])
         if name != "ensemble"
     ]
-    baselines = baseline_forecasters([name for name in needed if name != "lstm"], args.horizon, settings.forecast.seed)
+    baselines = baseline_forecasters([name for name in needed if name != "lstm"], horizon, settings.forecast.seed)
     training: list[dict] = []
     members = {
         name: cached_by_cutoff(forecaster)
@@ -118,10 +134,10 @@ def run(args: argparse.Namespace) -> dict:
     forecasters = {name: members[name] for name in names if name in members}
     if "ensemble" in names:
         forecasters["ensemble"] = ensemble_forecaster(
-            {name: members[name] for name in ensemble.members}, ensemble, args.horizon, settings.forecast.quantiles
+            {name: members[name] for name in ensemble.members}, ensemble, horizon, settings.forecast.quantiles
         )
     started = time.perf_counter()
-    backtest = run_backtest(sales, backtest_windows(sales, args.horizon, args.origins), forecasters)
+    backtest = run_backtest(sales, backtest_windows(sales, horizon, args.origins), forecasters)
     table = backtest.scores.table().assign(fit_seconds=pd.Series(backtest.fit_seconds))
     chosen = None
     if all(name in names for name in CHAMPION_CANDIDATES):
@@ -131,7 +147,8 @@ def run(args: argparse.Namespace) -> dict:
     result = {
         "dataset": args.data.resolve().name if args.data else args.format,
         "protocol": {
-            "horizon": args.horizon,
+            "horizon": horizon,
+            "frequency": frequency.alias,
             "cutoffs": [f"{window.cutoff:%Y-%m-%d}" for window in backtest.windows],
             "series": int(sales.groupby(["item_id", "store_id"]).ngroups),
             "dropped_last_days": args.drop_last_days,
@@ -163,7 +180,7 @@ def _lstm_forecaster(forecast, training: list[dict]):  # noqa: ANN001, ANN202 - 
         cutoff = history["date"].max()
         estimator = LSTMEstimator(
             forecast.lstm,
-            forecast.horizon_days,
+            forecast.horizon,
             forecast.quantiles,
             forecast.seed,
             Path(tempfile.mkdtemp(prefix="forecast-bench-ckpt-")),

@@ -42,6 +42,7 @@ from optimization.decomposition import split_by_location  # noqa: E402
 from optimization.formulation import formulate  # noqa: E402
 from optimization.grid import prepare_grid  # noqa: E402
 from optimization.problem import CostSettings, ModelOptions, PlanningProblem, SolverSettings  # noqa: E402
+from replenish.frequency import Frequency  # noqa: E402
 
 PERIODS = 13
 WEEK = 7
@@ -92,7 +93,7 @@ def synthetic_problem(n_item_stores: int, items_per_store: int, seed: int = 0) -
         on_hand=pd.DataFrame({"item_id": item_ids, "store_id": store_ids, "on_hand": opening}),
         open_orders=pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"]),
         capacity=capacity.rename("capacity_volume").rename_axis("store_id").reset_index(),
-        period_days=WEEK,
+        frequency=Frequency("W-SUN"),
     )
 
 

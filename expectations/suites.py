@@ -14,9 +14,14 @@ import pandas as pd
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.metadata_types import FailureSeverity
 
+from replenish.frequency import Frequency
+
 SALES_KEY = ["item_id", "store_id", "date"]
-# Derived by the validator (days since the same series' previous row); failures are reported on "date".
-GAP_COLUMN = "days_since_previous_date"
+# Derived by the validator, each failure reported on "date": the periods since the same series'
+# previous row, whether the date labels a period of the frequency, and the series' own frequency.
+GAP_COLUMN = "periods_since_previous_date"
+ON_CALENDAR_COLUMN = "date_on_calendar"
+SERIES_FREQUENCY_COLUMN = "series_frequency"
 SALES_REQUIRED = [*SALES_KEY, "units"]
 ITEM_MASTER_REQUIRED = ["item_id"]
 INVENTORY_REQUIRED = ["item_id", "store_id", "on_hand"]
@@ -108,8 +113,13 @@ def _non_negative(column: str) -> Expectation:
 
 
 def sales_expectations(
-    sales: pd.DataFrame, today: pd.Timestamp, master_item_ids: list[str] | None, max_gap_days: int
+    sales: pd.DataFrame,
+    today: pd.Timestamp,
+    master_item_ids: list[str] | None,
+    frequency: Frequency | None,
+    max_gap: int | None,
 ) -> list[Expectation]:
+    """``frequency``: declared or inferred, None when the dates fit none; ``max_gap`` in its periods."""
     expectations: list[Expectation] = _required_columns(sales, SALES_REQUIRED)
     expectations.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, description="must have at least one data row"))
     expectations += [_not_null(column) for column in _existing(sales, SALES_REQUIRED)]
@@ -128,6 +138,7 @@ def sales_expectations(
                 ),
             ]
         expectations += _readable_dates(sales, "date")
+    expectations += _frequency_expectations(sales, frequency, max_gap)
     for column in _existing(sales, ["item_id", "store_id"]):
         expectations.append(
             gxe.ExpectColumnValuesToNotMatchRegex(
@@ -140,16 +151,6 @@ def sales_expectations(
         expectations.append(
             gxe.ExpectCompoundColumnsToBeUnique(
                 column_list=SALES_KEY, description="one row per item, store and date (no duplicates)"
-            )
-        )
-    if GAP_COLUMN in sales.columns:
-        expectations.append(
-            gxe.ExpectColumnValuesToBeBetween(
-                column=GAP_COLUMN,
-                max_value=max_gap_days,
-                meta={"reported_column": "date", "quarantinable": False},
-                description=f"no gap over {max_gap_days} days between dates of an item and store "
-                "(add rows with closed=1 for days the store was shut)",
             )
         )
     if "price" in sales.columns:
@@ -173,20 +174,74 @@ def sales_expectations(
     return expectations
 
 
+def _frequency_expectations(sales: pd.DataFrame, frequency: Frequency | None, max_gap: int | None) -> list[Expectation]:
+    on_date = {"reported_column": "date", "quarantinable": False}
+    expectations: list[Expectation] = []
+    if SERIES_FREQUENCY_COLUMN in sales.columns:
+        expected = [frequency.alias] if frequency is not None else []
+        expectations.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=SERIES_FREQUENCY_COLUMN,
+                value_set=[*expected, ""],  # "": a series with one date, which has no step to tell by
+                meta=on_date,
+                description=(
+                    f"every item and store must follow the data's frequency, {frequency.description} "
+                    "(a series here steps by another; set data.frequency to declare it)"
+                    if frequency is not None
+                    else "dates must step by days, by weeks on one weekday or by months on their first or last "
+                    "day (no frequency fits these dates)"
+                ),
+            )
+        )
+    if frequency is not None and ON_CALENDAR_COLUMN in sales.columns:
+        expectations.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=ON_CALENDAR_COLUMN,
+                value_set=[True],
+                meta=on_date,
+                description=f"must be a date of the {frequency.description} calendar",
+            )
+        )
+    if frequency is not None and max_gap is not None and GAP_COLUMN in sales.columns:
+        name = frequency.name
+        expectations.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=GAP_COLUMN,
+                max_value=max_gap,
+                meta=on_date,
+                description=f"no gap over {max_gap} {name}s between dates of an item and store "
+                f"(add rows with closed=1 for {name}s the store was shut)",
+            )
+        )
+        if frequency.kind != "D":
+            # Daily exports commonly omit public holidays; an absent week or month is lost data.
+            expectations.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=GAP_COLUMN,
+                    max_value=1,
+                    meta=on_date,
+                    severity=FailureSeverity.WARNING,
+                    description=f"no {name} absent inside a series (an absent {name} is treated as missing "
+                    "demand, not as zero)",
+                )
+            )
+    return expectations
+
+
 def recent_sales_warnings(
     recent: pd.DataFrame, baseline: pd.DataFrame, level_shift_ratio: float, zero_share_jump: float
 ) -> list[Expectation]:
     """Drift in the latest window against the history before it: warnings, since a real shift is possible."""
     baseline_mean = float(baseline["units"].mean())
     baseline_zero_share = float((baseline["units"] == 0).mean())
-    recent_days = recent["date"].nunique()
+    recent_periods = recent["date"].nunique()
     return [
         gxe.ExpectColumnMeanToBeBetween(
             column="units",
             min_value=baseline_mean / level_shift_ratio,
             max_value=baseline_mean * level_shift_ratio,
             severity=FailureSeverity.WARNING,
-            description=f"mean daily units of the last {recent_days} days within {level_shift_ratio:g}x of "
+            description=f"mean units per period of the last {recent_periods} periods within {level_shift_ratio:g}x of "
             f"the earlier mean {baseline_mean:.2f} (sudden level shift)",
         ),
         gxe.ExpectColumnValuesToNotBeInSet(
@@ -194,7 +249,7 @@ def recent_sales_warnings(
             value_set=[0],
             mostly=max(0.0, 1 - baseline_zero_share - zero_share_jump),
             severity=FailureSeverity.WARNING,
-            description=f"share of zero-sales days in the last {recent_days} days at most "
+            description=f"share of zero-sales periods in the last {recent_periods} periods at most "
             f"{baseline_zero_share + zero_share_jump:.0%} (earlier {baseline_zero_share:.0%})",
         ),
     ]

@@ -16,6 +16,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from expectations import suites
 from expectations.rules import ValidationRules
 from replenish.data.tables import RawTables, parse_days
+from replenish.frequency import Frequency, infer_frequency
 
 SAMPLE_ROWS = 5
 CRITICAL = FailureSeverity.CRITICAL.value
@@ -49,10 +50,20 @@ class ValidationReport:
     failures: list[ExpectationFailure] = field(default_factory=list)
     warnings: list[ExpectationFailure] = field(default_factory=list)
     data_docs: Path | None = None  # index.html of the rendered Great Expectations Data Docs
+    # The sales' frequency: as declared (data.frequency), else inferred from the dates; None when none fits.
+    frequency: Frequency | None = None
+    frequency_inferred: bool = False
 
     @property
     def success(self) -> bool:
         return not self.failures
+
+    @property
+    def frequency_line(self) -> str:
+        if self.frequency is None:
+            return "frequency: none fits the dates"
+        how = "inferred from the dates (set data.frequency to declare it)" if self.frequency_inferred else "declared"
+        return f"frequency: {self.frequency.description}, {how}"
 
 
 class DataValidationError(ValueError):
@@ -100,24 +111,45 @@ def _parsed_numbers(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame.assign(**parsed) if parsed else frame
 
 
-def _with_gap_days(sales: pd.DataFrame) -> pd.DataFrame:
-    """Add the days since the same series' previous row, where keys and dates are clean enough to tell."""
-    keys = ["item_id", "store_id"]
+def _with_periods(sales: pd.DataFrame, declared: Frequency | None) -> tuple[pd.DataFrame, Frequency | None]:
+    """The sales with the columns the frequency rules read (each series' own frequency, whether each date
+    labels a period, the periods since the series' previous row), where keys and dates are clean enough
+    to tell; and the frequency: the declared one, else the one most series follow."""
     if not set(suites.SALES_KEY) <= set(sales.columns) or not pd.api.types.is_datetime64_any_dtype(sales["date"]):
-        return sales
+        return sales, declared
     if sales[suites.SALES_KEY].isna().any().any():
-        return sales
-    ordered = sales[suites.SALES_KEY].sort_values(suites.SALES_KEY)
-    gaps = ordered.groupby(keys, sort=False)["date"].diff().dt.days
-    return sales.assign(**{suites.GAP_COLUMN: gaps.reindex(sales.index)})
+        return sales, declared
+    series = sales["item_id"] + "|" + sales["store_id"]
+    inferred = infer_frequency(sales["date"], series)
+    frequency = declared or inferred.frequency
+    if frequency is None:
+        return sales.assign(**{suites.SERIES_FREQUENCY_COLUMN: inferred.series_frequency}), None
+    on_calendar = frequency.on_calendar(sales["date"])
+    ordered = sales.loc[on_calendar, suites.SALES_KEY].assign(period=frequency.ordinals(sales.loc[on_calendar, "date"]))
+    ordered = ordered.sort_values(suites.SALES_KEY)
+    gaps = ordered.groupby(["item_id", "store_id"], sort=False)["period"].diff()
+    return (
+        sales.assign(
+            **{
+                suites.SERIES_FREQUENCY_COLUMN: inferred.series_frequency,
+                suites.ON_CALENDAR_COLUMN: on_calendar,
+                suites.GAP_COLUMN: gaps.reindex(sales.index),
+            }
+        ),
+        frequency,
+    )
 
 
-def _drift_windows(sales: pd.DataFrame, recent_days: int) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    if not {"date", "units"} <= set(sales.columns) or not pd.api.types.is_datetime64_any_dtype(sales["date"]):
+def _drift_windows(
+    sales: pd.DataFrame, frequency: Frequency | None, recent_periods: int
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    if frequency is None or not {"date", "units"} <= set(sales.columns):
+        return None
+    if not pd.api.types.is_datetime64_any_dtype(sales["date"]):
         return None
     if not pd.api.types.is_numeric_dtype(sales["units"]) or sales.empty:
         return None
-    start = sales["date"].max() - pd.Timedelta(days=recent_days - 1)
+    start = frequency.shift(sales["date"].max(), -(recent_periods - 1))
     recent, baseline = sales[sales["date"] >= start], sales[sales["date"] < start]
     return (recent, baseline) if len(baseline) and baseline["units"].notna().any() else None
 
@@ -181,15 +213,19 @@ class TableValidator:
 
 
 def _checks(
-    raw: RawTables, rules: ValidationRules, today: pd.Timestamp
-) -> list[tuple[str, pd.DataFrame, list[Expectation]]]:
-    sales = _with_gap_days(_parsed_numbers(_parsed_dates(_ids_as_text(raw.sales), "date"), ["units", "price"]))
+    raw: RawTables, rules: ValidationRules, today: pd.Timestamp, declared: Frequency | None
+) -> tuple[list[tuple[str, pd.DataFrame, list[Expectation]]], Frequency | None]:
+    sales, frequency = _with_periods(
+        _parsed_numbers(_parsed_dates(_ids_as_text(raw.sales), "date"), ["units", "price"]), declared
+    )
     items = _ids_as_text(raw.items) if raw.items is not None else None
     master_item_ids = (
         sorted(items["item_id"].dropna().unique()) if items is not None and "item_id" in items.columns else None
     )
-    checks = [("sales", sales, suites.sales_expectations(sales, today, master_item_ids, rules.max_gap_days))]
-    windows = _drift_windows(sales, rules.recent_days)
+    max_gap = rules.max_gap_periods or (frequency.max_gap if frequency else None)
+    checks = [("sales", sales, suites.sales_expectations(sales, today, master_item_ids, frequency, max_gap))]
+    recent_periods = rules.recent_periods or (frequency.recent_periods if frequency else 1)
+    windows = _drift_windows(sales, frequency, recent_periods)
     if windows is not None:
         recent, baseline = windows
         checks.append(
@@ -225,7 +261,7 @@ def _checks(
     if raw.capacity is not None:
         capacity = _parsed_numbers(_ids_as_text(raw.capacity), ["capacity_volume"])
         checks.append(("capacity", capacity, suites.capacity_expectations(capacity)))
-    return checks
+    return checks, frequency
 
 
 def validate_tables(
@@ -233,11 +269,13 @@ def validate_tables(
     today: pd.Timestamp | None = None,
     rules: ValidationRules = ValidationRules(),
     docs_dir: Path | None = None,
+    frequency: Frequency | None = None,
 ) -> ValidationReport:
-    """Validate every table the source provided; return a report (and Data Docs when asked), raising nothing."""
+    """Validate every table the source provided; return a report (and Data Docs when asked), raising nothing.
+    ``frequency``: the declared one; None infers it from the dates."""
     today = (today or pd.Timestamp.now()).normalize()
     validator = TableValidator()
-    checks = _checks(raw, rules, today)
+    checks, found_frequency = _checks(raw, rules, today, frequency)
     found: list[ExpectationFailure] = []
     for table, frame, expectations in checks:
         source = raw.sources.get(table.removesuffix("_recent"), table)
@@ -253,6 +291,8 @@ def validate_tables(
         failures=[failure for failure in found if failure.severity == CRITICAL],
         warnings=[failure for failure in found if failure.severity != CRITICAL],
         data_docs=data_docs,
+        frequency=found_frequency,
+        frequency_inferred=frequency is None and found_frequency is not None,
     )
 
 
@@ -294,14 +334,16 @@ class CheckedTables:
     quarantined: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
-def check_tables(raw: RawTables, rules: ValidationRules, docs_dir: Path) -> CheckedTables:
+def check_tables(
+    raw: RawTables, rules: ValidationRules, docs_dir: Path, frequency: Frequency | None = None
+) -> CheckedTables:
     """Validate the tables; with rules.quarantine, drop the rows that break row rules and validate what is left."""
-    report = validate_tables(raw, rules=rules, docs_dir=docs_dir)
+    report = validate_tables(raw, rules=rules, docs_dir=docs_dir, frequency=frequency)
     if report.success or not rules.quarantine:
         return CheckedTables(raw, report)
     quarantined = quarantine_failing_rows(raw, report)
     if quarantined is None:
         return CheckedTables(raw, report)
     # Re-validate what is left: dropping rows can empty a table or open a gap.
-    rechecked = validate_tables(quarantined.tables, rules=rules, docs_dir=docs_dir)
+    rechecked = validate_tables(quarantined.tables, rules=rules, docs_dir=docs_dir, frequency=frequency)
     return CheckedTables(quarantined.tables, rechecked, quarantined.dropped)

@@ -58,4 +58,4 @@ def checked_input(settings: Settings, raw: RawTables, run_id: str) -> CheckedTab
 
 
 def validated_input(settings: Settings, raw: RawTables, run_id: str) -> RetailData:
-    return complete_data(checked_input(settings, raw, run_id).tables, settings.data)
+    return complete_data(checked_input(settings, raw, run_id), settings.data)

@@ -37,6 +37,7 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
     raw = load_data(settings.data)
     with tracked_run(settings, raw, "plan") as run_id:
         data = validated_input(settings, raw, run_id)
+        settings = settings.for_frequency(data.frequency)
         forecast = forecast_planning_horizon(settings, run_id, data.sales)
         calibration = calibrate_scenarios(settings, run_id, data)
         problem = build_planning_problem(data, forecast, settings.planning, calibration)

@@ -37,7 +37,8 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
     raw = load_data(settings.data)
     with tracked_run(settings, raw, "train") as run_id:
         checked = checked_input(settings, raw, run_id)
-        data = complete_data(checked.tables, settings.data)
+        data = complete_data(checked, settings.data)
+        settings = settings.for_frequency(data.frequency)
         features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
         windows = split_backtest(features, settings.forecast)
         # One fit per origin; the last, fitted up to the holdout, is the model that gets registered

@@ -1,8 +1,9 @@
 """Rolling-origin backtest: every model refitted at each origin, scored on the same windows.
 
 The protocol (``BACKTEST_PROTOCOL.md`` beside the data): origins at T-h·n ... T-h, disjoint test
-windows of ``h`` days, nothing carried over between origins, known-in-advance covariates (calendar,
-price, promotion, events) of the test window given to the models, its units never.
+windows of ``h`` periods (days, weeks or months, as the sales), nothing carried over between
+origins, known-in-advance covariates (calendar, price, promotion, events) of the test window given
+to the models, its units never.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from models.evaluation import ForecastScores, score_forecasts
+from replenish.frequency import Frequency, frequency_of
 
 # (history up to the cutoff, the test window's rows without units) -> the common forecast shape
 Forecaster = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
@@ -24,7 +26,7 @@ Forecaster = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 class BacktestWindow:
     cutoff: pd.Timestamp
     history: pd.DataFrame  # every row up to and including the cutoff
-    actual: pd.DataFrame  # the ``horizon`` days after it
+    actual: pd.DataFrame  # the ``horizon`` periods after it
 
     @property
     def future(self) -> pd.DataFrame:
@@ -32,14 +34,15 @@ class BacktestWindow:
         return self.actual.drop(columns="units")
 
 
-def backtest_cutoffs(last_date: pd.Timestamp, horizon: int, n_origins: int) -> list[pd.Timestamp]:
-    return [last_date - pd.Timedelta(days=horizon * k) for k in range(n_origins, 0, -1)]
+def backtest_cutoffs(last_date: pd.Timestamp, horizon: int, n_origins: int, frequency: Frequency) -> list[pd.Timestamp]:
+    return [frequency.shift(last_date, -horizon * k) for k in range(n_origins, 0, -1)]
 
 
 def backtest_windows(sales: pd.DataFrame, horizon: int, n_origins: int) -> list[BacktestWindow]:
+    frequency = frequency_of(sales["date"])
     windows = []
-    for cutoff in backtest_cutoffs(sales["date"].max(), horizon, n_origins):
-        in_window = (sales["date"] > cutoff) & (sales["date"] <= cutoff + pd.Timedelta(days=horizon))
+    for cutoff in backtest_cutoffs(sales["date"].max(), horizon, n_origins, frequency):
+        in_window = (sales["date"] > cutoff) & (sales["date"] <= frequency.shift(cutoff, horizon))
         windows.append(
             BacktestWindow(
                 cutoff=cutoff,

@@ -1,13 +1,15 @@
 """The baselines a demand planner already trusts: statsforecast's local models and a global LightGBM
 through mlforecast (the M5 winner's approach). Each returns the common forecast shape of
 :mod:`models.evaluation`: item_id, store_id, date, cutoff, point and, where the model has
-intervals, q0.025 q0.1 q0.5 q0.9 q0.975. They fit on the daily grid with censored days' units
-taken from the same weekday (``demand_history``), so a closed day or a stockout is not zero demand.
+intervals, q0.025 q0.1 q0.5 q0.9 q0.975. They fit on the data's grid of days, weeks or months
+(its season: a week of days, a year of weeks or of months) with censored periods' units carried from
+an earlier one (``demand_history``), so a closed day or a stockout is not zero demand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm
@@ -19,14 +21,17 @@ from statsforecast import StatsForecast
 from statsforecast.models import TSB, AutoETS, CrostonOptimized, SeasonalNaive
 
 from models.backtest import Forecaster
-from models.evaluation import POINT, WEEK, demand_history, from_nixtla, to_nixtla
+from models.evaluation import POINT, demand_history, from_nixtla, to_nixtla
+from replenish.frequency import frequency_of
 
 INTERVAL_LEVELS = (80, 95)
-STATISTICAL_MODELS: dict[str, Callable[[], object]] = {
-    "seasonal_naive": lambda: SeasonalNaive(season_length=WEEK),
-    "auto_ets": lambda: AutoETS(season_length=WEEK),
-    "croston": lambda: CrostonOptimized(),
-    "tsb": lambda: TSB(alpha_d=0.1, alpha_p=0.1),
+# ETS estimates one state per season position; past 24 (weekly data's 52) it cannot, and statsforecast
+# fits it without a season there.
+STATISTICAL_MODELS: dict[str, Callable[[int], object]] = {
+    "seasonal_naive": lambda season: SeasonalNaive(season_length=season),
+    "auto_ets": lambda season: AutoETS(season_length=season if season <= 24 else 1),
+    "croston": lambda season: CrostonOptimized(),
+    "tsb": lambda season: TSB(alpha_d=0.1, alpha_p=0.1),
 }
 # Croston and TSB forecast a rate with no distribution around it: point forecasts only.
 WITHOUT_INTERVALS = {"croston", "tsb"}
@@ -46,18 +51,21 @@ def _common_shape(forecast: pd.DataFrame, column: str, cutoff: pd.Timestamp, wit
 
 
 def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str]) -> dict[str, pd.DataFrame]:
-    """Fit each named statsforecast model per series on ``history`` and forecast ``horizon`` days."""
+    """Fit each named statsforecast model per series on ``history`` and forecast ``horizon`` periods."""
     unknown = sorted(set(names) - set(STATISTICAL_MODELS))
     if unknown:
         raise ValueError(f"unknown statistical baselines {unknown}; choose from {sorted(STATISTICAL_MODELS)}")
     cutoff = history["date"].max()
+    frequency = frequency_of(history["date"])
     train = to_nixtla(demand_history(history), {"units": "y"})
     forecasts = {}
     for with_intervals in (True, False):
         group = [name for name in names if (name not in WITHOUT_INTERVALS) == with_intervals]
         if not group:
             continue
-        engine = StatsForecast(models=[STATISTICAL_MODELS[name]() for name in group], freq="D", n_jobs=1)
+        engine = StatsForecast(
+            models=[STATISTICAL_MODELS[name](frequency.season_length) for name in group], freq=frequency.alias, n_jobs=1
+        )
         raw = engine.forecast(h=horizon, df=train, level=list(INTERVAL_LEVELS) if with_intervals else None)
         for name, model in zip(group, engine.models, strict=False):
             forecasts[name] = _common_shape(raw, str(model), cutoff, with_intervals)
@@ -70,7 +78,35 @@ LIGHTGBM_PARAMS: dict[str, Any] = {"objective": "tweedie", "n_estimators": 500, 
 STATIC_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
 DYNAMIC_COLUMNS = ["price", "promo", "event", "snap"]
 CONFORMAL_WINDOWS = 5
-FEATURE_WARMUP_DAYS = 28 + 28  # rolling mean of 28 days on the lag of 28 days
+
+
+def _week_of_year(dates: pd.DatetimeIndex) -> Any:
+    return dates.isocalendar().week.to_numpy()
+
+
+@dataclass(frozen=True)
+class LagFeatures:
+    """The global model's lags, rolling means of some lags, and calendar features, in periods."""
+
+    lags: tuple[int, ...]
+    rolled_lags: tuple[int, ...]  # lags whose rolling means are features
+    windows: tuple[int, ...]  # the rolling means' lengths
+    date_features: tuple[Any, ...]
+
+    @property
+    def warmup(self) -> int:
+        """Periods before the first row with every feature."""
+        return max(max(self.lags), max(self.rolled_lags) + max(self.windows))
+
+
+# Daily: the protocol's. Weekly: the last weeks and a quarter back, the season from the week of the
+# year (a lag of 52 would leave under three years of weekly history little to learn from). Monthly:
+# the last months and a year back.
+LAG_FEATURES = {
+    "D": LagFeatures((7, 14, 28), (7, 28), (7, 28), ("dayofweek", "month")),
+    "W": LagFeatures((1, 2, 4, 13), (1, 13), (4, 13), (_week_of_year, "month")),
+    "M": LagFeatures((1, 2, 3, 6, 12), (1, 12), (3, 6), ("month",)),
+}
 
 
 def _lightgbm_frame(frame: pd.DataFrame, categories: dict[str, pd.Index], with_target: bool) -> pd.DataFrame:
@@ -84,8 +120,10 @@ def _lightgbm_frame(frame: pd.DataFrame, categories: dict[str, pd.Index], with_t
 
 def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Global LightGBM over all series. ``future`` holds the known covariates (price, promo, event,
-    snap) of the forecast days; the horizon is its number of days per series."""
+    snap) of the forecast periods; the horizon is its number of periods per series."""
     horizon = int(future.groupby(["item_id", "store_id"])["date"].size().max())
+    frequency = frequency_of(history["date"])
+    features = LAG_FEATURES[frequency.kind]
     categories = {
         column: pd.Index(sorted(set(history[column].astype(str)) | set(future[column].astype(str))))
         for column in STATIC_COLUMNS
@@ -95,13 +133,12 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     exogenous = _lightgbm_frame(future, categories, with_target=False)
     engine = MLForecast(
         models={"lightgbm": lightgbm.LGBMRegressor(**LIGHTGBM_PARAMS, random_state=seed, verbosity=-1, n_jobs=1)},
-        freq="D",
-        lags=[7, 14, 28],
+        freq=frequency.alias,
+        lags=list(features.lags),
         lag_transforms={
-            7: [RollingMean(window_size=7), RollingMean(window_size=28)],
-            28: [RollingMean(window_size=7), RollingMean(window_size=28)],
+            lag: [RollingMean(window_size=window) for window in features.windows] for lag in features.rolled_lags
         },
-        date_features=["dayofweek", "month"],
+        date_features=list(features.date_features),
     )
     # Conformal intervals need every series to cover its calibration windows, and the fit before the
     # earliest window needs days beyond the longest lag and its rolling mean. Short histories get fewer
@@ -110,7 +147,7 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     windows = min(
         CONFORMAL_WINDOWS,
         (int(lengths.min()) - 1) // horizon,
-        (int(lengths.max()) - FEATURE_WARMUP_DAYS - 1) // horizon,
+        (int(lengths.max()) - features.warmup - 1) // horizon,
     )
     intervals = PredictionIntervals(n_windows=windows, h=horizon) if windows >= 2 else None
     engine.fit(train, static_features=list(categories), prediction_intervals=intervals)

@@ -18,8 +18,8 @@ from statsforecast.models import SeasonalNaive
 from utilsforecast import losses
 
 from models.features import series_id
+from replenish.frequency import frequency_of
 
-WEEK = 7
 POINT = "point"
 # The 80% and 95% intervals and the pinball quantiles of the protocol.
 INTERVAL_QUANTILES = {80: ("q0.1", "q0.9"), 95: ("q0.025", "q0.975")}
@@ -46,15 +46,21 @@ def censored(frame: pd.DataFrame) -> np.ndarray:
 
 
 def demand_history(history: pd.DataFrame) -> pd.DataFrame:
-    """``history`` with the units of each censored day replaced by the series' units on the latest
-    uncensored same weekday (the next one for censored days at the start; 0 where there is none), for
-    the models that need a regular daily history and would otherwise learn zero demand from those days."""
+    """``history`` with the units of each censored period replaced by the series' units in the latest
+    uncensored period of the same season position (the same weekday for daily data, any earlier period
+    for weekly and monthly; the next one for censored periods at the start; 0 where there is none),
+    for the models that need a regular history and would otherwise learn zero demand from those periods."""
     unknown = censored(history)
     if not unknown.any():
         return history
     by_date = np.argsort(history["date"].to_numpy(), kind="stable")
     units = np.where(unknown, np.nan, history["units"].to_numpy(dtype=float))[by_date]
-    same_weekday = [series_id(history).to_numpy()[by_date], history["date"].dt.day_of_week.to_numpy()[by_date]]
+    # A week or a month has no weekday; the season there is too long to wait for.
+    position = history["date"].dt.day_of_week if frequency_of(history["date"]).kind == "D" else 0
+    same_weekday = [
+        series_id(history).to_numpy()[by_date],
+        np.broadcast_to(np.asarray(position), len(history))[by_date],
+    ]
     carried = pd.Series(units).groupby(same_weekday).ffill()
     carried = carried.groupby(same_weekday).bfill().fillna(0.0)
     filled = np.empty(len(history))
@@ -63,8 +69,10 @@ def demand_history(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def seasonal_naive_forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """Weekly seasonal naive point forecast for every series: item_id, store_id, date, cutoff, point."""
-    model = StatsForecast(models=[SeasonalNaive(season_length=WEEK)], freq="D", n_jobs=1)
+    """Seasonal naive point forecast for every series (the season of the data's frequency: a week of
+    days, a year of weeks or of months): item_id, store_id, date, cutoff, point."""
+    frequency = frequency_of(history["date"])
+    model = StatsForecast(models=[SeasonalNaive(season_length=frequency.season_length)], freq=frequency.alias, n_jobs=1)
     forecast = model.forecast(h=horizon, df=to_nixtla(demand_history(history), {"units": "y"}))
     return from_nixtla(forecast).assign(
         cutoff=history["date"].max(), **{POINT: forecast["SeasonalNaive"].clip(lower=0).to_numpy()}
@@ -98,11 +106,12 @@ def _split_metric_name(name: str) -> tuple[str, str]:
     raise ValueError(f"not a <model>_<metric> name: {name}")
 
 
-def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], days: int) -> pd.DataFrame:
-    """WRMSSE weights: each series' dollar sales over the ``days`` up to each cutoff, normalised per cutoff."""
+def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], periods: int) -> pd.DataFrame:
+    """WRMSSE weights: each series' dollar sales over the ``periods`` up to each cutoff, normalised per cutoff."""
+    frequency = frequency_of(history["date"])
     parts = []
     for cutoff in cutoffs:
-        window = history[(history["date"] > cutoff - pd.Timedelta(days=days)) & (history["date"] <= cutoff)]
+        window = history[(history["date"] > frequency.shift(cutoff, -periods)) & (history["date"] <= cutoff)]
         revenue = (window["units"] * window["price"].fillna(0.0)).groupby(series_id(window)).sum()
         total = revenue.sum()
         parts.append(
@@ -125,6 +134,7 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     each origin's in-sample scales use only the days up to its cutoff. Censored days of either are left out.
     """
     keys = ["item_id", "store_id", "date"]
+    frequency = frequency_of(history["date"])
     scored = actual.loc[~censored(actual), [*keys, "units"]]
     columns: dict[str, str] = {"units": "y"}
     for name, forecast in forecasts.items():
@@ -142,7 +152,8 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
         name for name in names if all(f"{name}{_nixtla_suffix(c)}" in frame for c in PINBALL_QUANTILES.values())
     ]
     per_series = _suffixed(losses.rmsse(frame, names, seasonality=1, train_df=train), "rmsse").merge(
-        _suffixed(losses.mase(frame, names, seasonality=WEEK, train_df=train), "mase"), on=["unique_id", "cutoff"]
+        _suffixed(losses.mase(frame, names, seasonality=frequency.season_length, train_df=train), "mase"),
+        on=["unique_id", "cutoff"],
     )
     for level in INTERVAL_QUANTILES:
         with_interval = [name for name in names if f"{name}-lo-{level}" in frame and f"{name}-hi-{level}" in frame]
@@ -167,7 +178,8 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     # A constant in-sample history has a zero scale; its ratios carry no information.
     per_series = per_series.replace([np.inf, -np.inf], np.nan)
 
-    weights = revenue_weights(history, sorted(frame["cutoff"].unique()), days=28)
+    # The protocol's 28 days; the same horizon's worth of weeks or months.
+    weights = revenue_weights(history, sorted(frame["cutoff"].unique()), periods=frequency.default_horizon)
     weighted = per_series.merge(weights, on=["unique_id", "cutoff"], how="left").fillna({"weight": 0.0})
     metrics: dict[str, float] = {}
     for name in names:

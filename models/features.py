@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from replenish.frequency import frequency_of
+
 SERIES_KEY = ["item_id", "store_id"]
 # Embedded ids, coarsest last; a missing hierarchy column is one "unknown" group.
 CATEGORY_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
@@ -51,12 +53,15 @@ def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFr
     frame = frame.sort_values([*SERIES_KEY, "date"], kind="stable").reset_index(drop=True)
     dates = frame["date"]
     ids = series_id(frame)
-    dow_sin, dow_cos = _cyclic(dates.dt.day_of_week.to_numpy(), 7)
+    frequency = frequency_of(dates)
+    # A week or a month has no weekday: the columns stay (one network shape), constant there.
+    weekday = dates.dt.day_of_week.to_numpy() if frequency.kind == "D" else np.zeros(len(frame))
+    dow_sin, dow_cos = _cyclic(weekday, 7)
     month_sin, month_cos = _cyclic(dates.dt.month.to_numpy() - 1, 12)
     doy_sin, doy_cos = _cyclic(dates.dt.day_of_year.to_numpy(), 365.25)
     price = frame["price"].to_numpy(dtype=float)
     anchor = ids.map(reference_price).to_numpy(dtype=float)
-    week_before = frame.groupby(ids)["price"].shift(7).to_numpy(dtype=float)
+    week_before = frame.groupby(ids)["price"].shift(frequency.periods_in_days(7)).to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative, change = np.log(price / anchor), np.log(price / week_before)
     return frame.assign(
@@ -76,12 +81,13 @@ def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFr
 
 
 def future_rows(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
-    """The next ``horizon`` days of every series with planned covariates: last price, no promotion, no event."""
+    """The next ``horizon`` periods of every series with planned covariates: last price, no promotion, no event."""
+    frequency = frequency_of(history["date"])
     last = history.sort_values("date").groupby(SERIES_KEY, as_index=False).last()
-    offsets = pd.to_timedelta(np.arange(1, horizon + 1), unit="D")
     kept = [column for column in [*CATEGORY_COLUMNS, "date", "price"] if column in last]
     future = last.loc[last.index.repeat(horizon), kept].reset_index(drop=True)
-    future["date"] = future["date"] + np.tile(offsets, len(last))
+    last_period = frequency.ordinals(last["date"])
+    future["date"] = frequency.dates(np.repeat(last_period, horizon) + np.tile(np.arange(1, horizon + 1), len(last)))
     return future.assign(units=np.nan, promo=0, event=0, snap=0, available=1)
 
 

@@ -16,8 +16,8 @@ from typing import Literal
 import pandas as pd
 
 from models.evaluation import POINT, seasonal_naive_forecast
+from replenish.frequency import Frequency, frequency_of
 
-DAILY = "D"  # every forecaster here forecasts days
 SERIES_KEY = ["item_id", "store_id"]
 FORECAST_KEY = [*SERIES_KEY, "date"]
 # Rows planned on the seasonal naive forecast because the model's forecast lacked them.
@@ -34,21 +34,21 @@ class ForecastContractError(ValueError):
 
 @dataclass(frozen=True)
 class ForecasterContract:
-    horizon_days: int
-    frequency: str
+    horizon: int  # periods of ``frequency``
+    frequency: str  # a Frequency alias: D, W-SUN, MS, ...
     quantiles: tuple[float, ...]
     features: tuple[str, ...]
     first_training_date: pd.Timestamp
     last_training_date: pd.Timestamp
 
     @classmethod
-    def of_daily_model(
-        cls, horizon_days: int, quantiles: Iterable[float], features: Iterable[str], training: pd.DataFrame
+    def of_model(
+        cls, horizon: int, quantiles: Iterable[float], features: Iterable[str], training: pd.DataFrame
     ) -> ForecasterContract:
-        """The contract of a daily model fitted on ``training`` (long sales with a date column)."""
+        """The contract of a model fitted on ``training`` (long sales with a date column, on one grid)."""
         return cls(
-            horizon_days,
-            DAILY,
+            horizon,
+            frequency_of(training["date"]).alias,
             tuple(quantiles),
             tuple(features),
             pd.Timestamp(training["date"].min()),
@@ -57,7 +57,7 @@ class ForecasterContract:
 
     def as_tags(self) -> dict[str, str]:
         return {
-            "forecast.horizon_days": str(self.horizon_days),
+            "forecast.horizon": str(self.horizon),
             "forecast.frequency": self.frequency,
             "forecast.quantiles": json.dumps(list(self.quantiles)),
             "forecast.features": ",".join(self.features),
@@ -68,10 +68,12 @@ class ForecasterContract:
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> ForecasterContract | None:
         """The contract a model version's tags record; None for versions registered before they did."""
-        if "forecast.horizon_days" not in tags:
+        # Versions registered before frequencies recorded a daily horizon as forecast.horizon_days.
+        horizon = tags.get("forecast.horizon", tags.get("forecast.horizon_days"))
+        if horizon is None:
             return None
         return cls(
-            horizon_days=int(tags["forecast.horizon_days"]),
+            horizon=int(horizon),
             frequency=tags["forecast.frequency"],
             quantiles=tuple(float(level) for level in json.loads(tags["forecast.quantiles"])),
             features=tuple(name for name in tags["forecast.features"].split(",") if name),
@@ -79,15 +81,18 @@ class ForecasterContract:
             last_training_date=pd.Timestamp(tags["training.last_date"]),
         )
 
-    def require(self, horizon_days: int, quantiles: Iterable[float], model: str) -> None:
-        """Refuse, naming every mismatch, a use that needs more days or other quantiles than ``model`` gives."""
+    def require(self, horizon: int, frequency: Frequency, quantiles: Iterable[float], model: str) -> None:
+        """Refuse, naming every mismatch, a use on other periods, or that needs more of them or other
+        quantiles, than ``model`` gives."""
         problems = []
-        if self.frequency != DAILY:
-            problems.append(f"it forecasts at frequency {self.frequency!r}, the plan needs daily ({DAILY!r})")
-        if horizon_days > self.horizon_days:
+        if self.frequency != frequency.alias:
             problems.append(
-                f"it forecasts {self.horizon_days} days (trained with forecast.horizon_days="
-                f"{self.horizon_days}), the plan covers {horizon_days} (planning.horizon_days)"
+                f"it forecasts {Frequency(self.frequency).description} periods, the data is {frequency.description}"
+            )
+        elif horizon > self.horizon:
+            problems.append(
+                f"it forecasts {self.horizon} {frequency.name}s (trained with forecast.horizon="
+                f"{self.horizon}), the plan covers {horizon} (planning.horizon)"
             )
         lacking = sorted(set(quantiles) - set(self.quantiles))
         if lacking:
@@ -144,8 +149,10 @@ def cover_planned_days(
         return CoveredForecast(forecast.assign(**{NAIVE_FALLBACK: False}), 0)
     lacking = gaps[SERIES_KEY].drop_duplicates()
     own_history = history.merge(lacking, on=SERIES_KEY)
-    days_ahead = (dates.max() - own_history.groupby(SERIES_KEY)["date"].max().min()).days
-    naive = seasonal_naive_forecast(own_history, days_ahead)
+    frequency = frequency_of(history["date"])
+    last_seen = own_history.groupby(SERIES_KEY)["date"].max().min()
+    periods_ahead = int(frequency.periods_since(last_seen, pd.DatetimeIndex([dates.max()]))[0])
+    naive = seasonal_naive_forecast(own_history, periods_ahead)
     values = [column for column in forecast.columns if column not in FORECAST_KEY]
     fallback = gaps.merge(naive[[*FORECAST_KEY, POINT]], on=FORECAST_KEY, how="left")
     fallback = fallback.assign(**{column: fallback[POINT] for column in values}, **{NAIVE_FALLBACK: True})
@@ -157,6 +164,6 @@ def cover_planned_days(
         ],
         ignore_index=True,
     ).sort_values(FORECAST_KEY, kind="stable", ignore_index=True)
-    # A series too short for a weekly naive forecast is still a gap: refused, by name.
+    # A series too short for a seasonal naive forecast is still a gap: refused, by name.
     require_coverage(completed, series, dates)
     return CoveredForecast(completed, len(lacking))

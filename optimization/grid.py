@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from optimization.problem import PlanningProblem
+from replenish.frequency import Frequency
 
 DAYS_PER_YEAR = 365
 # Enough violations to locate the problem without flooding the message.
@@ -35,7 +36,7 @@ class ItemStoreGrid:
     """Row k of `item_stores` owns row k of every array."""
 
     start_date: pd.Timestamp
-    period_days: int
+    frequency: Frequency
     # ITEM_STORE_KEYS + ITEM_ATTRIBUTES + OPTIONAL_ITEM_ATTRIBUTES + opening_on_hand, lead_time_periods
     item_stores: pd.DataFrame
     demand: np.ndarray  # item-store × scenario × period
@@ -56,12 +57,18 @@ class ItemStoreGrid:
         return self.item_stores["lead_time_periods"].to_numpy(dtype=int)
 
     @property
+    def period_days(self) -> float:
+        return self.frequency.days_per_period
+
+    @property
     def review_periods(self) -> np.ndarray:
         """Periods from one of the item's order days to the next, at least one."""
-        return np.ceil(self.item_stores["review_days"].to_numpy(dtype=float) / self.period_days).astype(int)
+        return np.maximum(self.frequency.periods_in_days_array(self.item_stores["review_days"]), 1)
 
     def period_dates(self, periods: np.ndarray | int) -> pd.DatetimeIndex | pd.Timestamp:
-        return self.start_date + pd.to_timedelta(np.asarray(periods) * self.period_days, unit="D")
+        if np.ndim(periods) == 0:
+            return self.frequency.dates_from(self.start_date, np.array([periods]))[0]
+        return self.frequency.dates_from(self.start_date, np.asarray(periods))
 
     def column(self, name: str) -> np.ndarray:
         return self.item_stores[name].to_numpy(dtype=float)
@@ -73,8 +80,6 @@ def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
     _require_columns(problem.on_hand, "on_hand", [*ITEM_STORE_KEYS, "on_hand"])
     _require_columns(problem.open_orders, "open_orders", [*ITEM_STORE_KEYS, "quantity", "arrival_date"])
     _require_columns(problem.capacity, "capacity", ["store_id", "capacity_volume"])
-    if problem.period_days < 1:
-        raise ValueError(f"period_days must be at least 1, got {problem.period_days}")
     demand = _with_scenarios(problem.demand)
     _validate_demand(demand, problem.n_periods)
     _require_unique(problem.items, "items", ["item_id"])
@@ -82,13 +87,14 @@ def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
     _require_unique(problem.capacity, "capacity", ["store_id"])
 
     start_date = pd.Timestamp(problem.start_date).normalize()
-    arrivals = _open_order_arrivals(problem.open_orders, start_date, problem.n_periods, problem.period_days)
+    arrivals = _open_order_arrivals(problem.open_orders, start_date, problem.n_periods, problem.frequency)
     item_stores = _item_stores(demand, problem.on_hand, arrivals, problem.items)
-    item_stores["lead_time_periods"] = np.ceil(item_stores["lead_time_days"] / problem.period_days).astype(int)
+    # An order that takes 8 days is not there within a week: lead times round up to whole periods.
+    item_stores["lead_time_periods"] = problem.frequency.periods_in_days_array(item_stores["lead_time_days"])
     n_scenarios = int(demand["scenario"].max()) + 1 if len(demand) else 1
     return ItemStoreGrid(
         start_date=start_date,
-        period_days=problem.period_days,
+        frequency=problem.frequency,
         item_stores=item_stores,
         demand=_scenario_matrix(demand, item_stores, n_scenarios, problem.n_periods),
         open_arrivals=_period_matrix(arrivals, "quantity", item_stores, problem.n_periods),
@@ -96,7 +102,7 @@ def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
         order_days=order_calendar(
             start_date,
             problem.n_periods,
-            problem.period_days,
+            problem.frequency,
             item_stores["review_days"].to_numpy(dtype=int),
             item_stores["order_weekday"].to_numpy(dtype=int),
         ),
@@ -116,20 +122,23 @@ def planned_arrivals(orders: np.ndarray, lead_periods: np.ndarray) -> np.ndarray
 def order_calendar(
     start_date: pd.Timestamp,
     n_periods: int,
-    period_days: int,
+    frequency: Frequency,
     review_days: np.ndarray,
     order_weekday: np.ndarray,
 ) -> np.ndarray:
     """Item × period: whether the period holds one of the item's order days.
 
-    An item is ordered every `review_days` days, counted from its `order_weekday` (0 = Monday) in
-    the week of CALENDAR_EPOCH: weekly review on weekday 2 orders every Wednesday, review every 14
-    days orders every other Wednesday, and review every day orders daily.
+    Daily: an item is ordered every `review_days` days, counted from its `order_weekday` (0 = Monday)
+    in the week of CALENDAR_EPOCH: weekly review on weekday 2 orders every Wednesday, review every 14
+    days orders every other Wednesday, and review every day orders daily. Weeks and months hold an
+    order every `review_days` rounded up to periods, from the first planned period: the weekday
+    falls inside the period.
     """
-    first_days = (pd.Timestamp(start_date).normalize() - CALENDAR_EPOCH).days + np.arange(n_periods) * period_days
-    phase = (first_days[None, :] - np.asarray(order_weekday)[:, None]) % np.asarray(review_days)[:, None]
-    days_to_next_order_day = (-phase) % np.asarray(review_days)[:, None]
-    return days_to_next_order_day < period_days
+    if frequency.kind != "D":
+        review_periods = np.maximum(frequency.periods_in_days_array(review_days), 1)
+        return (np.arange(n_periods)[None, :] % review_periods[:, None]) == 0
+    days = (pd.Timestamp(start_date).normalize() - CALENDAR_EPOCH).days + np.arange(n_periods)
+    return (days[None, :] - np.asarray(order_weekday)[:, None]) % np.asarray(review_days)[:, None] == 0
 
 
 def _require_columns(frame: pd.DataFrame, name: str, columns: list[str]) -> None:
@@ -162,11 +171,11 @@ def _validate_demand(demand: pd.DataFrame, n_periods: int) -> None:
 
 
 def _open_order_arrivals(
-    open_orders: pd.DataFrame, start_date: pd.Timestamp, n_periods: int, period_days: int
+    open_orders: pd.DataFrame, start_date: pd.Timestamp, n_periods: int, frequency: Frequency
 ) -> pd.DataFrame:
     """Open orders by arrival period: overdue ones land in period 0, ones past the horizon drop."""
     arrival_dates = pd.to_datetime(open_orders["arrival_date"]).dt.normalize()
-    periods = ((arrival_dates - start_date).dt.days // period_days).clip(lower=0)
+    periods = pd.Series(frequency.periods_since(start_date, arrival_dates), index=open_orders.index).clip(lower=0)
     arrivals = open_orders[ITEM_STORE_KEYS].assign(
         period=periods.to_numpy(), quantity=open_orders["quantity"].astype(float).to_numpy()
     )

@@ -9,6 +9,7 @@ from typing import Literal
 import pandas as pd
 
 from replenish.bounds import require_in_range
+from replenish.frequency import DAILY, Frequency
 
 ShortageMode = Literal["lost_sales", "backorder"]
 Backend = Literal["pyomo", "highspy"]
@@ -48,7 +49,7 @@ VIOLATION_COLUMNS = ["constraint", "store_id", "item_id", "period", "date", "amo
 
 @dataclass(frozen=True)
 class PlanningProblem:
-    """Inputs of one plan; a period lasts `period_days` days and period 0 starts on `start_date`.
+    """Inputs of one plan: periods of `frequency` (days, weeks or months), period 0 the one `start_date` labels.
 
     demand: item_id, store_id, period, demand, and optionally scenario (0..S-1, equally likely):
       with a scenario column the plan is a two-stage stochastic program (orders shared, stock
@@ -68,8 +69,12 @@ class PlanningProblem:
     on_hand: pd.DataFrame
     open_orders: pd.DataFrame
     capacity: pd.DataFrame
-    period_days: int = 1
+    frequency: Frequency = DAILY
     safety_stock: pd.DataFrame | None = None
+
+    @property
+    def period_days(self) -> float:
+        return self.frequency.days_per_period
 
 
 @dataclass(frozen=True)

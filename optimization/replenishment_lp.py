@@ -280,14 +280,14 @@ def _orders_frame(grid: ItemStoreGrid, orders: np.ndarray) -> pd.DataFrame:
     positions, periods = np.nonzero(orders > MIN_ORDER_QUANTITY)
     placed = grid.item_stores.iloc[positions].reset_index(drop=True)
     order_dates = grid.period_dates(periods)
-    lead_times = pd.to_timedelta(placed["lead_time_periods"].to_numpy() * grid.period_days, unit="D")
+    arrival_dates = grid.period_dates(periods + placed["lead_time_periods"].to_numpy())
     return pd.DataFrame(
         {
             "item_id": placed["item_id"],
             "store_id": placed["store_id"],
             "order_date": order_dates,
             "quantity": orders[positions, periods],
-            "arrival_date": order_dates + lead_times,
+            "arrival_date": arrival_dates,
             "lead_time_days": placed["lead_time_days"],
         }
     )

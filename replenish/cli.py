@@ -462,7 +462,8 @@ def validate(
     report = checked.report
     lines = [
         f"validation passed: {report.expectations_checked} expectations on "
-        + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items())
+        + ", ".join(f"{table} ({rows} rows)" for table, rows in report.tables.items()),
+        f"  {report.frequency_line}",
     ]
     lines += [f"  warning: {warning.describe()}" for warning in report.warnings]
     lines += [f"  quarantined {len(rows)} row(s) of {table}" for table, rows in checked.quarantined.items()]

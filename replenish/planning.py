@@ -45,6 +45,7 @@ from optimization.uncertainty import (
     widened,
 )
 from replenish.data.tables import RetailData
+from replenish.frequency import Frequency
 from replenish.settings import PlanningSettings
 
 # Revenue over the last quarter classes items A, B or C: recent, yet long enough to span the
@@ -82,8 +83,15 @@ def quantiles_needed(planning: PlanningSettings) -> set[float]:
     return {planning.demand_quantile, *([0.5] if planning.uncertainty_mode == "quantile" else [])}
 
 
-def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.DatetimeIndex:
-    return pd.date_range(snapshot_date + pd.Timedelta(days=1), periods=planning.horizon_days, freq="D")
+def planned_periods(planning: PlanningSettings) -> int:
+    """The plan's horizon, once ``Settings.for_frequency`` has set it in the data's periods."""
+    if planning.horizon is None:
+        raise ValueError("planning.horizon is unset: resolve the settings for the data's frequency first")
+    return planning.horizon
+
+
+def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings, frequency: Frequency) -> pd.DatetimeIndex:
+    return frequency.after(snapshot_date, planned_periods(planning))
 
 
 def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.DataFrame:
@@ -115,10 +123,10 @@ def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.Da
     )[SERVICE_LEVEL_COLUMNS]
 
 
-def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings) -> pd.Timestamp:
-    """The first day of the forecast the scenarios are calibrated on: one plan horizon before the
-    plan's, so that what sold after it is known by now.  It is made from the sales before that day."""
-    return planned_dates(snapshot_date, planning)[0] - pd.Timedelta(days=planning.horizon_days)
+def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings, frequency: Frequency) -> pd.Timestamp:
+    """The first period of the forecast the scenarios are calibrated on: one plan horizon before the
+    plan's, so that what sold after it is known by now.  It is made from the sales before that period."""
+    return frequency.shift(planned_dates(snapshot_date, planning, frequency)[0], -planned_periods(planning))
 
 
 def scenario_calibration(
@@ -134,13 +142,15 @@ def scenario_calibration(
         return ScenarioCalibration(fixed_correlation, fixed_spread)
     if past_forecast is None or past_forecast.empty:
         return ScenarioCalibration(fixed_correlation or 0.0, fixed_spread or 1.0)
-    origin = calibration_origin(data.snapshot_date, planning)
-    window = int(min((data.items["lead_time_days"] + data.items["review_days"]).max(), planning.horizon_days))
-    frame = forecast_by_period(past_forecast, origin, window)
+    frequency = data.frequency
+    origin = calibration_origin(data.snapshot_date, planning, frequency)
+    protection_days = (data.items["lead_time_days"] + data.items["review_days"]).max()
+    window = int(min(frequency.periods_in_days(protection_days), planned_periods(planning)))
+    frame = forecast_by_period(past_forecast, origin, window, frequency)
     series = frame[ITEM_STORE_KEYS].drop_duplicates()
     if len(series) > CALIBRATION_SERIES:
         frame = frame.merge(series.sample(CALIBRATION_SERIES, random_state=planning.scenario_seed), on=ITEM_STORE_KEYS)
-    sold = frame.assign(date=origin + pd.to_timedelta(frame["period"], unit="D")).merge(
+    sold = frame.assign(date=frequency.dates_from(origin, frame["period"].to_numpy())).merge(
         data.sales[[*ITEM_STORE_KEYS, "date", "units"]], on=[*ITEM_STORE_KEYS, "date"], how="left"
     )
     quantiles = list(quantile_levels(frame).values())
@@ -154,12 +164,13 @@ def scenario_calibration(
     )
 
 
-def forecast_by_period(forecast: pd.DataFrame, start_date: pd.Timestamp, n_periods: int) -> pd.DataFrame:
-    """The forecast rows of the planned days, numbered from the first planned day."""
-    horizon = forecast[
-        (forecast["date"] >= start_date) & (forecast["date"] < start_date + pd.Timedelta(days=n_periods))
-    ]
-    return horizon.assign(period=(horizon["date"] - start_date).dt.days).drop(columns="date")
+def forecast_by_period(
+    forecast: pd.DataFrame, start_date: pd.Timestamp, n_periods: int, frequency: Frequency
+) -> pd.DataFrame:
+    """The forecast rows of the planned periods, numbered from the first planned one."""
+    period = frequency.periods_since(start_date, forecast["date"])
+    within = (period >= 0) & (period < n_periods)
+    return forecast.loc[within].assign(period=period[within]).drop(columns="date")
 
 
 def planning_problem(
@@ -171,9 +182,11 @@ def planning_problem(
     """The optimizer's inputs.  A forecast that lacks an item-store of the inventory on a planned day
     is refused: the demand grid would read the gap as zero demand.  calibration: how the forecast
     turns into demand (scenario_calibration): its spread in every mode, its correlation in scenarios."""
-    dates = planned_dates(data.snapshot_date, planning)
+    frequency = data.frequency
+    n_periods = planned_periods(planning)
+    dates = planned_dates(data.snapshot_date, planning, frequency)
     require_coverage(forecast, data.inventory, dates)
-    by_period = widened(forecast_by_period(forecast, dates[0], planning.horizon_days), calibration.spread)
+    by_period = widened(forecast_by_period(forecast, dates[0], n_periods, frequency), calibration.spread)
     levels = service_level_targets(data, planning)
     items = data.items.drop(columns=["service_level", "shortage_cost"], errors="ignore").merge(levels, on="item_id")
     keys = by_period[ITEM_STORE_KEYS].drop_duplicates()
@@ -184,7 +197,7 @@ def planning_problem(
         demand_level=planning.demand_quantile,
         service_level=items.set_index("item_id")["planned_level"],
         protection_periods=pd.Series(
-            (protection["lead_time_days"] + protection["review_days"]).to_numpy(),
+            frequency.periods_in_days_array(protection["lead_time_days"] + protection["review_days"]),
             index=pd.MultiIndex.from_frame(protection[ITEM_STORE_KEYS]),
         ),
         n_scenarios=planning.n_scenarios,
@@ -193,12 +206,13 @@ def planning_problem(
     )
     return PlanningProblem(
         start_date=dates[0],
-        n_periods=planning.horizon_days,
+        n_periods=n_periods,
         demand=demand.reset_index(drop=True),
         items=items,
         on_hand=data.inventory,
         open_orders=data.open_orders,
         capacity=data.capacity,
+        frequency=frequency,
         safety_stock=safety_stock,
     )
 
@@ -242,7 +256,9 @@ def plan_outlook(
     """The plan's orders (and the open ones) against `planning.kpi_demand_paths` demand paths drawn
     from the forecast quantiles, as calibrated, with seeds apart from the plan's own scenarios: out
     of sample for the plan, which was made on its scenarios (or on one quantile)."""
-    by_period = widened(forecast_by_period(forecast, problem.start_date, problem.n_periods), calibration.spread)
+    by_period = widened(
+        forecast_by_period(forecast, problem.start_date, problem.n_periods, problem.frequency), calibration.spread
+    )
     quantiles = list(quantile_levels(by_period).values())
     paths = sample_demand_scenarios(
         by_period[[*ITEM_STORE_KEYS, "period", *quantiles]],
@@ -254,7 +270,7 @@ def plan_outlook(
     positions = grid.item_stores[ITEM_STORE_KEYS].reset_index(names="position")
     placed = plan.orders.merge(positions, on=ITEM_STORE_KEYS)
     orders = np.zeros((len(grid.item_stores), grid.n_periods))
-    periods = (placed["order_date"] - grid.start_date).dt.days.to_numpy() // grid.period_days
+    periods = grid.frequency.periods_since(grid.start_date, placed["order_date"])
     np.add.at(orders, (placed["position"].to_numpy(), periods), placed["quantity"].to_numpy(dtype=float))
     arrivals = grid.open_arrivals + planned_arrivals(orders, grid.lead_periods)
     backorders = planning.model.shortage_mode == "backorder"

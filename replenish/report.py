@@ -27,6 +27,7 @@ from optimization.formulation import order_slot_mask
 from optimization.grid import prepare_grid
 from optimization.problem import PlanningProblem, PlanResult, rounded
 from optimization.service_levels import ABC_CLASSES
+from replenish.frequency import Frequency
 from replenish.planning import KPI_SEED_OFFSET, PlanOutlook
 from replenish.plots import fan_chart_figure, plt  # pyplot, once plots has chosen the Agg backend
 
@@ -63,7 +64,7 @@ class SimulatedPolicies:
 class PlanReport:
     start_date: pd.Timestamp
     n_periods: int
-    period_days: int
+    frequency: Frequency
     solver_status: str
     planned_cost: float
     cost_breakdown: dict[str, float]
@@ -122,7 +123,7 @@ def plan_report(
     return PlanReport(
         start_date=pd.Timestamp(problem.start_date).normalize(),
         n_periods=problem.n_periods,
-        period_days=problem.period_days,
+        frequency=problem.frequency,
         solver_status=plan.solver_status,
         planned_cost=plan.objective,
         cost_breakdown=dict(plan.cost_breakdown),
@@ -223,7 +224,7 @@ def valued_orders(explained: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 def forecast_over_horizon(forecast: pd.DataFrame, problem: PlanningProblem) -> pd.DataFrame:
     """The forecast days the plan covers, with the ``point`` column the fan chart draws."""
     start = pd.Timestamp(problem.start_date).normalize()
-    end = start + pd.Timedelta(days=problem.n_periods * problem.period_days)
+    end = problem.frequency.shift(start, problem.n_periods)
     within = forecast[(forecast["date"] >= start) & (forecast["date"] < end)]
     return within.assign(point=within["mean"] if "mean" in within else within["q0.5"])
 
@@ -260,7 +261,7 @@ def budget_use(problem: PlanningProblem, valued: pd.DataFrame, budget_per_period
     if budget_per_period is None:
         return pd.DataFrame(columns=BUDGET_USE_COLUMNS)
     periods = np.flatnonzero(order_slot_mask(prepare_grid(problem)).any(axis=0))
-    dates = pd.Timestamp(problem.start_date).normalize() + pd.to_timedelta(periods * problem.period_days, unit="D")
+    dates = problem.frequency.dates_from(problem.start_date, periods)
     spend = valued.groupby("order_date")["value"].sum().reindex(dates, fill_value=0.0).to_numpy(dtype=float)
     budget = np.full(len(periods), float(budget_per_period))
     return pd.DataFrame(
@@ -509,7 +510,7 @@ $utilisation_chart
 
 
 def render_html(report: PlanReport, run_id: str) -> str:
-    end = report.start_date + pd.Timedelta(days=report.n_periods * report.period_days - 1)
+    end = report.frequency.shift(report.start_date, report.n_periods - 1)
     shown_orders = report.purchase_orders.sort_values("cost", ascending=False).head(PURCHASE_ORDERS_SHOWN)
     more = len(report.purchase_orders) - len(shown_orders)
     return PAGE.substitute(
@@ -517,7 +518,7 @@ def render_html(report: PlanReport, run_id: str) -> str:
             f"Replenishment plan {day(report.start_date)} to {day(end)}"
             + (" (soft mode: constraints broken)" if len(report.broken) else "")
         ),
-        subtitle=html.escape(f"MLflow run {run_id}; {report.n_periods} periods of {report.period_days} day(s)"),
+        subtitle=html.escape(f"MLflow run {run_id}; {report.n_periods} {report.frequency.name}s"),
         broken=_broken_section(report.broken),
         kpis=_kpi_table(report),
         outlook_note=html.escape(

@@ -7,6 +7,7 @@ defaults below, which run on a laptop with no server.
 
 from __future__ import annotations
 
+import warnings
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from optimization.service_levels import ServiceLevels
 from replenish.addresses import DEFAULT_MLFLOW_UI_URL
 from replenish.data.synthetic import SyntheticConfig
 from replenish.data.tables import MasterDefaults
+from replenish.frequency import Frequency
 
 _config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
 
@@ -43,6 +45,9 @@ MIN_SYNTHETIC_DAYS = 60
 class DataSettings(_Section):
     format: Literal["synthetic", "long", "m5"] = "synthetic"
     path: Path | None = None
+    # The sales' time step: D, W (weeks ending Sunday) or W-MON … W-SUN, M (months dated their first
+    # day), MS or ME. None: inferred from the dates, and the run says what it inferred.
+    frequency: str | None = None
     synthetic: SyntheticConfig = SyntheticConfig()  # the generator's own (replenish/data/synthetic.py)
     # What a source's item master, inventory or capacity lacks (M5, plain sales files).
     master_defaults: MasterDefaults = MasterDefaults()
@@ -58,6 +63,15 @@ class DataSettings(_Section):
         if synthetic.n_days < MIN_SYNTHETIC_DAYS:
             raise ValueError(f"n_days = {synthetic.n_days}: a run needs at least {MIN_SYNTHETIC_DAYS} days of history")
         return synthetic
+
+    @field_validator("frequency")
+    @classmethod
+    def _known_frequency(cls, frequency: str | None) -> str | None:
+        return None if frequency is None else Frequency.parse(frequency).alias
+
+    @property
+    def declared_frequency(self) -> Frequency | None:
+        return None if self.frequency is None else Frequency(self.frequency)
 
     @model_validator(mode="after")
     def _path_given_for_files(self) -> DataSettings:
@@ -81,8 +95,21 @@ def options_text_read_as_yaml(section: Any, name: str) -> Any:
     return section
 
 
+def _day_key_renamed(section: Any, old: str, new: str, where: str) -> Any:
+    """The day-based key ``old`` still works (for daily data, where a period is a day), renamed to ``new``."""
+    if isinstance(section, dict) and old in section:
+        warnings.warn(
+            f"{where}.{old} is deprecated: use {where}.{new}, counted in the data's periods (days for daily data)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        section = {new: section[old], **{key: value for key, value in section.items() if key != old}}
+    return section
+
+
 class ForecastSettings(_Section):
-    horizon_days: int = Field(28, ge=1)
+    # Periods forecast (days, weeks or months, as the data). None: 28 days, 13 weeks or 6 months.
+    horizon: int | None = Field(None, ge=1)
     # 0.025 / 0.975 and 0.1 / 0.9 bound the 95% and 80% intervals the backtest scores.
     quantiles: tuple[float, ...] = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
     seed: int = 42  # the LSTM's (ensemble member i: seed + i) and the seeded baselines'
@@ -94,6 +121,15 @@ class ForecastSettings(_Section):
     # The combination of the LSTM and baselines, learned on the origins before the holdout; registered
     # instead of the LSTM when it forecasts the holdout better.
     ensemble: EnsembleConfig = EnsembleConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _horizon_days_renamed(cls, values: Any) -> Any:
+        return _day_key_renamed(values, "horizon_days", "horizon", "forecast")
+
+    def horizon_in(self, frequency: Frequency) -> int:
+        """The forecast horizon in the data's periods."""
+        return self.horizon or frequency.default_horizon
 
     @field_validator("lstm", mode="before")
     @classmethod
@@ -125,7 +161,7 @@ class ForecastSettings(_Section):
 
 
 class PlanningSettings(_Section):
-    horizon_days: int = Field(28, ge=1)
+    horizon: int | None = Field(None, ge=1)  # periods planned; None: the forecast's horizon
     demand_quantile: float = Field(0.5, gt=0, lt=1)
     # How forecast uncertainty enters the plan: "scenario" plans against n_scenarios demand paths
     # sampled from the forecast quantiles (two-stage SAA); "quantile" plans the demand_quantile
@@ -156,6 +192,21 @@ class PlanningSettings(_Section):
     # An item-store or planned day the champion's forecast lacks: "refuse" to plan, or plan it on
     # a seasonal naive forecast (reported, and counted in the metric plan_series_naive_fallback).
     missing_forecast: Literal["refuse", "naive"] = "refuse"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _horizon_days_renamed(cls, values: Any) -> Any:
+        return _day_key_renamed(values, "horizon_days", "horizon", "planning")
+
+    def horizon_in(self, frequency: Frequency, forecast: ForecastSettings) -> int:
+        """The periods planned, within the forecast's horizon."""
+        forecast_horizon = forecast.horizon_in(frequency)
+        if self.horizon is not None and self.horizon > forecast_horizon:
+            raise ValueError(
+                f"planning.horizon ({self.horizon}) exceeds the forecast's horizon of {forecast_horizon} "
+                f"{frequency.name}s: the plan needs a forecast for every period it covers"
+            )
+        return self.horizon or forecast_horizon
 
     @field_validator("solver", mode="before")
     @classmethod
@@ -218,10 +269,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _planning_fits_forecast(self) -> Settings:
-        if self.planning.horizon_days > self.forecast.horizon_days:
+        planned, forecast = self.planning.horizon, self.forecast.horizon
+        if planned is not None and forecast is not None and planned > forecast:
             raise ValueError(
-                f"planning.horizon_days ({self.planning.horizon_days}) exceeds forecast.horizon_days "
-                f"({self.forecast.horizon_days}): the plan needs a forecast for every day it covers"
+                f"planning.horizon ({planned}) exceeds forecast.horizon ({forecast}): the plan needs a "
+                "forecast for every period it covers"
             )
         if self.planning.demand_quantile not in self.forecast.quantiles:
             raise ValueError(
@@ -229,6 +281,19 @@ class Settings(BaseSettings):
                 f"{list(self.forecast.quantiles)}"
             )
         return self
+
+    def for_frequency(self, frequency: Frequency) -> Settings:
+        """These settings for data of ``frequency``: its alias as data.frequency, and the forecast and
+        planning horizons in its periods (their defaults depend on it)."""
+        return self.model_copy(
+            update={
+                "data": self.data.model_copy(update={"frequency": frequency.alias}),
+                "forecast": self.forecast.model_copy(update={"horizon": self.forecast.horizon_in(frequency)}),
+                "planning": self.planning.model_copy(
+                    update={"horizon": self.planning.horizon_in(frequency, self.forecast)}
+                ),
+            }
+        )
 
     @classmethod
     def settings_customise_sources(

@@ -54,6 +54,7 @@ from optimization.simulation import (
     simulate,
 )
 from replenish.data.tables import RawTables, RetailData, complete_tables, parse_days
+from replenish.frequency import DAILY, infer_frequency
 from replenish.planning import (
     calibration_origin,
     merged_plan,
@@ -136,7 +137,7 @@ def lstm_training(settings: Settings) -> ForecasterTraining:
     def train(sales: pd.DataFrame) -> Forecaster:
         with tempfile.TemporaryDirectory(prefix="simulate-checkpoints-") as checkpoints:
             estimator = LSTMEstimator(
-                forecast.lstm, forecast.horizon_days, forecast.quantiles, forecast.seed, Path(checkpoints)
+                forecast.lstm, forecast.horizon_in(DAILY), forecast.quantiles, forecast.seed, Path(checkpoints)
             )
             return estimator.fit(build_feature_frame(sales)).predict
 
@@ -147,6 +148,13 @@ def simulate_policies(
     raw: RawTables, settings: Settings, training: ForecasterTraining | None = None
 ) -> PolicySimulation:
     """Replay the last settings.simulate.weeks weeks of `raw` (validated tables) under every policy."""
+    sold = parse_days(raw.sales["date"])
+    found = infer_frequency(sold, raw.sales["item_id"].astype(str) + "|" + raw.sales["store_id"].astype(str))
+    if found.frequency not in (None, DAILY):
+        raise SimulationWindowError(
+            f"the policy simulation replays days one by one; these sales are {found.frequency.description}"
+        )
+    settings = settings.for_frequency(DAILY)
     defaults, planning = settings.data.master_defaults, settings.planning
     full = complete_tables(raw, defaults, settings.data.absent_dates)
     days = settings.simulate.weeks * 7
@@ -291,10 +299,10 @@ class _Replay:
                 open_orders=_in_transit(self.keys, state.scheduled, today),
                 snapshot_date=today - pd.Timedelta(days=1),
             )
-            dates = planned_dates(data.snapshot_date, planning)
+            dates = planned_dates(data.snapshot_date, planning, DAILY)
             forecast = cover_planned_days(forecasts(today), data.sales, dates, planning.missing_forecast).forecast
             calibration = scenario_calibration(
-                forecasts(calibration_origin(data.snapshot_date, planning)), data, planning
+                forecasts(calibration_origin(data.snapshot_date, planning, DAILY)), data, planning
             )
             problem = planning_problem(data, forecast, planning, calibration)
             parts = [

@@ -5,8 +5,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from expectations.validation import CheckedTables
 from replenish.data.sources import read_tables
 from replenish.data.tables import RawTables, RetailData, complete_tables
+from replenish.frequency import DAILY
 from replenish.settings import DataSettings
 
 
@@ -22,5 +24,7 @@ def load_data(data: DataSettings) -> RawTables:
 
 
 @task(name="complete-data", cache_policy=NO_CACHE)
-def complete_data(raw: RawTables, data: DataSettings) -> RetailData:
-    return complete_tables(raw, data.master_defaults, data.absent_dates)
+def complete_data(checked: CheckedTables, data: DataSettings) -> RetailData:
+    # Validation found the frequency (declared or inferred); data with a single date per series has none.
+    frequency = checked.report.frequency or DAILY
+    return complete_tables(checked.tables, data.master_defaults, data.absent_dates, frequency)

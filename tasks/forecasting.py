@@ -22,6 +22,7 @@ from models.features import build_feature_frame
 from models.lstm.estimator import LSTMEstimator
 from models.lstm.module import LSTMQuantileNetwork
 from models.lstm.train_process import LSTMTraining, TrainedForecaster, train_lstm
+from replenish.frequency import Frequency, frequency_of
 from replenish.settings import ForecastSettings, Settings
 from replenish.tracking import data_fingerprint
 
@@ -39,12 +40,12 @@ def features_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     return f"features-{data_fingerprint(parameters['sales'])}-{_code_version(build_feature_frame)}"
 
 
-def lstm_fit_settings(forecast: ForecastSettings) -> dict[str, Any]:
+def lstm_fit_settings(forecast: ForecastSettings, frequency: Frequency) -> dict[str, Any]:
     """What decides the fitted LSTM besides its data: its configuration, and the forecast's horizon,
     quantile levels and seed."""
     return {
         "config": asdict(forecast.lstm),
-        "horizon": forecast.horizon_days,
+        "horizon": forecast.horizon_in(frequency),
         "quantiles": list(forecast.quantiles),
         "seed": forecast.seed,
     }
@@ -52,7 +53,7 @@ def lstm_fit_settings(forecast: ForecastSettings) -> dict[str, Any]:
 
 def training_key(train: pd.DataFrame, settings: Settings) -> str:
     """Same training data and same model settings give the same model."""
-    config = json.dumps(lstm_fit_settings(settings.forecast), sort_keys=True)
+    config = json.dumps(lstm_fit_settings(settings.forecast, frequency_of(train["date"])), sort_keys=True)
     return "-".join(
         [
             "lstm",
@@ -87,7 +88,8 @@ def combine_features(parts: list[pd.DataFrame]) -> pd.DataFrame:
 @task(name="split-backtest", cache_policy=NO_CACHE)
 def split_backtest(features: pd.DataFrame, forecast: ForecastSettings) -> list[BacktestWindow]:
     """The rolling origins, oldest first; the last window is the holdout models are promoted on."""
-    return backtest_windows(features, forecast.horizon_days, forecast.backtest_origins)
+    horizon = forecast.horizon_in(frequency_of(features["date"]))
+    return backtest_windows(features, horizon, forecast.backtest_origins)
 
 
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
@@ -97,7 +99,7 @@ def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | 
     forecast = settings.forecast
     fit = LSTMTraining(
         forecast.lstm,
-        forecast.horizon_days,
+        forecast.horizon_in(frequency_of(train["date"])),
         forecast.quantiles,
         forecast.seed,
         checkpoints=settings.work_dir / "checkpoints" / training_key(train, settings),
@@ -119,7 +121,8 @@ def backtest_forecasters(
         cutoff = history["date"].max()
         return quantile_forecast_as_model_output(by_cutoff[cutoff].predict(history, future), cutoff)
 
-    forecasters = {"lstm": lstm, **baseline_forecasters(list(forecast.baselines), forecast.horizon_days, forecast.seed)}
+    horizon = forecast.horizon_in(frequency_of(features["date"]))
+    forecasters = {"lstm": lstm, **baseline_forecasters(list(forecast.baselines), horizon, forecast.seed)}
     result = run_backtest(features, windows, forecasters)
     # The LSTMs were fitted by their own (cached) tasks; their fit time belongs to the model's figure.
     fit_seconds = {**result.fit_seconds, "lstm": result.fit_seconds["lstm"] + sum(fit.fit_seconds for fit in trained)}

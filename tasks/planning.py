@@ -19,12 +19,14 @@ from optimization.problem import PlanningProblem, PlanResult
 from optimization.uncertainty import ScenarioCalibration
 from replenish import tracking
 from replenish.data.tables import RetailData
+from replenish.frequency import frequency_of
 from replenish.planning import (
     PlanOutlook,
     calibration_origin,
     merged_plan,
     plan_outlook,
     planned_dates,
+    planned_periods,
     planning_problem,
     purchase_orders,
     quantiles_needed,
@@ -141,10 +143,12 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
             f"no model has alias 'champion' in {settings.tracking.registered_model_name!r} "
             f"(registry {settings.mlflow_registry_uri}); run `replenish train` first"
         )
+    frequency = frequency_of(sales["date"])
     contract = ForecasterContract.from_tags(champion.tags)
     if contract is not None:
         contract.require(
-            settings.planning.horizon_days,
+            planned_periods(settings.planning),
+            frequency,
             quantiles_needed(settings.planning),
             f"champion version {champion.version} of {settings.tracking.registered_model_name!r}",
         )
@@ -159,7 +163,10 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
         },
     )
     covered = cover_planned_days(
-        forecast, sales, planned_dates(sales["date"].max(), settings.planning), settings.planning.missing_forecast
+        forecast,
+        sales,
+        planned_dates(sales["date"].max(), settings.planning, frequency),
+        settings.planning.missing_forecast,
     )
     tracking.log_metrics(settings, run_id, {"plan_series_naive_fallback": covered.naive_fallback_series})
     return covered.forecast
@@ -171,7 +178,7 @@ def calibrate_scenarios(settings: Settings, run_id: str, data: RetailData) -> Sc
     champion's forecast made one horizon before the plan (replenish.planning.scenario_calibration)."""
     planning = settings.planning
     past_forecast = None
-    before = data.sales.loc[data.sales["date"] < calibration_origin(data.snapshot_date, planning)]
+    before = data.sales.loc[data.sales["date"] < calibration_origin(data.snapshot_date, planning, data.frequency)]
     if None in (planning.scenario_period_correlation, planning.scenario_spread) and len(before):
         past_forecast = tracking.load_champion(settings).predict(as_model_input(before))
     calibration = scenario_calibration(past_forecast, data, planning)

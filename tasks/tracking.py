@@ -166,7 +166,7 @@ def register_forecaster(
     example_series = holdout.history.groupby(["item_id", "store_id"]).ngroup() == 0
     version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
     # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
-    contract = ForecasterContract.of_daily_model(
+    contract = ForecasterContract.of_model(
         predictor.horizon, predictor.quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history
     )
     tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})

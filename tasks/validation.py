@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -40,6 +40,7 @@ def validation_markdown(checked: CheckedTables, mlflow_run: str) -> str:
         f"# Data validation {status}",
         f"{report.expectations_checked} expectations on "
         f"{', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
+        f"Sales {report.frequency_line}.",
         f"{mlflow_run}: the Great Expectations Data Docs are its artifacts under `data_docs/`.",
     ]
     for table, rows in checked.quarantined.items():
@@ -76,21 +77,26 @@ def _failures_table(report: ValidationReport) -> pd.DataFrame:
 _last_checked: dict[str, CheckedTables] = {}
 
 
-def _check_key(raw: RawTables, rules: ValidationRules, work_dir: Path) -> str:
+def _check_key(raw: RawTables, rules: ValidationRules, frequency: str | None, work_dir: Path) -> str:
     tables = {
         name: tracking.data_fingerprint(frame)
         for name in ("sales", "items", "inventory", "open_orders", "capacity")
         if (frame := getattr(raw, name)) is not None
     }
     today = f"{pd.Timestamp.now():%Y-%m-%d}"
-    return json.dumps([tables, raw.sources, asdict(rules), today, str(work_dir)], sort_keys=True)
+    return json.dumps([tables, raw.sources, asdict(rules), frequency, today, str(work_dir)], sort_keys=True)
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)
 def validate_data(raw: RawTables, settings: Settings, run_id: str) -> CheckedTables:
-    key = _check_key(raw, settings.data.validation, settings.work_dir)
+    key = _check_key(raw, settings.data.validation, settings.data.frequency, settings.work_dir)
     if key not in _last_checked:
-        checked = check_tables(raw, settings.data.validation, settings.work_dir / "data_docs" / run_id)
+        checked = check_tables(
+            raw,
+            settings.data.validation,
+            settings.work_dir / "data_docs" / run_id,
+            settings.data.declared_frequency,
+        )
         _last_checked.clear()
         _last_checked[key] = checked
     return _last_checked[key]
@@ -119,8 +125,10 @@ def report_validation(settings: Settings, run_id: str, checked: CheckedTables) -
         {
             "validation_status": "passed" if report.success else "failed",
             "validation_expectations_checked": str(report.expectations_checked),
+            "data_frequency": report.frequency.alias if report.frequency else "none",
         },
     )
+    get_run_logger().info("Sales %s", report.frequency_line)
     create_markdown_artifact(
         key="data-validation",
         markdown=validation_markdown(checked, tracking.run_link(settings, run_id)),

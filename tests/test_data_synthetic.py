@@ -1,11 +1,17 @@
 import time
+from dataclasses import replace
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.synthetic import SyntheticConfig, generate_intermittent_monthly, generate_synthetic
 from replenish.data.tables import SALES_COLUMNS, MasterDefaults, RawTables, complete_tables
+from replenish.frequency import Frequency, infer_frequency
+
+# A Wednesday to the Wednesday 17 weeks later: a partial week, and a partial month, at both ends.
+PARTIAL_ENDS = SyntheticConfig(n_items=6, n_stores=2, n_days=120, start_date=date(2024, 1, 3))
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +147,89 @@ def test_rejects_impossible_configs() -> None:
         SyntheticConfig(n_days=0)
     with pytest.raises(ValueError, match="slow_mover_share"):
         SyntheticConfig(slow_mover_share=1.5)
+    with pytest.raises(ValueError, match="frequency"):
+        SyntheticConfig(frequency="W-SUN")
+    with pytest.raises(ValueError, match="no whole week"):
+        SyntheticConfig(n_days=8, start_date=date(2024, 1, 2), frequency="W")
+    with pytest.raises(ValueError, match="no whole month"):
+        SyntheticConfig(n_days=40, start_date=date(2024, 1, 2), frequency="M")
+
+
+@pytest.mark.parametrize(("frequency", "alias"), [("W", "W-SUN"), ("M", "MS")])
+def test_weekly_and_monthly_sales_sum_the_daily_sales_over_whole_periods(frequency: str, alias: str) -> None:
+    daily = generate_synthetic(PARTIAL_ENDS)
+    periodic = generate_synthetic(replace(PARTIAL_ENDS, frequency=frequency))
+    period = Frequency(alias)
+    sales = periodic.sales
+
+    assert list(sales.columns) == list(daily.sales.columns)
+    assert sales.dtypes.equals(daily.sales.dtypes)
+    inferred = infer_frequency(sales["date"], sales["item_id"] + "|" + sales["store_id"])
+    assert inferred.frequency == period and (inferred.series_frequency == alias).all()
+    assert period.on_calendar(sales["date"]).all()
+
+    # Exactly the periods all of whose days were simulated are kept: not the partial first and last.
+    days = daily.sales.assign(period=period.dates(period.ordinals(daily.sales["date"])))
+    days_simulated = days.groupby("period")["date"].nunique()
+    days_in_period = 7 if frequency == "W" else days_simulated.index.days_in_month
+    whole_periods = days_simulated.index[days_simulated == days_in_period]
+    assert len(whole_periods) == len(days_simulated) - 2
+    assert sorted(sales["date"].unique()) == list(whole_periods)
+
+    expected = (
+        days[days["period"].isin(sales["date"])]
+        .groupby(["item_id", "store_id", "period"])
+        .agg(
+            units=("units", "sum"),
+            price=("price", "mean"),
+            promo=("promo", "max"),
+            event=("event", "max"),
+            available_share=("available", "mean"),
+        )
+    )
+    actual = sales.set_index(["item_id", "store_id", "date"]).loc[expected.index]
+    assert len(sales) == len(expected)
+    np.testing.assert_array_equal(actual["units"], expected["units"])
+    np.testing.assert_allclose(actual["price"], expected["price"], atol=0.005)
+    np.testing.assert_array_equal(actual["promo"], expected["promo"])
+    np.testing.assert_array_equal(actual["event"], expected["event"])
+    np.testing.assert_array_equal(actual["available"], (expected["available_share"] >= 0.5).astype(np.int8))
+
+
+@pytest.mark.parametrize(("frequency", "alias"), [("W", "W-SUN"), ("M", "MS")])
+def test_weekly_and_monthly_open_orders_arrive_after_the_last_sales_period(frequency: str, alias: str) -> None:
+    daily = generate_synthetic(PARTIAL_ENDS)
+    periodic = generate_synthetic(replace(PARTIAL_ENDS, frequency=frequency))
+    period = Frequency(alias)
+    last_period = period.ordinals(pd.DatetimeIndex([periodic.sales["date"].max()]))[0]
+
+    assert len(periodic.open_orders) > 0
+    assert (period.ordinals(periodic.open_orders["arrival_date"]) > last_period).all()
+    # The same draws as the daily set: only the arrival dates move, with the last day the sales cover.
+    pd.testing.assert_frame_equal(periodic.inventory, daily.inventory)
+    pd.testing.assert_frame_equal(
+        periodic.open_orders.drop(columns="arrival_date"), daily.open_orders.drop(columns="arrival_date")
+    )
+
+
+def test_intermittent_monthly_is_mostly_zeros_on_month_starts() -> None:
+    sales = generate_intermittent_monthly(n_series=200, n_months=51, seed=3)
+
+    assert list(sales.columns) == ["item_id", "store_id", "date", "units"]
+    assert len(sales) == 200 * 51
+    assert sales.groupby(["item_id", "store_id"]).ngroups == 200
+    assert sales["item_id"].iloc[0] == "PART_00001" and sales["store_id"].str.startswith("WH_").all()
+    assert sales["date"].dtype == "datetime64[ns]" and sales["units"].dtype == np.int64
+    assert sales["date"].dt.is_month_start.all() and sales["date"].nunique() == 51
+    assert infer_frequency(sales["date"], sales["item_id"]).frequency == Frequency("MS")
+    assert 0.65 <= (sales["units"] == 0).mean() <= 0.85
+    assert (sales["units"] >= 0).all()
+    # Parts differ: some are nearly always asked for, others seldom.
+    demand_share = (sales["units"] > 0).groupby(sales["item_id"]).mean()
+    assert demand_share.min() < 0.1 and demand_share.max() > 0.5
+    pd.testing.assert_frame_equal(sales, generate_intermittent_monthly(n_series=200, n_months=51, seed=3))
+
+
+def test_intermittent_monthly_refuses_a_start_inside_a_month() -> None:
+    with pytest.raises(ValueError, match="first day of a month"):
+        generate_intermittent_monthly(n_series=2, n_months=3, start=date(2024, 1, 15))

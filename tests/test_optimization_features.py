@@ -22,6 +22,7 @@ from optimization.uncertainty import (
     sample_demand_scenarios,
     widened,
 )
+from replenish.frequency import DAILY, Frequency
 from tests.test_optimization_replenishment_lp import FRACTIONAL, PLAIN_COSTS
 
 START = pd.Timestamp("2024-03-01")
@@ -37,7 +38,7 @@ def _problem(
     opening_stock: float = 0.0,
     item_columns: dict[str, list[object]] | None = None,
     safety_stock: float | None = None,
-    period_days: int = 1,
+    frequency: Frequency = DAILY,
 ) -> PlanningProblem:
     """Items named by `demand` keys, all at store S1, holding 1% of unit cost per period."""
     item_ids = list(demand)
@@ -57,7 +58,7 @@ def _problem(
             {
                 "item_id": item_ids,
                 "unit_cost": unit_cost,
-                "holding_cost_rate": 0.365 / period_days,
+                "holding_cost_rate": 0.365 / frequency.days_per_period,
                 "lead_time_days": lead_time_days,
                 "unit_volume": 1.0,
                 **(item_columns or {}),
@@ -71,7 +72,7 @@ def _problem(
                 "capacity_volume": [capacity] if capacity is not None else [],
             }
         ),
-        period_days=period_days,
+        frequency=frequency,
         safety_stock=targets,
     )
 
@@ -91,7 +92,7 @@ def test_backorders_are_filled_late_and_count_against_the_fill_rate() -> None:
 
 
 def test_weekly_periods_round_lead_times_up_to_whole_periods() -> None:
-    problem = _problem({"A": [70.0] * 4}, lead_time_days=3, period_days=7, opening_stock=70.0)
+    problem = _problem({"A": [70.0] * 4}, lead_time_days=3, frequency=Frequency("W-FRI"), opening_stock=70.0)
 
     result = solve_replenishment_plan(problem)
 

@@ -1,7 +1,7 @@
 """The LSTM's configuration (settings: forecast.lstm): light to import, as the settings embed it.
 
 The horizon, the quantile levels and the seed are the forecast's, shared with every baseline: the
-estimator takes them beside this configuration (settings: forecast.horizon_days, forecast.quantiles,
+estimator takes them beside this configuration (settings: forecast.horizon, forecast.quantiles,
 forecast.seed)."""
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from models.lstm.windows import (
     in_sample_scales,
     training_window_starts,
 )
+from replenish.frequency import DAILY, Frequency, frequency_of
 
 UNSEEN_CATEGORY_INDEX = 0
 
@@ -77,19 +78,23 @@ def quantile_column(level: float) -> str:
 class LSTMPredictor:
     networks: list[LSTMQuantileNetwork]  # ensemble members, fitted from different seeds
     config: LSTMConfig
-    horizon: int  # days forecast after the history's last date
+    horizon: int  # periods forecast after the history's last date
     quantiles: tuple[float, ...]  # the levels of the q<level> columns
     vocabularies: dict[str, dict[str, int]]  # category column -> id value -> embedding index (0: unseen)
     reference_price: pd.Series = field(repr=False)
+    frequency: Frequency = DAILY  # the periods it learned on; it forecasts only data of the same
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Quantile forecasts for the ``horizon`` days after each series' last history date.
+        """Quantile forecasts for the ``horizon`` periods after each series' last history date.
 
         ``history``: long sales (item_id, store_id, date, units, price, promo, event[, available]).
-        ``future``: planned covariates for those days; by default the last price, no promotion, no event.
-        Returns one row per series and day: item_id, store_id, date, mean, q<level>... (units, clipped at 0).
+        ``future``: planned covariates for those periods; by default the last price, no promotion, no event.
+        Returns one row per series and period: item_id, store_id, date, mean, q<level>... (units, clipped at 0).
         """
         horizon = self.horizon
+        given = frequency_of(history["date"])
+        if history["date"].nunique() > 1 and given != self.frequency:
+            raise ValueError(f"the model learned on {self.frequency.description} sales; these are {given.description}")
         future = future_rows(history, horizon) if future is None else future
         combined = pd.concat([history, future.assign(units=np.nan)], ignore_index=True)
         anchors = reference_prices(history).combine_first(self.reference_price)
@@ -123,15 +128,13 @@ class LSTMPredictor:
         quantiles = (scaled_quantiles * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
 
         item_store = pd.Series(panel.series).str.split("|", n=1, expand=True)
-        dates = (
-            last_history.reindex(panel.series).to_numpy()[:, None]
-            + pd.to_timedelta(np.arange(1, horizon + 1), "D").to_numpy()
-        )
+        last_period = self.frequency.ordinals(pd.DatetimeIndex(last_history.reindex(panel.series).to_numpy()))
+        dates = self.frequency.dates((last_period[:, None] + np.arange(1, horizon + 1)).ravel())
         forecast = pd.DataFrame(
             {
                 "item_id": np.repeat(item_store[0].to_numpy(), horizon),
                 "store_id": np.repeat(item_store[1].to_numpy(), horizon),
-                "date": dates.ravel(),
+                "date": dates,
                 "mean": mean.ravel(),
             }
         )
@@ -146,6 +149,7 @@ class LSTMPredictor:
         metadata = {
             "config": asdict(self.config),
             "horizon": self.horizon,
+            "frequency": self.frequency.alias,
             "quantiles": list(self.quantiles),
             "vocabularies": self.vocabularies,
             "reference_price": {k: (None if pd.isna(v) else float(v)) for k, v in self.reference_price.items()},
@@ -157,15 +161,16 @@ class LSTMPredictor:
         metadata = json.loads((directory / "predictor.json").read_text())
         config = LSTMConfig(**metadata["config"])
         horizon, quantiles = metadata["horizon"], tuple(metadata["quantiles"])
+        frequency = Frequency(metadata.get("frequency", DAILY.alias))  # models saved before frequencies: daily
         networks = []
         for index in range(config.ensemble_size):
             network = LSTMQuantileNetwork(
-                **network_arguments(config, horizon, len(quantiles), metadata["vocabularies"])
+                **network_arguments(config, horizon, len(quantiles), metadata["vocabularies"], frequency)
             )
             network.load_state_dict(torch.load(directory / f"network_{index}.pt", weights_only=True))
             networks.append(network)
         reference_price = pd.Series(metadata["reference_price"], dtype=float, name="reference_price")
-        return cls(networks, config, horizon, quantiles, metadata["vocabularies"], reference_price)
+        return cls(networks, config, horizon, quantiles, metadata["vocabularies"], reference_price, frequency)
 
 
 def build_vocabularies(panel: SeriesPanel) -> dict[str, dict[str, int]]:
@@ -186,7 +191,11 @@ def category_indices(panel: SeriesPanel, vocabularies: dict[str, dict[str, int]]
 
 
 def network_arguments(
-    config: LSTMConfig, horizon: int, n_quantiles: int, vocabularies: dict[str, dict[str, int]]
+    config: LSTMConfig,
+    horizon: int,
+    n_quantiles: int,
+    vocabularies: dict[str, dict[str, int]],
+    frequency: Frequency,
 ) -> dict:
     return {
         "category_cardinalities": [len(vocabularies[name]) + 1 for name in CATEGORY_COLUMNS],
@@ -197,11 +206,13 @@ def network_arguments(
         "num_layers": config.num_layers,
         "embedding_dim": config.embedding_dim,
         "dropout": config.dropout,
+        "rolling_windows": frequency.rolling_windows,
+        "lags": frequency.seasonal_lags,
     }
 
 
 class LSTMEstimator:
-    """Fits the network with Lightning, to forecast ``horizon`` days at the ``quantiles`` levels; member
+    """Fits the network with Lightning, to forecast ``horizon`` periods at the ``quantiles`` levels; member
     i of an ensemble starts from ``seed + i``. Checkpoints go to ``checkpoint_dir``; when ``resume`` is set
     and that folder holds a last checkpoint (an interrupted fit of the same data and settings), training
     goes on from it instead of starting over."""
@@ -246,26 +257,34 @@ class LSTMEstimator:
 
     def fit(self, features: pd.DataFrame) -> LSTMPredictor:
         """Train on every series in ``features`` (long sales with covariates); the last ``horizon``
-        days are held out as the validation window for early stopping."""
+        periods are held out as the validation window for early stopping."""
         config, horizon = self.config, self.horizon
         panel = build_panel(features, config.context_length)
+        frequency = panel.frequency
+        if max(frequency.seasonal_lags) > config.context_length:
+            raise ValueError(
+                f"context_length {config.context_length} is shorter than the {max(frequency.seasonal_lags)} "
+                f"{frequency.name}s the network looks back for {frequency.description} data"
+            )
         vocabularies = build_vocabularies(panel)
         categories = category_indices(panel, vocabularies)
 
         last_position = panel.target.shape[1] - 1
         validation_start = last_position - horizon + 1
+        # Strides and the training span are set in days; a week or a month is the shortest step.
+        stride = max(1, round(config.window_stride_days / frequency.days_per_period))
         train_rows, train_starts = training_window_starts(
-            panel, horizon, config.window_stride_days, last_target_position=validation_start - 1
+            panel, horizon, stride, last_target_position=validation_start - 1
         )
         if config.max_training_days is not None:
-            recent = train_starts > validation_start - config.max_training_days
+            recent = train_starts > validation_start - frequency.periods_in_days(config.max_training_days)
             train_rows, train_starts = train_rows[recent], train_starts[recent]
         val_rows, val_starts = training_window_starts(panel, horizon, horizon, last_target_position=last_position)
         on_validation_start = val_starts == validation_start
         val_rows, val_starts = val_rows[on_validation_start], val_starts[on_validation_start]
         if len(train_rows) == 0 or len(val_rows) == 0:
             raise ValueError(
-                f"too little history to train: need more than {2 * horizon} days per series "
+                f"too little history to train: need more than {2 * horizon} {frequency.name}s per series "
                 f"(horizon {horizon} for validation plus at least one training window)"
             )
         self.training_windows = len(train_rows)
@@ -282,17 +301,25 @@ class LSTMEstimator:
             )
             for rows, starts, shuffle in ((train_rows, train_starts, True), (val_rows, val_starts, False))
         ]
-        networks = [self._fit_member(member, loaders, vocabularies) for member in range(config.ensemble_size)]
-        return LSTMPredictor(networks, config, horizon, self.quantiles, vocabularies, reference_prices(features))
+        networks = [
+            self._fit_member(member, loaders, vocabularies, frequency) for member in range(config.ensemble_size)
+        ]
+        return LSTMPredictor(
+            networks, config, horizon, self.quantiles, vocabularies, reference_prices(features), frequency
+        )
 
     def _fit_member(
-        self, member: int, loaders: list[DataLoader], vocabularies: dict[str, dict[str, int]]
+        self,
+        member: int,
+        loaders: list[DataLoader],
+        vocabularies: dict[str, dict[str, int]],
+        frequency: Frequency,
     ) -> LSTMQuantileNetwork:
         config = self.config
         pl.seed_everything(self.seed + member, workers=True, verbose=False)
         member_dir = self._member_checkpoint_dir(member)
         module = LSTMQuantileLightningModule(
-            network_kwargs=network_arguments(config, self.horizon, len(self.quantiles), vocabularies),
+            network_kwargs=network_arguments(config, self.horizon, len(self.quantiles), vocabularies, frequency),
             quantiles=list(self.quantiles),
             learning_rate=config.learning_rate,
             mean_loss_weight=config.mean_loss_weight,

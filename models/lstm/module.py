@@ -1,9 +1,9 @@
 """The network: a global LSTM encoder with an MQ-RNN style decoder (Wen et al., 2017).
 
 The encoder reads the scaled past with its rolling means, covariates and the series' learned
-id embeddings. A global head turns its last state into one context per horizon day; a small local
-head, shared by all days, reads that context with the day's known covariates and the target's
-seasonal lags, and emits the day's mean and quantiles.
+id embeddings. A global head turns its last state into one context per horizon period; a small local
+head, shared by all periods, reads that context with the period's known covariates and the target's
+seasonal lags, and emits the period's mean and quantiles.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from torch.nn import functional as F
 
 # Scales below one unit per day would blow tiny slow-mover values up to the size of fast movers.
 MINIMUM_SCALE = 1.0
-ROLLING_WINDOWS = (7, 28)
-SEASONAL_LAGS = (7, 28)  # every horizon day's value at these lags lies in the context (context >= 28)
+# The daily data's: a week and four weeks (replenish.frequency.Frequency gives each frequency's).
+DAILY_ROLLING_WINDOWS = (7, 28)
+DAILY_SEASONAL_LAGS = (7, 28)
 HORIZON_CONTEXT_SIZE = 16
 
 
@@ -62,10 +63,14 @@ class LSTMQuantileNetwork(nn.Module):
         num_layers: int,
         embedding_dim: int,
         dropout: float,
+        rolling_windows: tuple[int, ...] = DAILY_ROLLING_WINDOWS,
+        lags: tuple[int, ...] = DAILY_SEASONAL_LAGS,  # every horizon period's value at a lag lies in the context
     ) -> None:
         super().__init__()
         self.horizon = horizon
         self.n_quantiles = n_quantiles
+        self.rolling_windows = tuple(rolling_windows)
+        self.lags = tuple(lags)
         # Index 0 of every table is "unseen", so a new item still gets its store, dept and category.
         self.embeddings = nn.ModuleList(
             nn.Embedding(cardinality, embedding_dim) for cardinality in category_cardinalities
@@ -73,7 +78,7 @@ class LSTMQuantileNetwork(nn.Module):
         embedded = embedding_dim * len(category_cardinalities)
         # inputs per step: scaled target, observed flag, rolling means, covariates, id embeddings
         self.encoder = nn.LSTM(
-            input_size=2 + len(ROLLING_WINDOWS) + n_covariates + embedded,
+            input_size=2 + len(self.rolling_windows) + n_covariates + embedded,
             hidden_size=hidden_size,
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
@@ -86,7 +91,7 @@ class LSTMQuantileNetwork(nn.Module):
             nn.Linear(hidden_size * 2, horizon * HORIZON_CONTEXT_SIZE),
         )
         self.local_head = nn.Sequential(
-            nn.Linear(HORIZON_CONTEXT_SIZE + n_covariates + 2 * len(SEASONAL_LAGS), hidden_size),
+            nn.Linear(HORIZON_CONTEXT_SIZE + n_covariates + 2 * len(self.lags), hidden_size),
             nn.ReLU(),
             nn.Linear(hidden_size, 1 + n_quantiles),
         )
@@ -111,7 +116,7 @@ class LSTMQuantileNetwork(nn.Module):
             [
                 scaled.unsqueeze(-1),  # [batch, context, 1]
                 past_observed.unsqueeze(-1),  # [batch, context, 1]
-                rolling_means(scaled, past_observed, ROLLING_WINDOWS),  # [batch, context, windows]
+                rolling_means(scaled, past_observed, self.rolling_windows),  # [batch, context, windows]
                 past_covariates,  # [batch, context, covariates]
                 embedding.unsqueeze(1).expand(-1, context, -1),  # [batch, context, embedded]
             ],
@@ -123,7 +128,7 @@ class LSTMQuantileNetwork(nn.Module):
             [
                 horizon_context.view(-1, self.horizon, HORIZON_CONTEXT_SIZE),  # [batch, horizon, ctx]
                 future_covariates,  # [batch, horizon, covariates]
-                seasonal_lags(scaled, past_observed, self.horizon, SEASONAL_LAGS),  # [batch, horizon, 2·lags]
+                seasonal_lags(scaled, past_observed, self.horizon, self.lags),  # [batch, horizon, 2·lags]
             ],
             dim=-1,
         )

@@ -11,13 +11,14 @@ import torch
 from torch.utils.data import Dataset
 
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS, series_id
+from replenish.frequency import Frequency, frequency_of
 
 UNKNOWN_CATEGORY = "unknown"
 
 
 @dataclass(frozen=True)
 class SeriesPanel:
-    """Every series on one daily grid, left-padded by ``context_length`` unobserved days."""
+    """Every series on one grid of the data's periods, left-padded by ``context_length`` unobserved periods."""
 
     series: np.ndarray  # [series] ids "item|store"
     start_date: pd.Timestamp  # date at padded position ``context_length``
@@ -27,19 +28,22 @@ class SeriesPanel:
     trainable: np.ndarray  # [series, padded_time] observed and not censored by a stockout
     covariates: np.ndarray  # [series, padded_time, covariates]
     categories: np.ndarray  # [series, len(CATEGORY_COLUMNS)] id values (str) of each series
+    frequency: Frequency
 
     def position(self, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-        return self.context_length + (pd.DatetimeIndex(dates) - self.start_date).days.to_numpy()
+        start = self.frequency.ordinals(pd.DatetimeIndex([self.start_date]))[0]
+        return self.context_length + self.frequency.ordinals(dates) - start
 
 
 def build_panel(frame: pd.DataFrame, context_length: int) -> SeriesPanel:
     """``frame`` holds covariates for every row; ``units`` is NaN on rows to be forecast."""
     ids = series_id(frame)
     series, row_series = np.unique(ids.to_numpy(), return_inverse=True)
+    frequency = frequency_of(frame["date"])
     start_date = frame["date"].min()
-    n_days = (frame["date"].max() - start_date).days + 1
-    column = context_length + (frame["date"] - start_date).dt.days.to_numpy()
-    shape = (len(series), context_length + n_days)
+    period = frequency.ordinals(frame["date"])
+    column = context_length + period - period.min()
+    shape = (len(series), context_length + int(period.max() - period.min()) + 1)
 
     units = frame["units"].to_numpy(dtype=float)
     known = ~np.isnan(units)
@@ -59,7 +63,9 @@ def build_panel(frame: pd.DataFrame, context_length: int) -> SeriesPanel:
             for name in CATEGORY_COLUMNS
         ]
     )
-    return SeriesPanel(series, start_date, context_length, target, observed, trainable, covariates, categories)
+    return SeriesPanel(
+        series, start_date, context_length, target, observed, trainable, covariates, categories, frequency
+    )
 
 
 def gather_windows(

@@ -4,17 +4,22 @@ Demand per item × store × day is a gamma-Poisson (negative binomial) draw arou
 weekly and yearly seasonality, a trend, event days, price elasticity and promotions. A share of
 items are slow movers (low rates, heavy dispersion, mostly zeros). Stockout spells censor sales:
 available = 0 and units = 0. Everything is drawn from one numpy Generator, so a seed fixes the data.
+
+Weekly and monthly sets are the same daily simulation summed to whole periods, so a seed gives the
+same demand at every frequency. `generate_intermittent_monthly` is a separate, spare-parts-like
+monthly set: most months without demand.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from replenish.data.tables import RECENT_DEMAND_DAYS, RawTables
+from replenish.frequency import Frequency
 
 CATEGORIES = ("FOODS", "HOUSEHOLD", "HOBBIES")
 DEPTS_PER_CATEGORY = 2
@@ -40,10 +45,24 @@ STOCKOUT_DAYS_RANGE = (3, 14)
 OPEN_ORDER_PROBABILITY = 0.3
 CAPACITY_HEADROOM_RANGE = (2.0, 3.0)  # store capacity / volume of on hand plus open orders
 
+# The spare-parts set: a part has demand in a month with a probability drawn per part, mean 0.25 (so
+# about three months in four are zero); Beta(2, 6) rather than Beta(1, 3), which has the same mean,
+# because its thinner tail near zero leaves few parts without any demand in four years.
+PART_DEMAND_PROBABILITY_BETA = (2.0, 6.0)
+PART_MEDIAN_EXTRA_UNITS = 1.5  # a demand month's size is 1 + a gamma-Poisson draw around a per-part mean
+PART_SIZE_DISPERSION_SHAPE = 1.0
+PART_TRENDING_SHARE = 0.2  # parts whose demand probability drifts: an installed base growing or retiring
+PART_YEARLY_TREND_SD = 0.3  # log change per year of a trending part's demand probability
+PART_MAX_DEMAND_PROBABILITY = 0.95
+WAREHOUSES = 3
+
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    """Size, calendar start and seed of a synthetic data set; `slow_mover_share` of items are intermittent."""
+    """Size, calendar start and seed of a synthetic data set; `slow_mover_share` of items are intermittent.
+
+    `n_days` days are simulated whatever the `frequency`; "W" and "M" sum them to the weeks (ending
+    Sunday) or calendar months that lie wholly inside those days."""
 
     n_items: int = 20
     n_stores: int = 2
@@ -51,6 +70,7 @@ class SyntheticConfig:
     start_date: date = date(2024, 1, 1)
     seed: int = 7
     slow_mover_share: float = 0.25
+    frequency: str = "D"  # D, W or M
 
     def __post_init__(self) -> None:
         for name in ("n_items", "n_stores", "n_days"):
@@ -58,6 +78,21 @@ class SyntheticConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.slow_mover_share <= 1.0:
             raise ValueError(f"slow_mover_share must be in [0, 1], got {self.slow_mover_share}")
+        if self.frequency not in {"D", "W", "M"}:
+            raise ValueError(f"frequency must be D, W or M, got {self.frequency!r}")
+        if not len(_complete_periods(self.simulated_dates, self.sales_frequency).labels):
+            raise ValueError(
+                f"n_days = {self.n_days} from {self.start_date} holds no whole {self.sales_frequency.name}"
+            )
+
+    @property
+    def sales_frequency(self) -> Frequency:
+        """W is weeks ending Sunday, labelled by the Sunday; M is calendar months, labelled by their first day."""
+        return Frequency.parse(self.frequency)
+
+    @property
+    def simulated_dates(self) -> pd.DatetimeIndex:
+        return pd.date_range(self.start_date, periods=self.n_days, freq="D")
 
 
 @dataclass(frozen=True)
@@ -79,7 +114,7 @@ class _Items:
 
 @dataclass(frozen=True)
 class _Series:
-    """Item × store series, item-major; every matrix is series × day."""
+    """Item × store series, item-major; every matrix is series × day (series × period once summed)."""
 
     item: np.ndarray
     store: np.ndarray
@@ -91,20 +126,29 @@ class _Series:
 
 
 def generate_synthetic(config: SyntheticConfig) -> RawTables:
-    """Sales, item master, inventory snapshot, open orders and store capacity for one seed."""
+    """Sales, item master, inventory snapshot, open orders and store capacity for one seed.
+
+    Weekly and monthly sales are the daily simulation summed to periods after every draw, so the
+    daily data of a seed is the same whatever the frequency. The inventory and open orders stay the
+    daily simulation's; the open orders arrive, and the suppliers take orders, counting from the last
+    day the sales cover (a week's Sunday, a month's last day), so every open order lands after the
+    last sales period and the first plan has orders due."""
     rng = np.random.default_rng(config.seed)
-    dates = pd.date_range(config.start_date, periods=config.n_days, freq="D")
+    dates = config.simulated_dates
     items = _draw_items(rng, config)
     is_event_day = np.isin(dates.month * 100 + dates.day, EVENT_MONTH_DAYS)
     series = _draw_series(rng, config, items, dates, is_event_day)
     store_ids = np.array([f"STORE_{store + 1}" for store in range(config.n_stores)])
+    sales_series, sales_dates, is_event_period, last_day_covered = _to_periods(
+        series, dates, is_event_day, config.sales_frequency
+    )
 
-    item_master = _item_master(rng, items, (dates[-1] + pd.Timedelta(days=1)).weekday())
+    item_master = _item_master(rng, items, (last_day_covered + pd.Timedelta(days=1)).weekday())
     inventory = _inventory(rng, series, items, store_ids)
-    open_orders = _open_orders(rng, series, items, store_ids, item_master, dates[-1])
+    open_orders = _open_orders(rng, series, items, store_ids, item_master, last_day_covered)
     source = f"synthetic(seed={config.seed})"
     return RawTables(
-        sales=_sales_frame(series, items, store_ids, dates, is_event_day),
+        sales=_sales_frame(sales_series, items, store_ids, sales_dates, is_event_period),
         items=item_master,
         inventory=inventory,
         open_orders=open_orders,
@@ -202,6 +246,68 @@ def _draw_series(
         promo=promo,
         available=available,
     )
+
+
+@dataclass(frozen=True)
+class _CompletePeriods:
+    """The whole periods inside a run of consecutive days: each one's label, first day (an index into
+    the days) and length in days."""
+
+    labels: pd.DatetimeIndex
+    first_days: np.ndarray
+    lengths: np.ndarray
+
+
+def _complete_periods(dates: pd.DatetimeIndex, frequency: Frequency) -> _CompletePeriods:
+    ordinals = frequency.ordinals(dates)
+    first_days = np.flatnonzero(np.diff(ordinals, prepend=ordinals[0] - 1))
+    lengths = np.diff(first_days, append=len(dates))
+    # Only the first and the last period can be cut short by the simulated span.
+    if frequency.kind == "M":
+        whole_length = dates[first_days].days_in_month.to_numpy()
+    else:
+        whole_length = np.full(len(first_days), round(frequency.days_per_period))
+    complete = lengths == whole_length
+    return _CompletePeriods(
+        labels=frequency.dates(ordinals[first_days[complete]]),
+        first_days=first_days[complete],
+        lengths=lengths[complete],
+    )
+
+
+def _to_periods(
+    series: _Series, dates: pd.DatetimeIndex, is_event_day: np.ndarray, frequency: Frequency
+) -> tuple[_Series, pd.DatetimeIndex, np.ndarray, pd.Timestamp]:
+    """The daily series summed to the whole periods of `frequency`, their dates and event flags, and the
+    last day they cover.
+
+    Periods carry pandas' labels: a week its last day (W-SUN: the Sunday it ends on), a month its first
+    day (MS). A label is a name, not the day of the sales, so the last day the data covers, which open
+    orders must arrive after, is the end of the last period: for a month not its label but its last day.
+    A partial week or month at either end is dropped; its sum would read as a collapse in demand."""
+    if frequency.kind == "D":
+        return series, dates, is_event_day, dates[-1]
+    periods = _complete_periods(dates, frequency)
+    kept = slice(periods.first_days[0], periods.first_days[-1] + periods.lengths[-1])
+    first_days = periods.first_days - periods.first_days[0]
+
+    def summed(matrix: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(matrix[..., kept], first_days, axis=-1)
+
+    def any_day(matrix: np.ndarray) -> np.ndarray:
+        return np.logical_or.reduceat(matrix[..., kept], first_days, axis=-1)
+
+    period_series = replace(
+        series,
+        mean_demand=summed(series.mean_demand),
+        units=summed(series.units),
+        # Rounded to cents, as the daily prices are.
+        price=np.round(summed(series.price) / periods.lengths, 2),
+        promo=any_day(series.promo),
+        # A period counts as on sale when the item was on the shelf for at least half of its days.
+        available=2 * summed(series.available.astype(np.int64)) >= periods.lengths,
+    )
+    return period_series, periods.labels, any_day(is_event_day), dates[kept.stop - 1]
 
 
 def _sales_frame(
@@ -314,4 +420,43 @@ def _capacity(
     headroom = rng.uniform(*CAPACITY_HEADROOM_RANGE, len(store_ids))
     return pd.DataFrame(
         {"store_id": store_ids, "capacity_volume": np.ceil(np.maximum(committed_per_store * headroom, 1.0))}
+    )
+
+
+def generate_intermittent_monthly(
+    n_series: int = 2000, n_months: int = 51, seed: int = 7, start: date = date(2022, 1, 1)
+) -> pd.DataFrame:
+    """Spare-parts-like monthly sales: item_id, store_id, date (month starts), units.
+
+    Each part has demand in a month with its own probability (three months in four are zero on
+    average), a demand month's size is 1 + a gamma-Poisson draw around the part's own mean, and a
+    share of parts drift slowly: their demand probability grows or shrinks over the years. Each part
+    is stocked in one of a few warehouses."""
+    if n_series < 1 or n_months < 1:
+        raise ValueError(f"n_series and n_months must be at least 1, got {n_series} and {n_months}")
+    if start.day != 1:
+        raise ValueError(f"start must be the first day of a month (monthly dates are month starts), got {start}")
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(start, periods=n_months, freq="MS")
+    years_elapsed = np.arange(n_months) / 12
+
+    demand_probability = rng.beta(*PART_DEMAND_PROBABILITY_BETA, n_series)
+    trending = rng.random(n_series) < PART_TRENDING_SHARE
+    yearly_trend = np.where(trending, rng.normal(0.0, PART_YEARLY_TREND_SD, n_series), 0.0)
+    monthly_probability = np.minimum(
+        demand_probability[:, None] * np.exp(yearly_trend[:, None] * years_elapsed), PART_MAX_DEMAND_PROBABILITY
+    )
+    has_demand = rng.random((n_series, n_months)) < monthly_probability
+    extra_units_mean = rng.lognormal(np.log(PART_MEDIAN_EXTRA_UNITS), 0.8, n_series)
+    noise = rng.gamma(PART_SIZE_DISPERSION_SHAPE, 1.0 / PART_SIZE_DISPERSION_SHAPE, (n_series, n_months))
+    size = 1 + rng.poisson(extra_units_mean[:, None] * noise)
+
+    part = np.arange(n_series)
+    return pd.DataFrame(
+        {
+            "item_id": np.repeat(np.char.add("PART_", np.char.zfill((part + 1).astype(str), 5)), n_months),
+            "store_id": np.repeat(np.char.add("WH_", (part % WAREHOUSES + 1).astype(str)), n_months),
+            "date": np.tile(dates.to_numpy(dtype="datetime64[ns]"), n_series),
+            "units": np.where(has_demand, size, 0).astype(np.int64).ravel(),
+        }
     )

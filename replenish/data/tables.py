@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from replenish.bounds import require_in_range
+from replenish.frequency import DAILY, Frequency
 
 SALES_COLUMNS = ["item_id", "store_id", "date", "units", "price", "promo", "event", "available"]
 
@@ -127,39 +128,47 @@ class RetailData:
     inventory: pd.DataFrame  # item_id, store_id, on_hand (int)
     open_orders: pd.DataFrame  # item_id, store_id, quantity (int), arrival_date (datetime64)
     capacity: pd.DataFrame  # store_id, capacity_volume (float)
-    snapshot_date: pd.Timestamp  # last sales date; inventory is as of the end of this day
+    snapshot_date: pd.Timestamp  # last sales date; inventory is as of the end of this period
     sources: dict[str, str]
+    frequency: Frequency = DAILY  # the sales' periods; every date is one of its period dates
 
 
-def complete_tables(raw: RawTables, defaults: MasterDefaults, absent_dates: AbsentDates = "closed") -> RetailData:
+def complete_tables(
+    raw: RawTables,
+    defaults: MasterDefaults,
+    absent_dates: AbsentDates = "closed",
+    frequency: Frequency = DAILY,
+) -> RetailData:
     """Cast the (already validated) raw tables to their types and fill whatever the source lacks from defaults.
 
     Fallbacks, in order of preference:
     * dept_id / cat_id: the sales column, then the item master, then the item_id prefix
       (M5-style "FOODS_1_033" -> dept "FOODS_1", cat "FOODS"; "unknown" when item_id has no "_").
     * optional sales columns: price NaN, promo 0, event 0, available 1.
-    * dates absent between a series' first and last date (validation bounds the gaps): a row each,
+    * periods absent between a series' first and last date (validation bounds the gaps): a row each,
       censored (available 0, units 0, price and extra columns empty, promo and event 0) and marked
       1 in the column `absent_dates` names: "closed" (the store was shut, as for a public holiday
-      most exports omit) or "missing" (the day's sales were lost; the store may have traded).
-      Either way every series is on a regular daily grid and the day is never read as zero demand.
+      most daily exports omit) or "missing" (the period's sales were lost; the store may have traded).
+      An absent week or month is always "missing": no store shuts for one unrecorded.
+      Either way every series is on a regular grid of `frequency` and the period is never read as
+      zero demand.
     * item master columns or cells: `defaults`; sell_price is the median observed price,
       else unit_cost / unit_cost_share_of_price; service_level stays empty (the item's ABC class
       target applies when it is planned).
-    * inventory: without a table, `days_of_cover_on_hand` × mean units over the series' sales rows
-      of the last 28 days; with a table, a series it does not list has nothing on hand
-      (stock exports usually omit empty bins).
+    * inventory: without a table, `days_of_cover_on_hand` × mean units a day over the series' sales
+      rows of the last four weeks (three months for monthly data); with a table, a series it does
+      not list has nothing on hand (stock exports usually omit empty bins).
     * capacity: `capacity_headroom` × opening on-hand volume (at least 1) for every store without a value.
     Items, inventory and capacity cover exactly the items, series and stores that have sales.
     Columns beyond the documented ones are kept, after them, as read.
     """
     hierarchy = _item_hierarchy(raw.sales, raw.items)
     recorded_sales = _complete_sales(raw.sales, hierarchy)
-    sales = _with_absent_dates(recorded_sales, absent_dates)
+    sales = _with_absent_dates(recorded_sales, absent_dates if frequency.kind == "D" else "missing", frequency)
     snapshot_date = pd.Timestamp(sales["date"].max())
     items = _complete_items(sales, hierarchy, raw.items, defaults)
-    # Stock is estimated from the days the source recorded: a filled-in day is no day of zero demand.
-    inventory = _complete_inventory(recorded_sales, raw.inventory, snapshot_date, defaults)
+    # Stock is estimated from the periods the source recorded: a filled-in one is no period of zero demand.
+    inventory = _complete_inventory(recorded_sales, raw.inventory, snapshot_date, defaults, frequency)
     return RetailData(
         sales=sales,
         items=items,
@@ -168,6 +177,7 @@ def complete_tables(raw: RawTables, defaults: MasterDefaults, absent_dates: Abse
         capacity=_complete_capacity(sales, inventory, items, raw.capacity, defaults),
         snapshot_date=snapshot_date,
         sources=dict(raw.sources),
+        frequency=frequency,
     )
 
 
@@ -271,13 +281,13 @@ def _complete_sales(raw_sales: pd.DataFrame, hierarchy: pd.DataFrame) -> pd.Data
     return sales.sort_values(["item_id", "store_id", "date"], kind="stable").reset_index(drop=True)
 
 
-def _with_absent_dates(sales: pd.DataFrame, absent_dates: AbsentDates) -> pd.DataFrame:
-    """``sales`` (sorted by series and date) with a censored row for every date absent inside a series.
+def _with_absent_dates(sales: pd.DataFrame, absent_dates: AbsentDates, frequency: Frequency) -> pd.DataFrame:
+    """``sales`` (sorted by series and date) with a censored row for every period absent inside a series.
 
-    Vectorised for tens of thousands of series: each recorded row knows how many days precede it
+    Vectorised for tens of thousands of series: each recorded row knows how many periods precede it
     unrecorded, and the filled rows are generated and slotted into place with array arithmetic."""
     series_code = sales.groupby(SERIES_KEY, sort=False).ngroup().to_numpy()
-    day_number = sales["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    day_number = frequency.ordinals(sales["date"])
     absent_before = np.zeros(len(sales), dtype=np.int64)
     same_series = series_code[1:] == series_code[:-1]
     absent_before[1:] = np.where(same_series, np.maximum(np.diff(day_number) - 1, 0), 0)
@@ -293,7 +303,7 @@ def _with_absent_dates(sales: pd.DataFrame, absent_dates: AbsentDates) -> pd.Dat
         .iloc[after_gap]
         .reset_index(drop=True)
         .assign(
-            date=sales["date"].to_numpy()[after_gap] - pd.to_timedelta(days_before, unit="D"),
+            date=frequency.dates(day_number[after_gap] - days_before),
             units=np.zeros(n_absent, dtype=np.int64),
             promo=np.zeros(n_absent, dtype=np.int8),
             event=np.zeros(n_absent, dtype=np.int8),
@@ -358,12 +368,14 @@ def _complete_inventory(
     raw_inventory: pd.DataFrame | None,
     snapshot_date: pd.Timestamp,
     defaults: MasterDefaults,
+    frequency: Frequency,
 ) -> pd.DataFrame:
     series = _series(sales)
     if raw_inventory is None:
-        recent = sales[sales["date"] > snapshot_date - pd.Timedelta(days=RECENT_DEMAND_DAYS)]
+        recent = sales[sales["date"] > frequency.shift(snapshot_date, -frequency.recent_periods)]
         recent_mean = recent.groupby(SERIES_KEY)["units"].mean().rename("recent_mean").reset_index()
-        mean_daily_units = series.merge(recent_mean, on=SERIES_KEY, how="left")["recent_mean"].fillna(0.0)
+        mean_period_units = series.merge(recent_mean, on=SERIES_KEY, how="left")["recent_mean"].fillna(0.0)
+        mean_daily_units = mean_period_units / frequency.days_per_period
         series["on_hand"] = np.rint(defaults.days_of_cover_on_hand * mean_daily_units).astype("int64")
         return series
     inventory = raw_inventory.copy()
