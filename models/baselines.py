@@ -8,6 +8,7 @@ an earlier one (``demand_history``), so a closed day or a stockout is not zero d
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,9 @@ LIGHTGBM_PARAMS: dict[str, Any] = {"objective": "tweedie", "n_estimators": 500, 
 STATIC_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
 DYNAMIC_COLUMNS = ["price", "promo", "event", "snap"]
 CONFORMAL_WINDOWS = 5
+# LightGBM reads a missing price (a period not on sale, a source without prices) as missing, which is
+# what it is; mlforecast warns about it on every fit.
+warnings.filterwarnings("ignore", message="Found null values in", category=UserWarning, module="mlforecast")
 
 
 def _week_of_year(dates: pd.DatetimeIndex) -> Any:
@@ -105,7 +109,7 @@ class LagFeatures:
 LAG_FEATURES = {
     "D": LagFeatures((7, 14, 28), (7, 28), (7, 28), ("dayofweek", "month")),
     "W": LagFeatures((1, 2, 4, 13), (1, 13), (4, 13), (_week_of_year, "month")),
-    "M": LagFeatures((1, 2, 3, 6, 12), (1, 12), (3, 6), ("month",)),
+    "M": LagFeatures((1, 2, 3, 6, 12), (1,), (3, 12), ("month",)),
 }
 
 
@@ -150,7 +154,15 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
         (int(lengths.max()) - features.warmup - 1) // horizon,
     )
     intervals = PredictionIntervals(n_windows=windows, h=horizon) if windows >= 2 else None
-    engine.fit(train, static_features=list(categories), prediction_intervals=intervals)
+    try:
+        engine.fit(train, static_features=list(categories), prediction_intervals=intervals)
+    except lightgbm.basic.LightGBMError:
+        if intervals is None:
+            raise
+        # A calibration window's fit can see only zeros on intermittent data (tweedie refuses it):
+        # the forecast goes without intervals rather than without the model.
+        intervals = None
+        engine.fit(train, static_features=list(categories), prediction_intervals=None)
     raw = engine.predict(
         h=horizon, X_df=exogenous.drop(columns=list(categories)), level=list(INTERVAL_LEVELS) if intervals else None
     )
