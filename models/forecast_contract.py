@@ -43,12 +43,17 @@ class ForecasterContract:
 
     @classmethod
     def of_model(
-        cls, horizon: int, quantiles: Iterable[float], features: Iterable[str], training: pd.DataFrame
+        cls,
+        horizon: int,
+        frequency: Frequency,
+        quantiles: Iterable[float],
+        features: Iterable[str],
+        training: pd.DataFrame,
     ) -> ForecasterContract:
-        """The contract of a model fitted on ``training`` (long sales with a date column, on one grid)."""
+        """The contract of a model fitted on ``training`` (long sales with a date column)."""
         return cls(
             horizon,
-            frequency_of(training["date"]).alias,
+            frequency.alias,
             tuple(quantiles),
             tuple(features),
             pd.Timestamp(training["date"].min()),

@@ -83,15 +83,14 @@ def quantiles_needed(planning: PlanningSettings) -> set[float]:
     return {planning.demand_quantile, *([0.5] if planning.uncertainty_mode == "quantile" else [])}
 
 
-def planned_periods(planning: PlanningSettings) -> int:
-    """The plan's horizon, once ``Settings.for_frequency`` has set it in the data's periods."""
-    if planning.horizon is None:
-        raise ValueError("planning.horizon is unset: resolve the settings for the data's frequency first")
-    return planning.horizon
+def planned_periods(planning: PlanningSettings, frequency: Frequency) -> int:
+    """The plan's horizon: as ``Settings.for_frequency`` set it (within the forecast's), else the
+    frequency's default."""
+    return planning.horizon or frequency.default_horizon
 
 
 def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings, frequency: Frequency) -> pd.DatetimeIndex:
-    return frequency.after(snapshot_date, planned_periods(planning))
+    return frequency.after(snapshot_date, planned_periods(planning, frequency))
 
 
 def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.DataFrame:
@@ -126,7 +125,7 @@ def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.Da
 def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings, frequency: Frequency) -> pd.Timestamp:
     """The first period of the forecast the scenarios are calibrated on: one plan horizon before the
     plan's, so that what sold after it is known by now.  It is made from the sales before that period."""
-    return frequency.shift(planned_dates(snapshot_date, planning, frequency)[0], -planned_periods(planning))
+    return frequency.shift(planned_dates(snapshot_date, planning, frequency)[0], -planned_periods(planning, frequency))
 
 
 def scenario_calibration(
@@ -145,7 +144,7 @@ def scenario_calibration(
     frequency = data.frequency
     origin = calibration_origin(data.snapshot_date, planning, frequency)
     protection_days = (data.items["lead_time_days"] + data.items["review_days"]).max()
-    window = int(min(frequency.periods_in_days(protection_days), planned_periods(planning)))
+    window = int(min(frequency.periods_in_days(protection_days), planned_periods(planning, frequency)))
     frame = forecast_by_period(past_forecast, origin, window, frequency)
     series = frame[ITEM_STORE_KEYS].drop_duplicates()
     if len(series) > CALIBRATION_SERIES:
@@ -183,7 +182,7 @@ def planning_problem(
     is refused: the demand grid would read the gap as zero demand.  calibration: how the forecast
     turns into demand (scenario_calibration): its spread in every mode, its correlation in scenarios."""
     frequency = data.frequency
-    n_periods = planned_periods(planning)
+    n_periods = planned_periods(planning, frequency)
     dates = planned_dates(data.snapshot_date, planning, frequency)
     require_coverage(forecast, data.inventory, dates)
     by_period = widened(forecast_by_period(forecast, dates[0], n_periods, frequency), calibration.spread)

@@ -147,7 +147,7 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
     contract = ForecasterContract.from_tags(champion.tags)
     if contract is not None:
         contract.require(
-            planned_periods(settings.planning),
+            planned_periods(settings.planning, frequency),
             frequency,
             quantiles_needed(settings.planning),
             f"champion version {champion.version} of {settings.tracking.registered_model_name!r}",

@@ -20,6 +20,7 @@ from models.lstm.estimator import LSTMPredictor
 from models.lstm.train_process import TrainedForecaster
 from models.pyfunc import as_model_input
 from replenish import tracking
+from replenish.frequency import frequency_of
 from replenish.plots import fan_chart_figure
 from replenish.settings import Settings
 from tasks.runs import MLFLOW_RETRIES
@@ -167,7 +168,11 @@ def register_forecaster(
     version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
     # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
     contract = ForecasterContract.of_model(
-        predictor.horizon, predictor.quantiles, [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS], holdout.history
+        predictor.horizon,
+        frequency_of(holdout.history["date"]),
+        predictor.quantiles,
+        [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS],
+        holdout.history,
     )
     tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
     decision, champion_rmsse = tracking.promote_if_better(

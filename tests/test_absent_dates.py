@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from expectations.validation import CheckedTables, ValidationReport
 from models.backtest import backtest_windows, run_backtest
 from models.baselines import baseline_forecasters
 from models.evaluation import quantile_forecast_as_model_output
@@ -20,6 +21,7 @@ from models.lstm.config import LSTMConfig
 from models.lstm.estimator import LSTMEstimator
 from models.pyfunc import as_model_input
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
+from replenish.frequency import DAILY
 from replenish.planning import planned_dates, planning_problem
 from replenish.settings import DataSettings, PlanningSettings
 from tasks.data import complete_data
@@ -37,8 +39,9 @@ def export_without_holidays(n_days: int = 150) -> RawTables:
 
 def test_the_setting_decides_what_the_filled_days_are() -> None:
     raw = export_without_holidays()
-    closed = complete_data.fn(raw, DataSettings())
-    missing = complete_data.fn(raw, DataSettings(absent_dates="missing"))
+    checked = CheckedTables(raw, ValidationReport(tables={}, expectations_checked=0, frequency=DAILY))
+    closed = complete_data.fn(checked, DataSettings())
+    missing = complete_data.fn(checked, DataSettings(absent_dates="missing"))
 
     assert closed.sales.loc[closed.sales["closed"] == 1, "date"].unique().tolist() == HOLIDAYS.tolist()
     assert missing.sales.loc[missing.sales["missing"] == 1, "date"].unique().tolist() == HOLIDAYS.tolist()
@@ -88,10 +91,12 @@ def data_ending_on_a_holiday() -> RetailData:
 
 def test_the_planner_gets_demand_not_the_closed_days_zeros() -> None:
     data = data_ending_on_a_holiday()
-    planning = PlanningSettings(horizon_days=HORIZON, missing_forecast="naive", uncertainty_mode="point")
+    planning = PlanningSettings(horizon=HORIZON, missing_forecast="naive", uncertainty_mode="point")
     empty = pd.DataFrame(columns=["item_id", "store_id", "date", "mean", "q0.5"]).astype({"date": "datetime64[ns]"})
 
-    covered = cover_planned_days(empty, data.sales, planned_dates(data.snapshot_date, planning), "naive")
+    covered = cover_planned_days(
+        empty, data.sales, planned_dates(data.snapshot_date, planning, data.frequency), "naive"
+    )
     problem = planning_problem(data, covered.forecast, planning)
 
     assert covered.naive_fallback_series == 3 and covered.forecast[NAIVE_FALLBACK].all()

@@ -114,7 +114,9 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
         generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200, seed=END_TO_END_SEED)), MasterDefaults()
     )
     forecast = model.predict(as_model_input(data.sales))
-    assert len(forecast) == data.sales.groupby(["item_id", "store_id"]).ngroups * settings.forecast.horizon_days
+    assert len(forecast) == data.sales.groupby(["item_id", "store_id"]).ngroups * settings.forecast.horizon_in(
+        data.frequency
+    )
     assert (forecast["q0.1"] <= forecast["q0.9"]).all() and (forecast["q0.1"] >= 0).all()
 
     plan = pd.read_csv(settings.plan_path, parse_dates=["order_date", "arrival_date"])

@@ -9,6 +9,7 @@ import pytest
 from models.backtest import backtest_cutoffs, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters, lightgbm_forecast, statistical_forecasts
 from models.evaluation import POINT
+from replenish.frequency import DAILY
 from tests.test_model_lstm import weekly_sales
 
 QUANTILES = ["q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]
@@ -17,7 +18,7 @@ QUANTILES = ["q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]
 def test_cutoffs_step_back_one_horizon_each_and_windows_are_disjoint() -> None:
     sales = weekly_sales(n_series=2, n_days=120)
     last = sales["date"].max()
-    assert backtest_cutoffs(last, 28, 3) == [
+    assert backtest_cutoffs(last, 28, 3, DAILY) == [
         last - pd.Timedelta(days=84),
         last - pd.Timedelta(days=56),
         last - pd.Timedelta(days=28),

@@ -13,14 +13,15 @@ from models.forecast_contract import (
     require_coverage,
     uncovered,
 )
+from replenish.frequency import DAILY, Frequency
 
 QUANTILES = (0.1, 0.5, 0.9)
 PLANNED = pd.date_range("2024-03-01", periods=28, freq="D", unit="ns")
 
 
-def contract(horizon_days: int = 28) -> ForecasterContract:
+def contract(horizon: int = 28) -> ForecasterContract:
     training = pd.DataFrame({"date": pd.to_datetime(["2023-01-01", "2024-02-29"])})
-    return ForecasterContract.of_daily_model(horizon_days, QUANTILES, ["item_id", "promo"], training)
+    return ForecasterContract.of_model(horizon, DAILY, QUANTILES, ["item_id", "promo"], training)
 
 
 def history(series: list[str], days: int = 28) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def forecast(series: list[str], days: int = 28) -> pd.DataFrame:
 def test_the_contract_round_trips_through_version_tags() -> None:
     recorded = contract()
     tags = recorded.as_tags()
-    assert tags["forecast.frequency"] == "D" and tags["forecast.horizon_days"] == "28"
+    assert tags["forecast.frequency"] == "D" and tags["forecast.horizon"] == "28"
     assert tags["training.first_date"] == "2023-01-01" and tags["training.last_date"] == "2024-02-29"
     assert all(isinstance(value, str) for value in tags.values())
     assert ForecasterContract.from_tags({**tags, "promotion_decision": "first model"}) == recorded
@@ -72,13 +73,18 @@ def test_a_version_registered_before_contracts_has_none() -> None:
 
 
 def test_a_plan_longer_than_the_model_horizon_or_needing_other_quantiles_is_refused() -> None:
-    contract(28).require(28, {0.5, 0.9}, "champion version 1")
+    contract(28).require(28, DAILY, {0.5, 0.9}, "champion version 1")
     with pytest.raises(ForecastContractError) as refused:
-        contract(14).require(28, {0.5, 0.8}, "champion version 3")
+        contract(14).require(28, DAILY, {0.5, 0.8}, "champion version 3")
     message = str(refused.value)
     assert message.startswith("champion version 3 cannot serve this plan")
-    assert "forecasts 14 days" in message and "covers 28 (planning.horizon_days)" in message
+    assert "forecasts 14 days" in message and "covers 28 (planning.horizon)" in message
     assert "needs [0.8]" in message and "\n" not in message
+
+
+def test_a_model_of_other_periods_is_refused() -> None:
+    with pytest.raises(ForecastContractError, match="it forecasts daily .D. periods, the data is weekly"):
+        contract(28).require(4, Frequency("W-SUN"), {0.5}, "champion version 2")
 
 
 def test_coverage_names_the_item_stores_and_days_a_forecast_lacks() -> None:

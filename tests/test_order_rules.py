@@ -23,6 +23,7 @@ from optimization.replenishment_lp import (
 from optimization.service_levels import ServiceLevels, abc_classes, penalty_implied_level
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
+from replenish.frequency import DAILY, Frequency
 from replenish.planning import planning_problem, service_level_targets, solve_plan
 from replenish.report import plan_report, render_html
 from replenish.settings import PlanningSettings, load_settings
@@ -117,13 +118,14 @@ def test_the_repair_keeps_capacity_and_costs_little_more_than_the_milp() -> None
 
 def test_items_are_ordered_only_on_their_order_days() -> None:
     # Weekly on Wednesday (2) and every other Friday counted from the epoch's week (4).
-    calendar = order_calendar(MONDAY, 21, 1, np.array([7, 14]), np.array([2, 4]))
+    calendar = order_calendar(MONDAY, 21, DAILY, np.array([7, 14]), np.array([2, 4]))
     days = pd.date_range(MONDAY, periods=21)
     assert list(days[calendar[0]].day_name()) == ["Wednesday"] * 3
     fridays = days[calendar[1]]
     assert list(fridays.day_name()) == ["Friday"] and (fridays[0] - CALENDAR_EPOCH).days % 14 == 4
-    # Weekly periods: a period holds an order day when one falls inside its seven days.
-    assert order_calendar(MONDAY, 3, 7, np.array([14]), np.array([4])).tolist() == [[False, True, False]]
+    # Weekly periods: an order every review rounded up to weeks, from the first planned week.
+    weekly = order_calendar(MONDAY, 3, Frequency("W-SUN"), np.array([14, 8]), np.array([4, 0]))
+    assert weekly.tolist() == [[True, False, True], [True, False, True]]
 
     plan = solve_replenishment_plan(problem({"A": [3.0] * 14}, review_days=[7], order_weekday=[2]))
     assert set(plan.orders["order_date"].dt.day_name()) == {"Wednesday"}
@@ -178,7 +180,7 @@ def test_an_infeasible_plan_names_every_store_in_rounded_units_and_suggests_soft
         generate_synthetic(SyntheticConfig(n_items=4, n_stores=2, n_days=120, seed=5)), MasterDefaults()
     )
     data = dataclasses.replace(data, capacity=data.capacity.assign(capacity_volume=1.0))
-    planning = PlanningSettings(horizon_days=14, uncertainty_mode="point")
+    planning = PlanningSettings(horizon=14, uncertainty_mode="point")
 
     with pytest.raises(PlanInfeasibleError) as raised:
         solve_plan(planning_problem(data, flat_forecast(data, 14), planning), planning)
@@ -200,7 +202,7 @@ def test_soft_mode_publishes_its_violations_and_the_report_leads_with_them() -> 
     data = dataclasses.replace(data, capacity=data.capacity.assign(capacity_volume=1.0))
     settings = load_settings(
         overrides=[
-            "planning.horizon_days=14",
+            "planning.horizon=14",
             "planning.uncertainty_mode=point",
             "planning.model.soft_constraints=true",
         ]

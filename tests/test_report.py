@@ -107,7 +107,7 @@ def budgeted_plan() -> Reported:
     data = synthetic_data()
     forecast = normal_forecast(data)
     planning = PlanningSettings(
-        horizon_days=HORIZON_DAYS, uncertainty_mode="quantile", model=ModelOptions(budget_per_period=BUDGET_PER_PERIOD)
+        horizon=HORIZON_DAYS, uncertainty_mode="quantile", model=ModelOptions(budget_per_period=BUDGET_PER_PERIOD)
     )
     problem = planning_problem(data, forecast, planning)
     plan = solve_plan(problem, planning)

@@ -40,7 +40,7 @@ def test_defaults_load_without_a_file_and_without_touching_disk(tmp_path: Path) 
     assert settings.data.path is None
     assert settings.forecast.quantiles == (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
     assert settings.planning.demand_quantile in settings.forecast.quantiles
-    assert settings.planning.horizon_days <= settings.forecast.horizon_days
+    assert settings.planning.horizon is None and settings.forecast.horizon is None
     assert settings.plan_path == tmp_path / "output" / "order_plan.csv"
     assert settings.prefect_home == tmp_path / ".replenish" / "prefect"
     # Loading settings is pure: folders are created by configure_environment, not here.
@@ -137,7 +137,7 @@ forecast:
     max_epochs: 2
   quantiles: [0.25, 0.5, 0.75]
 planning:
-  horizon_days: 14
+  horizon: 14
 data:
   synthetic:
     n_items: 5
@@ -148,7 +148,7 @@ data:
 
     assert settings.forecast.lstm.max_epochs == 2
     assert settings.forecast.quantiles == (0.25, 0.5, 0.75)
-    assert settings.planning.horizon_days == 14
+    assert settings.planning.horizon == 14
     assert settings.data.synthetic.n_items == 5
     # Untouched values in the same sections keep their defaults.
     assert settings.forecast.lstm.hidden_size == 32
@@ -220,13 +220,13 @@ def test_valid_cross_field_combination_is_accepted() -> None:
         overrides=[
             "forecast.quantiles=[0.5, 0.9]",
             "planning.demand_quantile=0.9",
-            "forecast.horizon_days=14",
-            "planning.horizon_days=14",
+            "forecast.horizon=14",
+            "planning.horizon=14",
         ]
     )
 
     assert settings.planning.demand_quantile == 0.9
-    assert settings.planning.horizon_days == settings.forecast.horizon_days == 14
+    assert settings.planning.horizon == settings.forecast.horizon == 14
 
 
 def test_m5_format_with_a_path_is_accepted(tmp_path: Path) -> None:
@@ -258,8 +258,8 @@ def test_shipped_server_settings_file_loads() -> None:
         (["forecast.quantiles=[0.9, 0.5]"], ["forecast.quantiles", "increasing"]),
         (["forecast.quantiles=[0.5, 0.5, 0.9]"], ["forecast.quantiles", "distinct"]),
         (["forecast.quantiles=[0.0, 0.5]"], ["forecast.quantiles", "strictly between 0 and 1"]),
-        (["planning.horizon_days=29"], ["planning.horizon_days (29)", "forecast.horizon_days (28)"]),
-        (["forecast.horizon_days=7"], ["planning.horizon_days (28)", "forecast.horizon_days (7)"]),
+        (["planning.horizon=29", "forecast.horizon=28"], ["planning.horizon (29)", "forecast.horizon (28)"]),
+        (["planning.horizon=28", "forecast.horizon=7"], ["planning.horizon (28)", "forecast.horizon (7)"]),
         (["planning.demand_quantile=0.3"], ["planning.demand_quantile 0.3", "forecast.quantiles"]),
         (["forecast.quantiles=[0.1, 0.5, 0.9]", "planning.demand_quantile=0.8"], ["planning.demand_quantile 0.8"]),
         (["bogus=1"], ["bogus", "Extra inputs are not permitted"]),
@@ -276,7 +276,8 @@ def test_shipped_server_settings_file_loads() -> None:
         (["data.master_defaults.case_pack=0"], ["data.master_defaults", "case_pack = 0"]),
         (["data.master_defaults.order_weekday=7"], ["data.master_defaults", "order_weekday = 7"]),
         (["planning.service_levels.c=1.0"], ["planning.service_levels", "strictly between 0.5 and 1"]),
-        (["data.validation.recent_days=3"], ["data.validation", "recent_days = 3"]),
+        (["data.validation.recent_periods=0"], ["data.validation", "recent_periods = 0"]),
+        (["data.frequency=Q"], ["data.frequency", "not one of D, W-MON"]),
         (["data.validation.zero_share_jump=1.5"], ["data.validation", "zero_share_jump = 1.5"]),
         (["data.validation.max_gap=3"], ["data.validation.max_gap", "Unexpected keyword argument"]),
     ],
@@ -293,9 +294,9 @@ def test_invalid_override_raises_settings_error_naming_the_field(overrides: list
 
 
 def test_invalid_env_value_raises_settings_error_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPLENISH_PLANNING__HORIZON_DAYS", "-1")
+    monkeypatch.setenv("REPLENISH_PLANNING__HORIZON", "-1")
 
-    with pytest.raises(SettingsError, match=r"planning\.horizon_days"):
+    with pytest.raises(SettingsError, match=r"planning\.horizon"):
         load_settings()
 
 
@@ -445,7 +446,7 @@ def test_start_date_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_validation_section_is_the_data_contracts_own_rules(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REPLENISH_DATA__VALIDATION__MAX_GAP_DAYS", "21")
+    monkeypatch.setenv("REPLENISH_DATA__VALIDATION__MAX_GAP_PERIODS", "21")
     rules = load_settings(overrides=["data.validation.quarantine=true"]).data.validation
 
-    assert rules == ValidationRules(max_gap_days=21, quarantine=True)
+    assert rules == ValidationRules(max_gap_periods=21, quarantine=True)

@@ -12,6 +12,7 @@ from replenish import tracking
 from replenish.cli import _is_user_error
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
+from replenish.frequency import DAILY
 from replenish.planning import planning_problem, quantiles_needed
 from replenish.settings import PlanningSettings, load_settings
 from tasks.planning import forecast_planning_horizon
@@ -23,7 +24,7 @@ def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_
     keys = data.sales[["item_id", "store_id"]].drop_duplicates()
     forecast = keys.merge(pd.DataFrame({"date": dates}), how="cross").assign(**{"q0.5": 2.0, "q0.8": 3.0})
     problem = planning_problem(
-        data, forecast, PlanningSettings(horizon_days=14, demand_quantile=0.8, uncertainty_mode="point")
+        data, forecast, PlanningSettings(horizon=14, demand_quantile=0.8, uncertainty_mode="point")
     )
     assert problem.start_date == dates[0]
     assert problem.n_periods == 14
@@ -44,7 +45,7 @@ def uniform_forecast(data: RetailData, days: int) -> pd.DataFrame:
 def test_a_forecast_shorter_than_the_plan_is_refused_not_read_as_zero_demand() -> None:
     data = complete_tables(generate_synthetic(SyntheticConfig(n_items=2, n_stores=1, n_days=90)), MasterDefaults())
     with pytest.raises(ForecastContractError, match=r"does not cover 2 of 2 item-store\(s\).*14 day\(s\) from"):
-        planning_problem(data, uniform_forecast(data, 14), PlanningSettings(horizon_days=28))
+        planning_problem(data, uniform_forecast(data, 14), PlanningSettings(horizon=28))
 
 
 def test_an_item_store_without_forecast_rows_is_refused() -> None:
@@ -69,7 +70,7 @@ def test_planning_refuses_a_champion_whose_recorded_horizon_is_shorter_than_the_
     run_id = tracking.start_run(settings, "plan", {})
     version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
     training = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-03-31"])})
-    recorded = ForecasterContract.of_daily_model(14, settings.forecast.quantiles, ["item_id"], training)
+    recorded = ForecasterContract.of_model(14, DAILY, settings.forecast.quantiles, ["item_id"], training)
     tracking.tag_version(settings, version, recorded.as_tags())
     client.set_registered_model_alias(name, "champion", version.version)
 
