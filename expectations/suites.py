@@ -14,7 +14,7 @@ import pandas as pd
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.metadata_types import FailureSeverity
 
-from replenish.frequency import Frequency
+from replenish.frequency import IRREGULAR, UNKNOWN, Frequency
 
 SALES_KEY = ["item_id", "store_id", "date"]
 # Derived by the validator, each failure reported on "date": the periods since the same series'
@@ -178,11 +178,13 @@ def _frequency_expectations(sales: pd.DataFrame, frequency: Frequency | None, ma
     on_date = {"reported_column": "date", "quarantinable": False}
     expectations: list[Expectation] = []
     if SERIES_FREQUENCY_COLUMN in sales.columns:
-        expected = [frequency.alias] if frequency is not None else []
+        # A series with one date has no step to tell by; an irregular one (stray dates) is reported date
+        # by date by the calendar and gap rules, when there is a frequency to hold it to.
+        allowed = [frequency.alias, IRREGULAR] if frequency is not None else []
         expectations.append(
             gxe.ExpectColumnValuesToBeInSet(
                 column=SERIES_FREQUENCY_COLUMN,
-                value_set=[*expected, ""],  # "": a series with one date, which has no step to tell by
+                value_set=[*allowed, UNKNOWN],
                 meta=on_date,
                 description=(
                     f"every item and store must follow the data's frequency, {frequency.description} "

@@ -16,7 +16,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from expectations import suites
 from expectations.rules import ValidationRules
 from replenish.data.tables import RawTables, parse_days
-from replenish.frequency import Frequency, infer_frequency
+from replenish.frequency import IRREGULAR, UNKNOWN, Frequency, infer_frequency
 
 SAMPLE_ROWS = 5
 CRITICAL = FailureSeverity.CRITICAL.value
@@ -124,6 +124,9 @@ def _with_periods(sales: pd.DataFrame, declared: Frequency | None) -> tuple[pd.D
     frequency = declared or inferred.frequency
     if frequency is None:
         return sales.assign(**{suites.SERIES_FREQUENCY_COLUMN: inferred.series_frequency}), None
+    # A series of another frequency is reported as such, not date by date as off the calendar; stray
+    # dates make a series irregular, and are reported one by one.
+    follows = inferred.series_frequency.isin([frequency.alias, UNKNOWN, IRREGULAR])
     on_calendar = frequency.on_calendar(sales["date"])
     ordered = sales.loc[on_calendar, suites.SALES_KEY].assign(period=frequency.ordinals(sales.loc[on_calendar, "date"]))
     ordered = ordered.sort_values(suites.SALES_KEY)
@@ -132,7 +135,7 @@ def _with_periods(sales: pd.DataFrame, declared: Frequency | None) -> tuple[pd.D
         sales.assign(
             **{
                 suites.SERIES_FREQUENCY_COLUMN: inferred.series_frequency,
-                suites.ON_CALENDAR_COLUMN: on_calendar,
+                suites.ON_CALENDAR_COLUMN: on_calendar | ~follows,
                 suites.GAP_COLUMN: gaps.reindex(sales.index),
             }
         ),

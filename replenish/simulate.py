@@ -267,7 +267,7 @@ class _Replay:
             order_days=order_calendar(
                 self.start,
                 self.days,
-                1,
+                DAILY,
                 self._of_item_stores("review_days", int),
                 self._of_item_stores("order_weekday", int),
             ),
