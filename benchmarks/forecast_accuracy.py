@@ -2,9 +2,11 @@
 
     python benchmarks/forecast_accuracy.py --data ../shared/data/m5_tiny --format m5 [--out FILE]
     python benchmarks/forecast_accuracy.py --format synthetic      (the default generated data)
+    python benchmarks/forecast_accuracy.py --data weekly.csv --format long --frequency W --horizon 13
     make forecast-benchmark            (the same, on ../shared/data/m5_tiny)
 
-Protocol (../shared/BACKTEST_PROTOCOL.md): h = 28 days, origins T-84, T-56, T-28; every model is
+Protocol (../shared/BACKTEST_PROTOCOL.md): h = 28 days, origins T-84, T-56, T-28 (weekly and monthly
+data: --frequency, or inferred, and h in their periods, 13 weeks or 6 months by default); every model is
 refitted on all data up to each cutoff; calendar, prices, events and SNAP of the test window are
 given, its units never; forecasts clipped at 0. Metrics from utilsforecast: RMSSE (one-step scale),
 MASE (7-step scale), 80% and 95% coverage, scaled pinball at q0.1/0.5/0.9, and WRMSSE with

@@ -101,6 +101,7 @@ LONGEST_FILES = (
     "test_bad_input_corpus.py",  # 125
     "test_flow_dask.py",  # 120
     "test_flow_main.py",  # 110
+    "test_flow_frequencies.py",  # 85
     "test_orchestration.py",  # 75
     "test_cli_commands.py",  # 70
     "test_flow_caching.py",  # 45

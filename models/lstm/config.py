@@ -18,7 +18,9 @@ TRAINER_DEFAULTS: Mapping[str, Any] = {"accelerator": "cpu", "devices": 1, "stra
 
 @dataclass(frozen=True)
 class LSTMConfig:
-    context_length: int = 56  # the network reads lag-28 values from the context
+    # Periods the network reads; its longest seasonal lag must fit (28 days, 52 weeks, 12 months: the
+    # estimator checks it against the data's frequency).
+    context_length: int = 56
     hidden_size: int = 32
     num_layers: int = 1
     embedding_dim: int = 8
@@ -40,7 +42,7 @@ class LSTMConfig:
     def __post_init__(self) -> None:
         whole = ("hidden_size", "num_layers", "embedding_dim", "batch_size", "max_epochs", "window_stride_days")
         holds = {
-            "context_length": self.context_length >= 28,
+            "context_length": self.context_length >= 12,
             **{name: getattr(self, name) >= 1 for name in whole},
             "early_stopping_patience": self.early_stopping_patience >= 1,
             "ensemble_size": self.ensemble_size >= 1,
@@ -53,7 +55,7 @@ class LSTMConfig:
             self,
             holds,
             "LSTM settings",
-            "context_length at least 28; sizes, epochs, stride, patience and ensemble_size at least 1; "
+            "context_length at least 12; sizes, epochs, stride, patience and ensemble_size at least 1; "
             "dropout in [0, 1); learning_rate above 0; mean_loss_weight at least 0",
         )
 

@@ -87,6 +87,33 @@ def main() -> None:
     with zipfile.ZipFile(HERE / "two_files.csv.zip", "w") as archive:  # which of the two is the sales table?
         archive.writestr("sales_2023.csv", sales.head(60).to_csv(index=False))
         archive.writestr("sales_2024.csv", sales.tail(60).to_csv(index=False))
+    write_frequency_cases()
+
+
+def periodic_sales(dates: pd.DatetimeIndex, items: list[str]) -> pd.DataFrame:
+    rng = np.random.default_rng(12)
+    return pd.DataFrame(
+        {
+            "item_id": np.repeat(items, len(dates)),
+            "store_id": "STORE_1",
+            "date": np.tile(dates.strftime("%Y-%m-%d"), len(items)),
+            "units": rng.poisson(20, len(items) * len(dates)),
+        }
+    )
+
+
+def write_frequency_cases() -> None:
+    """Dates that follow no one frequency: a weekly series among daily ones, months dated mid-month,
+    and a stray Wednesday among weeks dated Monday."""
+    daily = valid_sales().loc[lambda frame: frame["item_id"] == "ITEM_A", ["item_id", "store_id", "date", "units"]]
+    weekly = periodic_sales(pd.date_range("2024-01-01", periods=12, freq="W-MON"), ["ITEM_B"])
+    pd.concat([daily, weekly], ignore_index=True).to_csv(HERE / "mixed_frequencies.csv", index=False)
+    periodic_sales(
+        pd.date_range("2023-01-15", periods=12, freq="MS") + pd.Timedelta(days=14), ["ITEM_A", "ITEM_B"]
+    ).to_csv(HERE / "irregular_dates.csv", index=False)
+    weeks = periodic_sales(pd.date_range("2024-01-01", periods=20, freq="W-MON"), ["ITEM_A", "ITEM_B"])
+    weeks.loc[5, "date"] = "2024-02-07"  # a Wednesday
+    weeks.to_csv(HERE / "off_calendar_week.csv", index=False)
 
 
 if __name__ == "__main__":
