@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
-def _lstm_forecaster(forecast, training: list[dict]):  # noqa: ANN001, ANN202 - ForecastSettings and Forecaster, imported lazily
+def _lstm_forecaster(settings, training: list[dict]):  # noqa: ANN001, ANN202 - ForecastSettings and Forecaster, imported lazily
     from models.evaluation import quantile_forecast_as_model_output
     from models.features import build_feature_frame
     from models.lstm.estimator import LSTMEstimator
@@ -181,10 +181,10 @@ def _lstm_forecaster(forecast, training: list[dict]):  # noqa: ANN001, ANN202 - 
     def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
         estimator = LSTMEstimator(
-            forecast.lstm,
-            forecast.horizon,
-            forecast.quantiles,
-            forecast.seed,
+            settings.lstm,
+            settings.horizon,
+            settings.quantiles,
+            settings.seed,
             Path(tempfile.mkdtemp(prefix="forecast-bench-ckpt-")),
             show_progress=False,
         )
