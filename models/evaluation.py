@@ -107,12 +107,15 @@ def _split_metric_name(name: str) -> tuple[str, str]:
 
 
 def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], periods: int) -> pd.DataFrame:
-    """WRMSSE weights: each series' dollar sales over the ``periods`` up to each cutoff, normalised per cutoff."""
+    """WRMSSE weights: each series' dollar sales over the ``periods`` up to each cutoff, normalised per cutoff.
+    Sales without any price weigh series by units sold."""
     frequency = frequency_of(history["date"])
+    priced = "price" in history and bool(history["price"].notna().any())
     parts = []
     for cutoff in cutoffs:
         window = history[(history["date"] > frequency.shift(cutoff, -periods)) & (history["date"] <= cutoff)]
-        revenue = (window["units"] * window["price"].fillna(0.0)).groupby(series_id(window)).sum()
+        price = window["price"].fillna(0.0) if priced else 1.0
+        revenue = (window["units"] * price).groupby(series_id(window)).sum()
         total = revenue.sum()
         parts.append(
             pd.DataFrame(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import demand_history, score_forecasts, seasonal_naive_forecast
+from models.evaluation import demand_history, revenue_weights, score_forecasts, seasonal_naive_forecast
 
 
 def series(units: list[float], item_id: str = "A", start: str = "2024-01-01", price: float = 1.0) -> pd.DataFrame:
@@ -116,3 +116,21 @@ def test_demand_history_takes_censored_days_from_the_same_weekday() -> None:
     assert seasonal_naive_forecast(history, 7)["point"].tolist() == units[:7]
     uncensored = series(units)
     assert demand_history(uncensored) is uncensored
+
+
+def test_revenue_weights_count_units_where_sales_have_no_price() -> None:
+    history = pd.concat([series([2.0] * 28, "A", price=np.nan), series([6.0] * 28, "B", price=np.nan)])
+
+    weights = revenue_weights(history, [history["date"].max()], periods=28)
+
+    assert weights.set_index("unique_id")["weight"].to_dict() == {"A|S": 0.25, "B|S": 0.75}
+
+
+def test_weekly_seasonal_naive_repeats_the_same_week_a_year_before() -> None:
+    weeks = pd.date_range("2023-01-01", periods=60, freq="W-SUN")
+    history = pd.DataFrame({"item_id": "A", "store_id": "S", "date": weeks, "units": np.arange(60.0), "price": 1.0})
+
+    forecast = seasonal_naive_forecast(history, 3)
+
+    assert forecast["date"].tolist() == list(pd.date_range(weeks[-1], periods=4, freq="W-SUN")[1:])
+    assert forecast["point"].tolist() == [8.0, 9.0, 10.0]  # weeks 9-11 of the 60, 52 before
