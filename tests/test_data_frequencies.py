@@ -11,7 +11,7 @@ from models.backtest import backtest_windows
 from models.features import future_rows
 from replenish.data.tables import MasterDefaults, RawTables, complete_tables
 from replenish.frequency import DAILY, Frequency
-from replenish.planning import planned_dates, planning_problem
+from replenish.planning import planned_dates, planning_problem, solve_plan
 from replenish.settings import PlanningSettings, load_settings
 
 TODAY = pd.Timestamp("2026-01-01")
@@ -111,3 +111,29 @@ def test_the_day_based_horizon_keys_still_work_with_a_note() -> None:
 
     assert settings.forecast.horizon == 14
     assert PlanningSettings(horizon=7).horizon_in(DAILY, settings.forecast) == 7
+
+
+def test_a_weekly_plan_balances_when_recomputed_from_its_orders_alone() -> None:
+    frequency = Frequency("W-FRI")
+    items = pd.DataFrame(
+        {"item_id": ["ITEM_0", "ITEM_1"], "lead_time_days": [3, 10], "review_days": [7, 7], "case_pack": [6, 12]}
+    )
+    data = complete_tables(RawTables(sales=WEEKLY, items=items), MasterDefaults(), frequency=frequency)
+    planning = load_settings().for_frequency(frequency).planning.model_copy(update={"uncertainty_mode": "point"})
+    future = future_rows(data.sales, 13)
+    forecast = future[["item_id", "store_id", "date"]].assign(mean=25.0, **{"q0.5": 25.0})
+    problem = planning_problem(data, forecast, planning)
+
+    plan = solve_plan(problem, planning)
+
+    lead_weeks = {"ITEM_0": 7, "ITEM_1": 14}  # 3 and 10 days rounded up to whole weeks
+    assert (
+        (plan.orders["arrival_date"] - plan.orders["order_date"]).dt.days == plan.orders["item_id"].map(lead_weeks)
+    ).all()
+    assert (plan.orders["quantity"] % plan.orders["item_id"].map({"ITEM_0": 6, "ITEM_1": 12}) == 0).all()
+    for item_id, rows in plan.inventory.groupby("item_id"):
+        stock = float(data.inventory.set_index("item_id").loc[item_id, "on_hand"])
+        arriving = plan.orders[plan.orders["item_id"] == item_id].groupby("arrival_date")["quantity"].sum()
+        for row in rows.sort_values("date").itertuples():
+            stock = max(stock + arriving.get(row.date, 0.0) - 25.0, 0.0)
+            assert row.on_hand_end == pytest.approx(stock, abs=1e-6), (item_id, row.date)
