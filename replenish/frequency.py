@@ -8,7 +8,6 @@ arrive is not there within one week).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,9 +97,10 @@ class Frequency:
 
     def periods_in_days(self, days: float) -> int:
         """Whole periods that cover ``days``, rounded up: a lead time of 8 days is 2 weeks."""
-        return int(math.ceil(days / self.days_per_period - 1e-9))
+        return int(self.periods_in_days_array(np.array([days]))[0])
 
     def periods_in_days_array(self, days: pd.Series | np.ndarray) -> np.ndarray:
+        # The tolerance keeps 30.4375 days a month, times a whole number of months, from rounding up.
         return np.ceil(np.asarray(days, dtype=float) / self.days_per_period - 1e-9).astype(np.int64)
 
     def ordinals(self, dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
@@ -131,12 +131,11 @@ class Frequency:
 
     def after(self, last: pd.Timestamp, periods: int) -> pd.DatetimeIndex:
         """The ``periods`` period dates following ``last``."""
-        start = int(self.ordinals(pd.DatetimeIndex([last]))[0])
-        return self.dates(np.arange(start + 1, start + periods + 1))
+        return self.dates_from(last, np.arange(1, periods + 1))
 
     def shift(self, date: pd.Timestamp, periods: int) -> pd.Timestamp:
-        start = int(self.ordinals(pd.DatetimeIndex([date]))[0])
-        return self.dates(np.array([start + periods]))[0]
+        """The date of the period ``periods`` after (before, when negative) ``date``'s."""
+        return self.dates_from(date, np.array([periods]))[0]
 
 
 DAILY = Frequency("D")
