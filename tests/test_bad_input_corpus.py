@@ -48,14 +48,6 @@ EXPECTED = {
         "mixed_frequencies.csv",
         ["column 'date'", "must follow the data's frequency, daily (D)", "rows 61, 62"],
     ),
-    "irregular_dates.csv": (
-        "irregular_dates.csv",
-        ["column 'date'", "dates must step by days, by weeks on one weekday or by months", "rows 1, 2"],
-    ),
-    "off_calendar_week.csv": (
-        "off_calendar_week.csv",
-        ["column 'date'", "must be a date of the weekly (W-MON: weeks ending Monday) calendar", "rows 6"],
-    ),
     "two_files.csv.zip": (
         "two_files.csv.zip",
         ["Multiple files found in ZIP file", "sales_2023.csv", "sales_2024.csv"],

@@ -62,6 +62,16 @@ def test_dates_off_the_declared_calendar_are_refused_by_their_rows() -> None:
     assert off_calendar.sample_rows == [4, 65]
 
 
+def test_dates_that_fit_no_frequency_are_refused_saying_so() -> None:
+    mid_month = sales(pd.date_range("2023-01-01", periods=12, freq="MS") + pd.Timedelta(days=14))
+
+    report = validate_tables(RawTables(sales=mid_month), TODAY)
+
+    (failure,) = report.failures
+    assert report.frequency is None and failure.column == "date" and failure.sample_rows[:2] == [1, 2]
+    assert failure.rule.startswith("dates must step by days, by weeks on one weekday or by months")
+
+
 def test_a_missing_week_is_a_warning_and_becomes_a_missing_row() -> None:
     gappy = WEEKLY.drop(index=[10, 11]).reset_index(drop=True)
 

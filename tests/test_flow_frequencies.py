@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 PERIODIC_RUN = [
     "forecast.lstm.max_epochs=1",
     "forecast.lstm.hidden_size=16",
-    "forecast.backtest_origins=2",
+    "forecast.backtest_origins=1",
     f"forecast.baselines=[{', '.join(BASELINES)}]",
     "planning.n_scenarios=30",
     "planning.kpi_demand_paths=50",
@@ -51,7 +51,7 @@ def run_and_check(workspace: Path, overrides: list[str], data: list[str], freque
 
 def test_a_weekly_run_trains_and_plans_in_weeks(tmp_path: Path) -> None:
     weekly = ["data.synthetic.frequency=W", "data.synthetic.n_items=4", "data.synthetic.n_stores=1"]
-    plan = run_and_check(tmp_path, [*weekly, "data.synthetic.n_days=616"], [], Frequency("W-SUN"))
+    plan = run_and_check(tmp_path, [*weekly, "data.synthetic.n_days=560"], [], Frequency("W-SUN"))
 
     assert (plan["order_date"].dt.day_of_week == 6).all() and (plan["arrival_date"].dt.day_of_week == 6).all()
     # Lead times of 2 to 14 days are one or two weeks.
@@ -59,7 +59,7 @@ def test_a_weekly_run_trains_and_plans_in_weeks(tmp_path: Path) -> None:
 
 
 def test_a_monthly_intermittent_run_infers_months_and_plans_in_them(tmp_path: Path) -> None:
-    parts = generate_intermittent_monthly(n_series=12, n_months=51, seed=5)
+    parts = generate_intermittent_monthly(n_series=8, n_months=51, seed=5)
     sales = tmp_path / "parts.csv"
     parts.assign(date=parts["date"].dt.strftime("%Y-%m-%d")).to_csv(sales, index=False)
 
