@@ -38,7 +38,7 @@ from replenish.data.tables import DataFileError, MasterDefaults, RawTables, Reta
 # Well after every generated date, so "in the future" only fires on the dates generated to be there.
 TODAY = pd.Timestamp("2025-06-01")
 # Fixed examples keep CI reproducible; validation (Great Expectations) takes most of the ~0.5 s each.
-EXAMPLES = 30
+EXAMPLES = 20
 
 # Ids a real export can hold: blanks, padding, emoji, right-to-left text, combining marks, look-alikes of
 # missing values, CSV metacharacters, leading zeros, and the "|" that joins ids into series ids.
