@@ -119,7 +119,7 @@ def _with_periods(sales: pd.DataFrame, declared: Frequency | None) -> tuple[pd.D
         return sales, declared
     if sales[suites.SALES_KEY].isna().any().any():
         return sales, declared
-    series = sales["item_id"] + "|" + sales["store_id"]
+    series = sales["item_id"] + suites.SERIES_ID_SEPARATOR + sales["store_id"]
     inferred = infer_frequency(sales["date"], series)
     frequency = declared or inferred.frequency
     if frequency is None:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from models.features import series_id
 from models.forecast_contract import cover_planned_days
 from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, order_calendar
 from optimization.policies import (
@@ -149,7 +150,7 @@ def simulate_policies(
 ) -> PolicySimulation:
     """Replay the last settings.simulate.weeks weeks of `raw` (validated tables) under every policy."""
     sold = parse_days(raw.sales["date"])
-    found = infer_frequency(sold, raw.sales["item_id"].astype(str) + "|" + raw.sales["store_id"].astype(str))
+    found = infer_frequency(sold, series_id(raw.sales))
     if found.frequency not in (None, DAILY):
         raise SimulationWindowError(
             f"the policy simulation replays days one by one; these sales are {found.frequency.description}"
