@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from expectations.validation import CheckedTables
 from replenish.data.tables import RawTables, RetailData
+from replenish.orchestration import without_process_tag
 from replenish.settings import Settings
 from tasks.data import complete_data
 from tasks.runners import dask_task_runner
@@ -39,10 +40,12 @@ def task_parameter_name(task: Task[..., Any]) -> str:
 
 @contextmanager
 def tracked_run(settings: Settings, raw: RawTables, job: str) -> Iterator[str]:
-    """An MLflow run that ends FINISHED, or FAILED when anything inside raises."""
+    """An MLflow run that ends FINISHED, or FAILED when anything inside raises.  The tasks inside go
+    without the process tag, which costs each an API round trip (replenish.orchestration)."""
     run_id = start_tracking_run(settings, raw, job)
     try:
-        yield run_id
+        with without_process_tag():
+            yield run_id
     except BaseException:
         # Directly, not as a task: the failure may be that the Prefect API is gone.
         finish_tracking_run.fn(settings, run_id, "FAILED")
