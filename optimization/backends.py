@@ -193,7 +193,10 @@ def _highs_infinite(values: np.ndarray) -> np.ndarray:
 
 def _solve_with_highspy(program: LinearProgram, settings: SolverSettings, start: np.ndarray | None) -> Solution:
     started = time.perf_counter()
-    highs = highspy.Highs()
+    # The compiled solver, not its Python wrapper: highspy.Highs() registers its callbacks while
+    # output_flag is still on, which prints HiGHS's banner to stdout in every process before any option
+    # can be set (ERGO-Code/HiGHS#1932: "It can't be switched off independently").  No callback is used.
+    highs = highspy._Highs()  # type: ignore[attr-defined]  # exported, though absent from its stubs
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("time_limit", float(settings.time_limit_seconds))
     highs.setOptionValue("mip_rel_gap", float(settings.mip_rel_gap))

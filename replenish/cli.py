@@ -6,6 +6,7 @@ import importlib
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
@@ -14,6 +15,8 @@ import typer
 from replenish.addresses import MLFLOW_UI_HOST, MLFLOW_UI_PORT
 
 if TYPE_CHECKING:
+    from flows.main import MainRunSummary
+    from flows.monitoring import MonitoringSummary
     from flows.planning import PlanningSummary
     from flows.simulation import SimulationSummary
     from flows.training import TrainingSummary
@@ -218,71 +221,26 @@ def _ui_line(settings: Settings) -> str:
     return f"  open UI    replenish ui  (MLflow UI on {redacted_url(settings.mlflow_tracking_uri)})"
 
 
-@app.command()
-def run(
-    config: ConfigOption = None,
-    set_values: SetOption = None,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    debug: DebugOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Run the whole job once: train (and promote a better model), then plan with the champion.
+def _flow_command(name: str, module: str, flow_name: str, lines: Callable[[Any], list[str]], help: str) -> None:
+    """Register a command that runs one flow and prints its summary: the five share their options."""
 
-    Example: replenish run --set forecast.lstm.max_epochs=3
-    """
-    settings, summary = _run_flow(
-        "flows.main", "main_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
-    )
-    typer.echo(
-        "\n".join(
-            [
-                "",
-                "Replenish run finished",
-                *_training_lines(summary.training),
-                *_planning_lines(summary.planning),
-                _ui_line(settings),
-            ]
-        )
-    )
+    def command(
+        config: ConfigOption = None,
+        set_values: SetOption = None,
+        data: DataOption = None,
+        data_format: FormatOption = None,
+        debug: DebugOption = False,
+        verbose: VerboseOption = False,
+    ) -> None:
+        overrides = _overrides(set_values, data, data_format)
+        settings, summary = _run_flow(module, flow_name, config, overrides, data, debug, verbose)
+        typer.echo("\n".join(["", *lines(summary), _ui_line(settings)]))
+
+    app.command(name, help=help)(command)
 
 
-@app.command()
-def train(
-    config: ConfigOption = None,
-    set_values: SetOption = None,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    debug: DebugOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Validate, train, backtest against the baselines and register; promote to champion only if better.
-
-    Example: replenish train --data sales.csv --set forecast.lstm.max_epochs=20
-    """
-    settings, summary = _run_flow(
-        "flows.training", "training_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
-    )
-    typer.echo("\n".join(["", "Training finished", *_training_lines(summary), _ui_line(settings)]))
-
-
-@app.command()
-def plan(
-    config: ConfigOption = None,
-    set_values: SetOption = None,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    debug: DebugOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Forecast with the registered champion and publish an order plan for the latest data.
-
-    Example: replenish plan --data sales.csv --set planning.uncertainty_mode=quantile
-    """
-    settings, summary = _run_flow(
-        "flows.planning", "planning_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
-    )
-    typer.echo("\n".join(["", "Planning finished", *_planning_lines(summary), _ui_line(settings)]))
+def _run_lines(summary: MainRunSummary) -> list[str]:
+    return ["Replenish run finished", *_training_lines(summary.training), *_planning_lines(summary.planning)]
 
 
 def _training_lines(summary: TrainingSummary) -> list[str]:
@@ -306,32 +264,11 @@ def _planning_lines(summary: PlanningSummary) -> list[str]:
     ]
 
 
-@app.command()
-def simulate(
-    config: ConfigOption = None,
-    set_values: SetOption = None,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    debug: DebugOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Replay the last simulate.weeks weeks of history under the planning policy, base stock and perfect foresight.
-
-    The default policy is re-planned on every order day with the same code and settings as `replenish plan`;
-    the comparison goes to an MLflow child run, a Prefect artifact and the next plan report.
-
-    Example: replenish simulate --data sales.csv --set simulate.weeks=12
-    """
-    settings, summary = _run_flow(
-        "flows.simulation", "simulation_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
-    )
-    typer.echo("\n".join(["", "Simulation finished", *_simulation_lines(summary), _ui_line(settings)]))
-
-
 def _simulation_lines(summary: SimulationSummary) -> list[str]:
     simulation = summary.simulation
     metrics = simulation.metrics
     lines = [
+        "Simulation finished",
         f"  replay     {simulation.days} days from {simulation.start:%Y-%m-%d}, {simulation.item_stores:,} item-stores",
         f"  {'policy':<20} {'total cost':>14} {'fill rate':>10} {'turns':>8} {'refused orders':>15}",
     ]
@@ -349,25 +286,9 @@ def _simulation_lines(summary: SimulationSummary) -> list[str]:
     return lines
 
 
-@app.command()
-def monitor(
-    config: ConfigOption = None,
-    set_values: SetOption = None,
-    data: DataOption = None,
-    data_format: FormatOption = None,
-    debug: DebugOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Score the champion's logged forecasts against the sales that arrived since; retrain when it degraded.
-
-    Example: replenish monitor --data latest_sales.csv
-    """
-    settings, summary = _run_flow(
-        "flows.monitoring", "monitoring_flow", config, _overrides(set_values, data, data_format), data, debug, verbose
-    )
+def _monitoring_lines(summary: MonitoringSummary) -> list[str]:
     report = summary.report
     lines = [
-        "",
         f"Monitoring finished: {'retrain' if report.decision.retrain else 'keep the champion'}",
         *[f"  reason     {reason}" for reason in report.decision.reasons],
     ]
@@ -376,8 +297,63 @@ def monitor(
         lines += _training_lines(summary.training)
     if summary.training_flow_run_id is not None:
         lines.append(f"  retraining started as flow run {summary.training_flow_run_id}")
-    lines += [f"  MLflow run {summary.mlflow_run_id} (monitoring)", _ui_line(settings)]
-    typer.echo("\n".join(lines))
+    lines.append(f"  MLflow run {summary.mlflow_run_id} (monitoring)")
+    return lines
+
+
+_flow_command(
+    "run",
+    "flows.main",
+    "main_flow",
+    _run_lines,
+    """Run the whole job once: train (and promote a better model), then plan with the champion.
+
+    Example: replenish run --set forecast.lstm.max_epochs=3
+    """,
+)
+_flow_command(
+    "train",
+    "flows.training",
+    "training_flow",
+    lambda summary: ["Training finished", *_training_lines(summary)],
+    """Validate, train, backtest against the baselines and register; promote to champion only if better.
+
+    Example: replenish train --data sales.csv --set forecast.lstm.max_epochs=20
+    """,
+)
+_flow_command(
+    "plan",
+    "flows.planning",
+    "planning_flow",
+    lambda summary: ["Planning finished", *_planning_lines(summary)],
+    """Forecast with the registered champion and publish an order plan for the latest data.
+
+    Example: replenish plan --data sales.csv --set planning.uncertainty_mode=quantile
+    """,
+)
+_flow_command(
+    "simulate",
+    "flows.simulation",
+    "simulation_flow",
+    _simulation_lines,
+    """Replay the last simulate.weeks weeks of history under the planning policy, base stock and perfect foresight.
+
+    The default policy is re-planned on every order day with the same code and settings as `replenish plan`;
+    the comparison goes to an MLflow child run, a Prefect artifact and the next plan report.
+
+    Example: replenish simulate --data sales.csv --set simulate.weeks=12
+    """,
+)
+_flow_command(
+    "monitor",
+    "flows.monitoring",
+    "monitoring_flow",
+    _monitoring_lines,
+    """Score the champion's logged forecasts against the sales that arrived since; retrain when it degraded.
+
+    Example: replenish monitor --data latest_sales.csv
+    """,
+)
 
 
 @app.command()
