@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict:
     from models.backtest import backtest_windows, cached_by_cutoff, run_backtest
     from models.baselines import baseline_forecasters
     from models.ensemble.estimator import ensemble_forecaster
-    from models.features import series_id
+    from models.forecast_frame import series_codes
     from replenish.data.sources import read_tables
     from replenish.data.tables import complete_tables, parse_days, without_last_days
     from replenish.frequency import DAILY, infer_frequency
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> dict:
     ]
     settings = load_settings(overrides=[*source, *args.overrides])
     raw = without_last_days(read_tables(settings.data), args.drop_last_days)
-    series = series_id(raw.sales)
+    series = series_codes(raw.sales)
     frequency = (
         settings.data.declared_frequency or infer_frequency(parse_days(raw.sales["date"]), series).frequency or DAILY
     )

@@ -7,8 +7,6 @@ its rule in plain words as its ``description``, which is what users see in error
 
 from __future__ import annotations
 
-import re
-
 import great_expectations.expectations as gxe
 import pandas as pd
 from great_expectations.expectations.expectation import Expectation
@@ -39,8 +37,6 @@ MAX_PLAUSIBLE_DAILY_UNITS = 1_000_000
 MAX_PLAUSIBLE_COUNT = 1_000_000_000
 # A lead time or an order arriving beyond a year is a typo, and far enough out to overflow the planner's dates.
 MAX_PLAUSIBLE_LEAD_DAYS = 365
-# Joins item_id and store_id into one series id for the models, so it cannot appear inside either.
-SERIES_ID_SEPARATOR = "|"
 
 
 def unreadable_column(column: str) -> str:
@@ -139,14 +135,6 @@ def sales_expectations(
             ]
         expectations += _readable_dates(sales, "date")
     expectations += _frequency_expectations(sales, frequency, max_gap)
-    for column in _existing(sales, ["item_id", "store_id"]):
-        expectations.append(
-            gxe.ExpectColumnValuesToNotMatchRegex(
-                column=column,
-                regex=re.escape(SERIES_ID_SEPARATOR),
-                description=f"must not contain '{SERIES_ID_SEPARATOR}' (it joins item and store into the series id)",
-            )
-        )
     if set(SALES_KEY) <= set(sales.columns):
         expectations.append(
             gxe.ExpectCompoundColumnsToBeUnique(

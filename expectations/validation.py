@@ -15,6 +15,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 
 from expectations import suites
 from expectations.rules import ValidationRules
+from models.forecast_frame import series_codes
 from replenish.data.tables import RawTables, parse_days
 from replenish.frequency import IRREGULAR, UNKNOWN, Frequency, infer_frequency
 
@@ -119,8 +120,7 @@ def _with_periods(sales: pd.DataFrame, declared: Frequency | None) -> tuple[pd.D
         return sales, declared
     if sales[suites.SALES_KEY].isna().any().any():
         return sales, declared
-    series = sales["item_id"] + suites.SERIES_ID_SEPARATOR + sales["store_id"]
-    inferred = infer_frequency(sales["date"], series)
+    inferred = infer_frequency(sales["date"], series_codes(sales))
     frequency = declared or inferred.frequency
     if frequency is None:
         return sales.assign(**{suites.SERIES_FREQUENCY_COLUMN: inferred.series_frequency}), None

@@ -14,6 +14,7 @@ from expectations.validation import CheckedTables
 from replenish.data.tables import RawTables, RetailData
 from replenish.orchestration import without_process_tag
 from replenish.settings import Settings
+from replenish.tracking import RunTracker
 from tasks.data import complete_data
 from tasks.runners import dask_task_runner
 from tasks.runs import finish_tracking_run, start_tracking_run
@@ -39,26 +40,27 @@ def task_parameter_name(task: Task[..., Any]) -> str:
 
 
 @contextmanager
-def tracked_run(settings: Settings, raw: RawTables, job: str) -> Iterator[str]:
-    """An MLflow run that ends FINISHED, or FAILED when anything inside raises.  The tasks inside go
-    without the process tag, which costs each an API round trip (replenish.orchestration)."""
-    run_id = start_tracking_run(settings, raw, job)
+def tracked_run(settings: Settings, raw: RawTables, job: str) -> Iterator[RunTracker]:
+    """An MLflow run that ends FINISHED, or FAILED when anything inside raises; its tracker is what the
+    tasks inside record to.  They go without the process tag, which costs each an API round trip
+    (replenish.orchestration)."""
+    tracker = start_tracking_run(settings, raw, job)
     try:
         with without_process_tag():
-            yield run_id
+            yield tracker
     except BaseException:
         # Directly, not as a task: the failure may be that the Prefect API is gone.
-        finish_tracking_run.fn(settings, run_id, "FAILED")
+        finish_tracking_run.fn(tracker, "FAILED")
         raise
-    finish_tracking_run(settings, run_id, "FINISHED")
+    finish_tracking_run(tracker, "FINISHED")
 
 
-def checked_input(settings: Settings, raw: RawTables, run_id: str) -> CheckedTables:
-    checked = validate_data(raw, settings, run_id)
-    report_validation(settings, run_id, checked)
+def checked_input(settings: Settings, raw: RawTables, tracker: RunTracker) -> CheckedTables:
+    checked = validate_data(raw, settings.data, settings.work_dir, tracker)
+    report_validation(tracker, checked)
     require_valid_data(checked)
     return checked
 
 
-def validated_input(settings: Settings, raw: RawTables, run_id: str) -> RetailData:
-    return complete_data(checked_input(settings, raw, run_id), settings.data)
+def validated_input(settings: Settings, raw: RawTables, tracker: RunTracker) -> RetailData:
+    return complete_data(checked_input(settings, raw, tracker), settings.data)

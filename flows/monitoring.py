@@ -10,6 +10,7 @@ from prefect import flow
 from flows.common import tracked_run, validated_input
 from flows.training import TrainingSummary, training_flow
 from replenish.settings import load_settings
+from replenish.tracking import ModelRegistry
 from tasks.data import load_data
 from tasks.monitoring import (
     MonitoringReport,
@@ -34,13 +35,14 @@ def monitoring_flow(config_file: str | None = None, overrides: list[str] | None 
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
     training, deployment_run = None, None
-    with tracked_run(settings, raw, "monitor") as run_id:
-        data = validated_input(settings, raw, run_id)
-        report = assess_champion(settings, data, find_champion_forecast(settings))
-        record_monitoring(settings, run_id, report)
+    with tracked_run(settings, raw, "monitor") as tracker:
+        data = validated_input(settings, raw, tracker)
+        registry = ModelRegistry.open(settings)
+        report = assess_champion(settings.monitoring, registry, data, find_champion_forecast(registry, tracker))
+        record_monitoring(tracker, report)
         if report.decision.retrain and settings.orchestration.prefect_api_url:
-            deployment_run = trigger_training_deployment(settings, config_file, overrides or [])
+            deployment_run = trigger_training_deployment(settings.orchestration, config_file, overrides or [])
         elif report.decision.retrain:
             training = training_flow(config_file, overrides)
-            record_retraining_outcome(settings, run_id, training.registration.promoted, training.registration.reason)
-    return MonitoringSummary(run_id, report, training, deployment_run)
+            record_retraining_outcome(tracker, training.registration.promoted, training.registration.reason)
+    return MonitoringSummary(tracker.run_id, report, training, deployment_run)

@@ -9,6 +9,7 @@ from prefect import flow
 
 from flows.common import map_partitions, tracked_run, validated_input
 from replenish.settings import load_settings
+from replenish.tracking import ModelRegistry
 from tasks.data import load_data
 from tasks.planning import (
     PublishedPlan,
@@ -35,17 +36,20 @@ class PlanningSummary:
 def planning_flow(config_file: str | None = None, overrides: list[str] | None = None) -> PlanningSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
-    with tracked_run(settings, raw, "plan") as run_id:
-        data = validated_input(settings, raw, run_id)
+    with tracked_run(settings, raw, "plan") as tracker:
+        data = validated_input(settings, raw, tracker)
         settings = settings.for_frequency(data.frequency)
-        forecast = forecast_planning_horizon(settings, run_id, data.sales)
-        calibration = calibrate_scenarios(settings, run_id, data)
+        registry = ModelRegistry.open(settings)
+        forecast = forecast_planning_horizon(settings.planning, registry, tracker, data.sales)
+        calibration = calibrate_scenarios(settings.planning, registry, tracker, data)
         problem = build_planning_problem(data, forecast, settings.planning, calibration)
         parts = split_by_store(problem, settings.planning)
         plan = merge_plans(
             map_partitions(settings, optimize_orders, parts, planning=settings.planning), settings.planning
         )
         outlook = estimate_plan_outlook(problem, plan, forecast, settings.planning, calibration)
-        report = build_plan_report(settings, problem, plan, forecast, data.sales, outlook)
-        published = publish_plan(settings, run_id, problem, plan, report)
-    return PlanningSummary(run_id, published, published.report_path)
+        report = build_plan_report(
+            settings.planning, settings.data, tracker, problem, plan, forecast, data.sales, outlook
+        )
+        published = publish_plan(settings.planning, settings.output_dir, tracker, problem, plan, report)
+    return PlanningSummary(tracker.run_id, published, published.report_path)

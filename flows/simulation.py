@@ -25,8 +25,8 @@ class SimulationSummary:
 def simulation_flow(config_file: str | None = None, overrides: list[str] | None = None) -> SimulationSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
-    with tracked_run(settings, raw, "simulate") as run_id:
-        tables = checked_input(settings, raw, run_id).tables
+    with tracked_run(settings, raw, "simulate") as tracker:
+        tables = checked_input(settings, raw, tracker).tables
         simulation = simulate_planning_policies(tables, settings)
-        child = log_simulation(settings, run_id, simulation)
-    return SimulationSummary(run_id, child, simulation)
+        child = log_simulation(settings.data, tracker, simulation)
+    return SimulationSummary(tracker.run_id, child, simulation)

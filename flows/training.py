@@ -10,6 +10,7 @@ from prefect import flow
 
 from flows.common import checked_input, map_partitions, tracked_run
 from replenish.settings import load_settings
+from replenish.tracking import ModelRegistry
 from tasks.data import complete_data, load_data
 from tasks.forecasting import (
     backtest_forecasters,
@@ -35,8 +36,8 @@ class TrainingSummary:
 def training_flow(config_file: str | None = None, overrides: list[str] | None = None) -> TrainingSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
-    with tracked_run(settings, raw, "train") as run_id:
-        checked = checked_input(settings, raw, run_id)
+    with tracked_run(settings, raw, "train") as tracker:
+        checked = checked_input(settings, raw, tracker)
         data = complete_data(checked, settings.data)
         settings = settings.for_frequency(data.frequency)
         features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
@@ -44,15 +45,19 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
         # One fit per origin; the last, fitted up to the holdout, is the model that gets registered
         # and the only one whose training curves go to the run.
         trained = [
-            train_forecaster(window.history, settings, run_id if window is windows[-1] else None) for window in windows
+            train_forecaster(
+                window.history, settings.forecast, settings.work_dir, tracker if window is windows[-1] else None
+            )
+            for window in windows
         ]
         backtest = backtest_forecasters(features, windows, trained, settings.forecast)
-        metrics = log_backtest(settings, run_id, backtest, trained[-1])
+        metrics = log_backtest(tracker, backtest, trained[-1])
         # The combination learns from the origins before the holdout; the better of it and the LSTM on the
         # holdout is registered.
         ensemble = fit_ensemble(backtest, trained[-1], settings.forecast)
         candidates = {"lstm": trained[-1].predictor, **({"ensemble": ensemble} if ensemble is not None else {})}
-        registration = register_forecaster(settings, run_id, candidates, windows[-1], backtest.scores)
+        registry = ModelRegistry.open(settings)
+        registration = register_forecaster(registry, tracker, candidates, windows[-1], backtest.scores)
         if settings.simulate.on_train:
-            log_simulation(settings, run_id, simulate_planning_policies(checked.tables, settings))
-    return TrainingSummary(run_id, metrics, registration)
+            log_simulation(settings.data, tracker, simulate_planning_policies(checked.tables, settings))
+    return TrainingSummary(tracker.run_id, metrics, registration)

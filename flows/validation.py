@@ -16,5 +16,5 @@ from tasks.data import load_data
 def validation_flow(config_file: str | None = None, overrides: list[str] | None = None) -> CheckedTables:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
-    with tracked_run(settings, raw, "validate") as run_id:
-        return checked_input(settings, raw, run_id)
+    with tracked_run(settings, raw, "validate") as tracker:
+        return checked_input(settings, raw, tracker)

@@ -1,7 +1,7 @@
 """The baselines a demand planner already trusts: statsforecast's local models and a global LightGBM
-through mlforecast (the M5 winner's approach). Each returns the common forecast shape of
-:mod:`models.evaluation`: item_id, store_id, date, cutoff, point and, where the model has
-intervals, q0.025 q0.1 q0.5 q0.9 q0.975. They fit on the data's grid of days, weeks or months
+through mlforecast (the M5 winner's approach). Each returns the backtest's forecast frame
+(:mod:`models.forecast_frame`): item_id, store_id, date, cutoff, point and, where the model has
+intervals, the protocol's quantiles q0.025 q0.1 q0.5 q0.9 q0.975. They fit on the data's grid of days, weeks or months
 (its season: a week of days, a year of weeks or of months) with censored periods' units carried from
 an earlier one (``demand_history``), so a closed day or a stockout is not zero demand.
 """
@@ -22,10 +22,11 @@ from statsforecast import StatsForecast
 from statsforecast.models import TSB, AutoETS, CrostonOptimized, SeasonalNaive
 
 from models.backtest import Forecaster
-from models.evaluation import POINT, demand_history, from_nixtla, to_nixtla
+from models.evaluation import demand_history, from_nixtla, to_nixtla
+from models.forecast_frame import INTERVAL_QUANTILES, MEDIAN, POINT, SERIES_KEY, SeriesCodes, quantile_column
 from replenish.frequency import frequency_of
 
-INTERVAL_LEVELS = (80, 95)
+INTERVAL_LEVELS = tuple(INTERVAL_QUANTILES)  # 80 and 95 (%)
 # ETS estimates one state per season position; past 24 (weekly data's 52) it cannot, and statsforecast
 # fits it without a season there.
 STATISTICAL_MODELS: dict[str, Callable[[int], object]] = {
@@ -39,13 +40,15 @@ WITHOUT_INTERVALS = {"croston", "tsb"}
 BASELINES = (*STATISTICAL_MODELS, "lightgbm")
 
 
-def _common_shape(forecast: pd.DataFrame, column: str, cutoff: pd.Timestamp, with_intervals: bool) -> pd.DataFrame:
+def _common_shape(
+    forecast: pd.DataFrame, series: SeriesCodes, column: str, cutoff: pd.Timestamp, with_intervals: bool
+) -> pd.DataFrame:
     """Nixtla's <model>, <model>-lo-80 ... columns to point and quantiles, clipped at 0. The intervals
     of these models are symmetric around the point, so their median is the point."""
-    shaped = from_nixtla(forecast).assign(cutoff=cutoff, **{POINT: forecast[column].clip(lower=0).to_numpy()})
+    shaped = from_nixtla(forecast, series).assign(cutoff=cutoff, **{POINT: forecast[column].clip(lower=0).to_numpy()})
     if with_intervals:
-        shaped["q0.5"] = shaped[POINT]
-        for level, (low, high) in {80: ("q0.1", "q0.9"), 95: ("q0.025", "q0.975")}.items():
+        shaped[quantile_column(MEDIAN)] = shaped[POINT]
+        for level, (low, high) in INTERVAL_QUANTILES.items():
             shaped[low] = forecast[f"{column}-lo-{level}"].clip(lower=0).to_numpy()
             shaped[high] = forecast[f"{column}-hi-{level}"].clip(lower=0).to_numpy()
     return shaped
@@ -58,7 +61,8 @@ def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str])
         raise ValueError(f"unknown statistical baselines {unknown}; choose from {sorted(STATISTICAL_MODELS)}")
     cutoff = history["date"].max()
     frequency = frequency_of(history["date"])
-    train = to_nixtla(demand_history(history), {"units": "y"})
+    series = SeriesCodes.of(history)
+    train = to_nixtla(demand_history(history), {"units": "y"}, series)
     forecasts = {}
     for with_intervals in (True, False):
         group = [name for name in names if (name not in WITHOUT_INTERVALS) == with_intervals]
@@ -69,7 +73,7 @@ def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str])
         )
         raw = engine.forecast(h=horizon, df=train, level=list(INTERVAL_LEVELS) if with_intervals else None)
         for name, model in zip(group, engine.models, strict=False):
-            forecasts[name] = _common_shape(raw, str(model), cutoff, with_intervals)
+            forecasts[name] = _common_shape(raw, series, str(model), cutoff, with_intervals)
     return forecasts
 
 
@@ -113,8 +117,10 @@ LAG_FEATURES = {
 }
 
 
-def _lightgbm_frame(frame: pd.DataFrame, categories: dict[str, pd.Index], with_target: bool) -> pd.DataFrame:
-    nixtla = to_nixtla(frame, {"units": "y"} if with_target else {})
+def _lightgbm_frame(
+    frame: pd.DataFrame, series: SeriesCodes, categories: dict[str, pd.Index], with_target: bool
+) -> pd.DataFrame:
+    nixtla = to_nixtla(frame, {"units": "y"} if with_target else {}, series)
     for column, values in categories.items():
         nixtla[column] = pd.Categorical(frame[column].astype(str), categories=values)
     for column in DYNAMIC_COLUMNS:
@@ -125,7 +131,7 @@ def _lightgbm_frame(frame: pd.DataFrame, categories: dict[str, pd.Index], with_t
 def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Global LightGBM over all series. ``future`` holds the known covariates (price, promo, event,
     snap) of the forecast periods; the horizon is its number of periods per series."""
-    horizon = int(future.groupby(["item_id", "store_id"])["date"].size().max())
+    horizon = int(future.groupby(SERIES_KEY)["date"].size().max())
     frequency = frequency_of(history["date"])
     features = LAG_FEATURES[frequency.kind]
     categories = {
@@ -133,8 +139,9 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
         for column in STATIC_COLUMNS
         if column in history and column in future
     }
-    train = _lightgbm_frame(demand_history(history), categories, with_target=True)
-    exogenous = _lightgbm_frame(future, categories, with_target=False)
+    series = SeriesCodes.of(history, future)
+    train = _lightgbm_frame(demand_history(history), series, categories, with_target=True)
+    exogenous = _lightgbm_frame(future, series, categories, with_target=False)
     engine = MLForecast(
         models={"lightgbm": lightgbm.LGBMRegressor(**LIGHTGBM_PARAMS, random_state=seed, verbosity=-1, n_jobs=1)},
         freq=frequency.alias,
@@ -166,7 +173,7 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     raw = engine.predict(
         h=horizon, X_df=exogenous.drop(columns=list(categories)), level=list(INTERVAL_LEVELS) if intervals else None
     )
-    return _common_shape(raw, "lightgbm", history["date"].max(), with_intervals=intervals is not None)
+    return _common_shape(raw, series, "lightgbm", history["date"].max(), with_intervals=intervals is not None)
 
 
 def baseline_forecasters(names: list[str], horizon: int, seed: int = 0) -> dict[str, Forecaster]:

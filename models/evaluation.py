@@ -1,7 +1,8 @@
 """Forecast scoring as in the backtest protocol (M5 scales), with utilsforecast's metrics.
 
-Every model's forecast comes in one long shape: item_id, store_id, date, cutoff (the last day the
-model saw), ``point`` and, for probabilistic models, quantile columns ``q0.025 q0.1 q0.5 q0.9 q0.975``.
+Every model's forecast comes in the backtest's forecast frame (:mod:`models.forecast_frame`):
+item_id, store_id, date, cutoff (the last day the model saw), ``point`` and, for probabilistic models,
+the protocol's quantile columns ``q0.025 q0.1 q0.5 q0.9 q0.975``.
 
 Censored days (``available`` = 0: a stockout, a closed or a missing day) show sales that are not
 demand: they are never scored, and never give a model a zero to learn.
@@ -17,27 +18,36 @@ from statsforecast import StatsForecast
 from statsforecast.models import SeasonalNaive
 from utilsforecast import losses
 
-from models.features import series_id
+from models.forecast_frame import (
+    FORECAST_KEY,
+    INTERVAL_QUANTILES,
+    MEAN,
+    MEDIAN,
+    PINBALL_QUANTILES,
+    POINT,
+    QUANTILE_COLUMNS,
+    SERIES_KEY,
+    SeriesCodes,
+    quantile_column,
+    quantile_level,
+    series_codes,
+)
 from replenish.frequency import frequency_of
 
-POINT = "point"
-# The 80% and 95% intervals and the pinball quantiles of the protocol.
-INTERVAL_QUANTILES = {80: ("q0.1", "q0.9"), 95: ("q0.025", "q0.975")}
-PINBALL_QUANTILES = {0.1: "q0.1", 0.5: "q0.5", 0.9: "q0.9"}
-QUANTILE_COLUMNS = ("q0.025", "q0.1", "q0.5", "q0.9", "q0.975")
 METRICS = ("rmsse", "mase", "wrmsse", "pinball", "coverage_80", "coverage_95")
 
 
-def to_nixtla(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """Long (item_id, store_id, date, ...) to Nixtla's (unique_id, ds, ...) layout."""
-    return pd.DataFrame({"unique_id": series_id(frame).to_numpy(), "ds": frame["date"].to_numpy()}).assign(
+def to_nixtla(frame: pd.DataFrame, columns: dict[str, str], series: SeriesCodes) -> pd.DataFrame:
+    """Long (item_id, store_id, date, ...) to Nixtla's (unique_id, ds, ...) layout; ``unique_id`` is the
+    series' code in ``series``."""
+    return pd.DataFrame({"unique_id": series.codes(frame), "ds": frame["date"].to_numpy()}).assign(
         **{target: frame[source].to_numpy(dtype=float) for source, target in columns.items()}
     )
 
 
-def from_nixtla(frame: pd.DataFrame) -> pd.DataFrame:
-    item_store = frame["unique_id"].str.split("|", n=1, expand=True)
-    return pd.DataFrame({"item_id": item_store[0], "store_id": item_store[1], "date": frame["ds"]})
+def from_nixtla(frame: pd.DataFrame, series: SeriesCodes) -> pd.DataFrame:
+    """Nixtla's (unique_id, ds) back to item_id, store_id, date, through the codes ``to_nixtla`` gave."""
+    return series.keys_of(frame["unique_id"]).assign(date=frame["ds"].to_numpy())
 
 
 def censored(frame: pd.DataFrame) -> np.ndarray:
@@ -58,7 +68,7 @@ def demand_history(history: pd.DataFrame) -> pd.DataFrame:
     # A week or a month has no weekday; the season there is too long to wait for.
     position = history["date"].dt.day_of_week if frequency_of(history["date"]).kind == "D" else 0
     same_weekday = [
-        series_id(history).to_numpy()[by_date],
+        series_codes(history).to_numpy()[by_date],
         np.broadcast_to(np.asarray(position), len(history))[by_date],
     ]
     carried = pd.Series(units).groupby(same_weekday).ffill()
@@ -73,8 +83,9 @@ def seasonal_naive_forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame
     days, a year of weeks or of months): item_id, store_id, date, cutoff, point."""
     frequency = frequency_of(history["date"])
     model = StatsForecast(models=[SeasonalNaive(season_length=frequency.season_length)], freq=frequency.alias, n_jobs=1)
-    forecast = model.forecast(h=horizon, df=to_nixtla(demand_history(history), {"units": "y"}))
-    return from_nixtla(forecast).assign(
+    series = SeriesCodes.of(history)
+    forecast = model.forecast(h=horizon, df=to_nixtla(demand_history(history), {"units": "y"}, series))
+    return from_nixtla(forecast, series).assign(
         cutoff=history["date"].max(), **{POINT: forecast["SeasonalNaive"].clip(lower=0).to_numpy()}
     )
 
@@ -82,13 +93,14 @@ def seasonal_naive_forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame
 def quantile_forecast_as_model_output(forecast: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
     """The LSTM predictor's frame (q<level> columns and ``mean``) in the common shape; its point is the mean
     (the median for forecasts logged before models had a mean output)."""
-    return forecast.assign(cutoff=cutoff, **{POINT: forecast["mean"] if "mean" in forecast else forecast["q0.5"]})
+    point = forecast[MEAN] if MEAN in forecast else forecast[quantile_column(MEDIAN)]
+    return forecast.assign(cutoff=cutoff, **{POINT: point})
 
 
 @dataclass(frozen=True)
 class ForecastScores:
     metrics: dict[str, float]  # <model>_<metric>, same names on every run so runs compare side by side
-    per_series: pd.DataFrame  # unique_id, cutoff and <model>_<metric> per (series, origin)
+    per_series: pd.DataFrame  # item_id, store_id, cutoff and <model>_<metric> per (series, origin)
 
     def table(self) -> pd.DataFrame:
         """One row per model, one column per metric (NaN where a model has no intervals)."""
@@ -115,15 +127,11 @@ def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], periods:
     for cutoff in cutoffs:
         window = history[(history["date"] > frequency.shift(cutoff, -periods)) & (history["date"] <= cutoff)]
         price = window["price"].fillna(0.0) if priced else 1.0
-        revenue = (window["units"] * price).groupby(series_id(window)).sum()
+        revenue = (window["units"] * price).groupby([window[column] for column in SERIES_KEY]).sum()
         total = revenue.sum()
         parts.append(
-            pd.DataFrame(
-                {
-                    "unique_id": revenue.index,
-                    "cutoff": cutoff,
-                    "weight": revenue.to_numpy() / total if total > 0 else 0.0,
-                }
+            revenue.index.to_frame(index=False).assign(
+                cutoff=cutoff, weight=revenue.to_numpy() / total if total > 0 else 0.0
             )
         )
     return pd.concat(parts, ignore_index=True)
@@ -136,7 +144,7 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     of the forecast days; ``history``: all known sales (item_id, store_id, date, units, price), from which
     each origin's in-sample scales use only the days up to its cutoff. Censored days of either are left out.
     """
-    keys = ["item_id", "store_id", "date"]
+    keys = FORECAST_KEY
     frequency = frequency_of(history["date"])
     scored = actual.loc[~censored(actual), [*keys, "units"]]
     columns: dict[str, str] = {"units": "y"}
@@ -147,8 +155,10 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
             on=[*keys, "cutoff"] if "cutoff" in scored else keys,
         )
         columns.update({f"{name}:{column}": f"{name}{_nixtla_suffix(column)}" for column in present})
-    frame = to_nixtla(scored, columns).assign(cutoff=scored["cutoff"].to_numpy())
-    train = to_nixtla(history[~censored(history)].sort_values([*keys]), {"units": "y"})
+    known = history[~censored(history)].sort_values(keys)
+    series = SeriesCodes.of(scored, known)
+    frame = to_nixtla(scored, columns, series).assign(cutoff=scored["cutoff"].to_numpy())
+    train = to_nixtla(known, {"units": "y"}, series)
 
     names = list(forecasts)
     probabilistic = [
@@ -180,10 +190,13 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
         )
     # A constant in-sample history has a zero scale; its ratios carry no information.
     per_series = per_series.replace([np.inf, -np.inf], np.nan)
+    per_series = pd.concat(
+        [series.keys_of(per_series["unique_id"]), per_series.drop(columns="unique_id").reset_index(drop=True)], axis=1
+    )
 
     # The protocol's 28 days; the same horizon's worth of weeks or months.
     weights = revenue_weights(history, sorted(frame["cutoff"].unique()), periods=frequency.default_horizon)
-    weighted = per_series.merge(weights, on=["unique_id", "cutoff"], how="left").fillna({"weight": 0.0})
+    weighted = per_series.merge(weights, on=[*SERIES_KEY, "cutoff"], how="left").fillna({"weight": 0.0})
     metrics: dict[str, float] = {}
     for name in names:
         for metric in ("rmsse", "mase", "pinball", "coverage_80", "coverage_95"):
@@ -204,7 +217,7 @@ def _nixtla_suffix(column: str) -> str:
             return f"-lo-{level}"
         if column == high:
             return f"-hi-{level}"
-    return f"-q-{column[1:]}"
+    return f"-q-{quantile_level(column)}"
 
 
 def _suffixed(per_series: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from models.forecast_frame import SERIES_KEY, series_codes
 from replenish.frequency import frequency_of
 
-SERIES_KEY = ["item_id", "store_id"]
 # Embedded ids, coarsest last; a missing hierarchy column is one "unknown" group.
 CATEGORY_COLUMNS = ["item_id", "store_id", "dept_id", "cat_id"]
 COVARIATE_COLUMNS = [
@@ -32,13 +32,10 @@ COVARIATE_COLUMNS = [
 OPTIONAL_FLAGS = {"promo": 0, "event": 0, "snap": 0}
 
 
-def series_id(frame: pd.DataFrame) -> pd.Series:
-    return frame["item_id"].astype(str) + "|" + frame["store_id"].astype(str)
-
-
 def reference_prices(sales: pd.DataFrame) -> pd.Series:
-    """Median observed price per series, the anchor for relative price (NaN when never priced)."""
-    return sales.groupby(series_id(sales))["price"].median().rename("reference_price")
+    """Median observed price per series, indexed by (item_id, store_id): the anchor for relative price
+    (NaN when never priced)."""
+    return sales.groupby(SERIES_KEY, dropna=False, observed=True)["price"].median().rename("reference_price")
 
 
 def _cyclic(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +49,7 @@ def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFr
     )
     frame = frame.sort_values([*SERIES_KEY, "date"], kind="stable").reset_index(drop=True)
     dates = frame["date"]
-    ids = series_id(frame)
+    ids = series_codes(frame)
     frequency = frequency_of(dates)
     # A week or a month has no weekday: the columns stay (one network shape), constant there.
     weekday = dates.dt.day_of_week.to_numpy() if frequency.kind == "D" else np.zeros(len(frame))
@@ -60,7 +57,7 @@ def add_covariates(frame: pd.DataFrame, reference_price: pd.Series) -> pd.DataFr
     month_sin, month_cos = _cyclic(dates.dt.month.to_numpy() - 1, 12)
     doy_sin, doy_cos = _cyclic(dates.dt.day_of_year.to_numpy(), 365.25)
     price = frame["price"].to_numpy(dtype=float)
-    anchor = ids.map(reference_price).to_numpy(dtype=float)
+    anchor = reference_price.reindex(pd.MultiIndex.from_frame(frame[SERIES_KEY])).to_numpy(dtype=float)
     week_before = frame.groupby(ids)["price"].shift(frequency.periods_in_days(7)).to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         relative, change = np.log(price / anchor), np.log(price / week_before)

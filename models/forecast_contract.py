@@ -15,11 +15,10 @@ from typing import Literal
 
 import pandas as pd
 
-from models.evaluation import POINT, seasonal_naive_forecast
+from models.evaluation import seasonal_naive_forecast
+from models.forecast_frame import FORECAST_KEY, POINT, SERIES_KEY
 from replenish.frequency import Frequency, frequency_of
 
-SERIES_KEY = ["item_id", "store_id"]
-FORECAST_KEY = [*SERIES_KEY, "date"]
 # Rows planned on the seasonal naive forecast because the model's forecast lacked them.
 NAIVE_FALLBACK = "naive_fallback"
 # Enough examples to find the problem without flooding the message.

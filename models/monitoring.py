@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from models.evaluation import censored, quantile_forecast_as_model_output, score_forecasts, seasonal_naive_forecast
-from models.forecast_contract import FORECAST_KEY
+from models.forecast_frame import FORECAST_KEY, MEDIAN, quantile_column
 from models.monitoring_config import MonitoringThresholds
 
 PSI_BINS = 10
@@ -60,7 +60,7 @@ def recent_performance(history: pd.DataFrame, actual: pd.DataFrame, forecast: pd
         history,
     )
     joined = scored_days.merge(forecast, on=FORECAST_KEY)
-    bias = float((joined["q0.5"] - joined["units"]).sum() / max(joined["units"].sum(), 1.0))
+    bias = float((joined[quantile_column(MEDIAN)] - joined["units"]).sum() / max(joined["units"].sum(), 1.0))
     return {
         "scored_days": float(scored_days["date"].nunique()),
         "rmsse": evaluation.metrics["lstm_rmsse"],

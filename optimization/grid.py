@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from models.forecast_frame import SERIES_KEY
 from optimization.problem import PlanningProblem
 from replenish.frequency import Frequency
 
@@ -14,7 +15,6 @@ DAYS_PER_YEAR = 365
 # Enough violations to locate the problem without flooding the message.
 MAX_REPORTED_VIOLATIONS = 5
 
-ITEM_STORE_KEYS = ["item_id", "store_id"]
 ITEM_ATTRIBUTES = ["unit_cost", "holding_cost_rate", "lead_time_days", "unit_volume"]
 # Optional item columns and the value a missing one stands for: no pack, no MOQ, no limit, the
 # multiplier's penalty, and an order calendar that allows an order every day.
@@ -37,7 +37,7 @@ class ItemStoreGrid:
 
     start_date: pd.Timestamp
     frequency: Frequency
-    # ITEM_STORE_KEYS + ITEM_ATTRIBUTES + OPTIONAL_ITEM_ATTRIBUTES + opening_on_hand, lead_time_periods
+    # SERIES_KEY + ITEM_ATTRIBUTES + OPTIONAL_ITEM_ATTRIBUTES + opening_on_hand, lead_time_periods
     item_stores: pd.DataFrame
     demand: np.ndarray  # item-store × scenario × period
     open_arrivals: np.ndarray  # item-store × period
@@ -75,15 +75,15 @@ class ItemStoreGrid:
 
 
 def prepare_grid(problem: PlanningProblem) -> ItemStoreGrid:
-    _require_columns(problem.demand, "demand", [*ITEM_STORE_KEYS, "period", "demand"])
+    _require_columns(problem.demand, "demand", [*SERIES_KEY, "period", "demand"])
     _require_columns(problem.items, "items", ["item_id", *ITEM_ATTRIBUTES])
-    _require_columns(problem.on_hand, "on_hand", [*ITEM_STORE_KEYS, "on_hand"])
-    _require_columns(problem.open_orders, "open_orders", [*ITEM_STORE_KEYS, "quantity", "arrival_date"])
+    _require_columns(problem.on_hand, "on_hand", [*SERIES_KEY, "on_hand"])
+    _require_columns(problem.open_orders, "open_orders", [*SERIES_KEY, "quantity", "arrival_date"])
     _require_columns(problem.capacity, "capacity", ["store_id", "capacity_volume"])
     demand = _with_scenarios(problem.demand)
     _validate_demand(demand, problem.n_periods)
     _require_unique(problem.items, "items", ["item_id"])
-    _require_unique(problem.on_hand, "on_hand", ITEM_STORE_KEYS)
+    _require_unique(problem.on_hand, "on_hand", SERIES_KEY)
     _require_unique(problem.capacity, "capacity", ["store_id"])
 
     start_date = pd.Timestamp(problem.start_date).normalize()
@@ -158,7 +158,7 @@ def _with_scenarios(demand: pd.DataFrame) -> pd.DataFrame:
 
 
 def _validate_demand(demand: pd.DataFrame, n_periods: int) -> None:
-    _require_unique(demand, "demand", [*ITEM_STORE_KEYS, "scenario", "period"])
+    _require_unique(demand, "demand", [*SERIES_KEY, "scenario", "period"])
     outside = ~demand["period"].between(0, n_periods - 1)
     if outside.any():
         bad_periods = sorted(demand.loc[outside, "period"].unique())[:MAX_REPORTED_VIOLATIONS]
@@ -176,7 +176,7 @@ def _open_order_arrivals(
     """Open orders by arrival period: overdue ones land in period 0, ones past the horizon drop."""
     arrival_dates = pd.to_datetime(open_orders["arrival_date"]).dt.normalize()
     periods = pd.Series(frequency.periods_since(start_date, arrival_dates), index=open_orders.index).clip(lower=0)
-    arrivals = open_orders[ITEM_STORE_KEYS].assign(
+    arrivals = open_orders[SERIES_KEY].assign(
         period=periods.to_numpy(), quantity=open_orders["quantity"].astype(float).to_numpy()
     )
     return arrivals.loc[arrivals["period"] < n_periods]
@@ -187,9 +187,9 @@ def _item_stores(
 ) -> pd.DataFrame:
     """Every item-store with demand, stock or an arrival: stock takes store volume even unsold."""
     keys = (
-        pd.concat([demand[ITEM_STORE_KEYS], on_hand[ITEM_STORE_KEYS], arrivals[ITEM_STORE_KEYS]])
+        pd.concat([demand[SERIES_KEY], on_hand[SERIES_KEY], arrivals[SERIES_KEY]])
         .drop_duplicates()
-        .sort_values(ITEM_STORE_KEYS)
+        .sort_values(SERIES_KEY)
     )
     unknown_items = sorted(set(keys["item_id"]) - set(items["item_id"]))
     if unknown_items:
@@ -202,7 +202,7 @@ def _item_stores(
     )[["item_id", *ITEM_ATTRIBUTES, *OPTIONAL_ITEM_ATTRIBUTES]]
     _validate_item_attributes(attributes)
     with_attributes = keys.merge(attributes, on="item_id", how="left")
-    with_stock = with_attributes.merge(on_hand[[*ITEM_STORE_KEYS, "on_hand"]], on=ITEM_STORE_KEYS, how="left")
+    with_stock = with_attributes.merge(on_hand[[*SERIES_KEY, "on_hand"]], on=SERIES_KEY, how="left")
     return (
         with_stock.rename(columns={"on_hand": "opening_on_hand"})
         .fillna({"opening_on_hand": 0.0})
@@ -239,8 +239,8 @@ def _validate_item_attributes(items: pd.DataFrame) -> None:
 
 def _period_matrix(frame: pd.DataFrame, value_column: str, item_stores: pd.DataFrame, n_periods: int) -> np.ndarray:
     """Long (item, store, period, value) rows summed into an item-store × period array."""
-    positions = item_stores[ITEM_STORE_KEYS].reset_index(names="position")
-    located = frame.merge(positions, on=ITEM_STORE_KEYS, how="inner")
+    positions = item_stores[SERIES_KEY].reset_index(names="position")
+    located = frame.merge(positions, on=SERIES_KEY, how="inner")
     matrix = np.zeros((len(item_stores), n_periods))
     np.add.at(
         matrix,
@@ -251,8 +251,8 @@ def _period_matrix(frame: pd.DataFrame, value_column: str, item_stores: pd.DataF
 
 
 def _scenario_matrix(demand: pd.DataFrame, item_stores: pd.DataFrame, n_scenarios: int, n_periods: int) -> np.ndarray:
-    positions = item_stores[ITEM_STORE_KEYS].reset_index(names="position")
-    located = demand.merge(positions, on=ITEM_STORE_KEYS, how="inner")
+    positions = item_stores[SERIES_KEY].reset_index(names="position")
+    located = demand.merge(positions, on=SERIES_KEY, how="inner")
     matrix = np.zeros((len(item_stores), n_scenarios, n_periods))
     matrix[
         located["position"].to_numpy(),
@@ -266,8 +266,8 @@ def _safety_stock_matrix(problem: PlanningProblem, item_stores: pd.DataFrame) ->
     if problem.safety_stock is None:
         return None
     targets = problem.safety_stock
-    _require_columns(targets, "safety_stock", [*ITEM_STORE_KEYS, "period", "safety_stock"])
-    _require_unique(targets, "safety_stock", [*ITEM_STORE_KEYS, "period"])
+    _require_columns(targets, "safety_stock", [*SERIES_KEY, "period", "safety_stock"])
+    _require_unique(targets, "safety_stock", [*SERIES_KEY, "period"])
     if (targets["safety_stock"] < 0).any():
         raise ValueError("safety_stock must be non-negative")
     inside = targets.loc[targets["period"].between(0, problem.n_periods - 1)]

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from models.forecast_frame import SERIES_KEY
 from optimization.backends import (
     INFEASIBLE,
     INFEASIBLE_OR_UNBOUNDED,
@@ -50,7 +51,7 @@ from optimization.formulation import (
     capacity_by_store,
     formulate,
 )
-from optimization.grid import ITEM_STORE_KEYS, ItemStoreGrid, planned_arrivals, prepare_grid
+from optimization.grid import ItemStoreGrid, planned_arrivals, prepare_grid
 from optimization.problem import (
     CAPACITY_UTILISATION_COLUMNS,
     EXPLANATION_COLUMNS,
@@ -305,7 +306,7 @@ def _inventory_frame(
     """Expected values over scenarios, one row per item-store and period."""
     n_item_stores, _, n_periods = grid.demand.shape
     periods = np.tile(np.arange(n_periods), n_item_stores)
-    keys = grid.item_stores[ITEM_STORE_KEYS].loc[np.repeat(np.arange(n_item_stores), n_periods)]
+    keys = grid.item_stores[SERIES_KEY].loc[np.repeat(np.arange(n_item_stores), n_periods)]
     mean_unmet = unmet.mean(axis=1).ravel()
     return pd.DataFrame(
         {

@@ -13,21 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from optimization.grid import ITEM_STORE_KEYS
+from models.forecast_frame import SERIES_KEY, quantile_levels
 
 STANDARD_NORMAL = NormalDist()
-
-
-def quantile_levels(forecast: pd.DataFrame) -> dict[float, str]:
-    """Quantile level -> column, in increasing level order."""
-    levels = {}
-    for column in forecast.columns:
-        if isinstance(column, str) and column.startswith("q"):
-            try:
-                levels[float(column[1:])] = column
-            except ValueError:
-                continue
-    return dict(sorted(levels.items()))
 
 
 def safety_stock_from_quantiles(
@@ -50,7 +38,7 @@ def safety_stock_from_quantiles(
     levels = quantile_levels(forecast)
     if 0.5 not in levels:
         raise ValueError("the forecast needs a median column q0.5")
-    frame = forecast.sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
+    frame = forecast.sort_values([*SERIES_KEY, "period"], ignore_index=True)
     target = _per_row(frame, service_level).to_numpy(dtype=float)
     if ((target <= 0.5) | (target >= 1)).any():
         raise ValueError("service levels must lie strictly between 0.5 and 1")
@@ -64,14 +52,14 @@ def safety_stock_from_quantiles(
     )
     z_nearest = np.array([STANDARD_NORMAL.inv_cdf(level) for level in nearest])
     sigma = np.maximum(upper - frame[levels[0.5]].to_numpy(dtype=float), 0.0) / z_nearest
-    window = frame[ITEM_STORE_KEYS].merge(
-        protection_periods.rename("window").reset_index(), on=ITEM_STORE_KEYS, how="left"
-    )["window"]
+    window = frame[SERIES_KEY].merge(protection_periods.rename("window").reset_index(), on=SERIES_KEY, how="left")[
+        "window"
+    ]
     if window.isna().any():
         raise ValueError("protection_periods lacks some item-stores of the forecast")
     variance = _trailing_sums(frame, sigma**2, window.to_numpy(dtype=int))
     z_target = np.array([STANDARD_NORMAL.inv_cdf(level) for level in target])
-    return frame[[*ITEM_STORE_KEYS, "period"]].assign(safety_stock=z_target * np.sqrt(variance))
+    return frame[[*SERIES_KEY, "period"]].assign(safety_stock=z_target * np.sqrt(variance))
 
 
 def _per_row(frame: pd.DataFrame, value: float | pd.Series) -> pd.Series:
@@ -85,7 +73,7 @@ def _per_row(frame: pd.DataFrame, value: float | pd.Series) -> pd.Series:
 
 def _trailing_sums(frame: pd.DataFrame, values: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Per row: sum of values over the `window` rows up to it, within its item-store."""
-    group_start = frame.groupby(ITEM_STORE_KEYS, sort=False).cumcount().to_numpy()
+    group_start = frame.groupby(SERIES_KEY, sort=False).cumcount().to_numpy()
     cumulative = np.concatenate([[0.0], np.cumsum(values)])
     rows = np.arange(len(values))
     first = rows - np.minimum(group_start, window - 1)
@@ -103,9 +91,9 @@ def sample_demand_scenarios(
     """
     if not 0 <= period_correlation < 1:
         raise ValueError("period_correlation must lie in [0, 1)")
-    frame = forecast.sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
+    frame = forecast.sort_values([*SERIES_KEY, "period"], ignore_index=True)
     rng = np.random.default_rng(seed)
-    series = frame.groupby(ITEM_STORE_KEYS, sort=False).ngroup().to_numpy()
+    series = frame.groupby(SERIES_KEY, sort=False).ngroup().to_numpy()
     shared = rng.standard_normal((series.max() + 1 if len(series) else 0, n_scenarios))[series]
     own = rng.standard_normal((len(frame), n_scenarios))
     normal = np.sqrt(period_correlation) * shared + np.sqrt(1 - period_correlation) * own
@@ -222,9 +210,9 @@ def calibrate_scenarios(
     `actual` is aligned with the forecast's rows.
     """
     frame = forecast.assign(actual=np.asarray(actual, dtype=float))
-    frame = frame.loc[frame["period"] < window_periods].sort_values([*ITEM_STORE_KEYS, "period"], ignore_index=True)
+    frame = frame.loc[frame["period"] < window_periods].sort_values([*SERIES_KEY, "period"], ignore_index=True)
     demand = frame.drop(columns="actual")
-    actual_sums = frame.groupby(ITEM_STORE_KEYS, sort=True)["actual"].sum().to_numpy()
+    actual_sums = frame.groupby(SERIES_KEY, sort=True)["actual"].sum().to_numpy()
 
     def per_period(spread: float) -> float:
         paths = sample_demand_scenarios(widened(demand, spread), n_scenarios, seed)
@@ -233,7 +221,7 @@ def calibrate_scenarios(
 
     def summed(correlation: float) -> float:
         paths = sample_demand_scenarios(widened(demand, spread), n_scenarios, seed, correlation)
-        sums = paths.groupby([*ITEM_STORE_KEYS, "scenario"], sort=True)["demand"].sum()
+        sums = paths.groupby([*SERIES_KEY, "scenario"], sort=True)["demand"].sum()
         return _uniformity(sums.to_numpy().reshape(len(actual_sums), n_scenarios), actual_sums)
 
     spread = min(spreads, key=per_period)
@@ -252,7 +240,7 @@ def _uniformity(samples: np.ndarray, actual: np.ndarray) -> float:
 def expected_demand_from_quantiles(forecast: pd.DataFrame) -> pd.DataFrame:
     """Mean of the same distribution the scenarios are drawn from."""
     mean = QuantileFunction.of(forecast).mean()
-    return forecast[[*ITEM_STORE_KEYS, "period"]].assign(demand=mean)
+    return forecast[[*SERIES_KEY, "period"]].assign(demand=mean)
 
 
 def planning_demand(
@@ -271,7 +259,7 @@ def planning_demand(
     "point": the demand_level quantile; "quantile": that plus service-level targets (needs
     protection_periods); "scenario": sampled demand paths.
     """
-    keys = [*ITEM_STORE_KEYS, "period"]
+    keys = [*SERIES_KEY, "period"]
     if mode == "scenario":
         return sample_demand_scenarios(forecast, n_scenarios, seed, period_correlation), None
     column = quantile_levels(forecast).get(demand_level)

@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from models.forecast_frame import INTERVAL_QUANTILES, MEDIAN, POINT, quantile_column  # noqa: E402
+
 HISTORY_DAYS_SHOWN = 56
 
 
@@ -24,7 +26,7 @@ def fan_chart_figure(
     actuals when known, and baseline point forecasts for comparison.
 
     ``forecast`` has q<level> columns and ``point``; each baseline a ``point`` column."""
-    top_from = actual if actual is not None else forecast.rename(columns={"point": "units"})
+    top_from = actual if actual is not None else forecast.rename(columns={POINT: "units"})
     top = top_from.groupby(["item_id", "store_id"])["units"].sum().nlargest(n_series).index
     figure, axes = plt.subplots(len(top), 1, figsize=(10, 2.6 * len(top)), squeeze=False, sharex=True)
     for axis, (item_id, store_id) in zip(axes[:, 0], top, strict=False):
@@ -34,7 +36,7 @@ def fan_chart_figure(
 
         past, predicted = pick(history).tail(HISTORY_DAYS_SHOWN), pick(forecast)
         axis.plot(past["date"], past["units"], color="black", linewidth=1, label="history")
-        for (low, high), alpha, label in ((("q0.025", "q0.975"), 0.15, "95%"), (("q0.1", "q0.9"), 0.3, "80%")):
+        for (low, high), alpha, label in ((INTERVAL_QUANTILES[95], 0.15, "95%"), (INTERVAL_QUANTILES[80], 0.3, "80%")):
             if low in predicted and high in predicted:
                 axis.fill_between(
                     predicted["date"],
@@ -45,8 +47,8 @@ def fan_chart_figure(
                     linewidth=0,
                     label=label,
                 )
-        axis.plot(predicted["date"], predicted["q0.5"], color="tab:blue", label="median")
-        axis.plot(predicted["date"], predicted["point"], color="tab:blue", linestyle="--", linewidth=1, label="mean")
+        axis.plot(predicted["date"], predicted[quantile_column(MEDIAN)], color="tab:blue", label="median")
+        axis.plot(predicted["date"], predicted[POINT], color="tab:blue", linestyle="--", linewidth=1, label="mean")
         if actual is not None:
             future = pick(actual)
             axis.plot(future["date"], future["units"], color="black", linestyle=":", label="actual")
@@ -54,7 +56,7 @@ def fan_chart_figure(
             (baselines or {}).items(), ("tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False
         ):
             shown = pick(baseline)
-            axis.plot(shown["date"], shown["point"], color=color, linestyle="--", linewidth=1, label=name)
+            axis.plot(shown["date"], shown[POINT], color=color, linestyle="--", linewidth=1, label=name)
         axis.set_title(f"{item_id} @ {store_id}", fontsize=9)
         axis.set_ylabel("units")
     axes[0, 0].legend(loc="upper left", fontsize=7, ncol=6)

@@ -24,6 +24,7 @@ import pandas as pd
 from replenish.io import TEMPORARY_NAME, Content, encoded, temporary_name, write_new_file
 
 PLANS_FOLDER = "plans"
+PLAN_FILE = "order_plan.csv"  # the projected plan over the horizon (settings.plan_path)
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 KEEP_PLANS = 10  # plan folders kept, the current one included: enough to compare or roll back by hand

@@ -23,12 +23,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.forecast_contract import NAIVE_FALLBACK
+from models.forecast_frame import MEAN, MEDIAN, POINT, quantile_column
 from optimization.formulation import order_slot_mask
 from optimization.grid import prepare_grid
+from optimization.planning import KPI_SEED_OFFSET, PlanOutlook
 from optimization.problem import PlanningProblem, PlanResult, rounded
 from optimization.service_levels import ABC_CLASSES
 from replenish.frequency import Frequency
-from replenish.planning import KPI_SEED_OFFSET, PlanOutlook
 from replenish.plots import fan_chart_figure, plt  # pyplot, once plots has chosen the Agg backend
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class PlanReport:
     outlook: PlanOutlook
     broken: pd.DataFrame  # BROKEN_COLUMNS, one row per broken constraint and place (soft mode)
     service_levels: pd.DataFrame  # SERVICE_CLASS_COLUMNS, one row per ABC class planned
-    purchase_orders: pd.DataFrame  # due on the first planned day (replenish.planning.PURCHASE_ORDER_COLUMNS)
+    purchase_orders: pd.DataFrame  # due on the first planned day (optimization.planning.PURCHASE_ORDER_COLUMNS)
     simulation: SimulatedPolicies | None
     simulation_chart: bytes | None
     naive_fallback_series: int = 0  # item-stores planned on seasonal naive: the champion's forecast lacked them
@@ -226,7 +227,7 @@ def forecast_over_horizon(forecast: pd.DataFrame, problem: PlanningProblem) -> p
     start = pd.Timestamp(problem.start_date).normalize()
     end = problem.frequency.shift(start, problem.n_periods)
     within = forecast[(forecast["date"] >= start) & (forecast["date"] < end)]
-    return within.assign(point=within["mean"] if "mean" in within else within["q0.5"])
+    return within.assign(**{POINT: within[MEAN] if MEAN in within else within[quantile_column(MEDIAN)]})
 
 
 def charted_item_stores(valued: pd.DataFrame, forecast: pd.DataFrame, n: int) -> pd.MultiIndex:
@@ -234,7 +235,7 @@ def charted_item_stores(valued: pd.DataFrame, forecast: pd.DataFrame, n: int) ->
     ranking = pd.DataFrame(
         {
             "value": valued.groupby(ITEM_STORE)["value"].sum(),
-            "demand": forecast.groupby(ITEM_STORE)["point"].sum(),
+            "demand": forecast.groupby(ITEM_STORE)[POINT].sum(),
         }
     ).fillna(0.0)
     return ranking.sort_values(["value", "demand"], ascending=False, kind="stable").head(n).index

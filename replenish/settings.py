@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from contextvars import ContextVar
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,12 +26,12 @@ from expectations.rules import ValidationRules
 from models.ensemble.config import EnsembleConfig
 from models.lstm.config import LSTMConfig
 from models.monitoring_config import MonitoringThresholds
-from optimization.problem import CostSettings, ModelOptions, SolverSettings
-from optimization.service_levels import ServiceLevels
+from optimization.config import PlanningConfig
 from replenish.addresses import DEFAULT_MLFLOW_UI_URL
 from replenish.data.synthetic import SyntheticConfig
 from replenish.data.tables import MasterDefaults
 from replenish.frequency import Frequency
+from replenish.publishing import PLAN_FILE
 
 _config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
 
@@ -160,60 +161,6 @@ class ForecastSettings(_Section):
         return quantiles
 
 
-class PlanningSettings(_Section):
-    horizon: int | None = Field(None, ge=1)  # periods planned; None: the forecast's horizon
-    demand_quantile: float = Field(0.5, gt=0, lt=1)
-    # How forecast uncertainty enters the plan: "scenario" plans against n_scenarios demand paths
-    # sampled from the forecast quantiles (two-stage SAA); "quantile" plans the demand_quantile
-    # forecast plus safety-stock targets for each item's service level; "point" plans the
-    # demand_quantile forecast alone.
-    uncertainty_mode: Literal["point", "quantile", "scenario"] = "scenario"
-    # Cycle service-level targets: the item master's service_level, else by ABC class of revenue.
-    # The plan follows the higher of an item's target and the level its shortage penalty implies
-    # (see optimization.service_levels).
-    service_levels: ServiceLevels = ServiceLevels()
-    # Enough paths to resolve the critical fractile the default penalty implies (about 0.995: a
-    # plan on N paths cannot tell levels above 1 - 1/N apart).
-    n_scenarios: int = Field(200, ge=1)
-    scenario_seed: int = 0
-    # How demand paths are drawn from the forecast: how strongly neighbouring days move together
-    # (their forecast errors share a misjudged level), and the factor the quantiles' distances from
-    # the median are widened by (a forecaster may cover less than it says). None: calibrated for
-    # every plan on what sold after the forecast made one horizon earlier; a number fixes it.
-    scenario_period_correlation: float | None = Field(None, ge=0, lt=1)
-    scenario_spread: float | None = Field(None, gt=0)
-    # The plan's expected fill rate, cost and stock-out risk come from this many demand paths
-    # sampled from the forecast, apart from the ones the plan was made on.
-    kpi_demand_paths: int = Field(500, ge=10)
-    # The optimizer's own types (optimization/problem.py): costs, the model's rules, the solver.
-    costs: CostSettings = CostSettings()
-    model: ModelOptions = ModelOptions()
-    solver: SolverSettings = SolverSettings()
-    # An item-store or planned day the champion's forecast lacks: "refuse" to plan, or plan it on
-    # a seasonal naive forecast (reported, and counted in the metric plan_series_naive_fallback).
-    missing_forecast: Literal["refuse", "naive"] = "refuse"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _horizon_days_renamed(cls, values: Any) -> Any:
-        return _day_key_renamed(values, "horizon_days", "horizon", "planning")
-
-    def horizon_in(self, frequency: Frequency, forecast: ForecastSettings) -> int:
-        """The periods planned, within the forecast's horizon."""
-        forecast_horizon = forecast.horizon_in(frequency)
-        if self.horizon is not None and self.horizon > forecast_horizon:
-            raise ValueError(
-                f"planning.horizon ({self.horizon}) exceeds the forecast's horizon of {forecast_horizon} "
-                f"{frequency.name}s: the plan needs a forecast for every period it covers"
-            )
-        return self.horizon or forecast_horizon
-
-    @field_validator("solver", mode="before")
-    @classmethod
-    def _solver_options_text_read_as_yaml(cls, solver: Any) -> Any:
-        return options_text_read_as_yaml(solver, "options")
-
-
 class SimulateSettings(_Section):
     """The policy simulation (`replenish simulate`): the plan's policy replayed on recent history."""
 
@@ -255,11 +202,19 @@ class Settings(BaseSettings):
     output_dir: Path = Path("output")
     data: DataSettings = DataSettings()
     forecast: ForecastSettings = ForecastSettings()
-    planning: PlanningSettings = PlanningSettings()
+    planning: PlanningConfig = PlanningConfig()  # the plan (optimization/config.py)
     simulate: SimulateSettings = SimulateSettings()
     tracking: TrackingSettings = TrackingSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
     monitoring: MonitoringThresholds = MonitoringThresholds()  # when to retrain (models/monitoring_config.py)
+
+    @field_validator("planning", mode="before")
+    @classmethod
+    def _planning_keys_read(cls, planning: Any) -> Any:
+        planning = _day_key_renamed(planning, "horizon_days", "horizon", "planning")
+        if isinstance(planning, dict) and "solver" in planning:
+            planning = {**planning, "solver": options_text_read_as_yaml(planning["solver"], "options")}
+        return planning
 
     @field_validator("work_dir", "output_dir")
     @classmethod
@@ -282,6 +237,16 @@ class Settings(BaseSettings):
             )
         return self
 
+    def planned_horizon(self, frequency: Frequency) -> int:
+        """The periods planned for data of ``frequency``, within the forecast's horizon."""
+        planned, forecast_horizon = self.planning.horizon, self.forecast.horizon_in(frequency)
+        if planned is not None and planned > forecast_horizon:
+            raise ValueError(
+                f"planning.horizon ({planned}) exceeds the forecast's horizon of {forecast_horizon} "
+                f"{frequency.name}s: the plan needs a forecast for every period it covers"
+            )
+        return planned or forecast_horizon
+
     def for_frequency(self, frequency: Frequency) -> Settings:
         """These settings for data of ``frequency``: its alias as data.frequency, and the forecast and
         planning horizons in its periods (their defaults depend on it)."""
@@ -289,9 +254,7 @@ class Settings(BaseSettings):
             update={
                 "data": self.data.model_copy(update={"frequency": frequency.alias}),
                 "forecast": self.forecast.model_copy(update={"horizon": self.forecast.horizon_in(frequency)}),
-                "planning": self.planning.model_copy(
-                    update={"horizon": self.planning.horizon_in(frequency, self.forecast)}
-                ),
+                "planning": replace(self.planning, horizon=self.planned_horizon(frequency)),
             }
         )
 
@@ -338,7 +301,7 @@ class Settings(BaseSettings):
 
     @property
     def plan_path(self) -> Path:
-        return self.output_dir / "order_plan.csv"
+        return self.output_dir / PLAN_FILE
 
 
 class SettingsError(ValueError):

@@ -9,7 +9,7 @@ and perfect foresight.  No Prefect here; flows.simulation and benchmarks/invento
    the window (an inventory table describes the latest day, not the window's start, so the
    master defaults' estimate stands in), with no order in transit.  Each day demand is what was
    sold; what stock cannot serve is lost (or backlogged).  On an item's order days each policy orders:
-   * default: replenish.planning with the same settings as `replenish plan`, on that day's
+   * default: optimization.planning with the same settings as `replenish plan`, on that day's
      forecast (its demand paths calibrated on the forecast made one horizon earlier), with the stock
      and orders in transit of the replay;
    * base_stock_snaive: up to a seasonal-naive forecast over lead time + review plus a normal
@@ -35,9 +35,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.features import series_id
 from models.forecast_contract import cover_planned_days
-from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, order_calendar
+from models.forecast_frame import SERIES_KEY, series_codes
+from optimization.config import PlanningConfig
+from optimization.grid import DAYS_PER_YEAR, order_calendar
+from optimization.planning import (
+    calibration_origin,
+    merged_plan,
+    planned_dates,
+    planning_problem,
+    scenario_calibration,
+    service_level_targets,
+    solve_plan,
+    store_plan,
+    stores,
+)
 from optimization.policies import (
     base_stock_policy,
     fixed_schedule_policy,
@@ -56,18 +68,7 @@ from optimization.simulation import (
 )
 from replenish.data.tables import RawTables, RetailData, complete_tables, parse_days
 from replenish.frequency import DAILY, infer_frequency
-from replenish.planning import (
-    calibration_origin,
-    merged_plan,
-    planned_dates,
-    planning_problem,
-    scenario_calibration,
-    service_level_targets,
-    solve_plan,
-    store_plan,
-    stores,
-)
-from replenish.settings import PlanningSettings, Settings
+from replenish.settings import Settings
 
 DEFAULT, BASE_STOCK, PERFECT_FORESIGHT = "default", "base_stock_snaive", "perfect_foresight"
 POLICIES = (DEFAULT, BASE_STOCK, PERFECT_FORESIGHT)
@@ -150,7 +151,7 @@ def simulate_policies(
 ) -> PolicySimulation:
     """Replay the last settings.simulate.weeks weeks of `raw` (validated tables) under every policy."""
     sold = parse_days(raw.sales["date"])
-    found = infer_frequency(sold, series_id(raw.sales))
+    found = infer_frequency(sold, series_codes(raw.sales))
     if found.frequency not in (None, DAILY):
         raise SimulationWindowError(
             f"the policy simulation replays days one by one; these sales are {found.frequency.description}"
@@ -201,10 +202,10 @@ def simulate_policies(
 
 
 def policies(
-    replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningSettings, gap_stores: tuple[str, ...]
+    replay: _Replay, forecasts: _ForecastsByDay, planning: PlanningConfig, gap_stores: tuple[str, ...]
 ) -> dict[str, Callable[[], Policy]]:
     """Each policy's name and how to make it, in the order they are replayed."""
-    other = planning.model_copy(update={"model": replace(planning.model, whole_orders=_other_whole_orders(planning))})
+    other = replace(planning, model=replace(planning.model, whole_orders=_other_whole_orders(planning)))
     return {
         DEFAULT: lambda: replay.planning_policy(forecasts, planning),
         BASE_STOCK: replay.base_stock_policy,
@@ -213,7 +214,7 @@ def policies(
     }
 
 
-def _other_whole_orders(planning: PlanningSettings) -> str:
+def _other_whole_orders(planning: PlanningConfig) -> str:
     return "milp" if planning.model.whole_orders == "repair" else "repair"
 
 
@@ -234,10 +235,10 @@ class _Replay:
     """The replayed item-stores, their actual demand and the inventory system they run in."""
 
     def __init__(
-        self, full: RetailData, before: RetailData, start: pd.Timestamp, days: int, planning: PlanningSettings
+        self, full: RetailData, before: RetailData, start: pd.Timestamp, days: int, planning: PlanningConfig
     ) -> None:
         self.full, self.before, self.start, self.days = full, before, start, days
-        self.keys = before.inventory[ITEM_STORE_KEYS].reset_index(drop=True)
+        self.keys = before.inventory[SERIES_KEY].reset_index(drop=True)
         self.item_stores = self.keys.merge(before.items, on="item_id", how="left")
         self.actual = _daily_units(full.sales, self.keys, start, days)
         self.history = _daily_units(
@@ -285,7 +286,7 @@ class _Replay:
     def planning_policy(
         self,
         forecasts: _ForecastsByDay,
-        planning: PlanningSettings,  # noqa: ANN201 - a Policy
+        planning: PlanningConfig,  # noqa: ANN201 - a Policy
         only_stores: tuple[str, ...] | None = None,
     ):
         """What `replenish plan` would order on the day, from the replay's stock and orders in transit
@@ -313,7 +314,7 @@ class _Replay:
             ]
             plan = merged_plan([store_plan(part, planning) for part in parts], planning)
             placed = plan.orders.loc[plan.orders["order_date"] == today]
-            return self.keys.merge(placed, on=ITEM_STORE_KEYS, how="left")["quantity"].fillna(0.0).to_numpy()
+            return self.keys.merge(placed, on=SERIES_KEY, how="left")["quantity"].fillna(0.0).to_numpy()
 
         return decide
 
@@ -345,7 +346,7 @@ class _Replay:
         )
         plan = solve_plan(problem, self.planning)
         schedule = np.zeros(self.actual.shape)
-        placed = plan.orders.merge(self.keys.reset_index(names="row"), on=ITEM_STORE_KEYS)
+        placed = plan.orders.merge(self.keys.reset_index(names="row"), on=SERIES_KEY)
         schedule[placed["row"].to_numpy(), (placed["order_date"] - self.start).dt.days.to_numpy()] = placed["quantity"]
         return fixed_schedule_policy(schedule)
 
@@ -366,7 +367,7 @@ class _Replay:
 def _daily_units(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, days: int) -> np.ndarray:
     """Units per item-store (rows in `keys` order) and day; a day without a sales row counts 0."""
     window = sales.loc[(sales["date"] >= start) & (sales["date"] < start + pd.Timedelta(days=days))]
-    located = window.merge(keys.reset_index(names="row"), on=ITEM_STORE_KEYS, how="inner")
+    located = window.merge(keys.reset_index(names="row"), on=SERIES_KEY, how="inner")
     matrix = np.zeros((len(keys), days))
     matrix[located["row"].to_numpy(), (located["date"] - start).dt.days.to_numpy()] = located["units"].to_numpy(
         dtype=float

@@ -7,6 +7,7 @@ import inspect
 import json
 from dataclasses import asdict, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,8 +24,8 @@ from models.lstm.estimator import LSTMEstimator
 from models.lstm.module import LSTMQuantileNetwork
 from models.lstm.train_process import LSTMTraining, TrainedForecaster, train_lstm
 from replenish.frequency import Frequency, frequency_of
-from replenish.settings import ForecastSettings, Settings
-from replenish.tracking import data_fingerprint
+from replenish.settings import ForecastSettings
+from replenish.tracking import RunTracker, data_fingerprint
 
 # Cached features and models live in Prefect's result storage (inside work_dir by default).
 CACHE_LIFETIME = timedelta(days=30)
@@ -51,9 +52,9 @@ def lstm_fit_settings(forecast: ForecastSettings, frequency: Frequency) -> dict[
     }
 
 
-def training_key(train: pd.DataFrame, settings: Settings) -> str:
+def training_key(train: pd.DataFrame, forecast: ForecastSettings) -> str:
     """Same training data and same model settings give the same model."""
-    config = json.dumps(lstm_fit_settings(settings.forecast, frequency_of(train["date"])), sort_keys=True)
+    config = json.dumps(lstm_fit_settings(forecast, frequency_of(train["date"])), sort_keys=True)
     return "-".join(
         [
             "lstm",
@@ -65,8 +66,9 @@ def training_key(train: pd.DataFrame, settings: Settings) -> str:
 
 
 def training_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    # The MLflow run that receives the training curves does not change the model: left out.
-    return training_key(parameters["train"], parameters["settings"])
+    # Where the checkpoints go, and the MLflow run that receives the training curves, do not change the
+    # model: left out.
+    return training_key(parameters["train"], parameters["forecast"])
 
 
 @task(name="build-features", cache_key_fn=features_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
@@ -93,19 +95,21 @@ def split_backtest(features: pd.DataFrame, forecast: ForecastSettings) -> list[B
 
 
 @task(name="train-forecaster", cache_key_fn=training_cache_key, persist_result=True, cache_expiration=CACHE_LIFETIME)
-def train_forecaster(train: pd.DataFrame, settings: Settings, log_run_id: str | None) -> TrainedForecaster:
-    """Fit the LSTM on ``train``. Checkpoints are kept per training key, so a fit interrupted by a crash
-    or a cancelled flow run resumes from its last epoch when the same training is asked for again."""
-    forecast = settings.forecast
+def train_forecaster(
+    train: pd.DataFrame, forecast: ForecastSettings, work_dir: Path, tracker: RunTracker | None
+) -> TrainedForecaster:
+    """Fit the LSTM on ``train``, its training curves logged to ``tracker``'s run if given. Checkpoints are
+    kept per training key under work_dir, so a fit interrupted by a crash or a cancelled flow run resumes
+    from its last epoch when the same training is asked for again."""
     fit = LSTMTraining(
         forecast.lstm,
         forecast.horizon_in(frequency_of(train["date"])),
         forecast.quantiles,
         forecast.seed,
-        checkpoints=settings.work_dir / "checkpoints" / training_key(train, settings),
+        checkpoints=work_dir / "checkpoints" / training_key(train, forecast),
         resume=forecast.resume_training,
-        tracking_uri=settings.mlflow_tracking_uri,
-        log_run_id=log_run_id,
+        tracking_uri=tracker.client.tracking_uri if tracker is not None else "",
+        log_run_id=tracker.run_id if tracker is not None else None,
     )
     return train_lstm(train, fit)
 

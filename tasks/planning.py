@@ -14,13 +14,9 @@ from prefect.cache_policies import NO_CACHE
 
 from models.forecast_contract import ForecastContractError, ForecasterContract, cover_planned_days
 from models.pyfunc import as_model_input
+from optimization.config import PlanningConfig
 from optimization.decomposition import PartPlan
-from optimization.problem import PlanningProblem, PlanResult
-from optimization.uncertainty import ScenarioCalibration
-from replenish import tracking
-from replenish.data.tables import RetailData
-from replenish.frequency import frequency_of
-from replenish.planning import (
+from optimization.planning import (
     PlanOutlook,
     calibration_origin,
     merged_plan,
@@ -34,9 +30,14 @@ from replenish.planning import (
     store_plan,
     stores,
 )
-from replenish.publishing import PLANS_FOLDER, Content, plan_folder_name, publish_unit
+from optimization.problem import PlanningProblem, PlanResult
+from optimization.uncertainty import ScenarioCalibration
+from replenish.data.tables import RetailData
+from replenish.frequency import frequency_of
+from replenish.publishing import PLAN_FILE, PLANS_FOLDER, Content, plan_folder_name, publish_unit
 from replenish.report import PlanReport, plan_report, render_html, report_markdown, summarised_violations
-from replenish.settings import PlanningSettings, Settings
+from replenish.settings import DataSettings
+from replenish.tracking import ModelRegistry, RunTracker
 from tasks.simulation import latest_simulation
 
 FORECAST_ARTIFACT = "forecast/forecast.csv"
@@ -128,7 +129,9 @@ def _not_a_contract_refusal(task: object, task_run: object, state: object) -> bo
     retry_delay_seconds=[2, 10],
     retry_condition_fn=_not_a_contract_refusal,
 )
-def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFrame) -> pd.DataFrame:
+def forecast_planning_horizon(
+    planning: PlanningConfig, registry: ModelRegistry, tracker: RunTracker, sales: pd.DataFrame
+) -> pd.DataFrame:
     """Quantile forecasts of the planned days after the snapshot, from the registered champion model.
 
     The champion's recorded contract must give the plan's days and quantiles (versions registered
@@ -137,26 +140,23 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
     happened. What the plan gets covers every item-store on every planned day: a gap is refused or,
     with planning.missing_forecast=naive, filled by seasonal naive (the metric plan_series_naive_fallback
     counts the item-stores)."""
-    champion = tracking.champion_version(settings)
+    champion = registry.champion()
     if champion is None:
         raise ChampionMissingError(
-            f"no model has alias 'champion' in {settings.tracking.registered_model_name!r} "
-            f"(registry {settings.mlflow_registry_uri}); run `replenish train` first"
+            f"no model has alias 'champion' in {registry.name!r} (registry {registry.uri}); run `replenish train` first"
         )
     frequency = frequency_of(sales["date"])
     contract = ForecasterContract.from_tags(champion.tags)
     if contract is not None:
         contract.require(
-            planned_periods(settings.planning, frequency),
+            planned_periods(planning, frequency),
             frequency,
-            quantiles_needed(settings.planning),
-            f"champion version {champion.version} of {settings.tracking.registered_model_name!r}",
+            quantiles_needed(planning),
+            f"champion version {champion.version} of {registry.name!r}",
         )
-    forecast = tracking.load_champion(settings).predict(as_model_input(sales))
-    tracking.log_table(settings, run_id, forecast, FORECAST_ARTIFACT)
-    tracking.set_tags(
-        settings,
-        run_id,
+    forecast = registry.load_champion().predict(as_model_input(sales))
+    tracker.log_table(forecast, FORECAST_ARTIFACT)
+    tracker.set_tags(
         {
             "model_version": str(champion.version),
             "forecast_origin": f"{sales['date'].max():%Y-%m-%d}",
@@ -165,26 +165,25 @@ def forecast_planning_horizon(settings: Settings, run_id: str, sales: pd.DataFra
     covered = cover_planned_days(
         forecast,
         sales,
-        planned_dates(sales["date"].max(), settings.planning, frequency),
-        settings.planning.missing_forecast,
+        planned_dates(sales["date"].max(), planning, frequency),
+        planning.missing_forecast,
     )
-    tracking.log_metrics(settings, run_id, {"plan_series_naive_fallback": covered.naive_fallback_series})
+    tracker.log_metrics({"plan_series_naive_fallback": covered.naive_fallback_series})
     return covered.forecast
 
 
 @task(name="calibrate-scenarios", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def calibrate_scenarios(settings: Settings, run_id: str, data: RetailData) -> ScenarioCalibration:
+def calibrate_scenarios(
+    planning: PlanningConfig, registry: ModelRegistry, tracker: RunTracker, data: RetailData
+) -> ScenarioCalibration:
     """How demand paths are drawn from the forecast: calibrated, unless settings fix it, on the
-    champion's forecast made one horizon before the plan (replenish.planning.scenario_calibration)."""
-    planning = settings.planning
+    champion's forecast made one horizon before the plan (optimization.planning.scenario_calibration)."""
     past_forecast = None
     before = data.sales.loc[data.sales["date"] < calibration_origin(data.snapshot_date, planning, data.frequency)]
     if None in (planning.scenario_period_correlation, planning.scenario_spread) and len(before):
-        past_forecast = tracking.load_champion(settings).predict(as_model_input(before))
+        past_forecast = registry.load_champion().predict(as_model_input(before))
     calibration = scenario_calibration(past_forecast, data, planning)
-    tracking.log_metrics(
-        settings,
-        run_id,
+    tracker.log_metrics(
         {
             "plan_scenario_period_correlation": calibration.period_correlation,
             "plan_scenario_spread": calibration.spread,
@@ -195,23 +194,23 @@ def calibrate_scenarios(settings: Settings, run_id: str, data: RetailData) -> Sc
 
 @task(name="build-planning-problem", cache_policy=NO_CACHE)
 def build_planning_problem(
-    data: RetailData, forecast: pd.DataFrame, planning: PlanningSettings, calibration: ScenarioCalibration
+    data: RetailData, forecast: pd.DataFrame, planning: PlanningConfig, calibration: ScenarioCalibration
 ) -> PlanningProblem:
     return planning_problem(data, forecast, planning, calibration)
 
 
 @task(name="split-by-location", cache_policy=NO_CACHE)
-def split_by_store(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
+def split_by_store(problem: PlanningProblem, planning: PlanningConfig) -> list[PlanningProblem]:
     return stores(problem, planning)
 
 
 @task(name="optimize-orders", cache_policy=NO_CACHE)
-def optimize_orders(problem: PlanningProblem, planning: PlanningSettings) -> PartPlan:
+def optimize_orders(problem: PlanningProblem, planning: PlanningConfig) -> PartPlan:
     return store_plan(problem, planning)
 
 
 @task(name="merge-plans", cache_policy=NO_CACHE)
-def merge_plans(parts: list[PartPlan], planning: PlanningSettings) -> PlanResult:
+def merge_plans(parts: list[PartPlan], planning: PlanningConfig) -> PlanResult:
     return merged_plan(parts, planning)
 
 
@@ -220,7 +219,7 @@ def estimate_plan_outlook(
     problem: PlanningProblem,
     plan: PlanResult,
     forecast: pd.DataFrame,
-    planning: PlanningSettings,
+    planning: PlanningConfig,
     calibration: ScenarioCalibration,
 ) -> PlanOutlook:
     return plan_outlook(problem, plan, forecast, planning, calibration)
@@ -243,7 +242,7 @@ def planned_orders(plan: PlanResult) -> pd.DataFrame:
 
 
 def plan_files(
-    settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult, report: PlanReport
+    planning: PlanningConfig, run_id: str, problem: PlanningProblem, plan: PlanResult, report: PlanReport
 ) -> dict[str, Content]:
     """The files published together as one plan, by their names in the output folder."""
     dated = problem.demand.assign(date=problem.start_date + pd.to_timedelta(problem.demand["period"], unit="D"))
@@ -251,18 +250,20 @@ def plan_files(
     demand = dated.groupby(["item_id", "store_id", "date"], as_index=False, sort=True)["demand"].mean()
     return {
         PURCHASE_ORDERS_FILE: purchase_orders(problem, plan),
-        settings.plan_path.name: planned_orders(plan),
+        PLAN_FILE: planned_orders(plan),
         EXPLAINED_FILE: explained_orders(plan),
         DEMAND_FILE: demand[["item_id", "store_id", "date", "demand"]],
         REPORT_FILE: render_html(report, run_id),
         # Soft mode always says what it broke, if only that it broke nothing.
-        **({VIOLATIONS_FILE: plan.violations} if settings.planning.model.soft_constraints else {}),
+        **({VIOLATIONS_FILE: plan.violations} if planning.model.soft_constraints else {}),
     }
 
 
 @task(name="build-plan-report", cache_policy=NO_CACHE)
 def build_plan_report(
-    settings: Settings,
+    planning: PlanningConfig,
+    data: DataSettings,
+    tracker: RunTracker,
     problem: PlanningProblem,
     plan: PlanResult,
     forecast: pd.DataFrame,
@@ -270,14 +271,14 @@ def build_plan_report(
     outlook: PlanOutlook,
 ) -> PlanReport:
     """The report, with the latest policy simulation of this data set when there is one."""
-    simulation = latest_simulation(settings)
+    simulation = latest_simulation(tracker.experiment, data)
     return plan_report(
         problem,
         plan,
         explained_orders(plan),
         forecast,
         history,
-        settings.planning.model.budget_per_period,
+        planning.model.budget_per_period,
         outlook,
         purchase_orders(problem, plan),
         simulation,
@@ -286,19 +287,23 @@ def build_plan_report(
 
 @task(name="publish-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def publish_plan(
-    settings: Settings, run_id: str, problem: PlanningProblem, plan: PlanResult, report: PlanReport
+    planning: PlanningConfig,
+    output: Path,
+    tracker: RunTracker,
+    problem: PlanningProblem,
+    plan: PlanResult,
+    report: PlanReport,
 ) -> PublishedPlan:
     """The plan's files and its report as one unit, then logged to MLflow and linked from Prefect.
 
     Idempotent: a retried task (or flow) that finds this run already published writes nothing again."""
-    run = tracking.client_for(settings).get_run(run_id)
+    run, run_id = tracker.get_run(), tracker.run_id
     created = datetime.fromtimestamp(run.info.start_time / 1000, UTC)  # the same on every retry
     orders, due = planned_orders(plan), purchase_orders(problem, plan)
-    output = settings.output_dir
-    soft = settings.planning.model.soft_constraints
+    soft = planning.model.soft_constraints
     published = PublishedPlan(
         output / PURCHASE_ORDERS_FILE,
-        settings.plan_path,
+        output / PLAN_FILE,
         output / DEMAND_FILE,
         output / EXPLAINED_FILE,
         output / REPORT_FILE,
@@ -317,16 +322,14 @@ def publish_plan(
     )
     if run.data.tags.get(PUBLISHED_TAG) == "true":
         return published
-    publish_unit(output, plan_files(settings, run_id, problem, plan, report), run_id, created)
-    tracking.log_table(settings, run_id, due, f"plan/{PURCHASE_ORDERS_FILE}")
-    tracking.log_table(settings, run_id, orders, "plan/order_plan.csv")
-    tracking.log_table(settings, run_id, explained_orders(plan), "plan/order_plan_explained.csv")
-    tracking.log_table(settings, run_id, plan.inventory, "plan/projected_inventory.csv")
+    publish_unit(output, plan_files(planning, run_id, problem, plan, report), run_id, created)
+    tracker.log_table(due, f"plan/{PURCHASE_ORDERS_FILE}")
+    tracker.log_table(orders, f"plan/{PLAN_FILE}")
+    tracker.log_table(explained_orders(plan), f"plan/{EXPLAINED_FILE}")
+    tracker.log_table(plan.inventory, "plan/projected_inventory.csv")
     if soft:
-        tracking.log_table(settings, run_id, plan.violations, f"plan/{VIOLATIONS_FILE}")
-    tracking.log_metrics(
-        settings,
-        run_id,
+        tracker.log_table(plan.violations, f"plan/{VIOLATIONS_FILE}")
+    tracker.log_metrics(
         {
             "plan_purchase_orders": len(due),
             "plan_purchase_cost": float(due["cost"].sum()),
@@ -342,7 +345,7 @@ def publish_plan(
         },
     )
     # This run's own copy: by now another publish may have made a newer plan current.
-    tracking.client_for(settings).log_artifact(run_id, str(published.folder / REPORT_FILE), REPORT_ARTIFACT_FOLDER)
+    tracker.log_artifact(published.folder / REPORT_FILE, REPORT_ARTIFACT_FOLDER)
     create_table_artifact(
         key="plan-kpis", description="The plan's key figures, as the report gives them", table=published.key_figures()
     )
@@ -352,15 +355,13 @@ def publish_plan(
         markdown=report_markdown(
             report,
             published.report_path,
-            tracking.run_link(settings, run_id),
+            tracker.link,
             f"{REPORT_ARTIFACT_FOLDER}/{REPORT_FILE}",
         ),
     )
-    tracking.set_tags(
-        settings,
-        run_id,
+    tracker.set_tags(
         {
-            "plan_path": str(settings.plan_path),
+            "plan_path": str(published.plan_path),
             "plan_folder": str(published.folder),
             "solver_status": plan.solver_status,
             PUBLISHED_TAG: "true",

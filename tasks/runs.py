@@ -12,19 +12,22 @@ from prefect.runtime import flow_run
 
 from replenish import tracking
 from replenish.data.tables import RawTables
-from replenish.settings import Settings
+from replenish.settings import DataSettings, Settings
+from replenish.tracking import RunTracker
 
 # Few and short: the MLflow client retries each call itself (bounded in replenish.runtime).
 MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
 
 
-def dataset_name(settings: Settings) -> str:
-    return settings.data.path.stem if settings.data.path is not None else "synthetic"
+def dataset_name(data: DataSettings) -> str:
+    return data.path.stem if data.path is not None else "synthetic"
 
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
-    dataset = dataset_name(settings)
+def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> RunTracker:
+    """The flow's run, with every setting (redacted) as its parameters and the sales as its input dataset;
+    first, the runs of commands that died are ended as FAILED."""
+    dataset = dataset_name(settings.data)
     run_name = f"{job}-{dataset}-{pd.Timestamp.now():%Y%m%d-%H%M%S}"
     data_hash = tracking.data_fingerprint(raw.sales)
     tags = {
@@ -37,12 +40,13 @@ def start_tracking_run(settings: Settings, raw: RawTables, job: str) -> str:
         "git_commit": tracking.git_commit(),
         "prefect_flow_run_id": str(flow_run.get_id() or "none"),
     }
-    tracking.fail_runs_of_dead_processes(settings)
-    run_id = tracking.start_run(settings, run_name, tags)
-    tracking.log_dataset(settings, run_id, dataset, raw.sources.get("sales", "unknown"), data_hash, len(raw.sales), job)
-    return run_id
+    experiment = tracking.Experiment.open(settings)
+    experiment.fail_runs_of_dead_processes()
+    tracker = experiment.start_run(run_name, tags, settings.model_dump(mode="json"))
+    tracker.log_dataset(dataset, raw.sources.get("sales", "unknown"), data_hash, len(raw.sales), job)
+    return tracker
 
 
 @task(name="finish-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def finish_tracking_run(settings: Settings, run_id: str, status: str) -> None:
-    tracking.end_run(settings, run_id, status)
+def finish_tracking_run(tracker: RunTracker, status: str) -> None:
+    tracker.end(status)

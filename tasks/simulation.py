@@ -7,11 +7,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from replenish import tracking
 from replenish.data.tables import RawTables
 from replenish.report import SimulatedPolicies, policy_chart, simulation_markdown
-from replenish.settings import Settings
+from replenish.settings import DataSettings, Settings
 from replenish.simulate import PolicySimulation, simulate_policies
+from replenish.tracking import Experiment, RunTracker
 from tasks.runs import MLFLOW_RETRIES, dataset_name
 
 SIMULATION_JOB = "simulation"
@@ -26,26 +26,22 @@ def simulate_planning_policies(raw: RawTables, settings: Settings) -> PolicySimu
 
 
 @task(name="log-simulation", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def log_simulation(settings: Settings, parent_run_id: str, simulation: PolicySimulation) -> str:
-    """A child run of `parent_run_id` with every policy's scores, the table and the cost-versus-fill
+def log_simulation(data: DataSettings, tracker: RunTracker, simulation: PolicySimulation) -> str:
+    """A child run of the tracker's with every policy's scores, the table and the cost-versus-fill
     chart the plan report shows, each item-store's cost per policy; and the Prefect artifact
-    `policy-simulation`."""
-    child = tracking.start_child_run(
-        settings,
-        parent_run_id,
-        f"{SIMULATION_JOB}-{dataset_name(settings)}",
+    `policy-simulation`.  Returns the child run's id."""
+    child = tracker.start_child(
+        f"{SIMULATION_JOB}-{dataset_name(data)}",
         {
             "job": SIMULATION_JOB,
-            "dataset": dataset_name(settings),
+            "dataset": dataset_name(data),
             "simulation_start": f"{simulation.start:%Y-%m-%d}",
             "simulation_days": str(simulation.days),
             "milp_gap_stores": ",".join(simulation.milp_gap_stores),
         },
     )
     table = simulation.metrics.rename_axis("policy").reset_index()
-    tracking.log_metrics(
-        settings,
-        child,
+    child.log_metrics(
         {
             **{
                 f"{row['policy']}_{metric}": row[metric]
@@ -58,26 +54,26 @@ def log_simulation(settings: Settings, parent_run_id: str, simulation: PolicySim
             "gap_closed_to_perfect_foresight": simulation.gap_closed(),
         },
     )
-    tracking.log_table(settings, child, table, SIMULATION_TABLE)
-    tracking.log_table(settings, child, simulation.item_store_costs, ITEM_STORE_COSTS)
-    tracking.log_figure(settings, child, policy_chart(simulation.metrics), SIMULATION_CHART)
-    tracking.end_run(settings, child, "FINISHED")
+    child.log_table(table, SIMULATION_TABLE)
+    child.log_table(simulation.item_store_costs, ITEM_STORE_COSTS)
+    child.log_figure(policy_chart(simulation.metrics), SIMULATION_CHART)
+    child.end("FINISHED")
     create_markdown_artifact(
         key="policy-simulation",
         description="The planning policy replayed on recent history",
-        markdown=simulation_markdown(simulation, tracking.run_link(settings, child)),
+        markdown=simulation_markdown(simulation, child.link),
     )
-    return child
+    return child.run_id
 
 
-def latest_simulation(settings: Settings) -> SimulatedPolicies | None:
-    """This data set's latest policy simulation; None before the first."""
-    run = tracking.latest_run(settings, {"job": SIMULATION_JOB, "dataset": dataset_name(settings)})
+def latest_simulation(experiment: Experiment, data: DataSettings) -> SimulatedPolicies | None:
+    """This data set's latest policy simulation in ``experiment``; None before the first."""
+    run = experiment.latest_run({"job": SIMULATION_JOB, "dataset": dataset_name(data)})
     if run is None:
         return None
     return SimulatedPolicies(
         run.info.run_id,
         run.data.tags["simulation_start"],
         int(run.data.tags["simulation_days"]),
-        tracking.load_table(settings, run.info.run_id, SIMULATION_TABLE).set_index("policy"),
+        experiment.run(run.info.run_id).load_table(SIMULATION_TABLE).set_index("policy"),
     )

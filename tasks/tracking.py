@@ -22,7 +22,7 @@ from models.pyfunc import as_model_input
 from replenish import tracking
 from replenish.frequency import frequency_of
 from replenish.plots import fan_chart_figure
-from replenish.settings import Settings
+from replenish.tracking import ModelRegistry, RunTracker
 from tasks.runs import MLFLOW_RETRIES
 
 # The version tag that says which forecaster a version is: "lstm" or "ensemble".
@@ -42,9 +42,7 @@ class RegistrationResult:
 
 
 @task(name="log-backtest", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
-def log_backtest(
-    settings: Settings, run_id: str, backtest: BacktestResult, final_fit: TrainedForecaster
-) -> dict[str, float]:
+def log_backtest(tracker: RunTracker, backtest: BacktestResult, final_fit: TrainedForecaster) -> dict[str, float]:
     """The training run is the backtest's parent: it gets every model's metrics side by side, the
     metrics table and fan charts; each model gets a child run with the same metric names."""
     holdout = backtest.holdout_scores()
@@ -55,10 +53,10 @@ def log_backtest(
         "lstm_training_windows_per_second": final_fit.windows_per_second,
         "lstm_epochs": float(final_fit.epochs),
     }
-    tracking.log_metrics(settings, run_id, metrics)
+    tracker.log_metrics(metrics)
     table = backtest.scores.table().assign(fit_seconds=pd.Series(backtest.fit_seconds))
-    tracking.log_table(settings, run_id, table.rename_axis("model").reset_index(), "backtest/metrics.csv")
-    tracking.log_table(settings, run_id, backtest.scores.per_series, "backtest/metrics_per_series.csv")
+    tracker.log_table(table.rename_axis("model").reset_index(), "backtest/metrics.csv")
+    tracker.log_table(backtest.scores.per_series, "backtest/metrics_per_series.csv")
     last = backtest.windows[-1]
     at_last = {name: frame[frame["cutoff"] == last.cutoff] for name, frame in backtest.forecasts.items()}
     figure = fan_chart_figure(
@@ -70,17 +68,17 @@ def log_backtest(
     )
     # At the run's root: MLflow's compare view offers only the files at the root that every compared run
     # has (it skips folders), so two training runs show their fan charts side by side.
-    tracking.log_figure(settings, run_id, figure, "backtest_fan_chart.png")
+    tracker.log_figure(figure, "backtest_fan_chart.png")
 
     cutoffs = ", ".join(f"{window.cutoff:%Y-%m-%d}" for window in backtest.windows)
     table_by_model = backtest.scores.table()
     for model in backtest.forecasts:
-        child = tracking.start_child_run(
-            settings, run_id, f"backtest-{model}", {"job": "backtest", "model": model, "backtest_cutoffs": cutoffs}
+        child = tracker.start_child(
+            f"backtest-{model}", {"job": "backtest", "model": model, "backtest_cutoffs": cutoffs}
         )
         scores = {metric: value for metric, value in table_by_model.loc[model].items() if pd.notna(value)}
-        tracking.log_metrics(settings, child, {**scores, "fit_seconds": backtest.fit_seconds[model]})
-        tracking.end_run(settings, child, "FINISHED")
+        child.log_metrics({**scores, "fit_seconds": backtest.fit_seconds[model]})
+        child.end("FINISHED")
     return metrics
 
 
@@ -152,8 +150,8 @@ def registration_markdown(
 
 @task(name="register-forecaster", cache_policy=NO_CACHE)
 def register_forecaster(
-    settings: Settings,
-    run_id: str,
+    registry: ModelRegistry,
+    tracker: RunTracker,
     candidates: dict[str, Predictor],
     holdout: BacktestWindow,
     backtest_scores: ForecastScores,
@@ -165,7 +163,7 @@ def register_forecaster(
     kind = min(holdout_scores, key=holdout_scores.__getitem__)
     predictor, candidate_rmsse = candidates[kind], holdout_scores[kind]
     example_series = holdout.history.groupby(["item_id", "store_id"]).ngroup() == 0
-    version = tracking.log_forecaster(settings, run_id, predictor, holdout.history[example_series])
+    version = registry.log_forecaster(tracker, predictor, holdout.history[example_series])
     # Planning checks these before it asks the model for a forecast; the final fit learnt from the holdout's history.
     contract = ForecasterContract.of_model(
         predictor.horizon,
@@ -174,20 +172,17 @@ def register_forecaster(
         [*CATEGORY_COLUMNS, *COVARIATE_COLUMNS],
         holdout.history,
     )
-    tracking.tag_version(settings, version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
-    decision, champion_rmsse = tracking.promote_if_better(
-        settings,
+    registry.tag_version(version, {**contract.as_tags(), **forecaster_tags(kind, predictor, holdout_scores)})
+    decision, champion_rmsse = registry.promote_if_better(
         version,
         candidate_rmsse,
-        lambda champion: holdout_rmsse(holdout, model_input, tracking.load_version(settings, champion.version)),
+        lambda champion: holdout_rmsse(holdout, model_input, registry.load_version(champion.version)),
         holdout_metric(kind),
     )
     holdout_metrics = {holdout_metric(name): score for name, score in holdout_scores.items()}
-    tracking.describe_version(settings, version, holdout_metrics, backtest_scores.metrics, decision)
-    tracking.log_metrics(settings, run_id, holdout_metrics)
-    tracking.set_tags(
-        settings,
-        run_id,
+    registry.describe_version(version, holdout_metrics, backtest_scores.metrics, decision)
+    tracker.log_metrics(holdout_metrics)
+    tracker.set_tags(
         {
             "model_version": version.version,
             "promoted": str(decision.promote),
@@ -198,16 +193,11 @@ def register_forecaster(
     create_markdown_artifact(
         key="training-registration",
         description="The backtest, the version registered, the promotion",
-        markdown=registration_markdown(
-            backtest_scores, holdout_metrics, kind, version.version, decision, tracking.run_link(settings, run_id)
-        ),
+        markdown=registration_markdown(backtest_scores, holdout_metrics, kind, version.version, decision, tracker.link),
     )
-    get_run_logger().info(
-        f"registered {kind} as version {version.version} of "
-        f"{settings.tracking.registered_model_name}: {decision.reason}"
-    )
+    get_run_logger().info(f"registered {kind} as version {version.version} of {registry.name}: {decision.reason}")
     return RegistrationResult(
-        settings.tracking.registered_model_name,
+        registry.name,
         version.version,
         candidate_rmsse,
         champion_rmsse,

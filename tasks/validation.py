@@ -21,7 +21,8 @@ from expectations.validation import (
 )
 from replenish import tracking
 from replenish.data.tables import RawTables
-from replenish.settings import Settings
+from replenish.settings import DataSettings
+from replenish.tracking import RunTracker
 
 
 def _failure_rows(failures: list[ExpectationFailure], severity: str) -> list[str]:
@@ -88,40 +89,32 @@ def _check_key(raw: RawTables, rules: ValidationRules, frequency: str | None, wo
 
 
 @task(name="validate-data", cache_policy=NO_CACHE)
-def validate_data(raw: RawTables, settings: Settings, run_id: str) -> CheckedTables:
-    key = _check_key(raw, settings.data.validation, settings.data.frequency, settings.work_dir)
+def validate_data(raw: RawTables, data: DataSettings, work_dir: Path, tracker: RunTracker) -> CheckedTables:
+    """The tables checked against the data contract; the Data Docs in work_dir/data_docs/<run id>."""
+    key = _check_key(raw, data.validation, data.frequency, work_dir)
     if key not in _last_checked:
-        checked = check_tables(
-            raw,
-            settings.data.validation,
-            settings.work_dir / "data_docs" / run_id,
-            settings.data.declared_frequency,
-        )
+        checked = check_tables(raw, data.validation, work_dir / "data_docs" / tracker.run_id, data.declared_frequency)
         _last_checked.clear()
         _last_checked[key] = checked
     return _last_checked[key]
 
 
 @task(name="report-validation", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[1, 5, 15])
-def report_validation(settings: Settings, run_id: str, checked: CheckedTables) -> None:
+def report_validation(tracker: RunTracker, checked: CheckedTables) -> None:
     report = checked.report
     if report.data_docs is not None:
-        tracking.log_folder(settings, run_id, report.data_docs.parent, "data_docs")
-    tracking.log_table(settings, run_id, _failures_table(report), "validation/failures.csv")
+        tracker.log_folder(report.data_docs.parent, "data_docs")
+    tracker.log_table(_failures_table(report), "validation/failures.csv")
     for table, rows in checked.quarantined.items():
-        tracking.log_table(settings, run_id, rows, f"validation/quarantined_{table}.csv")
-    tracking.log_metrics(
-        settings,
-        run_id,
+        tracker.log_table(rows, f"validation/quarantined_{table}.csv")
+    tracker.log_metrics(
         {
             "validation_errors": len(report.failures),
             "validation_warnings": len(report.warnings),
             "validation_quarantined_rows": sum(len(rows) for rows in checked.quarantined.values()),
         },
     )
-    tracking.set_tags(
-        settings,
-        run_id,
+    tracker.set_tags(
         {
             "validation_status": "passed" if report.success else "failed",
             "validation_expectations_checked": str(report.expectations_checked),
@@ -131,7 +124,7 @@ def report_validation(settings: Settings, run_id: str, checked: CheckedTables) -
     get_run_logger().info("Sales %s", report.frequency_line)
     create_markdown_artifact(
         key="data-validation",
-        markdown=validation_markdown(checked, tracking.run_link(settings, run_id)),
+        markdown=validation_markdown(checked, tracker.link),
         description="Great Expectations data contract result",
     )
 

@@ -45,7 +45,7 @@ TINY_RUN = [
     "forecast.lstm.hidden_size=16",
     "forecast.backtest_origins=2",
     "forecast.baselines=[seasonal_naive]",
-    # Fewer demand paths than a real plan needs (see PlanningSettings), enough for a plan with safety
+    # Fewer demand paths than a real plan needs (see PlanningConfig), enough for a plan with safety
     # stock: the scenario LP's size, and so the tests' planning time, grows with them.
     "planning.n_scenarios=50",
     "planning.kpi_demand_paths=100",

@@ -20,10 +20,11 @@ from models.forecast_contract import NAIVE_FALLBACK, cover_planned_days
 from models.lstm.config import LSTMConfig
 from models.lstm.estimator import LSTMEstimator
 from models.pyfunc import as_model_input
+from optimization.config import PlanningConfig
+from optimization.planning import planned_dates, planning_problem
 from replenish.data.tables import MasterDefaults, RawTables, RetailData, complete_tables
 from replenish.frequency import DAILY
-from replenish.planning import planned_dates, planning_problem
-from replenish.settings import DataSettings, PlanningSettings
+from replenish.settings import DataSettings
 from tasks.data import complete_data
 from tests.test_model_lstm import QUANTILES, weekly_sales
 
@@ -91,7 +92,7 @@ def data_ending_on_a_holiday() -> RetailData:
 
 def test_the_planner_gets_demand_not_the_closed_days_zeros() -> None:
     data = data_ending_on_a_holiday()
-    planning = PlanningSettings(horizon=HORIZON, missing_forecast="naive", uncertainty_mode="point")
+    planning = PlanningConfig(horizon=HORIZON, missing_forecast="naive", uncertainty_mode="point")
     empty = pd.DataFrame(columns=["item_id", "store_id", "date", "mean", "q0.5"]).astype({"date": "datetime64[ns]"})
 
     covered = cover_planned_days(

@@ -82,14 +82,13 @@ def logged_run(tmp_path_factory: pytest.TempPathFactory) -> LoggedRun:
 
     root = tmp_path_factory.mktemp("mlflow_ui")
     settings = load_settings(overrides=[f"work_dir={root / 'state'}", f"output_dir={root / 'output'}"])
-    run_id = tracking.start_run(settings, RUN_NAME, {"flow": "training"})
-    tracking.log_metrics(settings, run_id, METRICS)
+    tracker = tracking.start_run(settings, RUN_NAME, {"flow": "training"})
+    tracker.log_metrics(METRICS)
     figure = _forecast_figure()
-    tracking.log_figure(settings, run_id, figure, PLOT)
+    tracker.log_figure(figure, PLOT)
     plt.close(figure)
-    tracking.end_run(settings, run_id, "FINISHED")
-    experiment_id = tracking.client_for(settings).get_run(run_id).info.experiment_id
-    return LoggedRun(work_dir=settings.work_dir, experiment_id=experiment_id, run_id=run_id)
+    tracker.end("FINISHED")
+    return LoggedRun(work_dir=settings.work_dir, experiment_id=tracker.experiment_id, run_id=tracker.run_id)
 
 
 @pytest.fixture(scope="module")

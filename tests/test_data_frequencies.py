@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,10 +11,10 @@ import pytest
 from expectations.validation import validate_tables
 from models.backtest import backtest_windows
 from models.features import future_rows
+from optimization.planning import planned_dates, planning_problem, solve_plan
 from replenish.data.tables import MasterDefaults, RawTables, complete_tables
 from replenish.frequency import DAILY, Frequency
-from replenish.planning import planned_dates, planning_problem, solve_plan
-from replenish.settings import PlanningSettings, load_settings
+from replenish.settings import load_settings
 
 TODAY = pd.Timestamp("2026-01-01")
 
@@ -99,7 +101,7 @@ def test_weekly_horizons_lead_times_and_windows_are_in_weeks() -> None:
     items = pd.DataFrame({"item_id": ["ITEM_0", "ITEM_1"], "lead_time_days": [3, 8], "review_days": [7, 14]})
     data = complete_tables(RawTables(sales=WEEKLY, items=items), MasterDefaults(), frequency=frequency)
     settings = load_settings().for_frequency(frequency)
-    planning = settings.planning.model_copy(update={"uncertainty_mode": "point"})
+    planning = replace(settings.planning, uncertainty_mode="point")
     dates = planned_dates(data.snapshot_date, planning, frequency)
     future = future_rows(data.sales, settings.forecast.horizon_in(frequency))
     forecast = future[["item_id", "store_id", "date"]].assign(mean=20.0, **{"q0.5": 20.0})
@@ -120,7 +122,9 @@ def test_the_day_based_horizon_keys_still_work_with_a_note() -> None:
         settings = load_settings(overrides=["forecast.horizon_days=14"])
 
     assert settings.forecast.horizon == 14
-    assert PlanningSettings(horizon=7).horizon_in(DAILY, settings.forecast) == 7
+    with pytest.warns(DeprecationWarning, match="planning.horizon_days is deprecated: use planning.horizon"):
+        settings = load_settings(overrides=["planning.horizon_days=7"])
+    assert settings.planned_horizon(DAILY) == 7
 
 
 def test_a_weekly_plan_balances_when_recomputed_from_its_orders_alone() -> None:
@@ -129,7 +133,7 @@ def test_a_weekly_plan_balances_when_recomputed_from_its_orders_alone() -> None:
         {"item_id": ["ITEM_0", "ITEM_1"], "lead_time_days": [3, 10], "review_days": [7, 7], "case_pack": [6, 12]}
     )
     data = complete_tables(RawTables(sales=WEEKLY, items=items), MasterDefaults(), frequency=frequency)
-    planning = load_settings().for_frequency(frequency).planning.model_copy(update={"uncertainty_mode": "point"})
+    planning = replace(load_settings().for_frequency(frequency).planning, uncertainty_mode="point")
     future = future_rows(data.sales, 13)
     forecast = future[["item_id", "store_id", "date"]].assign(mean=25.0, **{"q0.5": 25.0})
     problem = planning_problem(data, forecast, planning)

@@ -150,8 +150,8 @@ def test_mlflow_server_gone_mid_run(tmp_path: Path) -> None:
         tmp_path, port
     ):  # the server is back: what the next run does first works and closes the lost run
         settings = load_settings(overrides=overrides)
-        assert tracking.fail_runs_of_dead_processes(settings)
-        tracking.end_run(settings, tracking.start_run(settings, "after the outage", {}), "FINISHED")
+        assert tracking.Experiment.open(settings).fail_runs_of_dead_processes()
+        tracking.start_run(settings, "after the outage", {}).end("FINISHED")
     with sqlite3.connect(tmp_path / "mlflow-server.db") as database:
         statuses = [status for (status,) in database.execute("select status from runs")]
     assert "RUNNING" not in statuses and "FAILED" in statuses, statuses

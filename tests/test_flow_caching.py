@@ -62,9 +62,7 @@ def test_new_data_or_new_model_settings_miss_the_cache() -> None:
     features_key = features_cache_key(None, {"sales": sales})  # type: ignore[arg-type]
     assert features_key == features_cache_key(None, {"sales": sales.copy()})  # type: ignore[arg-type]
     assert features_key != features_cache_key(None, {"sales": changed})  # type: ignore[arg-type]
-    key = training_key(sales, settings)
-    assert key == training_key(sales.copy(), load_settings(overrides=TINY_RUN))
-    assert key != training_key(changed, settings)
-    assert key != training_key(sales, load_settings(overrides=[*TINY_RUN, "forecast.lstm.hidden_size=17"]))
-    # Where the files go and how the plan is made do not change the model.
-    assert key == training_key(sales, load_settings(overrides=[*TINY_RUN, "output_dir=elsewhere"]))
+    key = training_key(sales, settings.forecast)
+    assert key == training_key(sales.copy(), load_settings(overrides=TINY_RUN).forecast)
+    assert key != training_key(changed, settings.forecast)
+    assert key != training_key(sales, load_settings(overrides=[*TINY_RUN, "forecast.lstm.hidden_size=17"]).forecast)

@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,10 +15,10 @@ from prefect import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from models.pyfunc import as_model_input
+from optimization.planning import PURCHASE_ORDER_COLUMNS
 from replenish import tracking
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
-from replenish.planning import PURCHASE_ORDER_COLUMNS
 from replenish.settings import Settings, load_settings
 from tests.conftest import run_cli, set_options
 
@@ -59,9 +58,11 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     settings = load_settings(overrides=tiny_overrides)
     assert "expected fill rate" in result.stdout and str(settings.plan_path) in result.stdout
-    # The notices filtered at their source (models/lstm/estimator.py, replenish/tracking.py) stay out of the console.
+    # The notices filtered at their source (models/lstm/estimator.py, replenish/tracking.py,
+    # optimization/backends.py) stay out of the console.
     console = result.stdout + result.stderr
-    for notice in ("litlogger", "LeafSpec", "Inferred schema contains integer", "Downloading artifacts"):
+    notices = ("litlogger", "LeafSpec", "Inferred schema contains integer", "Downloading artifacts", "Running HiGHS")
+    for notice in (*notices, "Successfully registered model", "Created version"):
         assert notice not in console, notice
 
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
@@ -108,8 +109,7 @@ def test_main_flow_end_to_end(tiny_overrides: list[str]) -> None:
     champion = client.get_model_version_by_alias(name, "champion")
     assert champion.run_id == run.info.run_id
     assert planning_run.data.tags["model_version"] == str(champion.version)
-    tracking.client_for(settings)  # sets the tracking and the registry URI
-    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    model = tracking.ModelRegistry.open(settings).load_champion()
     data = complete_tables(
         generate_synthetic(SyntheticConfig(n_items=10, n_stores=2, n_days=200, seed=END_TO_END_SEED)), MasterDefaults()
     )

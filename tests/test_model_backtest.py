@@ -8,7 +8,7 @@ import pytest
 
 from models.backtest import backtest_cutoffs, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters, lightgbm_forecast, statistical_forecasts
-from models.evaluation import POINT
+from models.forecast_frame import POINT
 from replenish.frequency import DAILY
 from tests.test_model_lstm import weekly_sales
 

@@ -23,7 +23,7 @@ from models.ensemble.combination import (
 )
 from models.ensemble.config import EnsembleConfig
 from models.ensemble.estimator import EnsemblePredictor, ensemble_forecaster
-from models.evaluation import POINT
+from models.forecast_frame import POINT
 from tests.test_model_lstm import weekly_sales
 
 LEVELS = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
@@ -151,7 +151,7 @@ def test_demand_classes_follow_adi_and_cv2() -> None:
         ],
         ignore_index=True,
     )
-    assert demand_classes(sales).to_dict() == {f"{name}|S": name for name in units}
+    assert demand_classes(sales).to_dict() == {(name, "S"): name for name in units}
     assert set(series_groups(sales.assign(dept_id="D1"), "dept_id")) == {"D1"}
 
 
@@ -182,9 +182,9 @@ def test_registered_ensemble_loads_through_the_champion_alias_in_a_fresh_process
         combination, EnsembleConfig(members=combination.members, grouping="none"), HORIZON, seed=0, lstm=lstm
     )
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
-    run_id = tracking.start_run(settings, "ensemble", {})
-    version = tracking.log_forecaster(settings, run_id, ensemble, sales)
-    tracking.promote(settings, version, tracking.decide_promotion(0.5, None, "holdout_rmsse"))
+    registry = tracking.ModelRegistry.open(settings)
+    version = registry.log_forecaster(tracking.start_run(settings, "ensemble", {}), ensemble, sales)
+    registry.promote(version, tracking.decide_promotion(0.5, None, "holdout_rmsse"))
 
     script = (
         "import json, sys, mlflow, pandas as pd\n"

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.evaluation import demand_history, revenue_weights, score_forecasts, seasonal_naive_forecast
+from models.evaluation import (
+    demand_history,
+    from_nixtla,
+    revenue_weights,
+    score_forecasts,
+    seasonal_naive_forecast,
+    to_nixtla,
+)
+from models.forecast_frame import SeriesCodes
 
 
 def series(units: list[float], item_id: str = "A", start: str = "2024-01-01", price: float = 1.0) -> pd.DataFrame:
@@ -51,16 +59,16 @@ def hand_worked_case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def test_metrics_match_the_hand_computed_values() -> None:
     history, actual, forecast = hand_worked_case()
     scores = score_forecasts({"model": forecast}, actual, history)
-    per_series = scores.per_series.set_index("unique_id")
+    per_series = scores.per_series.set_index(["item_id", "store_id"])
     # A: MSE 4 over scale 4 -> RMSSE 1; MAE 2 over 7-step scale 2 -> MASE 1.
-    assert per_series.loc["A|S", "model_rmsse"] == pytest.approx(1.0)
-    assert per_series.loc["A|S", "model_mase"] == pytest.approx(1.0)
+    assert per_series.loc[("A", "S"), "model_rmsse"] == pytest.approx(1.0)
+    assert per_series.loc[("A", "S"), "model_mase"] == pytest.approx(1.0)
     # 1 lies in [0, 5] but not in [0, 0.5].
-    assert per_series.loc["A|S", "model_coverage_80"] == 1.0
-    assert per_series.loc["A|S", "model_coverage_95"] == 0.0
+    assert per_series.loc[("A", "S"), "model_coverage_80"] == 1.0
+    assert per_series.loc[("A", "S"), "model_coverage_95"] == 0.0
     # Pinball: q0.1 -> 0.1·1, q0.5 -> 0.5·2, q0.9 -> 0.1·4; each over the one-step scale 2, then averaged.
-    assert per_series.loc["A|S", "model_pinball"] == pytest.approx((0.1 / 2 + 1.0 / 2 + 0.4 / 2) / 3)
-    assert per_series.loc["B|S", ["model_rmsse", "model_mase", "model_pinball"]].tolist() == [0.0, 0.0, 0.0]
+    assert per_series.loc[("A", "S"), "model_pinball"] == pytest.approx((0.1 / 2 + 1.0 / 2 + 0.4 / 2) / 3)
+    assert per_series.loc[("B", "S"), ["model_rmsse", "model_mase", "model_pinball"]].tolist() == [0.0, 0.0, 0.0]
     # Revenue over the 28 days to the cutoff: A 14, B 28 -> weights 1/3 and 2/3.
     assert scores.metrics["model_wrmsse"] == pytest.approx(1 / 3)
     assert scores.metrics["model_rmsse"] == pytest.approx(0.5)
@@ -123,7 +131,7 @@ def test_revenue_weights_count_units_where_sales_have_no_price() -> None:
 
     weights = revenue_weights(history, [history["date"].max()], periods=28)
 
-    assert weights.set_index("unique_id")["weight"].to_dict() == {"A|S": 0.25, "B|S": 0.75}
+    assert weights.set_index(["item_id", "store_id"])["weight"].to_dict() == {("A", "S"): 0.25, ("B", "S"): 0.75}
 
 
 def test_weekly_seasonal_naive_repeats_the_same_week_a_year_before() -> None:
@@ -134,3 +142,27 @@ def test_weekly_seasonal_naive_repeats_the_same_week_a_year_before() -> None:
 
     assert forecast["date"].tolist() == list(pd.date_range(weeks[-1], periods=4, freq="W-SUN")[1:])
     assert forecast["point"].tolist() == [8.0, 9.0, 10.0]  # weeks 9-11 of the 60, 52 before
+
+
+def test_ids_holding_the_old_separator_stay_two_ids_through_nixtla() -> None:
+    """("A|B", "S") and ("A", "B|S") were one series "A|B|S" when ids were joined; they are two, and each
+    forecast and score comes back to its own item and store."""
+    history = pd.concat(
+        [series([0.0, 2.0] * 7, "A|B").assign(store_id="S"), series([1.0, 5.0] * 7, "A").assign(store_id="B|S")],
+        ignore_index=True,
+    )
+    codes = SeriesCodes.of(history)
+    nixtla = to_nixtla(history, {"units": "y"}, codes)
+    assert nixtla["unique_id"].nunique() == 2
+    pd.testing.assert_frame_equal(from_nixtla(nixtla, codes), history[["item_id", "store_id", "date"]])
+
+    forecast = seasonal_naive_forecast(history, horizon=7)
+    repeated = forecast.groupby(["item_id", "store_id"])["point"].agg(lambda points: sorted(set(points)))
+    assert repeated.to_dict() == {("A", "B|S"): [1.0, 5.0], ("A|B", "S"): [0.0, 2.0]}
+    # Off by 1 (A|B) and by 4 (A) every day, over 7-step changes of 2 and 4: MASE 1/2 and 1.
+    actual = forecast[["item_id", "store_id", "date"]].assign(
+        units=forecast["point"] + np.where(forecast["item_id"] == "A", 4.0, 1.0)
+    )
+    scores = score_forecasts({"naive": forecast}, actual, history)
+    mase = scores.per_series.set_index(["item_id", "store_id"])["naive_mase"]
+    assert mase.to_dict() == {("A", "B|S"): pytest.approx(1.0), ("A|B", "S"): pytest.approx(0.5)}

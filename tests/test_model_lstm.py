@@ -189,6 +189,21 @@ def test_predictor_handles_short_history_and_unseen_series(fitted: LSTMPredictor
     assert category_indices(panel, fitted.vocabularies).tolist() == [[0, 1, 1, 1]]
 
 
+def test_predictor_keeps_ids_holding_the_old_separator_apart(fitted: LSTMPredictor) -> None:
+    """("ITEM_0|S1", "x") and ("ITEM_0", "S1|x") were one series "ITEM_0|S1|x" when ids were joined."""
+    history = weekly_sales(n_series=2, n_days=60)
+    history["item_id"] = np.where(history["item_id"] == "ITEM_0", "ITEM_0|S1", "ITEM_0")
+    history["store_id"] = np.where(history["item_id"] == "ITEM_0", "S1|x", "x")
+    forecast = fitted.predict(history)
+    assert forecast.groupby(["item_id", "store_id"]).size().to_dict() == {
+        ("ITEM_0", "S1|x"): 14,
+        ("ITEM_0|S1", "x"): 14,
+    }
+    # Series are forecast apart: the second one sells more.
+    mean = forecast.groupby("store_id")["mean"].mean()
+    assert mean["S1|x"] > mean["x"]
+
+
 def test_predictor_uses_given_future_covariates(fitted: LSTMPredictor) -> None:
     history = weekly_sales()
     planned = future_rows(history, 14)

@@ -90,7 +90,7 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
     ((killed_run,),) = [_rows(mlflow_db, "select run_uuid from runs where status = 'RUNNING'")]
     # What the next command does first (start_tracking_run, and _run_flow in replenish/cli.py):
     settings = load_settings(overrides=[f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}", *TINY_RUN])
-    assert tracking.fail_runs_of_dead_processes(settings) == [killed_run[0]]
+    assert tracking.Experiment.open(settings).fail_runs_of_dead_processes() == [killed_run[0]]
     crash_flow_runs_of_dead_processes()
 
     assert _rows(mlflow_db, f"select status from runs where run_uuid = '{killed_run[0]}'") == [("FAILED",)]

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from expectations.validation import validate_tables
+from optimization.config import PlanningConfig
 from optimization.grid import CALENDAR_EPOCH, order_calendar
+from optimization.planning import planning_problem, service_level_targets, solve_plan
 from optimization.problem import PlanInfeasibleError
 from optimization.replenishment_lp import (
     CostSettings,
@@ -24,9 +26,8 @@ from optimization.service_levels import ServiceLevels, abc_classes, penalty_impl
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.frequency import DAILY, Frequency
-from replenish.planning import planning_problem, service_level_targets, solve_plan
 from replenish.report import plan_report, render_html
-from replenish.settings import PlanningSettings, load_settings
+from replenish.settings import load_settings
 from tasks.planning import VIOLATIONS_FILE, explained_orders, plan_files
 from tests.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
 
@@ -140,8 +141,8 @@ def test_items_are_classed_by_revenue_and_their_master_service_level_wins() -> N
         generate_synthetic(SyntheticConfig(n_items=6, n_stores=1, n_days=120, seed=3)), MasterDefaults()
     )
     data = dataclasses.replace(data, items=data.items.assign(service_level=[0.97] + [np.nan] * 5))
-    levels = PlanningSettings().service_levels
-    targets = service_level_targets(data, PlanningSettings()).set_index("item_id")
+    levels = PlanningConfig().service_levels
+    targets = service_level_targets(data, PlanningConfig()).set_index("item_id")
     first = data.items["item_id"].iloc[0]
     assert targets.loc[first, "service_level"] == 0.97
     rest = targets.drop(index=first)
@@ -158,7 +159,7 @@ def test_the_plan_follows_the_higher_of_the_target_and_the_level_the_penalty_imp
 
     for multiplier in (2.0, 1.001):
         targets = service_level_targets(
-            data, PlanningSettings(costs=CostSettings(shortage_cost_multiplier=multiplier))
+            data, PlanningConfig(costs=CostSettings(shortage_cost_multiplier=multiplier))
         ).set_index("item_id")
         implied = penalty_implied_level(
             items["unit_cost"], items["unit_cost"] * multiplier, holding_per_day, items["review_days"]
@@ -180,7 +181,7 @@ def test_an_infeasible_plan_names_every_store_in_rounded_units_and_suggests_soft
         generate_synthetic(SyntheticConfig(n_items=4, n_stores=2, n_days=120, seed=5)), MasterDefaults()
     )
     data = dataclasses.replace(data, capacity=data.capacity.assign(capacity_volume=1.0))
-    planning = PlanningSettings(horizon=14, uncertainty_mode="point")
+    planning = PlanningConfig(horizon=14, uncertainty_mode="point")
 
     with pytest.raises(PlanInfeasibleError) as raised:
         solve_plan(planning_problem(data, flat_forecast(data, 14), planning), planning)
@@ -217,7 +218,7 @@ def test_soft_mode_publishes_its_violations_and_the_report_leads_with_them() -> 
     page = render_html(report, "run-1")
 
     assert set(plan.violations["store_id"]) == {"STORE_1", "STORE_2"}
-    files = plan_files(settings, "run-1", planned, plan, report)
+    files = plan_files(settings.planning, "run-1", planned, plan, report)
     pd.testing.assert_frame_equal(files[VIOLATIONS_FILE], plan.violations)
     assert page.index("constraint(s) broken") < page.index("Key figures")
     assert {row[1] for row in Tables(page).tables["broken-constraints"][1:]} >= {"store STORE_1", "store STORE_2"}

@@ -12,11 +12,8 @@ import pandas as pd
 import pytest
 
 from models.forecast_contract import NAIVE_FALLBACK
-from optimization.problem import ModelOptions
-from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
-from replenish.data.synthetic import SyntheticConfig, generate_synthetic
-from replenish.data.tables import MasterDefaults, RetailData, complete_tables
-from replenish.planning import (
+from optimization.config import PlanningConfig
+from optimization.planning import (
     PURCHASE_ORDER_COLUMNS,
     PlanOutlook,
     plan_outlook,
@@ -24,8 +21,11 @@ from replenish.planning import (
     purchase_orders,
     solve_plan,
 )
+from optimization.problem import ModelOptions
+from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
+from replenish.data.synthetic import SyntheticConfig, generate_synthetic
+from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.report import TOP_ORDERS, plan_report, render_html
-from replenish.settings import PlanningSettings
 from tasks.planning import explained_orders
 
 HORIZON_DAYS = 14
@@ -106,7 +106,7 @@ def budgeted_plan() -> Reported:
     """Quantile mode (safety stock targets) under a budget, solved as the planning flow solves it."""
     data = synthetic_data()
     forecast = normal_forecast(data)
-    planning = PlanningSettings(
+    planning = PlanningConfig(
         horizon=HORIZON_DAYS, uncertainty_mode="quantile", model=ModelOptions(budget_per_period=BUDGET_PER_PERIOD)
     )
     problem = planning_problem(data, forecast, planning)
@@ -132,7 +132,7 @@ def test_report_states_the_planned_cost_fill_rate_and_its_breakdown(budgeted_pla
     assert kpis["Planned cost"] == f"{plan.objective:,.2f}"
     # On demand paths sampled apart from the plan's own: not the plan's in-sample fill rate.
     assert kpis["Expected fill rate"] == f"{outlook.expected_fill_rate:.1%}"
-    assert 0.0 < outlook.expected_fill_rate <= 1.0 and outlook.demand_paths == PlanningSettings().kpi_demand_paths
+    assert 0.0 < outlook.expected_fill_rate <= 1.0 and outlook.demand_paths == PlanningConfig().kpi_demand_paths
     assert kpis["Expected cost"] == f"{outlook.expected_cost:,.2f}"
     assert kpis["Stock-out risk"].startswith(f"{outlook.stockout_risk:.1%}")
     assert "sampled from the forecast quantiles" in page

@@ -138,11 +138,11 @@ def test_a_run_logs_no_credential_from_settings_or_tags(tmp_path: Path) -> None:
         ]
     )
 
-    run_id = tracking.start_run(
+    tracker = tracking.start_run(
         settings, "secrets", {"data_source": f"https://etl:{SECRET}@files.example.com/sales.csv"}
     )
 
-    run = MlflowClient(settings.mlflow_tracking_uri).get_run(run_id)
+    run = MlflowClient(settings.mlflow_tracking_uri).get_run(tracker.run_id)
     logged = {**run.data.params, **run.data.tags}
     assert run.data.params["orchestration.prefect_api_url"] == "http://replenish:***@127.0.0.1:1/api"
     assert run.data.tags["data_source"] == "https://etl:***@files.example.com/sales.csv"

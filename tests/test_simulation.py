@@ -101,12 +101,13 @@ def test_the_policies_cost_as_theory_says_and_land_in_mlflow(tmp_path: Path, mon
         ) in (0, None)
 
     settings = load_settings(overrides=[*overrides, f"data.path={data}", "data.format=long"])
-    simulation = latest_simulation(settings)
+    experiment = tracking.Experiment.open(settings)
+    simulation = latest_simulation(experiment, settings.data)
     assert simulation is not None and simulation.days == 42
     cost = simulation.metrics["total_cost"]
     # Perfect foresight bounds every policy, item-store by item-store beyond the replay's noise; planning
     # on the true distribution is no worse than base stock on a seasonal-naive forecast, within it.
-    replayed = tracking.load_table(settings, simulation.run_id, ITEM_STORE_COSTS)
+    replayed = experiment.run(simulation.run_id).load_table(ITEM_STORE_COSTS)
     assert cost[PERFECT_FORESIGHT] <= cost[DEFAULT]
     ahead_of_foresight = replayed[DEFAULT] - replayed[PERFECT_FORESIGHT]
     assert ahead_of_foresight.mean() > 2 * ahead_of_foresight.sem()

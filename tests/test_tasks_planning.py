@@ -8,13 +8,14 @@ import pandas as pd
 import pytest
 
 from models.forecast_contract import ForecastContractError, ForecasterContract
+from optimization.config import PlanningConfig
+from optimization.planning import planning_problem, quantiles_needed
 from replenish import tracking
 from replenish.cli import _is_user_error
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.frequency import DAILY
-from replenish.planning import planning_problem, quantiles_needed
-from replenish.settings import PlanningSettings, load_settings
+from replenish.settings import load_settings
 from tasks.planning import forecast_planning_horizon
 
 
@@ -24,7 +25,7 @@ def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_
     keys = data.sales[["item_id", "store_id"]].drop_duplicates()
     forecast = keys.merge(pd.DataFrame({"date": dates}), how="cross").assign(**{"q0.5": 2.0, "q0.8": 3.0})
     problem = planning_problem(
-        data, forecast, PlanningSettings(horizon=14, demand_quantile=0.8, uncertainty_mode="point")
+        data, forecast, PlanningConfig(horizon=14, demand_quantile=0.8, uncertainty_mode="point")
     )
     assert problem.start_date == dates[0]
     assert problem.n_periods == 14
@@ -45,7 +46,7 @@ def uniform_forecast(data: RetailData, days: int) -> pd.DataFrame:
 def test_a_forecast_shorter_than_the_plan_is_refused_not_read_as_zero_demand() -> None:
     data = complete_tables(generate_synthetic(SyntheticConfig(n_items=2, n_stores=1, n_days=90)), MasterDefaults())
     with pytest.raises(ForecastContractError, match=r"does not cover 2 of 2 item-store\(s\).*14 day\(s\) from"):
-        planning_problem(data, uniform_forecast(data, 14), PlanningSettings(horizon=28))
+        planning_problem(data, uniform_forecast(data, 14), PlanningConfig(horizon=28))
 
 
 def test_an_item_store_without_forecast_rows_is_refused() -> None:
@@ -54,28 +55,29 @@ def test_an_item_store_without_forecast_rows_is_refused() -> None:
     missing = data.inventory.iloc[1]
     forecast = forecast[forecast["item_id"] != missing["item_id"]]
     with pytest.raises(ForecastContractError, match=f"{missing['item_id']}\\|{missing['store_id']} \\(28 day"):
-        planning_problem(data, forecast, PlanningSettings())
+        planning_problem(data, forecast, PlanningConfig())
 
 
 def test_the_plan_reads_its_demand_quantile_and_in_quantile_mode_the_median() -> None:
-    assert quantiles_needed(PlanningSettings(demand_quantile=0.9)) == {0.9}
-    assert quantiles_needed(PlanningSettings(demand_quantile=0.9, uncertainty_mode="quantile")) == {0.5, 0.9}
+    assert quantiles_needed(PlanningConfig(demand_quantile=0.9)) == {0.9}
+    assert quantiles_needed(PlanningConfig(demand_quantile=0.9, uncertainty_mode="quantile")) == {0.5, 0.9}
 
 
 def test_planning_refuses_a_champion_whose_recorded_horizon_is_shorter_than_the_plan(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
-    client = tracking.client_for(settings)
-    name = settings.tracking.registered_model_name
+    registry = tracking.ModelRegistry.open(settings)
+    client, name = registry.client, registry.name
     client.create_registered_model(name)
-    run_id = tracking.start_run(settings, "plan", {})
-    version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
+    tracker = tracking.start_run(settings, "plan", {})
+    version = client.create_model_version(name, source=f"runs:/{tracker.run_id}/model", run_id=tracker.run_id)
     training = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-03-31"])})
     recorded = ForecasterContract.of_model(14, DAILY, settings.forecast.quantiles, ["item_id"], training)
-    tracking.tag_version(settings, version, recorded.as_tags())
+    registry.tag_version(version, recorded.as_tags())
     client.set_registered_model_alias(name, "champion", version.version)
 
-    assert ForecasterContract.from_tags(tracking.champion_version(settings).tags) == recorded
+    champion = registry.champion()
+    assert champion is not None and ForecasterContract.from_tags(champion.tags) == recorded
     sales = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": pd.to_datetime(["2024-03-31"]), "units": 1})
     with pytest.raises(ForecastContractError, match=f"champion version {version.version} .* forecasts 14 days"):
-        forecast_planning_horizon.fn(settings, run_id, sales)
+        forecast_planning_horizon.fn(settings.planning, registry, tracker, sales)
     assert _is_user_error(ForecastContractError("shorter horizon"))

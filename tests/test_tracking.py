@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.utils.logging_utils import eprint
 
 from models.features import build_feature_frame
 from models.lstm.config import LSTMConfig
@@ -49,34 +50,33 @@ def test_worse_model_never_replaces_the_champion(tmp_path: Path) -> None:
     predictor = LSTMEstimator(
         LSTMConfig(context_length=28, max_epochs=1), 7, (0.1, 0.5, 0.9), 0, tmp_path / "ckpt"
     ).fit(build_feature_frame(sales))
+    registry = tracking.ModelRegistry.open(settings)
     first_run = tracking.start_run(settings, "first", {})
-    first = tracking.log_forecaster(settings, first_run, predictor, sales)
-    tracking.promote(settings, first, tracking.decide_promotion(0.8, None, "holdout_rmsse"))
+    first = registry.log_forecaster(first_run, predictor, sales)
+    registry.promote(first, tracking.decide_promotion(0.8, None, "holdout_rmsse"))
     second_run = tracking.start_run(settings, "second", {})
-    second = tracking.log_forecaster(settings, second_run, predictor, sales)
-    tracking.promote(settings, second, tracking.decide_promotion(0.95, 0.8, "holdout_rmsse"))
+    second = registry.log_forecaster(second_run, predictor, sales)
+    registry.promote(second, tracking.decide_promotion(0.95, 0.8, "holdout_rmsse"))
 
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     name = settings.tracking.registered_model_name
     assert client.get_model_version_by_alias(name, "champion").version == first.version
     assert client.get_model_version_by_alias(name, "challenger").version == second.version
     assert "does not beat" in client.get_model_version(name, second.version).tags["promotion_decision"]
-    tracking.client_for(settings)  # sets the tracking and the registry URI
-    forecast = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(sales)
+    forecast = registry.load_champion().predict(sales)
     pd.testing.assert_frame_equal(forecast, predictor.predict(sales), check_dtype=False)
-    assert str(tmp_path) in client.get_run(first_run).info.artifact_uri
+    assert str(tmp_path) in client.get_run(first_run.run_id).info.artifact_uri
 
 
 def test_version_description_holds_its_metrics_and_the_decision(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
-    client = tracking.client_for(settings)
-    name = settings.tracking.registered_model_name
+    registry = tracking.ModelRegistry.open(settings)
+    client, name = registry.client, registry.name
     client.create_registered_model(name)
-    run_id = tracking.start_run(settings, "described", {})
+    run_id = tracking.start_run(settings, "described", {}).run_id
     version = client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id)
     decision = tracking.decide_promotion(0.7, 0.8, "holdout_rmsse")
-    tracking.describe_version(
-        settings,
+    registry.describe_version(
         version,
         {"holdout_pyfunc_lstm_rmsse": 0.7},
         {"lstm_rmsse": 0.7123, "lstm_coverage_80": 0.81},
@@ -91,21 +91,22 @@ def test_version_description_holds_its_metrics_and_the_decision(tmp_path: Path) 
 def test_child_runs_nest_under_their_parent_and_inherit_its_lineage(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     parent = tracking.start_run(settings, "backtest", {"data_hash": "abc123"})
-    child = tracking.start_child_run(settings, parent, "backtest-lstm", {"model": "lstm"})
-    tags = tracking.client_for(settings).get_run(child).data.tags
-    assert tags["mlflow.parentRunId"] == parent and tags["data_hash"] == "abc123" and tags["model"] == "lstm"
+    child = parent.start_child("backtest-lstm", {"model": "lstm"})
+    tags = child.get_run().data.tags
+    assert tags["mlflow.parentRunId"] == parent.run_id and tags["data_hash"] == "abc123" and tags["model"] == "lstm"
+    assert child.url == f"{parent.ui_url}/#/experiments/{parent.experiment_id}/runs/{child.run_id}"
 
 
 def test_the_experiment_opens_as_model_training_and_metrics_carry_the_time_they_were_logged(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     before = time.time() * 1000
-    run_id = tracking.start_run(settings, "timed", {})
-    tracking.log_metrics(settings, run_id, {"lstm_rmsse": 0.7})
-    client = tracking.client_for(settings)
-    run = client.get_run(run_id)
+    tracker = tracking.start_run(settings, "timed", {})
+    tracker.log_metrics({"lstm_rmsse": 0.7})
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    run = client.get_run(tracker.run_id)
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    (metric,) = client.get_metric_history(run_id, "lstm_rmsse")
+    (metric,) = client.get_metric_history(tracker.run_id, "lstm_rmsse")
     assert before <= metric.timestamp <= time.time() * 1000
 
 
@@ -114,26 +115,53 @@ def test_tables_are_logged_as_csv_when_small_and_parquet_when_large(
 ) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     monkeypatch.setattr(tracking, "TABLE_CSV_MAX_ROWS", 3)
-    run_id = tracking.start_run(settings, "tables", {})
+    tracker = tracking.start_run(settings, "tables", {})
     small, large = pd.DataFrame({"units": [1, 2, 3]}), pd.DataFrame({"units": [1, 2, 3, 4]})
-    assert tracking.log_table(settings, run_id, small, "plan/small.csv") == "plan/small.csv"
-    assert tracking.log_table(settings, run_id, large, "plan/large.csv") == "plan/large.parquet"
-    client = tracking.client_for(settings)
+    assert tracker.log_table(small, "plan/small.csv") == "plan/small.csv"
+    assert tracker.log_table(large, "plan/large.csv") == "plan/large.parquet"
+    client, run_id = tracker.client, tracker.run_id
     pd.testing.assert_frame_equal(pd.read_csv(client.download_artifacts(run_id, "plan/small.csv")), small)
     pd.testing.assert_frame_equal(pd.read_parquet(client.download_artifacts(run_id, "plan/large.parquet")), large)
-    pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/small.csv"), small)
-    pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "plan/large.csv"), large)
-    tracking.log_table(settings, run_id, large, "top_level.csv")
-    pd.testing.assert_frame_equal(tracking.load_table(settings, run_id, "top_level.csv"), large)
+    pd.testing.assert_frame_equal(tracker.load_table("plan/small.csv"), small)
+    pd.testing.assert_frame_equal(tracker.load_table("plan/large.csv"), large)
+    tracker.log_table(large, "top_level.csv")
+    # Read as a later command reads it: by the run's id, from its experiment.
+    pd.testing.assert_frame_equal(tracking.Experiment.open(settings).run(run_id).load_table("top_level.csv"), large)
+
+
+def test_a_tracker_pickled_for_another_worker_records_to_the_same_run(tmp_path: Path) -> None:
+    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
+    tracker = tracking.start_run(settings, "pickled", {})
+    copy = pickle.loads(pickle.dumps(tracker))
+    copy.log_metrics({"plan_cost": 12.5})
+    copy.set_tags({"where": "worker"})
+    run = tracker.get_run()
+    assert run.data.metrics["plan_cost"] == 12.5 and run.data.tags["where"] == "worker"
+    assert copy.link == tracker.link
+
+
+def test_mlflow_registration_notices_are_dropped_and_everything_else_on_stderr_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with tracking.registration_notices_dropped():
+        eprint("Successfully registered model 'replenish-demand-lstm'.")
+        eprint("Registered model 'replenish-demand-lstm' already exists. Creating a new version of this model...")
+        eprint("Created version '2' of model 'replenish-demand-lstm'.")
+        print("WARNING mlflow: a real problem", file=sys.stderr)
+    assert capsys.readouterr().err == "WARNING mlflow: a real problem\n"
+    with pytest.raises(RuntimeError, match="registry down"), tracking.registration_notices_dropped():
+        print("the registry said no", file=sys.stderr)
+        raise RuntimeError("registry down")
+    assert capsys.readouterr().err == "the registry said no\n"
 
 
 def test_the_input_data_is_logged_as_a_dataset_with_its_hash(tmp_path: Path) -> None:
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
     sales_file = tmp_path / "sales.csv"
     sales_file.write_text("item_id,store_id,date,units\n")
-    run_id = tracking.start_run(settings, "lineage", {})
-    tracking.log_dataset(settings, run_id, "sales", str(sales_file), "abc123", 42, "train")
-    (logged,) = tracking.client_for(settings).get_run(run_id).inputs.dataset_inputs
+    tracker = tracking.start_run(settings, "lineage", {})
+    tracker.log_dataset("sales", str(sales_file), "abc123", 42, "train")
+    (logged,) = tracker.get_run().inputs.dataset_inputs
     assert (logged.dataset.name, logged.dataset.digest, logged.dataset.source_type) == ("sales", "abc123", "local")
     assert json.loads(logged.dataset.source)["uri"] == sales_file.as_uri()
     assert json.loads(logged.dataset.profile)["num_rows"] == 42
@@ -143,7 +171,7 @@ def test_the_input_data_is_logged_as_a_dataset_with_its_hash(tmp_path: Path) -> 
 def test_concurrent_promotions_compare_with_each_other(tmp_path: Path) -> None:
     """Two registrations at once: the lock makes the second compare with the first, never both 'first model'."""
     settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
-    client = tracking.client_for(settings)
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     client.create_registered_model(settings.tracking.registered_model_name)  # as a first registration would
     workers = [
         subprocess.Popen(

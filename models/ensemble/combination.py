@@ -24,10 +24,9 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from models.ensemble.config import EnsembleConfig, Grouping, Weighting
-from models.evaluation import POINT, censored
-from models.features import SERIES_KEY, series_id
+from models.evaluation import censored
+from models.forecast_frame import FORECAST_KEY, MEAN, POINT, SERIES_KEY, quantile_column, quantile_levels
 
-FORECAST_KEY = [*SERIES_KEY, "date"]
 ALL_SERIES = "*"  # the group every series falls back to
 DEMAND_CLASSES = ("smooth", "intermittent", "lumpy", "erratic")
 # Syntetos-Boylan-Croston cut-offs: average inter-demand interval 1.32 days, squared CV of sizes 0.49.
@@ -42,20 +41,20 @@ MAX_INTERVAL_SCALE = 10.0
 SUM_TO_ONE_PENALTY = 1e3  # least squares: the weight of the row that asks the weights to sum to one
 
 
-def quantile_column(level: float) -> str:
-    return f"q{level:g}"
+def _by_series(frame: pd.DataFrame) -> list[pd.Series]:
+    """The keys that group ``frame``'s rows (or a selection of them) by series: its item_id and store_id."""
+    return [frame[column] for column in SERIES_KEY]
 
 
 def demand_classes(history: pd.DataFrame) -> pd.Series:
-    """Series id -> smooth / intermittent / lumpy / erratic, from the uncensored days of the last year:
+    """(item_id, store_id) -> smooth / intermittent / lumpy / erratic, from the uncensored days of the last year:
     ADI = days per day with a sale, CV² = squared coefficient of variation of the non-zero sales."""
     recent = history[
         (history["date"] > history["date"].max() - pd.Timedelta(days=CLASSIFICATION_DAYS)) & ~censored(history)
     ]
     units = recent["units"].astype(float)
-    ids = series_id(recent)
-    days = units.groupby(ids).size()
-    sales = units[units > 0].groupby(ids[units > 0])
+    days = units.groupby(_by_series(recent)).size()
+    sales = units[units > 0].groupby(_by_series(recent[units > 0]))
     adi = days / sales.size().reindex(days.index).fillna(0.0)  # inf for a series that never sold
     cv2 = (sales.std(ddof=0) / sales.mean()).pow(2).reindex(days.index).fillna(0.0)
     intermittent, variable = adi >= ADI_CUTOFF, cv2 >= CV2_CUTOFF
@@ -68,13 +67,12 @@ def demand_classes(history: pd.DataFrame) -> pd.Series:
 
 
 def series_groups(history: pd.DataFrame, grouping: Grouping) -> pd.Series:
-    """Series id -> the group whose weights and scales it uses."""
+    """(item_id, store_id) -> the group whose weights and scales it uses."""
     if grouping == "demand_class":
         return demand_classes(history)
-    ids = series_id(history)
     if grouping == "dept_id" and "dept_id" in history:
-        return history["dept_id"].astype(str).groupby(ids).first().rename("group")
-    return pd.Series(ALL_SERIES, index=ids.unique(), name="group")
+        return history["dept_id"].astype(str).groupby(_by_series(history)).first().rename("group")
+    return pd.Series(ALL_SERIES, index=pd.MultiIndex.from_frame(history[SERIES_KEY].drop_duplicates()), name="group")
 
 
 @dataclass(frozen=True)
@@ -90,12 +88,11 @@ def _member_quantiles(forecast: pd.DataFrame, levels: tuple[float, ...]) -> np.n
     """[rows, levels] a member's quantiles at ``levels``; levels it lacks are interpolated in the normal
     scale between the ones it has (flat beyond them). All NaN for a point-only member. Crossing
     quantiles are sorted first (rearrangement), so every member's curve is monotone."""
-    given = sorted(float(column[1:]) for column in forecast.columns if column.startswith("q"))
+    columns = quantile_levels(forecast)
+    given = list(columns)
     if not given:
         return np.full((len(forecast), len(levels)), np.nan)
-    values = np.sort(
-        forecast[[quantile_column(level) for level in given]].to_numpy(dtype=float), axis=1
-    )  # [rows, given]
+    values = np.sort(forecast[list(columns.values())].to_numpy(dtype=float), axis=1)  # [rows, given]
     if len(given) == 1:
         return np.repeat(values, len(levels), axis=1)
     z_given = np.array([NormalDist().inv_cdf(level) for level in given])  # [given]
@@ -152,16 +149,15 @@ def combine_arrays(
 
 
 def _squared_scales(history: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
-    """unique series id, cutoff, scale: RMSSE's in-sample scale (mean squared one-step change of the
+    """item_id, store_id, cutoff, scale: RMSSE's in-sample scale (mean squared one-step change of the
     uncensored days up to the cutoff)."""
     known = history.loc[~censored(history)].sort_values(FORECAST_KEY)
-    ids = series_id(known)
     parts = []
     for cutoff in cutoffs:
-        before = (known["date"] <= cutoff).to_numpy()
-        change = known.loc[before, "units"].astype(float).groupby(ids[before]).diff()
-        scale = change.pow(2).groupby(ids[before]).mean()
-        parts.append(pd.DataFrame({"series": scale.index, "cutoff": cutoff, "scale": scale.to_numpy()}))
+        before = known.loc[(known["date"] <= cutoff).to_numpy()]
+        change = before["units"].astype(float).groupby(_by_series(before)).diff()
+        scale = change.pow(2).groupby(_by_series(before)).mean()
+        parts.append(scale.index.to_frame(index=False).assign(cutoff=cutoff, scale=scale.to_numpy()))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -270,7 +266,7 @@ class Combination:
 
 def _groups_of(keys: pd.DataFrame, groups: pd.Series) -> np.ndarray:
     """[rows] each row's group; series the grouping does not know fall back to all series."""
-    return series_id(keys).map(groups).fillna(ALL_SERIES).to_numpy(dtype=object)
+    return groups.reindex(pd.MultiIndex.from_frame(keys[SERIES_KEY])).fillna(ALL_SERIES).to_numpy(dtype=object)
 
 
 def fit_combination(
@@ -285,12 +281,12 @@ def fit_combination(
 
     ``forecasts``: member -> common-shape frames with a ``cutoff`` column, at origins before the one
     to be forecast; ``actual``: the units of those windows; ``history``: sales up to at least their
-    last day (the in-sample scales use only days up to each cutoff); ``groups``: series id -> group."""
+    last day (the in-sample scales use only days up to each cutoff); ``groups``: (item_id, store_id) -> group."""
     members = tuple(forecasts)
     arrays = align_members(forecasts, levels)
     scored = arrays.keys.merge(actual.loc[~censored(actual), [*FORECAST_KEY, "units"]], on=FORECAST_KEY, how="left")
-    scales = arrays.keys.assign(series=series_id(arrays.keys)).merge(
-        _squared_scales(history, sorted(arrays.keys["cutoff"].unique())), on=["series", "cutoff"], how="left"
+    scales = arrays.keys.merge(
+        _squared_scales(history, sorted(arrays.keys["cutoff"].unique())), on=[*SERIES_KEY, "cutoff"], how="left"
     )
     units, scale = scored["units"].to_numpy(dtype=float), scales["scale"].to_numpy(dtype=float)
     row_groups = _groups_of(arrays.keys, groups)
@@ -339,6 +335,6 @@ def combine(forecasts: dict[str, pd.DataFrame], combination: Combination, groups
         arrays, combination.row_weights(row_groups), combination.row_scales(row_groups), combination.levels
     )
     return arrays.keys.assign(
-        mean=point,
+        **{MEAN: point},
         **{quantile_column(level): quantiles[:, position] for position, level in enumerate(combination.levels)},
     )

@@ -22,8 +22,8 @@ from models.features import (
     add_covariates,
     future_rows,
     reference_prices,
-    series_id,
 )
+from models.forecast_frame import MEAN, SERIES_KEY, quantile_column
 from models.lstm.config import LSTMConfig
 from models.lstm.lightning_module import LSTMQuantileLightningModule
 from models.lstm.module import LSTMQuantileNetwork
@@ -70,10 +70,6 @@ def training_curves_logger(tracking_uri: str, run_id: str | None) -> TrainingCur
 LAST_CHECKPOINT = "last.ckpt"
 
 
-def quantile_column(level: float) -> str:
-    return f"q{level:g}"
-
-
 @dataclass
 class LSTMPredictor:
     networks: list[LSTMQuantileNetwork]  # ensemble members, fitted from different seeds
@@ -101,8 +97,9 @@ class LSTMPredictor:
         combined = add_covariates(combined, anchors)
         panel = build_panel(combined, self.config.context_length)
 
-        last_history = history.groupby(series_id(history))["date"].max()
-        first_future = panel.position(last_history.reindex(panel.series).to_numpy()) + 1
+        # [series] each panel row's last history date
+        last_history = history.groupby(SERIES_KEY)["date"].max().reindex(pd.MultiIndex.from_frame(panel.series.keys))
+        first_future = panel.position(last_history.to_numpy()) + 1
         rows = np.arange(len(panel.series))
         batch = gather_windows(panel, rows, first_future, horizon)
         categories = torch.from_numpy(category_indices(panel, self.vocabularies))
@@ -127,16 +124,11 @@ class LSTMPredictor:
         mean = (scaled_mean * scale[:, None]).clamp(min=0).numpy()  # [series, horizon]
         quantiles = (scaled_quantiles * scale[:, None, None]).clamp(min=0).numpy()  # [series, horizon, quantiles]
 
-        item_store = pd.Series(panel.series).str.split("|", n=1, expand=True)
-        last_period = self.frequency.ordinals(pd.DatetimeIndex(last_history.reindex(panel.series).to_numpy()))
-        dates = self.frequency.dates((last_period[:, None] + np.arange(1, horizon + 1)).ravel())
-        forecast = pd.DataFrame(
-            {
-                "item_id": np.repeat(item_store[0].to_numpy(), horizon),
-                "store_id": np.repeat(item_store[1].to_numpy(), horizon),
-                "date": dates,
-                "mean": mean.ravel(),
-            }
+        last_period = self.frequency.ordinals(pd.DatetimeIndex(last_history.to_numpy()))  # [series]
+        dates = self.frequency.dates((last_period[:, None] + np.arange(1, horizon + 1)).ravel())  # [series * horizon]
+        # [series * horizon] rows, series by series: each panel row's item_id and store_id, repeated per period.
+        forecast = panel.series.keys_of(np.repeat(np.arange(len(panel.series)), horizon)).assign(
+            date=dates, **{MEAN: mean.ravel()}
         )
         for position, level in enumerate(self.quantiles):
             forecast[quantile_column(level)] = quantiles[:, :, position].ravel()
@@ -152,7 +144,11 @@ class LSTMPredictor:
             "frequency": self.frequency.alias,
             "quantiles": list(self.quantiles),
             "vocabularies": self.vocabularies,
-            "reference_price": {k: (None if pd.isna(v) else float(v)) for k, v in self.reference_price.items()},
+            # [[item_id, store_id, price or null], ...]
+            "reference_prices": [
+                [item_id, store_id, None if pd.isna(price) else float(price)]
+                for (item_id, store_id), price in self.reference_price.items()
+            ],
         }
         (directory / "predictor.json").write_text(json.dumps(metadata, indent=1))
 
@@ -169,8 +165,14 @@ class LSTMPredictor:
             )
             network.load_state_dict(torch.load(directory / f"network_{index}.pt", weights_only=True))
             networks.append(network)
-        reference_price = pd.Series(metadata["reference_price"], dtype=float, name="reference_price")
+        reference_price = _reference_prices_of(metadata)
         return cls(networks, config, horizon, quantiles, metadata["vocabularies"], reference_price, frequency)
+
+
+def _reference_prices_of(metadata: dict) -> pd.Series:
+    """The saved reference prices, indexed by (item_id, store_id)."""
+    table = pd.DataFrame(metadata["reference_prices"], columns=[*SERIES_KEY, "reference_price"])
+    return table.astype({"reference_price": float}).set_index(SERIES_KEY)["reference_price"]
 
 
 def build_vocabularies(panel: SeriesPanel) -> dict[str, dict[str, int]]:

@@ -10,7 +10,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS, series_id
+from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
+from models.forecast_frame import SeriesCodes
 from replenish.frequency import Frequency, frequency_of
 
 UNKNOWN_CATEGORY = "unknown"
@@ -20,7 +21,7 @@ UNKNOWN_CATEGORY = "unknown"
 class SeriesPanel:
     """Every series on one grid of the data's periods, left-padded by ``context_length`` unobserved periods."""
 
-    series: np.ndarray  # [series] ids "item|store"
+    series: SeriesCodes  # [series] the rows' series: row i is code i, its item_id and store_id row i of series.keys
     start_date: pd.Timestamp  # date at padded position ``context_length``
     context_length: int
     target: np.ndarray  # [series, padded_time] units, 0 where unknown
@@ -37,8 +38,8 @@ class SeriesPanel:
 
 def build_panel(frame: pd.DataFrame, context_length: int) -> SeriesPanel:
     """``frame`` holds covariates for every row; ``units`` is NaN on rows to be forecast."""
-    ids = series_id(frame)
-    series, row_series = np.unique(ids.to_numpy(), return_inverse=True)
+    series = SeriesCodes.of(frame)
+    row_series = series.codes(frame)  # [rows] each row's panel row
     frequency = frequency_of(frame["date"])
     start_date = frame["date"].min()
     period = frequency.ordinals(frame["date"])

@@ -345,7 +345,7 @@ def _complete_items(
     items["supplier_id"] = _as_id(_filled(items, "supplier_id", defaults.supplier_id))
     items["review_days"] = _as_number(_filled(items, "review_days", defaults.review_days), "int64")
     items["order_weekday"] = _as_number(_filled(items, "order_weekday", defaults.order_weekday), "int64")
-    # An item without one gets its ABC class's target when it is planned (see replenish.planning).
+    # An item without one gets its ABC class's target when it is planned (see optimization.planning).
     items["service_level"] = _as_number(_filled(items, "service_level", np.nan), "float64")
     price_from_cost = median_price.fillna(items["unit_cost"] / defaults.unit_cost_share_of_price)
     items["sell_price"] = _as_number(_filled(items, "sell_price", price_from_cost), "float64")

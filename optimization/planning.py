@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from models.forecast_contract import require_coverage
+from models.forecast_frame import SERIES_KEY, quantile_levels
+from optimization.config import PlanningConfig
 from optimization.decomposition import PartPlan, merge_parts, split_by_location
 from optimization.formulation import holding_cost_per_period, shortage_penalty
-from optimization.grid import DAYS_PER_YEAR, ITEM_STORE_KEYS, planned_arrivals, prepare_grid
+from optimization.grid import DAYS_PER_YEAR, planned_arrivals, prepare_grid
 from optimization.problem import (
     MIN_ORDER_QUANTITY,
     PlanningProblem,
@@ -40,13 +42,11 @@ from optimization.uncertainty import (
     ScenarioCalibration,
     calibrate_scenarios,
     planning_demand,
-    quantile_levels,
     sample_demand_scenarios,
     widened,
 )
 from replenish.data.tables import RetailData
 from replenish.frequency import Frequency
-from replenish.settings import PlanningSettings
 
 # Revenue over the last quarter classes items A, B or C: recent, yet long enough to span the
 # weekly pattern and most promotions.
@@ -78,22 +78,22 @@ PURCHASE_ORDER_COLUMNS = [
 ]
 
 
-def quantiles_needed(planning: PlanningSettings) -> set[float]:
+def quantiles_needed(planning: PlanningConfig) -> set[float]:
     """The forecast quantiles the plan reads: its demand quantile, and the median safety stocks start from."""
     return {planning.demand_quantile, *([0.5] if planning.uncertainty_mode == "quantile" else [])}
 
 
-def planned_periods(planning: PlanningSettings, frequency: Frequency) -> int:
+def planned_periods(planning: PlanningConfig, frequency: Frequency) -> int:
     """The plan's horizon: as ``Settings.for_frequency`` set it (within the forecast's), else the
     frequency's default."""
     return planning.horizon or frequency.default_horizon
 
 
-def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningSettings, frequency: Frequency) -> pd.DatetimeIndex:
+def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningConfig, frequency: Frequency) -> pd.DatetimeIndex:
     return frequency.after(snapshot_date, planned_periods(planning, frequency))
 
 
-def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.DataFrame:
+def service_level_targets(data: RetailData, planning: PlanningConfig) -> pd.DataFrame:
     """Per item (SERVICE_LEVEL_COLUMNS): its ABC class, its target (the master's, else the class's),
     the level its shortage penalty implies, the level the plan follows (the higher) and the
     shortage penalty that stands for it."""
@@ -122,14 +122,14 @@ def service_level_targets(data: RetailData, planning: PlanningSettings) -> pd.Da
     )[SERVICE_LEVEL_COLUMNS]
 
 
-def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningSettings, frequency: Frequency) -> pd.Timestamp:
+def calibration_origin(snapshot_date: pd.Timestamp, planning: PlanningConfig, frequency: Frequency) -> pd.Timestamp:
     """The first period of the forecast the scenarios are calibrated on: one plan horizon before the
     plan's, so that what sold after it is known by now.  It is made from the sales before that period."""
     return frequency.shift(planned_dates(snapshot_date, planning, frequency)[0], -planned_periods(planning, frequency))
 
 
 def scenario_calibration(
-    past_forecast: pd.DataFrame | None, data: RetailData, planning: PlanningSettings
+    past_forecast: pd.DataFrame | None, data: RetailData, planning: PlanningConfig
 ) -> ScenarioCalibration:
     """How demand paths are drawn from the forecast: planning.scenario_period_correlation and
     planning.scenario_spread where set; the rest calibrated on what sold after `past_forecast`, the
@@ -146,15 +146,15 @@ def scenario_calibration(
     protection_days = (data.items["lead_time_days"] + data.items["review_days"]).max()
     window = int(min(frequency.periods_in_days(protection_days), planned_periods(planning, frequency)))
     frame = forecast_by_period(past_forecast, origin, window, frequency)
-    series = frame[ITEM_STORE_KEYS].drop_duplicates()
+    series = frame[SERIES_KEY].drop_duplicates()
     if len(series) > CALIBRATION_SERIES:
-        frame = frame.merge(series.sample(CALIBRATION_SERIES, random_state=planning.scenario_seed), on=ITEM_STORE_KEYS)
+        frame = frame.merge(series.sample(CALIBRATION_SERIES, random_state=planning.scenario_seed), on=SERIES_KEY)
     sold = frame.assign(date=frequency.dates_from(origin, frame["period"].to_numpy())).merge(
-        data.sales[[*ITEM_STORE_KEYS, "date", "units"]], on=[*ITEM_STORE_KEYS, "date"], how="left"
+        data.sales[[*SERIES_KEY, "date", "units"]], on=[*SERIES_KEY, "date"], how="left"
     )
     quantiles = list(quantile_levels(frame).values())
     return calibrate_scenarios(
-        frame[[*ITEM_STORE_KEYS, "period", *quantiles]],
+        frame[[*SERIES_KEY, "period", *quantiles]],
         sold["units"].fillna(0.0).to_numpy(),
         window,
         correlations=CORRELATIONS if fixed_correlation is None else (fixed_correlation,),
@@ -175,7 +175,7 @@ def forecast_by_period(
 def planning_problem(
     data: RetailData,
     forecast: pd.DataFrame,
-    planning: PlanningSettings,
+    planning: PlanningConfig,
     calibration: ScenarioCalibration = ScenarioCalibration(),
 ) -> PlanningProblem:
     """The optimizer's inputs.  A forecast that lacks an item-store of the inventory on a planned day
@@ -188,7 +188,7 @@ def planning_problem(
     by_period = widened(forecast_by_period(forecast, dates[0], n_periods, frequency), calibration.spread)
     levels = service_level_targets(data, planning)
     items = data.items.drop(columns=["service_level", "shortage_cost"], errors="ignore").merge(levels, on="item_id")
-    keys = by_period[ITEM_STORE_KEYS].drop_duplicates()
+    keys = by_period[SERIES_KEY].drop_duplicates()
     protection = keys.merge(items[["item_id", "lead_time_days", "review_days"]], on="item_id")
     demand, safety_stock = planning_demand(
         by_period,
@@ -197,7 +197,7 @@ def planning_problem(
         service_level=items.set_index("item_id")["planned_level"],
         protection_periods=pd.Series(
             frequency.periods_in_days_array(protection["lead_time_days"] + protection["review_days"]),
-            index=pd.MultiIndex.from_frame(protection[ITEM_STORE_KEYS]),
+            index=pd.MultiIndex.from_frame(protection[SERIES_KEY]),
         ),
         n_scenarios=planning.n_scenarios,
         seed=planning.scenario_seed,
@@ -216,21 +216,21 @@ def planning_problem(
     )
 
 
-def stores(problem: PlanningProblem, planning: PlanningSettings) -> list[PlanningProblem]:
+def stores(problem: PlanningProblem, planning: PlanningConfig) -> list[PlanningProblem]:
     """One problem per store, solved apart; a budget shared across stores keeps them together."""
     return [problem] if planning.model.budget_per_period is not None else split_by_location(problem)
 
 
-def store_plan(problem: PlanningProblem, planning: PlanningSettings) -> PartPlan:
+def store_plan(problem: PlanningProblem, planning: PlanningConfig) -> PartPlan:
     return solve_part(problem, planning.costs, planning.solver, planning.model)
 
 
-def merged_plan(parts: list[PartPlan], planning: PlanningSettings) -> PlanResult:
+def merged_plan(parts: list[PartPlan], planning: PlanningConfig) -> PlanResult:
     """The stores' plans as one; an infeasible plan names every store at fault and suggests soft mode."""
     return merge_parts(parts, hint="" if planning.model.soft_constraints else SOFT_MODE_HINT)
 
 
-def solve_plan(problem: PlanningProblem, planning: PlanningSettings) -> PlanResult:
+def solve_plan(problem: PlanningProblem, planning: PlanningConfig) -> PlanResult:
     """store_plan for each store, merged: what the planning flow does, in one call."""
     return merged_plan([store_plan(part, planning) for part in stores(problem, planning)], planning)
 
@@ -249,7 +249,7 @@ def plan_outlook(
     problem: PlanningProblem,
     plan: PlanResult,
     forecast: pd.DataFrame,
-    planning: PlanningSettings,
+    planning: PlanningConfig,
     calibration: ScenarioCalibration = ScenarioCalibration(),
 ) -> PlanOutlook:
     """The plan's orders (and the open ones) against `planning.kpi_demand_paths` demand paths drawn
@@ -260,14 +260,14 @@ def plan_outlook(
     )
     quantiles = list(quantile_levels(by_period).values())
     paths = sample_demand_scenarios(
-        by_period[[*ITEM_STORE_KEYS, "period", *quantiles]],
+        by_period[[*SERIES_KEY, "period", *quantiles]],
         planning.kpi_demand_paths,
         planning.scenario_seed + KPI_SEED_OFFSET,
         calibration.period_correlation,
     )
     grid = prepare_grid(replace(problem, demand=paths, safety_stock=None))
-    positions = grid.item_stores[ITEM_STORE_KEYS].reset_index(names="position")
-    placed = plan.orders.merge(positions, on=ITEM_STORE_KEYS)
+    positions = grid.item_stores[SERIES_KEY].reset_index(names="position")
+    placed = plan.orders.merge(positions, on=SERIES_KEY)
     orders = np.zeros((len(grid.item_stores), grid.n_periods))
     periods = grid.frequency.periods_since(grid.start_date, placed["order_date"])
     np.add.at(orders, (placed["position"].to_numpy(), periods), placed["quantity"].to_numpy(dtype=float))
@@ -300,7 +300,7 @@ def purchase_orders(problem: PlanningProblem, plan: PlanResult) -> pd.DataFrame:
     first_day = pd.Timestamp(problem.start_date).normalize()
     due = plan.orders.loc[plan.orders["order_date"] == first_day]
     item_columns = ["item_id", "supplier_id", "case_pack", "unit_cost", "planned_level"]
-    keys = [*ITEM_STORE_KEYS, "order_date"]
+    keys = [*SERIES_KEY, "order_date"]
     # A plan without orders explains them in an untyped empty frame, which would not merge on dates.
     safety = plan.explanations.reindex(columns=[*keys, "safety_stock"]).astype({"order_date": due["order_date"].dtype})
     described = due.merge(problem.items[item_columns], on="item_id", how="left").merge(safety, on=keys, how="left")
