@@ -40,7 +40,7 @@ lint: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not browser"
 
-# Headless Chromium for the browser test of the MLflow UI (tests/test_browser_mlflow_ui.py): installed when
+# Headless Chromium for the browser test of the MLflow UI (tests/system/test_browser_mlflow_ui.py): installed when
 # missing where apt-get runs as root (CI); elsewhere that test skips and says why.
 browser:
 	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \

@@ -35,6 +35,9 @@ os.environ.update(
 for name in [name for name in os.environ if name.startswith("REPLENISH_") and name != "REPLENISH_M5_PATH"]:
     del os.environ[name]
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+BAD_INPUT_CORPUS = REPOSITORY / "tests" / "data" / "bad"
+
 # Small enough to train in seconds on 2 cores, big enough for every stage to do real work.
 TINY_RUN = [
     "data.synthetic.n_items=10",

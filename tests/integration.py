@@ -1,5 +1,5 @@
 """A real Prefect server and a real MLflow tracking server, both on PostgreSQL, for the integration tests
-(tests/test_integration_servers.py; the `servers` fixture in tests/conftest.py starts them)."""
+(tests/system/test_servers.py; the `servers` fixture in tests/conftest.py starts them)."""
 
 from __future__ import annotations
 

@@ -104,7 +104,8 @@ def periodic_sales(dates: pd.DatetimeIndex, items: list[str]) -> pd.DataFrame:
 
 def write_frequency_cases() -> None:
     """Dates that follow no one frequency: a weekly series among daily ones (months dated mid-month and
-    a stray weekday are refused by the same rules, tested on the contract in tests/test_data_frequencies.py)."""
+    a stray weekday are refused by the same rules, tested on the contract in
+    tests/replenish/data/test_frequencies.py)."""
     daily = valid_sales().loc[lambda frame: frame["item_id"] == "ITEM_A", ["item_id", "store_id", "date", "units"]]
     weekly = periodic_sales(pd.date_range("2024-01-01", periods=12, freq="W-MON"), ["ITEM_B"])
     pd.concat([daily, weekly], ignore_index=True).to_csv(HERE / "mixed_frequencies.csv", index=False)

@@ -22,10 +22,11 @@ import pytest
 from replenish import publishing
 from replenish.io import write_atomically
 from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishError, publish_unit
+from tests.conftest import REPOSITORY
 
 NAMES = ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"]
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = REPOSITORY
 WAIT_SECONDS = 60
 
 

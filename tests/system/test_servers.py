@@ -19,12 +19,12 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.browser import CHROMIUM, missing, render, visible_text
-from tests.conftest import set_options
+from tests.conftest import REPOSITORY, set_options
 from tests.integration import BIN, INTEGRATION, REPLENISH, Servers, finished, replenish
 from tests.servers import stop_process
 
 pytestmark = INTEGRATION
-ROOT = Path(__file__).resolve().parent.parent  # the repository, where prefect.yaml is
+ROOT = REPOSITORY  # where prefect.yaml is
 
 
 SERVED = {"daily-planning", "weekly-monitoring", "train-on-demand", "main-on-demand"}
@@ -159,7 +159,7 @@ class FeedbackLoop:
 
 @pytest.fixture(scope="module")
 def feedback_loop(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> FeedbackLoop:
-    from tests.test_flow_monitoring import sales_files
+    from tests.flows.test_monitoring import sales_files
 
     folder = tmp_path_factory.mktemp("feedback")
     before, after = sales_files(folder, shifted=True)

@@ -9,8 +9,9 @@ import pytest
 
 from replenish.data.m5 import load_m5
 from replenish.data.tables import RawTables
+from tests.conftest import REPOSITORY
 
-M5_TINY_PATH = Path(os.environ.get("REPLENISH_M5_PATH", Path(__file__).resolve().parents[2] / "shared/data/m5_tiny"))
+M5_TINY_PATH = Path(os.environ.get("REPLENISH_M5_PATH", REPOSITORY.parent / "shared/data/m5_tiny"))
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import pytest
 
 from expectations.rules import ValidationRules
 from replenish.settings import Settings, SettingsError, load_settings, parse_overrides
+from tests.conftest import REPOSITORY
 
 
 @pytest.fixture(autouse=True)
@@ -238,7 +239,7 @@ def test_m5_format_with_a_path_is_accepted(tmp_path: Path) -> None:
 
 def test_shipped_server_settings_file_loads() -> None:
     """deploy/servers.yaml is what deploy/README.md tells users to pass with --config."""
-    config = Path(__file__).resolve().parents[1] / "deploy" / "servers.yaml"
+    config = REPOSITORY / "deploy" / "servers.yaml"
 
     settings = load_settings(config)
 

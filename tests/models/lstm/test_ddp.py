@@ -9,7 +9,7 @@ import pytest
 from models.features import build_feature_frame
 from models.lstm.config import LSTMConfig
 from models.lstm.train_process import LSTMTraining, train_lstm
-from tests.test_model_lstm import weekly_sales
+from tests.models.lstm.test_lstm import weekly_sales
 
 pytestmark = pytest.mark.slow
 

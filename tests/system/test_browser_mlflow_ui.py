@@ -4,7 +4,7 @@ Chromium opens the experiment, the run page and the run's plot, on a store with 
 Chromium renders the pages (the UI is a JavaScript app: plain HTTP gets only an empty shell); --dump-dom
 prints the DOM once the page settles. Needs the Debian package ``chromium`` (``make test`` installs it).
 
-To refresh the README image: BROWSER_SCREENSHOT_DIR=docs/images pytest tests/test_browser_mlflow_ui.py
+To refresh the README image: BROWSER_SCREENSHOT_DIR=docs/images pytest tests/system/test_browser_mlflow_ui.py
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pytest
 
 from tests.browser import BROWSER, TIME_BUDGETS_MS, WINDOW, chromium, missing, render, visible_text
 from tests.conftest import set_options
+from tests.replenish.test_cli_commands import _free_port, wait_for_http
 from tests.servers import stop_process
-from tests.test_cli_commands import _free_port, wait_for_http
 
 pytestmark = BROWSER
 

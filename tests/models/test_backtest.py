@@ -10,7 +10,7 @@ from models.backtest import backtest_cutoffs, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters, lightgbm_forecast, statistical_forecasts
 from models.forecast_frame import POINT
 from replenish.frequency import DAILY
-from tests.test_model_lstm import weekly_sales
+from tests.models.lstm.test_lstm import weekly_sales
 
 QUANTILES = ["q0.025", "q0.1", "q0.5", "q0.9", "q0.975"]
 

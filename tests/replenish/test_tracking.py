@@ -20,8 +20,8 @@ from models.lstm.config import LSTMConfig
 from models.lstm.estimator import LSTMEstimator
 from replenish import tracking
 from replenish.settings import load_settings
+from tests.models.lstm.test_lstm import weekly_sales
 from tests.servers import stop_process
-from tests.test_model_lstm import weekly_sales
 
 
 def test_promotion_requires_a_strictly_better_holdout_score() -> None:

@@ -26,7 +26,7 @@ from replenish.data.tables import MasterDefaults, RawTables, RetailData, complet
 from replenish.frequency import DAILY
 from replenish.settings import DataSettings
 from tasks.data import complete_data
-from tests.test_model_lstm import QUANTILES, weekly_sales
+from tests.models.lstm.test_lstm import QUANTILES, weekly_sales
 
 # Good Friday, Easter Monday, Labour Day, Ascension and Whit Monday 2024: in the history and in both test windows.
 HOLIDAYS = pd.to_datetime(["2024-03-29", "2024-04-01", "2024-05-01", "2024-05-09", "2024-05-20"])

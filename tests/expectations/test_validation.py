@@ -474,7 +474,7 @@ def test_a_date_before_1990_is_a_typo(raw: RawTables) -> None:
     assert rules["must be on or after 1990-01-01 (a date typed wrong)"].sample_rows == [1]
 
 
-# --- found by tests/test_fuzz_validation.py: each passed validation or crashed it before ---------------
+# --- found by tests/expectations/test_validation_fuzz.py: each passed validation or crashed it before ---------------
 
 
 def test_dates_in_two_formats_name_the_odd_rows(raw: RawTables) -> None:

@@ -14,8 +14,9 @@ from mlflow import MlflowClient
 
 from replenish.cli import app
 from replenish.settings import load_settings
+from tests.conftest import BAD_INPUT_CORPUS
 
-CORPUS = Path(__file__).resolve().parent / "data" / "bad"
+CORPUS = BAD_INPUT_CORPUS
 pytestmark = pytest.mark.slow
 
 

@@ -24,7 +24,7 @@ from replenish.settings import load_settings
 from replenish.simulate import BASE_STOCK, DEFAULT, PERFECT_FORESIGHT, POLICIES
 from tasks.planning import explained_orders
 from tasks.simulation import ITEM_STORE_COSTS, SIMULATION_CHART, SIMULATION_TABLE, latest_simulation
-from tests.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
+from tests.replenish.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
 
 pytestmark = pytest.mark.slow
 

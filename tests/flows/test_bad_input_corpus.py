@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from replenish.settings import load_settings
-from tests.conftest import TINY_RUN, invoke_cli, set_options
+from tests.conftest import BAD_INPUT_CORPUS, TINY_RUN, invoke_cli, set_options
 
-CORPUS = Path(__file__).resolve().parent / "data" / "bad"
+CORPUS = BAD_INPUT_CORPUS
 PUBLISHED_PLAN = b"item_id,store_id,order_date,quantity,arrival_date\nITEM_A,STORE_1,2024-03-01,12,2024-03-04\n"
 
 # case -> (the file the message must name, what else it must say: column and rule)

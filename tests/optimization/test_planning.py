@@ -1,22 +1,15 @@
-"""From forecast to planning problem."""
+"""From forecast to planning problem (optimization/planning.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from models.forecast_contract import ForecastContractError, ForecasterContract
+from models.forecast_contract import ForecastContractError
 from optimization.config import PlanningConfig
 from optimization.planning import planning_problem, quantiles_needed
-from replenish import tracking
-from replenish.cli import _is_user_error
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
-from replenish.frequency import DAILY
-from replenish.settings import load_settings
-from tasks.planning import forecast_planning_horizon
 
 
 def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_quantile() -> None:
@@ -61,23 +54,3 @@ def test_an_item_store_without_forecast_rows_is_refused() -> None:
 def test_the_plan_reads_its_demand_quantile_and_in_quantile_mode_the_median() -> None:
     assert quantiles_needed(PlanningConfig(demand_quantile=0.9)) == {0.9}
     assert quantiles_needed(PlanningConfig(demand_quantile=0.9, uncertainty_mode="quantile")) == {0.5, 0.9}
-
-
-def test_planning_refuses_a_champion_whose_recorded_horizon_is_shorter_than_the_plan(tmp_path: Path) -> None:
-    settings = load_settings(overrides=[f"work_dir={tmp_path}", f"output_dir={tmp_path / 'out'}"])
-    registry = tracking.ModelRegistry.open(settings)
-    client, name = registry.client, registry.name
-    client.create_registered_model(name)
-    tracker = tracking.start_run(settings, "plan", {})
-    version = client.create_model_version(name, source=f"runs:/{tracker.run_id}/model", run_id=tracker.run_id)
-    training = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2024-03-31"])})
-    recorded = ForecasterContract.of_model(14, DAILY, settings.forecast.quantiles, ["item_id"], training)
-    registry.tag_version(version, recorded.as_tags())
-    client.set_registered_model_alias(name, "champion", version.version)
-
-    champion = registry.champion()
-    assert champion is not None and ForecasterContract.from_tags(champion.tags) == recorded
-    sales = pd.DataFrame({"item_id": "A", "store_id": "S1", "date": pd.to_datetime(["2024-03-31"]), "units": 1})
-    with pytest.raises(ForecastContractError, match=f"champion version {version.version} .* forecasts 14 days"):
-        forecast_planning_horizon.fn(settings.planning, registry, tracker, sales)
-    assert _is_user_error(ForecastContractError("shorter horizon"))

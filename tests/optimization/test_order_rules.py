@@ -29,7 +29,7 @@ from replenish.frequency import DAILY, Frequency
 from replenish.report import plan_report, render_html
 from replenish.settings import load_settings
 from tasks.planning import VIOLATIONS_FILE, explained_orders, plan_files
-from tests.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
+from tests.replenish.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
 
 MONDAY = pd.Timestamp("2024-03-04")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])

@@ -287,7 +287,7 @@ import os, signal, sys
 from pathlib import Path
 from pytorch_lightning import Callback
 from models.features import build_feature_frame
-from tests.test_model_lstm import estimator, small_config, weekly_sales
+from tests.models.lstm.test_lstm import estimator, small_config, weekly_sales
 
 class KillAtEpochStart(Callback):
     def on_train_epoch_start(self, trainer, pl_module):

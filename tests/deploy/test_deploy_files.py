@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import yaml
 
 from flows.deployments import replenish_deployments
 from flows.schedules import DAILY_PLANNING_CRON, SHORT_NAMES, WEEKLY_MONITORING_CRON
+from tests.conftest import REPOSITORY
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY = REPOSITORY / "deploy"
 
 
 def test_compose_ports_are_loopback_only_and_secrets_come_from_the_env_file() -> None:

@@ -23,7 +23,7 @@ from optimization.uncertainty import (
     widened,
 )
 from replenish.frequency import DAILY, Frequency
-from tests.test_optimization_replenishment_lp import FRACTIONAL, PLAIN_COSTS
+from tests.optimization.test_replenishment_lp import FRACTIONAL, PLAIN_COSTS
 
 START = pd.Timestamp("2024-03-01")
 NO_OPEN_ORDERS = pd.DataFrame(columns=["item_id", "store_id", "quantity", "arrival_date"])

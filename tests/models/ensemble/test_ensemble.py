@@ -24,7 +24,7 @@ from models.ensemble.combination import (
 from models.ensemble.config import EnsembleConfig
 from models.ensemble.estimator import EnsemblePredictor, ensemble_forecaster
 from models.forecast_frame import POINT
-from tests.test_model_lstm import weekly_sales
+from tests.models.lstm.test_lstm import weekly_sales
 
 LEVELS = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
 HORIZON = 7
