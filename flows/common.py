@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-from prefect import Task, unmapped
-from tqdm.auto import tqdm
 
 from expectations.validation import CheckedTables
 from replenish.data.tables import RawTables, RetailData
@@ -16,27 +11,8 @@ from replenish.orchestration import without_process_tag
 from replenish.settings import Settings
 from replenish.tracking import RunTracker
 from tasks.data import complete_data
-from tasks.runners import dask_task_runner
 from tasks.runs import finish_tracking_run, start_tracking_run
 from tasks.validation import report_validation, require_valid_data, validate_data
-
-Result = TypeVar("Result")
-
-
-def map_partitions(settings: Settings, task: Task[..., Result], parts: Sequence[Any], **shared: Any) -> list[Result]:
-    """Run ``task`` once per partition: in the flow's own thread, or on Dask when settings say so."""
-    if settings.orchestration.task_runner != "dask":
-        return [task(part, **shared) for part in tqdm(parts, desc=task.name, unit="part", leave=False)]
-    with dask_task_runner(settings.orchestration) as runner:
-        futures = runner.map(
-            task, {task_parameter_name(task): list(parts), **{name: unmapped(value) for name, value in shared.items()}}
-        )
-        return [future.result() for future in futures]
-
-
-def task_parameter_name(task: Task[..., Any]) -> str:
-    """The name of the task's first parameter, the one that receives the partition."""
-    return next(iter(inspect.signature(task.fn).parameters))
 
 
 @contextmanager

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, unmapped
 
-from flows.common import map_partitions, tracked_run, validated_input
+from flows.common import tracked_run, validated_input
 from replenish.settings import load_settings
 from replenish.tracking import ModelRegistry
 from tasks.data import load_data
@@ -23,6 +23,7 @@ from tasks.planning import (
     publish_plan,
     split_by_store,
 )
+from tasks.runners import ConfiguredTaskRunner
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class PlanningSummary:
     report_path: Path
 
 
-@flow(name="replenish-plan", log_prints=True)
+@flow(name="replenish-plan", log_prints=True, task_runner=ConfiguredTaskRunner())
 def planning_flow(config_file: str | None = None, overrides: list[str] | None = None) -> PlanningSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
@@ -44,9 +45,7 @@ def planning_flow(config_file: str | None = None, overrides: list[str] | None = 
         calibration = calibrate_scenarios(settings.planning, registry, tracker, data)
         problem = build_planning_problem(data, forecast, settings.planning, calibration)
         parts = split_by_store(problem, settings.planning)
-        plan = merge_plans(
-            map_partitions(settings, optimize_orders, parts, planning=settings.planning), settings.planning
-        )
+        plan = merge_plans(optimize_orders.map(parts, unmapped(settings.planning)).result(), settings.planning)
         outlook = estimate_plan_outlook(problem, plan, forecast, settings.planning, calibration)
         report = build_plan_report(
             settings.planning, settings.data, tracker, problem, plan, forecast, data.sales, outlook

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.common import checked_input, map_partitions, tracked_run
+from flows.common import checked_input, tracked_run
 from replenish.settings import load_settings
 from replenish.tracking import ModelRegistry
 from tasks.data import complete_data, load_data
@@ -21,6 +21,7 @@ from tasks.forecasting import (
     split_sales_by_store,
     train_forecaster,
 )
+from tasks.runners import ConfiguredTaskRunner
 from tasks.simulation import log_simulation, simulate_planning_policies
 from tasks.tracking import RegistrationResult, log_backtest, register_forecaster
 
@@ -32,7 +33,7 @@ class TrainingSummary:
     registration: RegistrationResult
 
 
-@flow(name="replenish-train", log_prints=True)
+@flow(name="replenish-train", log_prints=True, task_runner=ConfiguredTaskRunner())
 def training_flow(config_file: str | None = None, overrides: list[str] | None = None) -> TrainingSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
     raw = load_data(settings.data)
@@ -40,7 +41,7 @@ def training_flow(config_file: str | None = None, overrides: list[str] | None = 
         checked = checked_input(settings, raw, tracker)
         data = complete_data(checked, settings.data)
         settings = settings.for_frequency(data.frequency)
-        features = combine_features(map_partitions(settings, build_features, split_sales_by_store(data.sales)))
+        features = combine_features(build_features.map(split_sales_by_store(data.sales)).result())
         windows = split_backtest(features, settings.forecast)
         # One fit per origin; the last, fitted up to the holdout, is the model that gets registered
         # and the only one whose training curves go to the run.
