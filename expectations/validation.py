@@ -16,7 +16,7 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from expectations import suites
 from expectations.rules import ValidationRules
 from models.forecast_frame import series_codes
-from replenish.data.tables import RawTables, parse_days
+from replenish.data.tables import ITEM_NUMBER_COLUMNS, RawTables, parse_days
 from replenish.frequency import IRREGULAR, UNKNOWN, Frequency, infer_frequency
 
 SAMPLE_ROWS = 5
@@ -239,20 +239,7 @@ def _checks(
             )
         )
     if items is not None:
-        items = _parsed_numbers(
-            items,
-            [
-                "unit_cost",
-                "holding_cost_rate",
-                "lead_time_days",
-                "case_pack",
-                "moq",
-                "unit_volume",
-                "review_days",
-                "order_weekday",
-                "service_level",
-            ],
-        )
+        items = _parsed_numbers(items, ITEM_NUMBER_COLUMNS)
         checks.append(("items", items, suites.item_master_expectations(items)))
     if raw.inventory is not None:
         inventory = _parsed_numbers(_ids_as_text(raw.inventory), ["on_hand"])

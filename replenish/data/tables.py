@@ -18,22 +18,19 @@ from replenish.frequency import DAILY, Frequency
 
 SALES_COLUMNS = ["item_id", "store_id", "date", "units", "price", "promo", "event", "available"]
 
-ITEM_COLUMNS = [
-    "item_id",
-    "dept_id",
-    "cat_id",
+# The item master's numbers the data contract reads as numbers before it checks their ranges.
+ITEM_NUMBER_COLUMNS = [
     "unit_cost",
     "holding_cost_rate",
     "lead_time_days",
     "case_pack",
     "moq",
     "unit_volume",
-    "sell_price",
-    "supplier_id",
     "review_days",
     "order_weekday",
     "service_level",
 ]
+ITEM_COLUMNS = ["item_id", "dept_id", "cat_id", *ITEM_NUMBER_COLUMNS, "sell_price", "supplier_id"]
 INVENTORY_COLUMNS = ["item_id", "store_id", "on_hand"]
 OPEN_ORDER_COLUMNS = ["item_id", "store_id", "quantity", "arrival_date"]
 CAPACITY_COLUMNS = ["store_id", "capacity_volume"]
