@@ -1,4 +1,5 @@
-"""Run the suites on the raw input tables and turn failures into one readable, typed error."""
+"""Run the suites on the raw input tables and turn failures into one readable, typed error; and report
+them: as a table of failures (failures_table) and as Markdown for the Prefect UI (validation_markdown)."""
 
 from __future__ import annotations
 
@@ -337,3 +338,50 @@ def check_tables(
     # Re-validate what is left: dropping rows can empty a table or open a gap.
     rechecked = validate_tables(quarantined.tables, rules=rules, docs_dir=docs_dir, frequency=frequency)
     return CheckedTables(quarantined.tables, rechecked, quarantined.dropped)
+
+
+def failures_table(report: ValidationReport) -> pd.DataFrame:
+    """Every failure and warning, one row each, errors first."""
+    return pd.DataFrame(
+        [
+            {
+                "severity": f.severity,
+                "table": f.table,
+                "file": f.file,
+                "column": f.column,
+                "rule": f.rule,
+                "unexpected_count": f.unexpected_count,
+                "sample_rows": f.sample_rows,
+                "sample_values": f.sample_values,
+            }
+            for f in [*report.failures, *report.warnings]
+        ],
+        columns=["severity", "table", "file", "column", "rule", "unexpected_count", "sample_rows", "sample_values"],
+    )
+
+
+def _failure_rows(failures: list[ExpectationFailure], severity: str) -> list[str]:
+    return [
+        f"| {severity} | {f.table} | {f.column or ''} | {f.rule} | {f.unexpected_count or ''} "
+        f"| {', '.join(map(str, f.sample_rows))} |"
+        for f in failures
+    ]
+
+
+def validation_markdown(checked: CheckedTables, mlflow_run: str) -> str:
+    """What the Prefect UI shows for a validation; `mlflow_run` links the MLflow run that holds the Data Docs."""
+    report = checked.report
+    status = "passed" if report.success else "FAILED"
+    lines = [
+        f"# Data validation {status}",
+        f"{report.expectations_checked} expectations on "
+        f"{', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
+        f"Sales {report.frequency_line}.",
+        f"{mlflow_run}: the Great Expectations Data Docs are its artifacts under `data_docs/`.",
+    ]
+    for table, rows in checked.quarantined.items():
+        lines.append(f"Quarantined {len(rows)} row(s) of {table}; see `validation/quarantined_{table}.csv`.")
+    if report.failures or report.warnings:
+        lines += ["", "| severity | table | column | rule | rows failing | sample rows |", "|---|---|---|---|---|---|"]
+        lines += _failure_rows(report.failures, "error") + _failure_rows(report.warnings, "warning")
+    return "\n".join(lines)

@@ -9,11 +9,11 @@ from prefect import flow
 
 from flows.common import tracked_run, validated_input
 from flows.training import TrainingSummary, training_flow
+from models.monitoring import MonitoringReport
 from replenish.settings import load_settings
 from replenish.tracking import ModelRegistry
 from tasks.data import load_data
 from tasks.monitoring import (
-    MonitoringReport,
     assess_champion,
     find_champion_forecast,
     record_monitoring,

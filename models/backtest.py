@@ -75,11 +75,33 @@ class BacktestResult:
     scores: ForecastScores
     fit_seconds: dict[str, float]  # model -> fit + predict time summed over origins
 
+    def last_forecasts(self) -> dict[str, pd.DataFrame]:
+        """Every model's forecast at the last origin: of the holdout."""
+        last = self.windows[-1]
+        return {name: frame[frame["cutoff"] == last.cutoff] for name, frame in self.forecasts.items()}
+
     def holdout_scores(self) -> ForecastScores:
         """Scores on the last origin's window alone: the holdout a new model is promoted on."""
         last = self.windows[-1]
-        forecasts = {name: frame[frame["cutoff"] == last.cutoff] for name, frame in self.forecasts.items()}
-        return score_forecasts(forecasts, last.actual, last.history)
+        return score_forecasts(self.last_forecasts(), last.actual, last.history)
+
+    def metrics(self) -> dict[str, float]:
+        """Every model's scores over all origins, and on the holdout (holdout_<metric>), and fit times."""
+        return {
+            **self.scores.metrics,
+            **{f"holdout_{name}": value for name, value in self.holdout_scores().metrics.items()},
+            **{f"{model}_fit_seconds": seconds for model, seconds in self.fit_seconds.items()},
+        }
+
+    def metrics_table(self) -> pd.DataFrame:
+        """One row per model: its scores over all origins and its fit time."""
+        table = self.scores.table().assign(fit_seconds=pd.Series(self.fit_seconds))
+        return table.rename_axis("model").reset_index()
+
+    def model_metrics(self, model: str) -> dict[str, float]:
+        """One model's scores over all origins (those it has) and its fit time, by the metrics' own names."""
+        scores = {metric: value for metric, value in self.scores.table().loc[model].items() if pd.notna(value)}
+        return {**scores, "fit_seconds": self.fit_seconds[model]}
 
 
 def run_backtest(

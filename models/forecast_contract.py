@@ -71,9 +71,8 @@ class ForecasterContract:
 
     @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> ForecasterContract | None:
-        """The contract a model version's tags record; None for versions registered before they did."""
-        # Versions registered before frequencies recorded a daily horizon as forecast.horizon_days.
-        horizon = tags.get("forecast.horizon", tags.get("forecast.horizon_days"))
+        """The contract a model version's tags record; None for a version registered without one."""
+        horizon = tags.get("forecast.horizon")
         if horizon is None:
             return None
         return cls(

@@ -110,3 +110,50 @@ def decide_retraining(
             f"seasonal naive {performance['seasonal_naive_rmsse']:.3f}); no drift"
         ],
     )
+
+
+@dataclass(frozen=True)
+class LoggedForecast:
+    """A forecast a planning run logged, with the champion version that made it and its origin."""
+
+    planning_run_id: str
+    model_version: str
+    origin: pd.Timestamp
+    forecast: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class MonitoringReport:
+    model_version: str | None
+    validation_rmsse: float | None
+    performance: dict[str, float]
+    drift: dict[str, float]
+    decision: RetrainingDecision
+
+
+def assess(
+    sales: pd.DataFrame,
+    logged: LoggedForecast | None,
+    validation_rmsse: float | None,
+    thresholds: MonitoringThresholds,
+) -> MonitoringReport:
+    """The champion's ``logged`` forecast scored on the sales after its origin, the input's drift since,
+    and whether to retrain; no decision to retrain before a champion's forecast has been logged."""
+    if logged is None or validation_rmsse is None:
+        return MonitoringReport(
+            None,
+            None,
+            {},
+            {},
+            RetrainingDecision(False, ["no champion forecast logged yet: run training and planning first"]),
+        )
+    history, actual = sales[sales["date"] <= logged.origin], sales[sales["date"] > logged.origin]
+    performance = recent_performance(history, actual, logged.forecast)
+    drift = input_drift(history, covered_actuals(actual, logged.forecast))
+    return MonitoringReport(
+        logged.model_version,
+        validation_rmsse,
+        performance,
+        drift,
+        decide_retraining(performance, drift, validation_rmsse, thresholds),
+    )

@@ -12,17 +12,21 @@ planning flow and the policy simulation share, so that what the simulation prove
   constraints; a plan that is infeasible names every store at fault.
 * plan_outlook: the plan's expected fill rate, cost and stock-out risk, on demand paths sampled
   from the forecast apart from those the plan was made on.
-* purchase_orders: the orders due on the first planned day, as a supplier needs them.
+* purchase_orders: the orders due on the first planned day, as a supplier needs them;
+  planned_orders and explained_orders: the whole plan, and each order with why.
+* require_forecaster_contract / covered_forecast: the champion's recorded contract checked against
+  the plan before it is asked for a forecast, and its forecast covering every planned day.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
-from models.forecast_contract import require_coverage
+from models.forecast_contract import CoveredForecast, ForecasterContract, cover_planned_days, require_coverage
 from models.forecast_frame import SERIES_KEY, quantile_levels
 from optimization.config import PlanningConfig
 from optimization.decomposition import PartPlan, merge_parts, split_by_location
@@ -46,7 +50,7 @@ from optimization.uncertainty import (
     widened,
 )
 from replenish.data.tables import RetailData
-from replenish.frequency import Frequency
+from replenish.frequency import Frequency, frequency_of
 
 # Revenue over the last quarter classes items A, B or C: recent, yet long enough to span the
 # weekly pattern and most promotions.
@@ -91,6 +95,25 @@ def planned_periods(planning: PlanningConfig, frequency: Frequency) -> int:
 
 def planned_dates(snapshot_date: pd.Timestamp, planning: PlanningConfig, frequency: Frequency) -> pd.DatetimeIndex:
     return frequency.after(snapshot_date, planned_periods(planning, frequency))
+
+
+def require_forecaster_contract(
+    planning: PlanningConfig, sales: pd.DataFrame, version_tags: Mapping[str, str], model: str
+) -> None:
+    """The contract a model version recorded in its tags must give the plan's days and quantiles at the
+    sales' frequency: checked before the plan asks the model for anything.  Versions registered before
+    models recorded one are taken as they are.  ``model`` names the version in the refusal."""
+    frequency = frequency_of(sales["date"])
+    contract = ForecasterContract.from_tags(version_tags)
+    if contract is not None:
+        contract.require(planned_periods(planning, frequency), frequency, quantiles_needed(planning), model)
+
+
+def covered_forecast(planning: PlanningConfig, forecast: pd.DataFrame, sales: pd.DataFrame) -> CoveredForecast:
+    """``forecast`` covering every item-store of the sales on every planned day after them: a gap is
+    refused or, with planning.missing_forecast=naive, filled by seasonal naive (models.forecast_contract)."""
+    dates = planned_dates(sales["date"].max(), planning, frequency_of(sales["date"]))
+    return cover_planned_days(forecast, sales, dates, planning.missing_forecast)
 
 
 def service_level_targets(data: RetailData, planning: PlanningConfig) -> pd.DataFrame:
@@ -313,3 +336,19 @@ def purchase_orders(problem: PlanningProblem, plan: PlanResult) -> pd.DataFrame:
         service_level=described["planned_level"].round(4),
     )
     return described[PURCHASE_ORDER_COLUMNS].sort_values(["supplier_id", "store_id", "item_id"], ignore_index=True)
+
+
+def planned_orders(plan: PlanResult) -> pd.DataFrame:
+    """The projected plan in whole units, as purchase_orders gives its first day."""
+    orders = plan.orders[["item_id", "store_id", "order_date", "quantity", "arrival_date"]]
+    return orders.assign(quantity=orders["quantity"].round().astype("int64"))
+
+
+def explained_orders(plan: PlanResult) -> pd.DataFrame:
+    """Each order with why: demand over lead time plus review, safety stock, on hand, pipeline, binding limits."""
+    keys = ["item_id", "store_id", "order_date"]
+    # A plan without orders explains them in an untyped empty frame, which would not merge on dates.
+    explanation = plan.explanations.drop(columns=["quantity"], errors="ignore").astype(
+        {"order_date": plan.orders["order_date"].dtype}
+    )
+    return plan.orders[[*keys, "quantity", "arrival_date"]].merge(explanation, on=keys, how="left")

@@ -5,6 +5,10 @@ orders, the purchase orders, the plan's outlook on sampled demand, the forecast,
 and the data set's latest policy simulation) and inlines every figure as a base64 PNG, with no
 external script or style sheet, so it opens offline: from the output folder, an e-mail or MLflow.
 A plan made in soft mode leads with the constraints it broke.
+
+Beside it, the Markdown the Prefect UI shows for a planning run (report_markdown), a policy simulation
+(simulation_markdown), a training run's registration (registration_markdown) and a monitoring run
+(monitoring_markdown).
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from replenish.frequency import Frequency
 from replenish.plots import fan_chart_figure, plt  # pyplot, once plots has chosen the Agg backend
 
 if TYPE_CHECKING:
+    from models.evaluation import ForecastScores
+    from models.monitoring import MonitoringReport
     from replenish.simulate import PolicySimulation
+    from replenish.tracking import PromotionDecision
 
 TOP_ORDERS = 20
 CHARTED_SERIES = 4
@@ -732,4 +739,48 @@ def simulation_markdown(simulation: PolicySimulation, mlflow_run: str) -> str:
         f"{', '.join(simulation.milp_gap_stores)}, the repair of the LP relaxation costs {share(simulation.milp_gap)} "
         "more than the MILP.",
     ]
+    return "\n".join(lines)
+
+
+def registration_markdown(
+    backtest_scores: ForecastScores,
+    holdout_metrics: dict[str, float],
+    kind: str,
+    version: str,
+    decision: PromotionDecision,
+    mlflow_run: str,
+) -> str:
+    """What the Prefect UI shows for a training run: the backtest per model, the candidates on the holdout,
+    and the version registered and whether it became champion."""
+    table = backtest_scores.table().dropna(axis=1, how="all")
+    header = "| model | " + " | ".join(table.columns) + " |"
+    return "\n".join(
+        [
+            f"# Registered: {kind}, version {version} "
+            f"({'promoted to champion' if decision.promote else 'not promoted'})",
+            f"{decision.reason}. {mlflow_run}.",
+            "",
+            "Holdout scores of the candidates: "
+            + ", ".join(f"`{name}` {value:.4f}" for name, value in holdout_metrics.items()),
+            "",
+            "Backtest, over all its origins:",
+            "",
+            header,
+            "|---|" + "---|" * len(table.columns),
+            *(
+                f"| {model} | " + " | ".join("" if pd.isna(value) else f"{value:.4f}" for value in row) + " |"
+                for model, row in table.iterrows()
+            ),
+        ]
+    )
+
+
+def monitoring_markdown(report: MonitoringReport, mlflow_run: str) -> str:
+    """What the Prefect UI shows for a monitoring run: the decision, why, and the measures it rests on."""
+    verdict = "retrain" if report.decision.retrain else "keep the champion"
+    lines = [f"# Monitoring: {verdict}", f"Champion version: {report.model_version or 'none'}; {mlflow_run}.", ""]
+    lines += [f"- {reason}" for reason in report.decision.reasons]
+    if report.performance:
+        lines += ["", "| measure | value |", "|---|---|"]
+        lines += [f"| {name} | {value:.4f} |" for name, value in {**report.performance, **report.drift}.items()]
     return "\n".join(lines)

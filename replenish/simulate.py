@@ -22,6 +22,9 @@ and perfect foresight.  No Prefect here; flows.simulation and benchmarks/invento
    and order day).
 3. Scores (optimization.simulation): holding, shortage, ordering and total cost; fill rate; cycle
    service level, overall and per ABC class; stock-out days; turns; orders a supplier would refuse.
+
+A simulation is recorded as an MLflow run of job SIMULATION_JOB (tasks.simulation.log_simulation);
+latest_simulation reads a data set's latest back for the plan report.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -68,7 +72,12 @@ from optimization.simulation import (
 )
 from replenish.data.tables import RawTables, RetailData, complete_tables, parse_days
 from replenish.frequency import DAILY, infer_frequency
-from replenish.settings import Settings
+from replenish.report import SimulatedPolicies
+from replenish.settings import DataSettings, Settings
+from replenish.tracking import dataset_name
+
+if TYPE_CHECKING:
+    from replenish.tracking import Experiment
 
 DEFAULT, BASE_STOCK, PERFECT_FORESIGHT = "default", "base_stock_snaive", "perfect_foresight"
 POLICIES = (DEFAULT, BASE_STOCK, PERFECT_FORESIGHT)
@@ -91,6 +100,11 @@ METRICS = [
 ]
 # Base stock's seasonal-naive errors are read over the days before the window (see policies).
 BASE_STOCK_HISTORY_DAYS = 120
+# How a simulation is recorded in MLflow: a run of this job, tagged with the data set, and its files.
+SIMULATION_JOB = "simulation"
+SIMULATION_TABLE = "simulation/policies.csv"
+ITEM_STORE_COSTS = "simulation/item_store_costs.csv"
+SIMULATION_CHART = "simulation/cost_vs_fill_rate.png"
 
 
 class SimulationWindowError(ValueError):
@@ -198,6 +212,19 @@ def simulate_policies(
     )
     return PolicySimulation(
         start, days, len(replay.keys), metrics, repair / milp - 1.0, gap_stores, timings, item_store_costs
+    )
+
+
+def latest_simulation(experiment: Experiment, data: DataSettings) -> SimulatedPolicies | None:
+    """This data set's latest policy simulation in ``experiment``; None before the first."""
+    run = experiment.latest_run({"job": SIMULATION_JOB, "dataset": dataset_name(data)})
+    if run is None:
+        return None
+    return SimulatedPolicies(
+        run.info.run_id,
+        run.data.tags["simulation_start"],
+        int(run.data.tags["simulation_days"]),
+        experiment.run(run.info.run_id).load_table(SIMULATION_TABLE).set_index("policy"),
     )
 
 

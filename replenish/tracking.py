@@ -41,7 +41,7 @@ import models
 from models.pyfunc import INPUT_DEFAULTS, as_model_input
 from replenish.processes import is_dead, process_identity
 from replenish.redaction import redacted, redacted_url
-from replenish.settings import Settings
+from replenish.settings import DataSettings, Settings
 
 if TYPE_CHECKING:
     from models.ensemble.estimator import EnsemblePredictor
@@ -101,6 +101,11 @@ def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def dataset_name(data: DataSettings) -> str:
+    """The data set's name in run names and the `dataset` tag: its file's or folder's stem."""
+    return data.path.stem if data.path is not None else "synthetic"
 
 
 def data_fingerprint(frame: pd.DataFrame) -> str:

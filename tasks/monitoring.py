@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from models.monitoring import (
-    RetrainingDecision,
-    covered_actuals,
-    decide_retraining,
-    input_drift,
-    recent_performance,
-)
+from models.monitoring import LoggedForecast, MonitoringReport, assess
 from models.monitoring_config import MonitoringThresholds
 from replenish.data.tables import RetailData
+from replenish.report import monitoring_markdown
 from replenish.settings import OrchestrationSettings
 from replenish.tracking import ModelRegistry, RunTracker
 from tasks.planning import FORECAST_ARTIFACT
 from tasks.runs import MLFLOW_RETRIES
-
-
-@dataclass(frozen=True)
-class LoggedForecast:
-    planning_run_id: str
-    model_version: str
-    origin: pd.Timestamp
-    forecast: pd.DataFrame
-
-
-@dataclass(frozen=True)
-class MonitoringReport:
-    model_version: str | None
-    validation_rmsse: float | None
-    performance: dict[str, float]
-    drift: dict[str, float]
-    decision: RetrainingDecision
 
 
 @task(name="find-champion-forecast", cache_policy=NO_CACHE, **MLFLOW_RETRIES)
@@ -59,46 +35,12 @@ def find_champion_forecast(registry: ModelRegistry, tracker: RunTracker) -> Logg
     )
 
 
-def assess(
-    data: RetailData, logged: LoggedForecast | None, validation_rmsse: float | None, thresholds: MonitoringThresholds
-) -> MonitoringReport:
-    if logged is None or validation_rmsse is None:
-        return MonitoringReport(
-            None,
-            None,
-            {},
-            {},
-            RetrainingDecision(False, ["no champion forecast logged yet: run training and planning first"]),
-        )
-    sales = data.sales
-    history, actual = sales[sales["date"] <= logged.origin], sales[sales["date"] > logged.origin]
-    performance = recent_performance(history, actual, logged.forecast)
-    drift = input_drift(history, covered_actuals(actual, logged.forecast))
-    return MonitoringReport(
-        logged.model_version,
-        validation_rmsse,
-        performance,
-        drift,
-        decide_retraining(performance, drift, validation_rmsse, thresholds),
-    )
-
-
 @task(name="assess-champion", cache_policy=NO_CACHE)
 def assess_champion(
     thresholds: MonitoringThresholds, registry: ModelRegistry, data: RetailData, logged: LoggedForecast | None
 ) -> MonitoringReport:
     validation_rmsse = registry.version_metric(logged.model_version, "lstm_rmsse") if logged is not None else None
-    return assess(data, logged, validation_rmsse, thresholds)
-
-
-def monitoring_markdown(report: MonitoringReport, mlflow_run: str) -> str:
-    verdict = "retrain" if report.decision.retrain else "keep the champion"
-    lines = [f"# Monitoring: {verdict}", f"Champion version: {report.model_version or 'none'}; {mlflow_run}.", ""]
-    lines += [f"- {reason}" for reason in report.decision.reasons]
-    if report.performance:
-        lines += ["", "| measure | value |", "|---|---|"]
-        lines += [f"| {name} | {value:.4f} |" for name, value in {**report.performance, **report.drift}.items()]
-    return "\n".join(lines)
+    return assess(data.sales, logged, validation_rmsse, thresholds)
 
 
 @task(name="record-monitoring", cache_policy=NO_CACHE, **MLFLOW_RETRIES)

@@ -12,15 +12,11 @@ from prefect.runtime import flow_run
 
 from replenish import tracking
 from replenish.data.tables import RawTables
-from replenish.settings import DataSettings, Settings
-from replenish.tracking import RunTracker
+from replenish.settings import Settings
+from replenish.tracking import RunTracker, dataset_name
 
 # Few and short: the MLflow client retries each call itself (bounded in replenish.runtime).
 MLFLOW_RETRIES = {"retries": 2, "retry_delay_seconds": [2, 10]}
-
-
-def dataset_name(data: DataSettings) -> str:
-    return data.path.stem if data.path is not None else "synthetic"
 
 
 @task(name="start-tracking-run", cache_policy=NO_CACHE, **MLFLOW_RETRIES)

@@ -8,16 +8,18 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from replenish.data.tables import RawTables
-from replenish.report import SimulatedPolicies, policy_chart, simulation_markdown
+from replenish.report import policy_chart, simulation_markdown
 from replenish.settings import DataSettings, Settings
-from replenish.simulate import PolicySimulation, simulate_policies
-from replenish.tracking import Experiment, RunTracker
-from tasks.runs import MLFLOW_RETRIES, dataset_name
-
-SIMULATION_JOB = "simulation"
-SIMULATION_TABLE = "simulation/policies.csv"
-ITEM_STORE_COSTS = "simulation/item_store_costs.csv"
-SIMULATION_CHART = "simulation/cost_vs_fill_rate.png"
+from replenish.simulate import (
+    ITEM_STORE_COSTS,
+    SIMULATION_CHART,
+    SIMULATION_JOB,
+    SIMULATION_TABLE,
+    PolicySimulation,
+    simulate_policies,
+)
+from replenish.tracking import RunTracker, dataset_name
+from tasks.runs import MLFLOW_RETRIES
 
 
 @task(name="simulate-policies", cache_policy=NO_CACHE)
@@ -64,16 +66,3 @@ def log_simulation(data: DataSettings, tracker: RunTracker, simulation: PolicySi
         markdown=simulation_markdown(simulation, child.link),
     )
     return child.run_id
-
-
-def latest_simulation(experiment: Experiment, data: DataSettings) -> SimulatedPolicies | None:
-    """This data set's latest policy simulation in ``experiment``; None before the first."""
-    run = experiment.latest_run({"job": SIMULATION_JOB, "dataset": dataset_name(data)})
-    if run is None:
-        return None
-    return SimulatedPolicies(
-        run.info.run_id,
-        run.data.tags["simulation_start"],
-        int(run.data.tags["simulation_days"]),
-        experiment.run(run.info.run_id).load_table(SIMULATION_TABLE).set_index("policy"),
-    )

@@ -12,64 +12,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from expectations.rules import ValidationRules
-from expectations.validation import (
-    CheckedTables,
-    ExpectationFailure,
-    ValidationReport,
-    check_tables,
-    ensure_valid,
-)
+from expectations.validation import CheckedTables, check_tables, ensure_valid, failures_table, validation_markdown
 from replenish import tracking
 from replenish.data.tables import RawTables
 from replenish.settings import DataSettings
 from replenish.tracking import RunTracker
-
-
-def _failure_rows(failures: list[ExpectationFailure], severity: str) -> list[str]:
-    return [
-        f"| {severity} | {f.table} | {f.column or ''} | {f.rule} | {f.unexpected_count or ''} "
-        f"| {', '.join(map(str, f.sample_rows))} |"
-        for f in failures
-    ]
-
-
-def validation_markdown(checked: CheckedTables, mlflow_run: str) -> str:
-    """What the Prefect UI shows for a validation; `mlflow_run` links the MLflow run that holds the Data Docs."""
-    report = checked.report
-    status = "passed" if report.success else "FAILED"
-    lines = [
-        f"# Data validation {status}",
-        f"{report.expectations_checked} expectations on "
-        f"{', '.join(f'{t} ({n} rows)' for t, n in report.tables.items())}.",
-        f"Sales {report.frequency_line}.",
-        f"{mlflow_run}: the Great Expectations Data Docs are its artifacts under `data_docs/`.",
-    ]
-    for table, rows in checked.quarantined.items():
-        lines.append(f"Quarantined {len(rows)} row(s) of {table}; see `validation/quarantined_{table}.csv`.")
-    if report.failures or report.warnings:
-        lines += ["", "| severity | table | column | rule | rows failing | sample rows |", "|---|---|---|---|---|---|"]
-        lines += _failure_rows(report.failures, "error") + _failure_rows(report.warnings, "warning")
-    return "\n".join(lines)
-
-
-def _failures_table(report: ValidationReport) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "severity": f.severity,
-                "table": f.table,
-                "file": f.file,
-                "column": f.column,
-                "rule": f.rule,
-                "unexpected_count": f.unexpected_count,
-                "sample_rows": f.sample_rows,
-                "sample_values": f.sample_values,
-            }
-            for f in [*report.failures, *report.warnings]
-        ],
-        columns=["severity", "table", "file", "column", "rule", "unexpected_count", "sample_rows", "sample_values"],
-    )
-
 
 # `replenish run` validates the same tables twice in one process, in its training and its planning
 # flow: the second reuses the first's result (Great Expectations takes seconds on a small set, minutes
@@ -104,7 +51,7 @@ def report_validation(tracker: RunTracker, checked: CheckedTables) -> None:
     report = checked.report
     if report.data_docs is not None:
         tracker.log_folder(report.data_docs.parent, "data_docs")
-    tracker.log_table(_failures_table(report), "validation/failures.csv")
+    tracker.log_table(failures_table(report), "validation/failures.csv")
     for table, rows in checked.quarantined.items():
         tracker.log_table(rows, f"validation/quarantined_{table}.csv")
     tracker.log_metrics(

@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 
 from expectations.validation import (
+    CheckedTables,
     DataValidationError,
     ExpectationFailure,
     ValidationReport,
     ensure_valid,
+    failures_table,
     validate_tables,
+    validation_markdown,
 )
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RawTables, complete_tables
@@ -666,3 +669,20 @@ def test_whole_numbers_in_text_are_ascii(raw: RawTables, digits: str) -> None:
 
     assert failure.rule == "must be whole numbers between 0 and 1,000,000"
     assert failure.sample_rows == [3]
+
+
+def test_the_report_lists_errors_then_warnings_with_their_rows_and_the_quarantined_tables() -> None:
+    error = ExpectationFailure("sales", "sales.csv", "units", "units >= 0", "critical", 2, [3, 7], [-1, -4])
+    warning = ExpectationFailure("items", "items.csv", None, "table has rows", "warning", None, [], [])
+    report = ValidationReport({"sales": 10, "items": 2}, 12, failures=[error], warnings=[warning])
+    quarantined = {"sales": pd.DataFrame({"units": [-1, -4]})}
+
+    markdown = validation_markdown(CheckedTables(RawTables(pd.DataFrame()), report, quarantined), "[MLflow run](x)")
+    table = failures_table(report)
+
+    assert markdown.startswith("# Data validation FAILED\n12 expectations on sales (10 rows), items (2 rows).")
+    assert "Quarantined 2 row(s) of sales; see `validation/quarantined_sales.csv`." in markdown
+    assert markdown.endswith(
+        "| error | sales | units | units >= 0 | 2 | 3, 7 |\n| warning | items |  | table has rows |  |  |"
+    )
+    assert table["severity"].tolist() == ["critical", "warning"] and table.loc[0, "sample_values"] == [-1, -4]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.backtest import backtest_cutoffs, backtest_windows, run_backtest
+from models.backtest import Forecaster, backtest_cutoffs, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters, lightgbm_forecast, statistical_forecasts
 from models.forecast_frame import POINT
 from replenish.frequency import DAILY
@@ -99,3 +99,30 @@ def test_lightgbm_is_global_uses_known_covariates_and_shrinks_intervals_to_the_h
     short = history[history["date"] > history["date"].max() - pd.Timedelta(days=60)]
     point_only = lightgbm_forecast(short, future)
     assert point_only[POINT].notna().all() and "q0.1" not in point_only
+
+
+def test_the_backtest_reports_each_model_over_all_origins_on_the_holdout_and_its_fit_time() -> None:
+    sales = weekly_sales(n_series=2, n_days=120)
+
+    def constant(level: float) -> Forecaster:
+        def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+            return future[["item_id", "store_id", "date"]].assign(**{POINT: level})
+
+        return forecast
+
+    result = run_backtest(
+        sales, backtest_windows(sales, 14, 2), {"low": constant(1.0), "high": constant(9.0)}, show_progress=False
+    )
+    metrics, table = result.metrics(), result.metrics_table()
+
+    assert metrics["high_rmsse"] == result.scores.metrics["high_rmsse"]
+    assert metrics["holdout_low_rmsse"] == result.holdout_scores().metrics["low_rmsse"]
+    assert metrics["low_fit_seconds"] == result.fit_seconds["low"]
+    assert table["model"].tolist() == ["low", "high"] and table["fit_seconds"].tolist() == list(
+        result.fit_seconds.values()
+    )
+    # A point forecast has no interval scores: a model's own run gets only the scores it has.
+    high = result.model_metrics("high")
+    assert high["rmsse"] == metrics["high_rmsse"] and high["fit_seconds"] == result.fit_seconds["high"]
+    assert all(np.isfinite(value) for value in high.values())
+    assert set(result.last_forecasts()["low"]["cutoff"]) == {result.windows[-1].cutoff}

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from models.monitoring import (
+    LoggedForecast,
+    assess,
     covered_actuals,
     decide_retraining,
     population_stability_index,
@@ -134,3 +136,17 @@ def test_retraining_follows_each_threshold(
     decision = decide_retraining(performance, drift, validation_rmsse=0.70, thresholds=MonitoringThresholds())
     assert decision.retrain is retrain
     assert any(reason in line for line in decision.reasons), decision.reasons
+
+
+def test_no_logged_forecast_keeps_the_champion_and_says_why() -> None:
+    report = assess(sales(["A"], "2024-01-01", 91), None, None, MonitoringThresholds())
+    assert not report.decision.retrain and report.model_version is None and report.performance == {}
+    assert "no champion forecast logged yet" in report.decision.reasons[0]
+
+
+def test_the_logged_forecast_is_scored_on_the_sales_after_its_origin() -> None:
+    arrived = pd.concat([sales(["A"], "2024-01-01", 91), sales(["A"], "2024-04-01", 28)], ignore_index=True)
+    logged = LoggedForecast("run-1", "4", ORIGIN, logged_forecast(["A"], 28))
+    report = assess(arrived, logged, 0.70, MonitoringThresholds())
+    assert report.model_version == "4" and report.validation_rmsse == 0.70
+    assert report.performance["scored_days"] == 28 and set(report.drift) == {"psi_units", "psi_price"}

@@ -14,7 +14,7 @@ import pytest
 from expectations.validation import validate_tables
 from optimization.config import PlanningConfig
 from optimization.grid import CALENDAR_EPOCH, order_calendar
-from optimization.planning import planning_problem, service_level_targets, solve_plan
+from optimization.planning import explained_orders, planning_problem, service_level_targets, solve_plan
 from optimization.problem import PlanInfeasibleError
 from optimization.replenishment_lp import (
     CostSettings,
@@ -26,9 +26,9 @@ from optimization.service_levels import ServiceLevels, abc_classes, penalty_impl
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.frequency import DAILY, Frequency
+from replenish.publishing import VIOLATIONS_FILE, plan_files
 from replenish.report import plan_report, render_html
 from replenish.settings import load_settings
-from tasks.planning import VIOLATIONS_FILE, explained_orders, plan_files
 from tests.replenish.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
 
 MONDAY = pd.Timestamp("2024-03-04")

@@ -5,11 +5,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.forecast_contract import ForecastContractError
+from models.forecast_contract import ForecastContractError, ForecasterContract
 from optimization.config import PlanningConfig
-from optimization.planning import planning_problem, quantiles_needed
+from optimization.planning import (
+    covered_forecast,
+    planning_problem,
+    quantiles_needed,
+    require_forecaster_contract,
+)
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
+from replenish.frequency import DAILY
 
 
 def test_planning_problem_starts_the_day_after_the_snapshot_and_uses_the_demand_quantile() -> None:
@@ -54,3 +60,21 @@ def test_an_item_store_without_forecast_rows_is_refused() -> None:
 def test_the_plan_reads_its_demand_quantile_and_in_quantile_mode_the_median() -> None:
     assert quantiles_needed(PlanningConfig(demand_quantile=0.9)) == {0.9}
     assert quantiles_needed(PlanningConfig(demand_quantile=0.9, uncertainty_mode="quantile")) == {0.5, 0.9}
+
+
+def test_a_model_is_held_to_the_contract_it_recorded_and_one_without_is_taken_as_it_is() -> None:
+    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=2, n_stores=1, n_days=90)), MasterDefaults())
+    recorded = ForecasterContract.of_model(14, DAILY, (0.1, 0.5, 0.9), ["item_id"], data.sales).as_tags()
+    with pytest.raises(ForecastContractError, match="version 3 cannot serve this plan: it forecasts 14 days"):
+        require_forecaster_contract(PlanningConfig(horizon=28), data.sales, recorded, "version 3")
+    require_forecaster_contract(PlanningConfig(horizon=14, demand_quantile=0.9), data.sales, recorded, "version 3")
+    require_forecaster_contract(PlanningConfig(horizon=28), data.sales, {}, "version 3")
+
+
+def test_a_forecast_short_of_the_plan_is_refused_or_completed_by_seasonal_naive() -> None:
+    data = complete_tables(generate_synthetic(SyntheticConfig(n_items=2, n_stores=1, n_days=90)), MasterDefaults())
+    short = uniform_forecast(data, 14)
+    with pytest.raises(ForecastContractError, match="does not cover 2 of 2"):
+        covered_forecast(PlanningConfig(horizon=28), short, data.sales)
+    covered = covered_forecast(PlanningConfig(horizon=28, missing_forecast="naive"), short, data.sales)
+    assert covered.naive_fallback_series == 2 and covered.forecast["date"].nunique() == 28

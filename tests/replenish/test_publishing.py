@@ -19,9 +19,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from optimization.planning import PlanOutlook
 from replenish import publishing
 from replenish.io import write_atomically
-from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishError, publish_unit
+from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishedPlan, PublishError, publish_unit
 from tests.conftest import REPOSITORY
 
 NAMES = ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"]
@@ -185,6 +186,41 @@ def test_a_file_only_some_plans_have_is_there_exactly_when_the_current_plan_has_
     assert (output / "constraint_violations.csv").read_text() == "run\nrun-1\n"
     publish(output, "run-2", 2)
     assert not (output / "constraint_violations.csv").exists()
+
+
+def test_a_plan_made_in_soft_mode_is_summed_up_broken_constraints_first(tmp_path: Path) -> None:
+    broken = [f"capacity at store S{n}" for n in range(4)]
+    plan = PublishedPlan(
+        *(
+            tmp_path / name
+            for name in (
+                publishing.PURCHASE_ORDERS_FILE,
+                publishing.PLAN_FILE,
+                publishing.DEMAND_FILE,
+                publishing.EXPLAINED_FILE,
+                publishing.REPORT_FILE,
+                publishing.VIOLATIONS_FILE,
+            )
+        ),
+        tmp_path / PLANS_FOLDER / "one",
+        pd.Timestamp("2025-03-02"),
+        2,
+        30.0,
+        45.5,
+        5,
+        80.0,
+        120.25,
+        PlanOutlook(0.975, 130.0, 0.02, 200),
+        "optimal",
+        broken,
+    )
+    lines = plan.summary_lines()
+    assert lines[0].startswith("  BROKEN     4 constraint(s), planned in soft mode: capacity at store S0; ")
+    assert lines[0].endswith(f"; ... (all in {tmp_path / 'constraint_violations.csv'})")
+    assert lines[1] == "  orders     2 purchase order(s) due 2025-03-02: 30 units, cost 45.50"
+    figures = {row["figure"]: row["value"] for row in plan.key_figures()}
+    assert figures["purchase orders due 2025-03-02"] == "2" and figures["expected fill rate"] == "97.5%"
+    assert figures["broken constraints (soft mode)"] == "4"
 
 
 def test_leftovers_of_dead_publishes_are_removed_and_a_live_ones_are_not(tmp_path: Path) -> None:

@@ -11,11 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from models.evaluation import ForecastScores
 from models.forecast_contract import NAIVE_FALLBACK
+from models.monitoring import MonitoringReport, RetrainingDecision
 from optimization.config import PlanningConfig
 from optimization.planning import (
     PURCHASE_ORDER_COLUMNS,
     PlanOutlook,
+    explained_orders,
     plan_outlook,
     planning_problem,
     purchase_orders,
@@ -25,8 +28,8 @@ from optimization.problem import ModelOptions
 from optimization.replenishment_lp import PlanningProblem, PlanResult, solve_replenishment_plan
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
-from replenish.report import TOP_ORDERS, plan_report, render_html
-from tasks.planning import explained_orders
+from replenish.report import TOP_ORDERS, monitoring_markdown, plan_report, registration_markdown, render_html
+from replenish.tracking import PromotionDecision
 
 HORIZON_DAYS = 14
 # Binds on the first day, when every item wants an order, and leaves the rest of the horizon free.
@@ -321,3 +324,16 @@ def test_the_report_says_how_many_item_stores_were_planned_on_the_naive_fallback
     assert report.naive_fallback_series == 1
     assert kpis["Forecast fallback"].startswith("1 item-store(s) planned on a seasonal naive forecast")
     assert "Forecast fallback" not in render_html(without, "run-0")
+
+
+def test_the_registration_and_monitoring_markdown_say_what_was_decided_and_on_what() -> None:
+    scores = ForecastScores({"lstm_rmsse": 0.81234, "seasonal_naive_rmsse": 1.0}, pd.DataFrame())
+    decision = PromotionDecision(True, "holdout_rmsse 0.7000 beats champion's 0.8000")
+    registration = registration_markdown(scores, {"holdout_pyfunc_lstm_rmsse": 0.7}, "lstm", "3", decision, "run")
+    assert registration.startswith("# Registered: lstm, version 3 (promoted to champion)\n")
+    assert "`holdout_pyfunc_lstm_rmsse` 0.7000" in registration and "| lstm | 0.8123 |" in registration
+
+    kept = RetrainingDecision(False, ["recent RMSSE 0.800 within limits"])
+    monitoring = monitoring_markdown(MonitoringReport("3", 0.7, {"rmsse": 0.8}, {"psi_units": 0.1}, kept), "run")
+    assert monitoring.startswith("# Monitoring: keep the champion\nChampion version: 3; run.")
+    assert "- recent RMSSE 0.800 within limits" in monitoring and monitoring.endswith("| psi_units | 0.1000 |")

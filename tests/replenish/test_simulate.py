@@ -16,14 +16,22 @@ from mlflow import MlflowClient
 from scipy.stats import poisson
 
 import replenish.simulate
+from optimization.planning import explained_orders
 from optimization.replenishment_lp import PlanningProblem, solve_replenishment_plan
 from replenish import tracking
 from replenish.cli import app
 from replenish.report import SimulatedPolicies, plan_report, render_html
 from replenish.settings import load_settings
-from replenish.simulate import BASE_STOCK, DEFAULT, PERFECT_FORESIGHT, POLICIES
-from tasks.planning import explained_orders
-from tasks.simulation import ITEM_STORE_COSTS, SIMULATION_CHART, SIMULATION_TABLE, latest_simulation
+from replenish.simulate import (
+    BASE_STOCK,
+    DEFAULT,
+    ITEM_STORE_COSTS,
+    PERFECT_FORESIGHT,
+    POLICIES,
+    SIMULATION_CHART,
+    SIMULATION_TABLE,
+    latest_simulation,
+)
 from tests.replenish.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables
 
 pytestmark = pytest.mark.slow
