@@ -175,7 +175,6 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _lstm_forecaster(settings, training: list[dict]):  # noqa: ANN001, ANN202 - ForecastSettings and Forecaster, imported lazily
-    from models.evaluation import quantile_forecast_as_model_output
     from models.features import build_feature_frame
     from models.lstm.estimator import LSTMEstimator
 
@@ -205,7 +204,7 @@ def _lstm_forecaster(settings, training: list[dict]):  # noqa: ANN001, ANN202 - 
             f"windows in {seconds:.0f}s",
             flush=True,
         )
-        return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
+        return predictor.predict(history, future).assign(cutoff=cutoff)
 
     return forecast
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from models.evaluation import ForecastScores, score_forecasts
 from replenish.frequency import Frequency, frequency_of
 
-# (history up to the cutoff, the test window's rows without units) -> the common forecast shape
+# (history up to the cutoff, the test window's rows without units) -> the forecast frame (models.forecast_frame)
 Forecaster = Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]
 
 

@@ -1,6 +1,6 @@
 """The baselines a demand planner already trusts: statsforecast's local models and a global LightGBM
 through mlforecast (the M5 winner's approach). Each returns the backtest's forecast frame
-(:mod:`models.forecast_frame`): item_id, store_id, date, cutoff, point and, where the model has
+(:mod:`models.forecast_frame`): item_id, store_id, date, cutoff, mean and, where the model has
 intervals, the protocol's quantiles q0.025 q0.1 q0.5 q0.9 q0.975. They fit on the data's grid of days, weeks or months
 (its season: a week of days, a year of weeks or of months) with censored periods' units carried from
 an earlier one (``demand_history``), so a closed day or a stockout is not zero demand.
@@ -23,7 +23,7 @@ from statsforecast.models import TSB, AutoETS, CrostonOptimized, SeasonalNaive
 
 from models.backtest import Forecaster
 from models.evaluation import demand_history, from_nixtla, to_nixtla
-from models.forecast_frame import INTERVAL_QUANTILES, MEDIAN, POINT, SERIES_KEY, SeriesCodes, quantile_column
+from models.forecast_frame import INTERVAL_QUANTILES, MEAN, MEDIAN, SERIES_KEY, SeriesCodes, quantile_column
 from replenish.frequency import frequency_of
 
 INTERVAL_LEVELS = tuple(INTERVAL_QUANTILES)  # 80 and 95 (%)
@@ -40,14 +40,14 @@ WITHOUT_INTERVALS = {"croston", "tsb"}
 BASELINES = (*STATISTICAL_MODELS, "lightgbm")
 
 
-def _common_shape(
+def _forecast_frame(
     forecast: pd.DataFrame, series: SeriesCodes, column: str, cutoff: pd.Timestamp, with_intervals: bool
 ) -> pd.DataFrame:
-    """Nixtla's <model>, <model>-lo-80 ... columns to point and quantiles, clipped at 0. The intervals
-    of these models are symmetric around the point, so their median is the point."""
-    shaped = from_nixtla(forecast, series).assign(cutoff=cutoff, **{POINT: forecast[column].clip(lower=0).to_numpy()})
+    """Nixtla's <model>, <model>-lo-80 ... columns to the mean and quantiles, clipped at 0. The intervals
+    of these models are symmetric around the point forecast, so their median is the mean."""
+    shaped = from_nixtla(forecast, series).assign(cutoff=cutoff, **{MEAN: forecast[column].clip(lower=0).to_numpy()})
     if with_intervals:
-        shaped[quantile_column(MEDIAN)] = shaped[POINT]
+        shaped[quantile_column(MEDIAN)] = shaped[MEAN]
         for level, (low, high) in INTERVAL_QUANTILES.items():
             shaped[low] = forecast[f"{column}-lo-{level}"].clip(lower=0).to_numpy()
             shaped[high] = forecast[f"{column}-hi-{level}"].clip(lower=0).to_numpy()
@@ -73,7 +73,7 @@ def statistical_forecasts(history: pd.DataFrame, horizon: int, names: list[str])
         )
         raw = engine.forecast(h=horizon, df=train, level=list(INTERVAL_LEVELS) if with_intervals else None)
         for name, model in zip(group, engine.models, strict=False):
-            forecasts[name] = _common_shape(raw, series, str(model), cutoff, with_intervals)
+            forecasts[name] = _forecast_frame(raw, series, str(model), cutoff, with_intervals)
     return forecasts
 
 
@@ -173,7 +173,7 @@ def lightgbm_forecast(history: pd.DataFrame, future: pd.DataFrame, seed: int = 0
     raw = engine.predict(
         h=horizon, X_df=exogenous.drop(columns=list(categories)), level=list(INTERVAL_LEVELS) if intervals else None
     )
-    return _common_shape(raw, series, "lightgbm", history["date"].max(), with_intervals=intervals is not None)
+    return _forecast_frame(raw, series, "lightgbm", history["date"].max(), with_intervals=intervals is not None)
 
 
 def baseline_forecasters(names: list[str], horizon: int, seed: int = 0) -> dict[str, Forecaster]:

@@ -1,7 +1,7 @@
 """Forecast scoring as in the backtest protocol (M5 scales), with utilsforecast's metrics.
 
 Every model's forecast comes in the backtest's forecast frame (:mod:`models.forecast_frame`):
-item_id, store_id, date, cutoff (the last day the model saw), ``point`` and, for probabilistic models,
+item_id, store_id, date, cutoff (the last day the model saw), ``mean`` and, for probabilistic models,
 the protocol's quantile columns ``q0.025 q0.1 q0.5 q0.9 q0.975``.
 
 Censored days (``available`` = 0: a stockout, a closed or a missing day) show sales that are not
@@ -22,13 +22,10 @@ from models.forecast_frame import (
     FORECAST_KEY,
     INTERVAL_QUANTILES,
     MEAN,
-    MEDIAN,
     PINBALL_QUANTILES,
-    POINT,
     QUANTILE_COLUMNS,
     SERIES_KEY,
     SeriesCodes,
-    quantile_column,
     quantile_level,
     series_codes,
 )
@@ -80,21 +77,14 @@ def demand_history(history: pd.DataFrame) -> pd.DataFrame:
 
 def seasonal_naive_forecast(history: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Seasonal naive point forecast for every series (the season of the data's frequency: a week of
-    days, a year of weeks or of months): item_id, store_id, date, cutoff, point."""
+    days, a year of weeks or of months): item_id, store_id, date, cutoff, mean."""
     frequency = frequency_of(history["date"])
     model = StatsForecast(models=[SeasonalNaive(season_length=frequency.season_length)], freq=frequency.alias, n_jobs=1)
     series = SeriesCodes.of(history)
     forecast = model.forecast(h=horizon, df=to_nixtla(demand_history(history), {"units": "y"}, series))
     return from_nixtla(forecast, series).assign(
-        cutoff=history["date"].max(), **{POINT: forecast["SeasonalNaive"].clip(lower=0).to_numpy()}
+        cutoff=history["date"].max(), **{MEAN: forecast["SeasonalNaive"].clip(lower=0).to_numpy()}
     )
-
-
-def quantile_forecast_as_model_output(forecast: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
-    """The LSTM predictor's frame (q<level> columns and ``mean``) in the common shape; its point is the mean
-    (the median for forecasts logged before models had a mean output)."""
-    point = forecast[MEAN] if MEAN in forecast else forecast[quantile_column(MEDIAN)]
-    return forecast.assign(cutoff=cutoff, **{POINT: point})
 
 
 @dataclass(frozen=True)
@@ -140,7 +130,7 @@ def revenue_weights(history: pd.DataFrame, cutoffs: list[pd.Timestamp], periods:
 def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, history: pd.DataFrame) -> ForecastScores:
     """Score every model on the same (series, origin, day) rows.
 
-    ``forecasts``: model name -> frame in the common shape; ``actual``: item_id, store_id, date, units
+    ``forecasts``: model name -> forecast frame with its cutoff; ``actual``: item_id, store_id, date, units
     of the forecast days; ``history``: all known sales (item_id, store_id, date, units, price), from which
     each origin's in-sample scales use only the days up to its cutoff. Censored days of either are left out.
     """
@@ -149,7 +139,7 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
     scored = actual.loc[~censored(actual), [*keys, "units"]]
     columns: dict[str, str] = {"units": "y"}
     for name, forecast in forecasts.items():
-        present = [column for column in (POINT, *QUANTILE_COLUMNS) if column in forecast]
+        present = [column for column in (MEAN, *QUANTILE_COLUMNS) if column in forecast]
         scored = scored.merge(
             forecast[[*keys, "cutoff", *present]].rename(columns={c: f"{name}:{c}" for c in present}),
             on=[*keys, "cutoff"] if "cutoff" in scored else keys,
@@ -209,8 +199,8 @@ def score_forecasts(forecasts: dict[str, pd.DataFrame], actual: pd.DataFrame, hi
 
 
 def _nixtla_suffix(column: str) -> str:
-    """Common-shape column to utilsforecast's naming: point -> model, q0.1 -> model-lo-80, ..."""
-    if column == POINT:
+    """Forecast frame column to utilsforecast's naming: mean -> model, q0.1 -> model-lo-80, ..."""
+    if column == MEAN:
         return ""
     for level, (low, high) in INTERVAL_QUANTILES.items():
         if column == low:

@@ -16,7 +16,7 @@ from typing import Literal
 import pandas as pd
 
 from models.evaluation import seasonal_naive_forecast
-from models.forecast_frame import FORECAST_KEY, POINT, SERIES_KEY
+from models.forecast_frame import FORECAST_KEY, MEAN, SERIES_KEY
 from replenish.frequency import Frequency, frequency_of
 
 # Rows planned on the seasonal naive forecast because the model's forecast lacked them.
@@ -144,7 +144,7 @@ def cover_planned_days(
 ) -> CoveredForecast:
     """``forecast`` checked to cover every series of ``history`` on every one of ``dates``: refused
     otherwise, or with ``missing_forecast="naive"`` completed from a seasonal naive forecast of the
-    series' own history (every value column set to its point: a fallback has no spread to offer)."""
+    series' own history (every value column set to its mean: a fallback has no spread to offer)."""
     series = history[SERIES_KEY].drop_duplicates()
     gaps = uncovered(forecast, series, dates)
     if gaps.empty or missing_forecast == "refuse":
@@ -157,8 +157,8 @@ def cover_planned_days(
     periods_ahead = int(frequency.periods_since(last_seen, pd.DatetimeIndex([dates.max()]))[0])
     naive = seasonal_naive_forecast(own_history, periods_ahead)
     values = [column for column in forecast.columns if column not in FORECAST_KEY]
-    fallback = gaps.merge(naive[[*FORECAST_KEY, POINT]], on=FORECAST_KEY, how="left")
-    fallback = fallback.assign(**{column: fallback[POINT] for column in values}, **{NAIVE_FALLBACK: True})
+    fallback = gaps.merge(naive[[*FORECAST_KEY, MEAN]], on=FORECAST_KEY, how="left")
+    fallback = fallback.assign(**{column: fallback[MEAN] for column in values}, **{NAIVE_FALLBACK: True})
     kept = forecast.merge(gaps, on=FORECAST_KEY, how="left", indicator=True)
     completed = pd.concat(
         [

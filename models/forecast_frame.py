@@ -2,9 +2,9 @@
 
 One row per series and period: ``item_id, store_id, date, mean, q<level>...`` in units, a column per
 quantile level (``q0.1``, ``q0.5``, ...). The LSTM, the ensemble and the MLflow pyfunc model give it;
-planning, monitoring and the reports read it. A backtest adds ``cutoff`` (the last period the model
-saw) and ``point``, the value scored as the point forecast (the mean where there is one; a baseline's
-own point, and without quantiles where the model has no distribution).
+planning, monitoring and the reports read it. A backtest's frame is the same plus ``cutoff`` (the last
+period the model saw); ``mean`` is the point forecast it scores (a baseline's own point forecast, and
+without quantiles where the model has no distribution).
 
 A series is the pair (item_id, store_id), kept as its two columns. Where a tool needs one id per series
 (Nixtla's ``unique_id``, a row of the LSTM's panel), ``SeriesCodes`` numbers the pairs and maps the
@@ -21,8 +21,7 @@ import pandas as pd
 
 SERIES_KEY = ["item_id", "store_id"]
 FORECAST_KEY = [*SERIES_KEY, "date"]
-MEAN = "mean"  # the forecast frame's expected units
-POINT = "point"  # the backtest's scored point forecast
+MEAN = "mean"  # the forecast frame's expected units: its point forecast
 QUANTILE_PREFIX = "q"
 MEDIAN = 0.5
 

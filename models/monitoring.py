@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.evaluation import censored, quantile_forecast_as_model_output, score_forecasts, seasonal_naive_forecast
+from models.evaluation import censored, score_forecasts, seasonal_naive_forecast
 from models.forecast_frame import FORECAST_KEY, MEDIAN, quantile_column
 from models.monitoring_config import MonitoringThresholds
 
@@ -55,7 +55,7 @@ def recent_performance(history: pd.DataFrame, actual: pd.DataFrame, forecast: pd
     origin = history["date"].max()
     naive = seasonal_naive_forecast(history, (scored_days["date"].max() - origin).days)
     evaluation = score_forecasts(
-        {"lstm": quantile_forecast_as_model_output(forecast, origin), "seasonal_naive": naive},
+        {"lstm": forecast.assign(cutoff=origin), "seasonal_naive": naive},
         scored_days,
         history,
     )

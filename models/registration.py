@@ -12,7 +12,7 @@ import pandas as pd
 
 from models.backtest import BacktestWindow
 from models.ensemble.estimator import EnsemblePredictor
-from models.evaluation import quantile_forecast_as_model_output, score_forecasts
+from models.evaluation import score_forecasts
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
 from models.forecast_contract import ForecasterContract
 from models.lstm.estimator import LSTMPredictor
@@ -34,9 +34,7 @@ def holdout_rmsse(holdout: BacktestWindow, model_input: pd.DataFrame, forecaster
     """RMSSE on the holdout of a forecast made from ``model_input``: the same input the planning flow
     gives the champion, so candidates and champion are scored alike."""
     forecast = forecaster.predict(model_input)
-    scored = score_forecasts(
-        {"model": quantile_forecast_as_model_output(forecast, holdout.cutoff)}, holdout.actual, holdout.history
-    )
+    scored = score_forecasts({"model": forecast.assign(cutoff=holdout.cutoff)}, holdout.actual, holdout.history)
     return scored.metrics["model_rmsse"]
 
 

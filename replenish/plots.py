@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from models.forecast_frame import INTERVAL_QUANTILES, MEDIAN, POINT, quantile_column  # noqa: E402
+from models.forecast_frame import INTERVAL_QUANTILES, MEAN, MEDIAN, quantile_column  # noqa: E402
 
 HISTORY_DAYS_SHOWN = 56
 
@@ -22,11 +22,11 @@ def fan_chart_figure(
     n_series: int = 4,
     title: str = "",
 ) -> Figure:
-    """Fan charts for the top sellers: history, the forecast's 95% and 80% bands, median and point, the
-    actuals when known, and baseline point forecasts for comparison.
+    """Fan charts for the top sellers: history, the forecast's 95% and 80% bands, median and mean, the
+    actuals when known, and baseline point forecasts (their means) for comparison.
 
-    ``forecast`` has q<level> columns and ``point``; each baseline a ``point`` column."""
-    top_from = actual if actual is not None else forecast.rename(columns={POINT: "units"})
+    ``forecast`` is a forecast frame (q<level> columns and ``mean``); each baseline has a ``mean`` column."""
+    top_from = actual if actual is not None else forecast.rename(columns={MEAN: "units"})
     top = top_from.groupby(["item_id", "store_id"])["units"].sum().nlargest(n_series).index
     figure, axes = plt.subplots(len(top), 1, figsize=(10, 2.6 * len(top)), squeeze=False, sharex=True)
     for axis, (item_id, store_id) in zip(axes[:, 0], top, strict=False):
@@ -48,7 +48,7 @@ def fan_chart_figure(
                     label=label,
                 )
         axis.plot(predicted["date"], predicted[quantile_column(MEDIAN)], color="tab:blue", label="median")
-        axis.plot(predicted["date"], predicted[POINT], color="tab:blue", linestyle="--", linewidth=1, label="mean")
+        axis.plot(predicted["date"], predicted[MEAN], color="tab:blue", linestyle="--", linewidth=1, label="mean")
         if actual is not None:
             future = pick(actual)
             axis.plot(future["date"], future["units"], color="black", linestyle=":", label="actual")
@@ -56,7 +56,7 @@ def fan_chart_figure(
             (baselines or {}).items(), ("tab:orange", "tab:green", "tab:red", "tab:purple"), strict=False
         ):
             shown = pick(baseline)
-            axis.plot(shown["date"], shown[POINT], color=color, linestyle="--", linewidth=1, label=name)
+            axis.plot(shown["date"], shown[MEAN], color=color, linestyle="--", linewidth=1, label=name)
         axis.set_title(f"{item_id} @ {store_id}", fontsize=9)
         axis.set_ylabel("units")
     axes[0, 0].legend(loc="upper left", fontsize=7, ncol=6)

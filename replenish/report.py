@@ -27,7 +27,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from models.forecast_contract import NAIVE_FALLBACK
-from models.forecast_frame import MEAN, MEDIAN, POINT, quantile_column
+from models.forecast_frame import MEAN
 from optimization.formulation import order_slot_mask
 from optimization.grid import prepare_grid
 from optimization.planning import KPI_SEED_OFFSET, PlanOutlook
@@ -230,11 +230,10 @@ def valued_orders(explained: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
 
 
 def forecast_over_horizon(forecast: pd.DataFrame, problem: PlanningProblem) -> pd.DataFrame:
-    """The forecast days the plan covers, with the ``point`` column the fan chart draws."""
+    """The forecast days the plan covers."""
     start = pd.Timestamp(problem.start_date).normalize()
     end = problem.frequency.shift(start, problem.n_periods)
-    within = forecast[(forecast["date"] >= start) & (forecast["date"] < end)]
-    return within.assign(**{POINT: within[MEAN] if MEAN in within else within[quantile_column(MEDIAN)]})
+    return forecast[(forecast["date"] >= start) & (forecast["date"] < end)]
 
 
 def charted_item_stores(valued: pd.DataFrame, forecast: pd.DataFrame, n: int) -> pd.MultiIndex:
@@ -242,7 +241,7 @@ def charted_item_stores(valued: pd.DataFrame, forecast: pd.DataFrame, n: int) ->
     ranking = pd.DataFrame(
         {
             "value": valued.groupby(ITEM_STORE)["value"].sum(),
-            "demand": forecast.groupby(ITEM_STORE)[POINT].sum(),
+            "demand": forecast.groupby(ITEM_STORE)[MEAN].sum(),
         }
     ).fillna(0.0)
     return ranking.sort_values(["value", "demand"], ascending=False, kind="stable").head(n).index

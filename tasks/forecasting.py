@@ -18,7 +18,6 @@ from prefect.context import TaskRunContext
 from models.backtest import BacktestResult, BacktestWindow, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters
 from models.ensemble.estimator import EnsemblePredictor, ensemble_from_backtest
-from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.lstm.estimator import LSTMEstimator
 from models.lstm.module import LSTMQuantileNetwork
@@ -123,7 +122,7 @@ def backtest_forecasters(
 
     def lstm(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
-        return quantile_forecast_as_model_output(by_cutoff[cutoff].predict(history, future), cutoff)
+        return by_cutoff[cutoff].predict(history, future).assign(cutoff=cutoff)
 
     horizon = forecast.horizon_in(frequency_of(features["date"]))
     forecasters = {"lstm": lstm, **baseline_forecasters(list(forecast.baselines), horizon, forecast.seed)}

@@ -25,7 +25,7 @@ from scipy.optimize import nnls
 
 from models.ensemble.config import EnsembleConfig, Grouping, Weighting
 from models.evaluation import censored
-from models.forecast_frame import FORECAST_KEY, MEAN, POINT, SERIES_KEY, quantile_column, quantile_levels
+from models.forecast_frame import FORECAST_KEY, MEAN, SERIES_KEY, quantile_column, quantile_levels
 
 ALL_SERIES = "*"  # the group every series falls back to
 DEMAND_CLASSES = ("smooth", "intermittent", "lumpy", "erratic")
@@ -104,13 +104,13 @@ def _member_quantiles(forecast: pd.DataFrame, levels: tuple[float, ...]) -> np.n
 
 
 def align_members(forecasts: dict[str, pd.DataFrame], levels: tuple[float, ...]) -> MemberArrays:
-    """``forecasts``: member -> frame in the common shape (item_id, store_id, date[, cutoff], point[, q...])."""
+    """``forecasts``: member -> forecast frame (item_id, store_id, date[, cutoff], mean[, q...])."""
     key = [*FORECAST_KEY, *(["cutoff"] if all("cutoff" in frame for frame in forecasts.values()) else [])]
     keys = pd.concat([frame[key] for frame in forecasts.values()]).drop_duplicates().sort_values(key, ignore_index=True)
     points, quantiles = [], []
     for frame in forecasts.values():
         aligned = keys.merge(frame, on=key, how="left")
-        points.append(aligned[POINT].to_numpy(dtype=float))
+        points.append(aligned[MEAN].to_numpy(dtype=float))
         quantiles.append(_member_quantiles(aligned, levels))
     return MemberArrays(keys, np.column_stack(points), np.stack(quantiles, axis=1))
 
@@ -328,7 +328,7 @@ def fit_combination(
 
 
 def combine(forecasts: dict[str, pd.DataFrame], combination: Combination, groups: pd.Series) -> pd.DataFrame:
-    """The combined forecast in the LSTM predictor's shape: item_id, store_id, date[, cutoff], mean, q<level>..."""
+    """The combined forecast frame: item_id, store_id, date[, cutoff], mean, q<level>..."""
     arrays = align_members({member: forecasts[member] for member in combination.members}, combination.levels)
     row_groups = _groups_of(arrays.keys, groups)
     point, quantiles = combine_arrays(

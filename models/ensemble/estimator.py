@@ -13,7 +13,6 @@ from models.backtest import BacktestWindow, Forecaster, backtest_windows
 from models.baselines import baseline_forecasters
 from models.ensemble.combination import Combination, combine, fit_combination, series_groups
 from models.ensemble.config import EnsembleConfig
-from models.evaluation import quantile_forecast_as_model_output
 from models.features import future_rows
 from models.lstm.estimator import LSTMPredictor
 
@@ -43,7 +42,7 @@ def ensemble_forecaster(
         groups = series_groups(history, config.grouping)
         combination = fit_combination(backtests, actual, history, groups, levels, config)
         forecasts = {name: member(history, future) for name, member in member_forecasters.items()}
-        return quantile_forecast_as_model_output(combine(forecasts, combination, groups), cutoff)
+        return combine(forecasts, combination, groups).assign(cutoff=cutoff)
 
     return forecast
 
@@ -97,7 +96,7 @@ class EnsemblePredictor:
             raise ValueError("the combination has the LSTM as a member but no fitted LSTM")
 
         def lstm_forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
-            return quantile_forecast_as_model_output(lstm.predict(history, future), history["date"].max())
+            return lstm.predict(history, future).assign(cutoff=history["date"].max())
 
         return {LSTM: lstm_forecast, **baselines}
 

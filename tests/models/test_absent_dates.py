@@ -14,7 +14,6 @@ import pytest
 from expectations.validation import CheckedTables, ValidationReport
 from models.backtest import backtest_windows, run_backtest
 from models.baselines import baseline_forecasters
-from models.evaluation import quantile_forecast_as_model_output
 from models.features import build_feature_frame
 from models.forecast_contract import NAIVE_FALLBACK, cover_planned_days
 from models.lstm.config import LSTMConfig
@@ -66,7 +65,7 @@ def test_every_baseline_and_the_lstm_run_the_backtest_on_data_with_closed_days(t
         predictor = LSTMEstimator(
             config, HORIZON, QUANTILES, 0, tmp_path / f"{cutoff:%Y%m%d}", show_progress=False
         ).fit(history)
-        return quantile_forecast_as_model_output(predictor.predict(history, future), cutoff)
+        return predictor.predict(history, future).assign(cutoff=cutoff)
 
     names = ["seasonal_naive", "auto_ets", "tsb", "lightgbm"]
     result = run_backtest(

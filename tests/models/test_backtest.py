@@ -8,7 +8,7 @@ import pytest
 
 from models.backtest import Forecaster, backtest_cutoffs, backtest_windows, run_backtest
 from models.baselines import baseline_forecasters, lightgbm_forecast, statistical_forecasts
-from models.forecast_frame import POINT
+from models.forecast_frame import MEAN
 from replenish.frequency import DAILY
 from tests.models.lstm.test_lstm import weekly_sales
 
@@ -39,7 +39,7 @@ def test_every_model_is_refitted_per_origin_without_seeing_the_test_window() -> 
         seen.append((history["date"].max(), future["date"].min()))
         last = history.sort_values("date").groupby(["item_id", "store_id"])["units"].last()
         return future[["item_id", "store_id", "date"]].assign(
-            **{POINT: future.set_index(["item_id", "store_id"]).index.map(last).to_numpy(dtype=float)}
+            **{MEAN: future.set_index(["item_id", "store_id"]).index.map(last).to_numpy(dtype=float)}
         )
 
     result = run_backtest(
@@ -58,9 +58,9 @@ def test_statistical_baselines_give_ordered_non_negative_quantiles() -> None:
     forecasts = statistical_forecasts(history, horizon=14, names=["seasonal_naive", "auto_ets", "tsb"])
     for name in ("seasonal_naive", "auto_ets"):
         frame = forecasts[name]
-        assert len(frame) == 3 * 14 and (frame[QUANTILES + [POINT]] >= 0).all().all()
+        assert len(frame) == 3 * 14 and (frame[QUANTILES + [MEAN]] >= 0).all().all()
         assert (frame[QUANTILES].diff(axis=1).iloc[:, 1:] >= -1e-9).all().all()
-    assert POINT in forecasts["tsb"] and "q0.1" not in forecasts["tsb"]  # a rate, no distribution
+    assert MEAN in forecasts["tsb"] and "q0.1" not in forecasts["tsb"]  # a rate, no distribution
 
 
 def test_every_baseline_runs_through_the_backtest() -> None:
@@ -91,14 +91,14 @@ def test_lightgbm_is_global_uses_known_covariates_and_shrinks_intervals_to_the_h
     actual = sales[(sales["date"] > "2024-08-18") & (sales["date"] <= "2024-09-01")]
     future = actual.drop(columns="units")
     forecast = lightgbm_forecast(history, future)
-    assert len(forecast) == len(future) and (forecast[POINT] >= 0).all()
+    assert len(forecast) == len(future) and (forecast[MEAN] >= 0).all()
     assert (forecast["q0.1"] <= forecast["q0.9"]).all() and (forecast["q0.025"] <= forecast["q0.975"]).all()
-    by_weekday = forecast.groupby(forecast["date"].dt.day_of_week)[POINT].mean()
+    by_weekday = forecast.groupby(forecast["date"].dt.day_of_week)[MEAN].mean()
     assert by_weekday.idxmax() == 5  # the weekly profile peaks on Saturdays
 
     short = history[history["date"] > history["date"].max() - pd.Timedelta(days=60)]
     point_only = lightgbm_forecast(short, future)
-    assert point_only[POINT].notna().all() and "q0.1" not in point_only
+    assert point_only[MEAN].notna().all() and "q0.1" not in point_only
 
 
 def test_the_backtest_reports_each_model_over_all_origins_on_the_holdout_and_its_fit_time() -> None:
@@ -106,7 +106,7 @@ def test_the_backtest_reports_each_model_over_all_origins_on_the_holdout_and_its
 
     def constant(level: float) -> Forecaster:
         def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
-            return future[["item_id", "store_id", "date"]].assign(**{POINT: level})
+            return future[["item_id", "store_id", "date"]].assign(**{MEAN: level})
 
         return forecast
 

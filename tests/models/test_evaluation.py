@@ -35,7 +35,7 @@ CUTOFF = pd.Timestamp("2024-01-14")
 def test_seasonal_naive_repeats_the_last_week() -> None:
     history = series([float(day) for day in range(21)])
     forecast = seasonal_naive_forecast(history, horizon=10)
-    assert forecast["point"].tolist() == [14, 15, 16, 17, 18, 19, 20, 14, 15, 16]
+    assert forecast["mean"].tolist() == [14, 15, 16, 17, 18, 19, 20, 14, 15, 16]
     assert forecast["date"].iloc[0] == pd.Timestamp("2024-01-22")
     assert (forecast["cutoff"] == pd.Timestamp("2024-01-21")).all()
 
@@ -47,8 +47,8 @@ def hand_worked_case() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     actual = pd.concat([series([1.0] * 7, "A", "2024-01-15"), series([2.0] * 7, "B", "2024-01-15")], ignore_index=True)
     forecast = actual.drop(columns=["units", "price"]).assign(cutoff=CUTOFF)
     is_a = forecast["item_id"] == "A"
-    forecast["point"] = np.where(is_a, 3.0, 2.0)
-    forecast["q0.5"] = forecast["point"]
+    forecast["mean"] = np.where(is_a, 3.0, 2.0)
+    forecast["q0.5"] = forecast["mean"]
     forecast["q0.1"] = np.where(is_a, 0.0, 2.0)
     forecast["q0.9"] = np.where(is_a, 5.0, 2.0)
     forecast["q0.025"] = np.where(is_a, 0.0, 2.0)
@@ -86,7 +86,7 @@ def test_scales_use_only_the_history_up_to_each_cutoff() -> None:
 
 def test_point_only_models_get_no_interval_metrics_and_tables_line_up() -> None:
     history, actual, forecast = hand_worked_case()
-    point_only = forecast[["item_id", "store_id", "date", "cutoff", "point"]]
+    point_only = forecast[["item_id", "store_id", "date", "cutoff", "mean"]]
     scores = score_forecasts({"probabilistic": forecast, "point_only": point_only}, actual, history)
     table = scores.table()
     assert list(table.index) == ["probabilistic", "point_only"]
@@ -121,7 +121,7 @@ def test_demand_history_takes_censored_days_from_the_same_weekday() -> None:
     history.loc[censored_rows, ["units", "available"]] = [0.0, 0]
 
     assert demand_history(history)["units"].tolist() == units
-    assert seasonal_naive_forecast(history, 7)["point"].tolist() == units[:7]
+    assert seasonal_naive_forecast(history, 7)["mean"].tolist() == units[:7]
     uncensored = series(units)
     assert demand_history(uncensored) is uncensored
 
@@ -141,7 +141,7 @@ def test_weekly_seasonal_naive_repeats_the_same_week_a_year_before() -> None:
     forecast = seasonal_naive_forecast(history, 3)
 
     assert forecast["date"].tolist() == list(pd.date_range(weeks[-1], periods=4, freq="W-SUN")[1:])
-    assert forecast["point"].tolist() == [8.0, 9.0, 10.0]  # weeks 9-11 of the 60, 52 before
+    assert forecast["mean"].tolist() == [8.0, 9.0, 10.0]  # weeks 9-11 of the 60, 52 before
 
 
 def test_ids_holding_the_old_separator_stay_two_ids_through_nixtla() -> None:
@@ -157,11 +157,11 @@ def test_ids_holding_the_old_separator_stay_two_ids_through_nixtla() -> None:
     pd.testing.assert_frame_equal(from_nixtla(nixtla, codes), history[["item_id", "store_id", "date"]])
 
     forecast = seasonal_naive_forecast(history, horizon=7)
-    repeated = forecast.groupby(["item_id", "store_id"])["point"].agg(lambda points: sorted(set(points)))
+    repeated = forecast.groupby(["item_id", "store_id"])["mean"].agg(lambda points: sorted(set(points)))
     assert repeated.to_dict() == {("A", "B|S"): [1.0, 5.0], ("A|B", "S"): [0.0, 2.0]}
     # Off by 1 (A|B) and by 4 (A) every day, over 7-step changes of 2 and 4: MASE 1/2 and 1.
     actual = forecast[["item_id", "store_id", "date"]].assign(
-        units=forecast["point"] + np.where(forecast["item_id"] == "A", 4.0, 1.0)
+        units=forecast["mean"] + np.where(forecast["item_id"] == "A", 4.0, 1.0)
     )
     scores = score_forecasts({"naive": forecast}, actual, history)
     mase = scores.per_series.set_index(["item_id", "store_id"])["naive_mase"]

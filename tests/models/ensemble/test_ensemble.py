@@ -23,7 +23,7 @@ from models.ensemble.combination import (
 )
 from models.ensemble.config import EnsembleConfig
 from models.ensemble.estimator import EnsemblePredictor, ensemble_forecaster
-from models.forecast_frame import POINT
+from models.forecast_frame import MEAN
 from tests.models.lstm.test_lstm import weekly_sales
 
 LEVELS = (0.025, 0.1, 0.5, 0.8, 0.9, 0.95, 0.975)
@@ -38,10 +38,10 @@ def truth_forecaster(sales: pd.DataFrame, bias: dict[pd.Timestamp, float], sprea
     def forecast(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         cutoff = history["date"].max()
         point = units.reindex(pd.MultiIndex.from_frame(future[["item_id", "store_id", "date"]])).to_numpy(dtype=float)
-        frame = future[["item_id", "store_id", "date"]].assign(cutoff=cutoff, **{POINT: point + bias.get(cutoff, 0.0)})
+        frame = future[["item_id", "store_id", "date"]].assign(cutoff=cutoff, **{MEAN: point + bias.get(cutoff, 0.0)})
         if spread is not None:
             for level, z in {0.025: -1.96, 0.1: -1.28, 0.5: 0.0, 0.9: 1.28, 0.975: 1.96}.items():
-                frame[f"q{level:g}"] = frame[POINT] + spread * z
+                frame[f"q{level:g}"] = frame[MEAN] + spread * z
         return frame
 
     return forecast
@@ -61,7 +61,7 @@ def test_weights_are_learned_only_from_origins_before_the_holdout() -> None:
 
     # erratic's weight: where steady gives truth + 1 and erratic truth, the combination gives truth + w_steady.
     truth = holdout.actual.merge(forecast, on=["item_id", "store_id", "date"])
-    steady_weight = truth[POINT] - truth["units"]
+    steady_weight = truth[MEAN] - truth["units"]
     expected = (1 / 1.0) / (1 / 1.0 + 1 / 25.0)  # inverse scaled squared errors at the earlier origins: 1 and 25
     np.testing.assert_allclose(steady_weight, expected, atol=1e-9)
 
@@ -97,7 +97,7 @@ def test_one_member_gives_back_its_own_forecast() -> None:
     )
     expected = member(holdout.history, holdout.future)
     merged = expected.merge(forecast, on=["item_id", "store_id", "date"], suffixes=("", "_ensemble"))
-    np.testing.assert_allclose(merged[f"{POINT}_ensemble"], merged[POINT].clip(lower=0))
+    np.testing.assert_allclose(merged[f"{MEAN}_ensemble"], merged[MEAN].clip(lower=0))
     for level in ("q0.025", "q0.1", "q0.5", "q0.9", "q0.975"):
         np.testing.assert_allclose(merged[f"{level}_ensemble"], merged[level].clip(lower=0))
 
@@ -115,11 +115,11 @@ def test_combined_quantiles_are_monotone_non_negative_and_calibrated_to_coverage
     )
     actual = keys.assign(units=rng.poisson(3.0, rows).astype(float))
     # A member whose intervals are far too narrow, one with crossing and negative quantiles, one point-only.
-    narrow = keys.assign(**{POINT: 3.0, "q0.025": 2.9, "q0.1": 2.95, "q0.5": 3.0, "q0.9": 3.05, "q0.975": 3.1})
+    narrow = keys.assign(**{MEAN: 3.0, "q0.025": 2.9, "q0.1": 2.95, "q0.5": 3.0, "q0.9": 3.05, "q0.975": 3.1})
     crossing = keys.assign(
-        **{POINT: rng.normal(3, 1, rows), "q0.025": -1.0, "q0.1": 4.0, "q0.5": 2.0, "q0.9": 1.0, "q0.975": 8.0}
+        **{MEAN: rng.normal(3, 1, rows), "q0.025": -1.0, "q0.1": 4.0, "q0.5": 2.0, "q0.9": 1.0, "q0.975": 8.0}
     )
-    point_only = keys.assign(**{POINT: 2.5})
+    point_only = keys.assign(**{MEAN: 2.5})
     forecasts = {"narrow": narrow, "crossing": crossing, "point_only": point_only}
     history = pd.concat([actual.assign(date=actual["date"] - pd.Timedelta(days=60)), actual]).drop(columns="cutoff")
     groups = pd.Series(ALL_SERIES, index=(keys["item_id"] + "|S").unique())
