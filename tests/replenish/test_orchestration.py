@@ -54,10 +54,12 @@ def _wait_for(condition, seconds: float, what: str) -> None:
 def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(tmp_path: Path) -> None:
     work_dir = tmp_path / "state"
     options = set_options([f"work_dir={work_dir}", f"output_dir={tmp_path / 'output'}", *TINY_RUN])
+    # A fit that outlasts the checks below, so that the kill lands mid-run (a tiny one ends in seconds).
+    long_fit = set_options(["forecast.lstm.max_epochs=1000", "forecast.lstm.early_stopping_patience=1000"])
     # The tests share one PREFECT_HOME (tests/conftest.py), which the commands inherit.
     mlflow_db, prefect_db = work_dir / "mlflow.db", Path(os.environ["PREFECT_HOME"]) / "prefect.db"
     training = subprocess.Popen(
-        [REPLENISH, "train", *options],
+        [REPLENISH, "train", *options, *long_fit],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -80,6 +82,7 @@ def test_a_killed_command_leaves_no_server_and_its_runs_are_closed_by_the_next(t
         assert "Traceback" not in second.stderr
         assert time.monotonic() - started < 30
 
+        assert training.poll() is None, "the training command ended before it could be killed mid-run"
         training.kill()
         training.wait(timeout=10)
         gone, alive = psutil.wait_procs(servers, timeout=15)
