@@ -101,8 +101,8 @@ def require_forecaster_contract(
     planning: PlanningConfig, sales: pd.DataFrame, version_tags: Mapping[str, str], model: str
 ) -> None:
     """The contract a model version recorded in its tags must give the plan's days and quantiles at the
-    sales' frequency: checked before the plan asks the model for anything.  Versions registered before
-    models recorded one are taken as they are.  ``model`` names the version in the refusal."""
+    sales' frequency: checked before the plan asks the model for anything.  A version registered without
+    one (a model registered outside Replenish) is taken as it is.  ``model`` names the version in the refusal."""
     frequency = frequency_of(sales["date"])
     contract = ForecasterContract.from_tags(version_tags)
     if contract is not None:

@@ -157,7 +157,7 @@ class LSTMPredictor:
         metadata = json.loads((directory / "predictor.json").read_text())
         config = LSTMConfig(**metadata["config"])
         horizon, quantiles = metadata["horizon"], tuple(metadata["quantiles"])
-        frequency = Frequency(metadata.get("frequency", DAILY.alias))  # models saved before frequencies: daily
+        frequency = Frequency(metadata["frequency"])
         networks = []
         for index in range(config.ensemble_size):
             network = LSTMQuantileNetwork(
