@@ -72,8 +72,8 @@ def forecast_planning_horizon(
 ) -> pd.DataFrame:
     """Quantile forecasts of the planned days after the snapshot, from the registered champion model.
 
-    The champion's recorded contract must give the plan's days and quantiles (versions registered
-    before models recorded one are taken as they are). The forecast is logged with the champion's
+    The champion's recorded contract must give the plan's days and quantiles (a version registered
+    without one, outside Replenish, is taken as it is). The forecast is logged with the champion's
     version, as the model made it, so monitoring can later score it against the sales that actually
     happened. What the plan gets covers every item-store on every planned day: a gap is refused or,
     with planning.missing_forecast=naive, filled by seasonal naive (the metric plan_series_naive_fallback
