@@ -120,9 +120,12 @@ def run(args: argparse.Namespace) -> dict:
     )
 
     ensemble = settings.forecast.ensemble
+    # The training flow's members at this size: AutoETS is left out above forecast.auto_ets_max_series.
+    affordable = settings.forecast.baselines_for(int(series.nunique()))
+    ensemble_members = [name for name in ensemble.members if name == "lstm" or name in affordable]
     needed = [
         name
-        for name in dict.fromkeys([*names, *(ensemble.members if "ensemble" in names else [])])
+        for name in dict.fromkeys([*names, *(ensemble_members if "ensemble" in names else [])])
         if name != "ensemble"
     ]
     baselines = baseline_forecasters([name for name in needed if name != "lstm"], horizon, settings.forecast.seed)
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> dict:
     forecasters = {name: members[name] for name in names if name in members}
     if "ensemble" in names:
         forecasters["ensemble"] = ensemble_forecaster(
-            {name: members[name] for name in ensemble.members}, ensemble, horizon, settings.forecast.quantiles
+            {name: members[name] for name in ensemble_members}, ensemble, horizon, settings.forecast.quantiles
         )
     started = time.perf_counter()
     backtest = run_backtest(sales, backtest_windows(sales, horizon, args.origins), forecasters)
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> dict:
     if chosen is not None:
         result["champion"] = chosen
     if training:
-        windows = sum(fit["training_windows"] * fit["epochs"] for fit in training)
+        windows = sum(fit["windows_per_epoch"] * fit["epochs"] for fit in training)
         seconds = sum(fit["train_seconds"] for fit in training)
         result["lstm_training"] = {
             "per_origin": training,
@@ -196,12 +199,13 @@ def _lstm_forecaster(settings, training: list[dict]):  # noqa: ANN001, ANN202 - 
                 "cutoff": f"{cutoff:%Y-%m-%d}",
                 "train_seconds": round(seconds, 1),
                 "training_windows": estimator.training_windows,
+                "windows_per_epoch": estimator.windows_per_epoch,
                 "epochs": estimator.epochs_run,
             }
         )
         print(
-            f"  LSTM at {cutoff:%Y-%m-%d}: {estimator.epochs_run} epochs of {estimator.training_windows:,} "
-            f"windows in {seconds:.0f}s",
+            f"  LSTM at {cutoff:%Y-%m-%d}: {estimator.epochs_run} epochs of {estimator.windows_per_epoch:,} "
+            f"windows (of {estimator.training_windows:,}) in {seconds:.0f}s",
             flush=True,
         )
         return predictor.predict(history, future).assign(cutoff=cutoff)

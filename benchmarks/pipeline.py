@@ -2,8 +2,9 @@
 
     python benchmarks/pipeline.py [--out FILE] [--set key=value ...]
 
-Stage times are the task-run times Prefect recorded for the flow run. Prints a table and writes
-``{"stages": {"<stage>": {"seconds": s}}, "total_seconds": s, "peak_rss_mb": m, ...}``.
+Stage times are the task-run times Prefect recorded for the flow run; a stage's peak RSS is the
+process's largest resident memory sampled while one of its task runs ran. Prints a table and writes
+``{"stages": {"<stage>": {"seconds": s, "peak_rss_mb": m}}, "total_seconds": s, "peak_rss_mb": m, ...}``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,36 @@ import argparse
 import resource
 import sys
 import tempfile
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
+
+import psutil
+
+
+class MemorySampler(threading.Thread):
+    """This process's resident memory every ``interval`` seconds, with the time it was read."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []  # (epoch seconds, MB)
+        self._stopped = threading.Event()
+        self._process = psutil.Process()
+
+    def run(self) -> None:
+        while not self._stopped.is_set():
+            self.samples.append((time.time(), self._process.memory_info().rss / 2**20))
+            self._stopped.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join(timeout=5)
+
+    def peak_between(self, start: datetime, end: datetime) -> float:
+        inside = [mb for at, mb in self.samples if start.timestamp() <= at <= end.timestamp()]
+        return max(inside, default=0.0)
 
 
 def main() -> None:
@@ -34,9 +63,12 @@ def main() -> None:
 
     from flows.main import main_flow
 
+    memory = MemorySampler()
+    memory.start()
     started = time.perf_counter()
     state = main_flow(overrides=overrides, return_state=True)
     total_seconds = time.perf_counter() - started
+    memory.stop()
     state.result()  # raise if the flow failed
 
     main_run_id = state.state_details.flow_run_id
@@ -53,8 +85,10 @@ def main() -> None:
     # Same-named task runs (one LP per store) add up; the replenish-* rows are whole subflows.
     stages: dict[str, dict[str, float]] = {}
     for run in sorted(task_runs, key=lambda run: run.start_time or run.expected_start_time):
-        stage = stages.setdefault(run.name.rsplit("-", 1)[0], {"seconds": 0.0})
+        stage = stages.setdefault(run.name.rsplit("-", 1)[0], {"seconds": 0.0, "peak_rss_mb": 0.0})
         stage["seconds"] = round(stage["seconds"] + run.total_run_time.total_seconds(), 3)
+        if run.start_time and run.end_time:
+            stage["peak_rss_mb"] = round(max(stage["peak_rss_mb"], memory.peak_between(run.start_time, run.end_time)), 1)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "stages": stages,
@@ -64,9 +98,9 @@ def main() -> None:
         "python": sys.version.split()[0],
     }
 
-    print(f"{'stage':<28}{'seconds':>10}")
+    print(f"{'stage':<28}{'seconds':>10}{'peak RSS MB':>13}")
     for stage, timing in stages.items():
-        print(f"{stage:<28}{timing['seconds']:>10.2f}")
+        print(f"{stage:<28}{timing['seconds']:>10.2f}{timing['peak_rss_mb']:>13.0f}")
     print(f"{'total (flow call)':<28}{total_seconds:>10.2f}")
     print(f"peak RSS {peak_rss_mb:.0f} MB (the flow's process; Prefect's temporary server runs apart)")
     if args.out:

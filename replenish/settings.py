@@ -118,6 +118,10 @@ class ForecastSettings(_Section):
     # Rolling-origin backtest: every model refitted at each origin, h days apart, the last one the holdout.
     backtest_origins: int = Field(3, ge=1)
     baselines: tuple[BaselineName, ...] = ("seasonal_naive", "auto_ets", "tsb", "lightgbm")
+    # AutoETS fits every series on its own, about 0.2 CPU-seconds a series and origin on daily data; above
+    # this many series the training flow leaves it out (of the backtest, so of the ensemble too). The
+    # other baselines cost little per series, or are one global model. None: always, whatever it costs.
+    auto_ets_max_series: int | None = Field(1000, ge=1)
     # The combination of the LSTM and baselines, learned on the origins before the holdout; registered
     # instead of the LSTM when it forecasts the holdout better.
     ensemble: EnsembleConfig = EnsembleConfig()
@@ -130,6 +134,11 @@ class ForecastSettings(_Section):
     def horizon_in(self, frequency: Frequency) -> int:
         """The forecast horizon in the data's periods."""
         return self.horizon or frequency.default_horizon
+
+    def baselines_for(self, n_series: int) -> tuple[BaselineName, ...]:
+        """The baselines worth their cost at ``n_series`` series (see ``auto_ets_max_series``)."""
+        too_many = self.auto_ets_max_series is not None and n_series > self.auto_ets_max_series
+        return tuple(name for name in self.baselines if not (name == "auto_ets" and too_many))
 
     @field_validator("lstm", mode="before")
     @classmethod

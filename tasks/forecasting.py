@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
@@ -19,6 +19,7 @@ from models.backtest import BacktestResult, BacktestWindow, backtest_windows, ru
 from models.baselines import baseline_forecasters
 from models.ensemble.estimator import EnsemblePredictor, ensemble_from_backtest
 from models.features import build_feature_frame
+from models.forecast_frame import series_codes
 from models.lstm.estimator import LSTMEstimator
 from models.lstm.module import LSTMQuantileNetwork
 from models.lstm.train_process import LSTMTraining, TrainedForecaster, train_lstm
@@ -125,7 +126,14 @@ def backtest_forecasters(
         return by_cutoff[cutoff].predict(history, future).assign(cutoff=cutoff)
 
     horizon = forecast.horizon_in(frequency_of(features["date"]))
-    forecasters = {"lstm": lstm, **baseline_forecasters(list(forecast.baselines), horizon, forecast.seed)}
+    n_series = int(series_codes(features).nunique())
+    baselines = forecast.baselines_for(n_series)
+    if left_out := sorted(set(forecast.baselines) - set(baselines)):
+        get_run_logger().info(
+            "%s left out of the backtest at %s series (forecast.auto_ets_max_series %s)",
+            ", ".join(left_out), f"{n_series:,}", forecast.auto_ets_max_series,
+        )
+    forecasters = {"lstm": lstm, **baseline_forecasters(list(baselines), horizon, forecast.seed)}
     result = run_backtest(features, windows, forecasters)
     # The LSTMs were fitted by their own (cached) tasks; their fit time belongs to the model's figure.
     fit_seconds = {**result.fit_seconds, "lstm": result.fit_seconds["lstm"] + sum(fit.fit_seconds for fit in trained)}

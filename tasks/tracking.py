@@ -38,6 +38,7 @@ def log_backtest(tracker: RunTracker, backtest: BacktestResult, final_fit: Train
         **backtest.metrics(),
         "lstm_training_windows_per_second": final_fit.windows_per_second,
         "lstm_epochs": float(final_fit.epochs),
+        "lstm_windows_per_epoch": float(final_fit.windows_per_epoch),
     }
     tracker.log_metrics(metrics)
     tracker.log_table(backtest.metrics_table(), "backtest/metrics.csv")

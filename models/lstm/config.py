@@ -33,6 +33,12 @@ class LSTMConfig:
     max_epochs: int = 8
     window_stride_days: int = 2
     max_training_days: int | None = None  # only windows from the most recent days; None: all
+    # Training windows drawn per epoch, so that an epoch costs the same at 300 series as at 30,000; None,
+    # or a budget above the windows there are: every window once per epoch.
+    windows_per_epoch: int | None = None
+    # How the budget is drawn: a window's weight halves every this many days of age, and grows with the
+    # square root of its series' mean level, so recent and high-volume windows come more often.
+    window_half_life_days: float = 365.0
     early_stopping_patience: int = 3
     ensemble_size: int = 1  # networks fitted from seeds seed, seed + 1, ...; their forecasts are averaged
     # Lightning Trainer options, passed through over TRAINER_DEFAULTS: accelerator, devices, strategy
@@ -47,6 +53,8 @@ class LSTMConfig:
             "early_stopping_patience": self.early_stopping_patience >= 1,
             "ensemble_size": self.ensemble_size >= 1,
             "max_training_days": self.max_training_days is None or self.max_training_days >= 1,
+            "windows_per_epoch": self.windows_per_epoch is None or self.windows_per_epoch >= 1,
+            "window_half_life_days": self.window_half_life_days > 0,
             "dropout": 0 <= self.dropout < 1,
             "learning_rate": self.learning_rate > 0,
             "mean_loss_weight": self.mean_loss_weight >= 0,
@@ -55,8 +63,9 @@ class LSTMConfig:
             self,
             holds,
             "LSTM settings",
-            "context_length at least 12; sizes, epochs, stride, patience and ensemble_size at least 1; "
-            "dropout in [0, 1); learning_rate above 0; mean_loss_weight at least 0",
+            "context_length at least 12; sizes, epochs, stride, windows_per_epoch, patience and ensemble_size "
+            "at least 1; dropout in [0, 1); learning_rate and window_half_life_days above 0; mean_loss_weight "
+            "at least 0",
         )
 
     @property

@@ -31,10 +31,12 @@ from models.lstm.windows import (
     SeriesPanel,
     WindowDataset,
     already_batched,
+    budget_sampler,
     build_panel,
     gather_windows,
     in_sample_scales,
     training_window_starts,
+    window_weights,
 )
 from replenish.frequency import DAILY, Frequency, frequency_of
 
@@ -242,7 +244,8 @@ class LSTMEstimator:
         self.show_progress = show_progress
         self.is_global_zero = True  # False in the other processes of a data-parallel fit
         self.resumed_from_epoch: int | None = None
-        self.training_windows = 0
+        self.training_windows = 0  # windows the fit could draw from
+        self.windows_per_epoch = 0  # windows it drew in each epoch
         self.epochs_run = 0  # summed over ensemble members
 
     def _member_checkpoint_dir(self, member: int) -> Path:
@@ -293,15 +296,36 @@ class LSTMEstimator:
         # The validation window's units are not part of the in-sample scale, as in the backtest.
         loss_scales = in_sample_scales(panel, validation_start - 1)
 
+        self.windows_per_epoch = min(len(train_rows), config.windows_per_epoch or len(train_rows))
+        train_order = (
+            {"shuffle": True}
+            if self.windows_per_epoch == len(train_rows)
+            else {
+                "sampler": budget_sampler(
+                    window_weights(
+                        panel,
+                        train_rows,
+                        train_starts,
+                        validation_start - 1,
+                        config.window_half_life_days / frequency.days_per_period,
+                    ),
+                    self.windows_per_epoch,
+                    self.seed,
+                )
+            }
+        )
         loaders = [
             DataLoader(
                 WindowDataset(panel, rows, starts, horizon, categories, loss_scales),
                 batch_size=config.batch_size,
-                shuffle=shuffle,
                 collate_fn=already_batched,
                 num_workers=0,  # workers cost far more than they save on 2 cores
+                **order,
             )
-            for rows, starts, shuffle in ((train_rows, train_starts, True), (val_rows, val_starts, False))
+            for rows, starts, order in (
+                (train_rows, train_starts, train_order),
+                (val_rows, val_starts, {"shuffle": False}),
+            )
         ]
         networks = [
             self._fit_member(member, loaders, vocabularies, frequency) for member in range(config.ensemble_size)

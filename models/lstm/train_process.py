@@ -30,13 +30,13 @@ TRAINING_SUMMARY = "training.json"
 class TrainedForecaster:
     predictor: LSTMPredictor
     fit_seconds: float
-    training_windows: int  # per epoch
+    windows_per_epoch: int
     epochs: int
     resumed_from_epoch: int | None
 
     @property
     def windows_per_second(self) -> float:
-        return self.training_windows * self.epochs / self.fit_seconds if self.fit_seconds > 0 else float("nan")
+        return self.windows_per_epoch * self.epochs / self.fit_seconds if self.fit_seconds > 0 else float("nan")
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def train_lstm(train: pd.DataFrame, fit: LSTMTraining) -> TrainedForecaster:
     return TrainedForecaster(
         predictor,
         time.perf_counter() - started,
-        estimator.training_windows,
+        estimator.windows_per_epoch,
         estimator.epochs_run,
         estimator.resumed_from_epoch,
     )
@@ -107,7 +107,7 @@ def train_in_own_process(train: pd.DataFrame, fit: LSTMTraining) -> TrainedForec
         return TrainedForecaster(
             LSTMPredictor.load(work / "predictor"),
             time.perf_counter() - started,
-            summary["training_windows"],
+            summary["windows_per_epoch"],
             summary["epochs"],
             summary["resumed_from_epoch"],
         )
@@ -136,7 +136,7 @@ def main() -> None:
         (args.out / TRAINING_SUMMARY).write_text(
             json.dumps(
                 {
-                    "training_windows": estimator.training_windows,
+                    "windows_per_epoch": estimator.windows_per_epoch,
                     "epochs": estimator.epochs_run,
                     "resumed_from_epoch": estimator.resumed_from_epoch,
                 }

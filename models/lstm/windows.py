@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, WeightedRandomSampler
 
 from models.features import CATEGORY_COLUMNS, COVARIATE_COLUMNS
 from models.forecast_frame import SeriesCodes
@@ -101,6 +101,29 @@ def training_window_starts(
     future_trainable = trainable_cumsum[rows, starts + horizon] - trainable_cumsum[rows, starts]
     keep = (past_observed > 0) & (future_trainable > 0)
     return rows[keep], starts[keep]
+
+
+def window_weights(
+    panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray, last_position: int, half_life: float
+) -> np.ndarray:
+    """[windows] how often each window is drawn under a budget: halving every ``half_life`` periods before
+    ``last_position``, and growing with the square root of 1 + its series' mean observed units up to
+    there. Every weight is above zero, so every series stays reachable."""
+    observed = panel.observed[:, : last_position + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = (panel.target[:, : last_position + 1] * observed).sum(axis=1) / observed.sum(axis=1)
+    volume = np.sqrt(1.0 + np.nan_to_num(level))  # [series]
+    recency = 0.5 ** ((last_position - first_future) / half_life)  # [windows]
+    return recency * volume[series_rows]
+
+
+def budget_sampler(weights: np.ndarray, budget: int, seed: int) -> WeightedRandomSampler:
+    """Draws ``budget`` windows afresh each epoch, in proportion to ``weights``, from a generator seeded by
+    ``seed``: the same fit draws the same windows. In a data-parallel fit every process draws the same list,
+    and Lightning's distributed wrapper gives each process its own shard of it."""
+    return WeightedRandomSampler(
+        torch.from_numpy(weights), budget, replacement=True, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def in_sample_scales(panel: SeriesPanel, last_position: int) -> np.ndarray:

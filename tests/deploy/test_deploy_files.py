@@ -27,6 +27,18 @@ def test_compose_ports_are_loopback_only_and_secrets_come_from_the_env_file() ->
     assert "--app-name basic-auth" in text and "PREFECT_SERVER_API_AUTH_STRING" in text
 
 
+def test_the_prefect_worker_sends_per_partition_tasks_to_the_stacks_dask_scheduler() -> None:
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    scheduler_port = re.search(r"--port (\d+)", services["dask-scheduler"]["command"]).group(1)
+    address = f"tcp://dask-scheduler:{scheduler_port}"
+    assert services["dask-worker"]["command"].startswith(f"dask worker {address}")
+    settings = services["worker"]["environment"]
+    assert settings["REPLENISH_ORCHESTRATION__TASK_RUNNER"] == "dask"
+    assert settings["REPLENISH_ORCHESTRATION__DASK_ADDRESS"] == address
+    # The Dask workers unpickle the project's tasks, so they run the image the Prefect worker runs.
+    assert services["dask-worker"]["image"] == services["worker"]["image"]
+
+
 def test_deployments_have_their_schedules() -> None:
     deployments = {d.name: d for d in replenish_deployments(None, ["forecast.lstm.max_epochs=3"])}
     assert set(deployments) == {name.split("/")[1] for name in SHORT_NAMES.values()}

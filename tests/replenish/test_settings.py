@@ -451,3 +451,11 @@ def test_the_validation_section_is_the_data_contracts_own_rules(monkeypatch: pyt
     rules = load_settings(overrides=["data.validation.quarantine=true"]).data.validation
 
     assert rules == ValidationRules(max_gap_periods=21, quarantine=True)
+
+
+def test_auto_ets_is_left_out_above_its_series_limit_and_the_other_baselines_stay() -> None:
+    forecast = load_settings(overrides=["forecast.auto_ets_max_series=500"]).forecast
+    assert forecast.baselines_for(500) == ("seasonal_naive", "auto_ets", "tsb", "lightgbm")
+    assert forecast.baselines_for(501) == ("seasonal_naive", "tsb", "lightgbm")
+    always = load_settings(overrides=["forecast.auto_ets_max_series=null"]).forecast
+    assert "auto_ets" in always.baselines_for(10**6)
