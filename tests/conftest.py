@@ -95,27 +95,31 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         yield pair
 
 
-# The longest test files, longest first (seconds with three workers on 2 cores).  pytest-xdist hands out
-# whole files in collection order, so these go first; a long file handed out last keeps one worker busy alone.
+# The longest test files, longest first (seconds with three workers on 2 cores), as paths under tests/.
+# pytest-xdist hands out whole files in collection order, so these go first; a long file handed out last
+# keeps one worker busy alone.
 LONGEST_FILES = (
-    "test_integration_servers.py",  # 330
-    "test_faults.py",  # 150
-    "test_flow_monitoring.py",  # 130
-    "test_bad_input_corpus.py",  # 125
-    "test_flow_dask.py",  # 120
-    "test_flow_main.py",  # 110
-    "test_flow_frequencies.py",  # 85
-    "test_orchestration.py",  # 75
-    "test_cli_commands.py",  # 70
-    "test_flow_caching.py",  # 45
-    "test_model_ddp.py",  # 36
-    "test_fuzz_validation.py",  # 35
+    "system/test_servers.py",  # 330
+    "system/test_faults.py",  # 150
+    "flows/test_monitoring.py",  # 130
+    "flows/test_bad_input_corpus.py",  # 125
+    "flows/test_dask.py",  # 120
+    "flows/test_main.py",  # 110
+    "flows/test_frequencies.py",  # 85
+    "replenish/test_orchestration.py",  # 75
+    "replenish/test_cli_commands.py",  # 70
+    "flows/test_caching.py",  # 45
+    "models/lstm/test_ddp.py",  # 36
+    "expectations/test_validation_fuzz.py",  # 35
 )
+TESTS = REPOSITORY / "tests"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if moved := [name for name in LONGEST_FILES if not (TESTS / name).exists()]:
+        raise pytest.UsageError(f"conftest.LONGEST_FILES names files that are not there: {moved}")
     rank = {name: position for position, name in enumerate(LONGEST_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    items.sort(key=lambda item: rank.get(item.path.relative_to(TESTS).as_posix(), len(rank)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
