@@ -33,12 +33,14 @@ class LSTMConfig:
     max_epochs: int = 8
     window_stride_days: int = 2
     max_training_days: int | None = None  # only windows from the most recent days; None: all
-    # Training windows drawn per epoch, so that an epoch costs the same at 300 series as at 30,000; None,
-    # or a budget above the windows there are: every window once per epoch.
-    windows_per_epoch: int | None = None
-    # How the budget is drawn: a window's weight halves every this many days of age, and grows with the
-    # square root of its series' mean level, so recent and high-volume windows come more often.
-    window_half_life_days: float = 365.0
+    # Training windows drawn per epoch, so that an epoch costs the same at 3,000 series as at 30,000 (about
+    # 20 s on 2 cores); a budget above the windows there are (M5's 280 series have about 200,000), or None:
+    # every window once per epoch.
+    windows_per_epoch: int | None = 200_000
+    # How the budget is drawn: in proportion to the square root of 1 + the window's series' mean level, so
+    # high-volume series come more often, and, when set, halving every this many days of a window's age.
+    # On M5's tuning windows a 365-day half-life narrowed the intervals (80% coverage 0.64 against 0.77).
+    window_half_life_days: float | None = None
     early_stopping_patience: int = 3
     ensemble_size: int = 1  # networks fitted from seeds seed, seed + 1, ...; their forecasts are averaged
     # Lightning Trainer options, passed through over TRAINER_DEFAULTS: accelerator, devices, strategy
@@ -54,7 +56,7 @@ class LSTMConfig:
             "ensemble_size": self.ensemble_size >= 1,
             "max_training_days": self.max_training_days is None or self.max_training_days >= 1,
             "windows_per_epoch": self.windows_per_epoch is None or self.windows_per_epoch >= 1,
-            "window_half_life_days": self.window_half_life_days > 0,
+            "window_half_life_days": self.window_half_life_days is None or self.window_half_life_days > 0,
             "dropout": 0 <= self.dropout < 1,
             "learning_rate": self.learning_rate > 0,
             "mean_loss_weight": self.mean_loss_weight >= 0,

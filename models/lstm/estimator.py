@@ -307,7 +307,9 @@ class LSTMEstimator:
                         train_rows,
                         train_starts,
                         validation_start - 1,
-                        config.window_half_life_days / frequency.days_per_period,
+                        None
+                        if config.window_half_life_days is None
+                        else config.window_half_life_days / frequency.days_per_period,
                     ),
                     self.windows_per_epoch,
                     self.seed,

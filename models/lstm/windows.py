@@ -104,17 +104,19 @@ def training_window_starts(
 
 
 def window_weights(
-    panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray, last_position: int, half_life: float
+    panel: SeriesPanel, series_rows: np.ndarray, first_future: np.ndarray, last_position: int, half_life: float | None
 ) -> np.ndarray:
-    """[windows] how often each window is drawn under a budget: halving every ``half_life`` periods before
-    ``last_position``, and growing with the square root of 1 + its series' mean observed units up to
-    there. Every weight is above zero, so every series stays reachable."""
+    """[windows] how often each window is drawn under a budget: in proportion to the square root of 1 + its
+    series' mean observed units up to ``last_position`` and, with a ``half_life`` in periods, halving every
+    ``half_life`` periods before there. Every weight is above zero, so every series stays reachable."""
     observed = panel.observed[:, : last_position + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         level = (panel.target[:, : last_position + 1] * observed).sum(axis=1) / observed.sum(axis=1)
     volume = np.sqrt(1.0 + np.nan_to_num(level))  # [series]
-    recency = 0.5 ** ((last_position - first_future) / half_life)  # [windows]
-    return recency * volume[series_rows]
+    weights = volume[series_rows]  # [windows]
+    if half_life is not None:
+        weights = weights * 0.5 ** ((last_position - first_future) / half_life)
+    return weights
 
 
 def budget_sampler(weights: np.ndarray, budget: int, seed: int) -> WeightedRandomSampler:
