@@ -88,7 +88,9 @@ def main() -> None:
         stage = stages.setdefault(run.name.rsplit("-", 1)[0], {"seconds": 0.0, "peak_rss_mb": 0.0})
         stage["seconds"] = round(stage["seconds"] + run.total_run_time.total_seconds(), 3)
         if run.start_time and run.end_time:
-            stage["peak_rss_mb"] = round(max(stage["peak_rss_mb"], memory.peak_between(run.start_time, run.end_time)), 1)
+            stage["peak_rss_mb"] = round(
+                max(stage["peak_rss_mb"], memory.peak_between(run.start_time, run.end_time)), 1
+            )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "stages": stages,

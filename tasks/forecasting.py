@@ -131,7 +131,9 @@ def backtest_forecasters(
     if left_out := sorted(set(forecast.baselines) - set(baselines)):
         get_run_logger().info(
             "%s left out of the backtest at %s series (forecast.auto_ets_max_series %s)",
-            ", ".join(left_out), f"{n_series:,}", forecast.auto_ets_max_series,
+            ", ".join(left_out),
+            f"{n_series:,}",
+            forecast.auto_ets_max_series,
         )
     forecasters = {"lstm": lstm, **baseline_forecasters(list(baselines), horizon, forecast.seed)}
     result = run_backtest(features, windows, forecasters)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback
 from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+from pytorch_lightning.callbacks import Callback
 
 from models.features import build_feature_frame
 from models.lstm.windows import budget_sampler, build_panel, training_window_starts, window_weights
