@@ -100,6 +100,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 # keeps one worker busy alone.
 LONGEST_FILES = (
     "system/test_servers.py",  # 330
+    "benchmarks/test_scale.py",  # 96, one test
     "system/test_faults.py",  # 150
     "flows/test_monitoring.py",  # 130
     "flows/test_bad_input_corpus.py",  # 125
