@@ -297,25 +297,11 @@ class LSTMEstimator:
         loss_scales = in_sample_scales(panel, validation_start - 1)
 
         self.windows_per_epoch = min(len(train_rows), config.windows_per_epoch or len(train_rows))
-        train_order = (
-            {"shuffle": True}
-            if self.windows_per_epoch == len(train_rows)
-            else {
-                "sampler": budget_sampler(
-                    window_weights(
-                        panel,
-                        train_rows,
-                        train_starts,
-                        validation_start - 1,
-                        None
-                        if config.window_half_life_days is None
-                        else config.window_half_life_days / frequency.days_per_period,
-                    ),
-                    self.windows_per_epoch,
-                    self.seed,
-                )
-            }
-        )
+        train_order: dict[str, object] = {"shuffle": True}
+        if self.windows_per_epoch < len(train_rows):
+            half_life = config.window_half_life_days and config.window_half_life_days / frequency.days_per_period
+            weights = window_weights(panel, train_rows, train_starts, validation_start - 1, half_life)
+            train_order = {"sampler": budget_sampler(weights, self.windows_per_epoch, self.seed)}
         loaders = [
             DataLoader(
                 WindowDataset(panel, rows, starts, horizon, categories, loss_scales),
