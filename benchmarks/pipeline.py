@@ -17,8 +17,12 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
+
+RECORDER_WAIT_SECONDS = 120
+PAGE = 200
 
 
 class MemorySampler(threading.Thread):
@@ -41,8 +45,19 @@ class MemorySampler(threading.Thread):
         self.join(timeout=5)
 
     def peak_between(self, start: datetime, end: datetime) -> float:
+        """The largest sample taken while the stage ran, or the last one before it began: a stage shorter
+        than the interval has no sample of its own, and its memory is at least what it started with."""
+        before = [mb for at, mb in self.samples if at < start.timestamp()][-1:]
         inside = [mb for at, mb in self.samples if start.timestamp() <= at <= end.timestamp()]
-        return max(inside, default=0.0)
+        return max(before + inside, default=0.0)
+
+
+def read_all_task_runs(client: Any, flow_runs: Any) -> list[Any]:
+    """Every task run of the flow runs, page by page: the API answers at most a page at a time."""
+    task_runs: list[Any] = []
+    while page := client.read_task_runs(flow_run_filter=flow_runs, limit=PAGE, offset=len(task_runs)):
+        task_runs += page
+    return task_runs
 
 
 def main() -> None:
@@ -77,11 +92,18 @@ def main() -> None:
         subflows = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[main_run_id]))
         )
-        task_runs = [
-            task_run
-            for flow_run_id in [main_run_id, *(run.id for run in subflows)]
-            for task_run in client.read_task_runs(flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}))
-        ]
+        flow_run_ids = [main_run_id, *(run.id for run in subflows)]
+        # Prefect records task-run states from events, after the flow has returned: on a loaded machine
+        # some runs still read as running, with no time, until the recorder catches up.
+        deadline = time.monotonic() + RECORDER_WAIT_SECONDS
+        while True:
+            task_runs = read_all_task_runs(client, FlowRunFilter(id={"any_": flow_run_ids}))
+            unrecorded = [run.name for run in task_runs if not (run.state and run.state.is_final())]
+            if not unrecorded:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"Prefect had not recorded the end of {unrecorded} {RECORDER_WAIT_SECONDS} s on")
+            time.sleep(0.5)
     # Same-named task runs (one LP per store) add up; the replenish-* rows are whole subflows.
     stages: dict[str, dict[str, float]] = {}
     for run in sorted(task_runs, key=lambda run: run.start_time or run.expected_start_time):

@@ -30,9 +30,9 @@ SMOKE = [
 ]
 
 
-def test_the_scale_benchmark_runs_replenish_on_1000_series_and_reports_each_stage(tmp_path: Path) -> None:
+def test_the_scale_benchmark_runs_replenish_on_200_series_and_reports_each_stage(tmp_path: Path) -> None:
     out = tmp_path / "scale.json"
-    command = [sys.executable, "benchmarks/scale.py", "--series", "1000", "--days", "400", "--out", str(out)]
+    command = [sys.executable, "benchmarks/scale.py", "--series", "200", "--days", "400", "--out", str(out)]
     command += [argument for override in SMOKE for argument in ("--set", override)]
     process = subprocess.Popen(
         command, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -47,7 +47,7 @@ def test_the_scale_benchmark_runs_replenish_on_1000_series_and_reports_each_stag
 
     result = json.loads(out.read_text())
     (run,) = result["runs"]
-    assert run["series"] == 1000 and run["total_seconds"] > 0 and run["peak_rss_mb"] > 0
+    assert run["series"] == 200 and run["total_seconds"] > 0 and run["peak_rss_mb"] > 0
     for stage in ("load-data", "build-features", "train-forecaster", "backtest-forecasters", "optimize-orders"):
         assert run["stages"][stage] > 0, stage
         assert run["stage_peak_rss_mb"][stage] > 0, stage
