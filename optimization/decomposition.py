@@ -1,9 +1,14 @@
-"""One model per store, solved side by side, merged into one plan.
+"""One model per store, solved side by side, merged into one plan; and a store in blocks of items.
 
 Exact when only store-level constraints couple item-stores (capacity per store): the joint
 model is then block-diagonal by store, so the parts' optima together are the joint optimum.
 A budget over all stores breaks that, and the caller refuses to decompose one.  Every part is
 solved even when one has no feasible plan, so that every infeasible store is named at once.
+
+Within a store only its capacity couples item-stores.  Blocks of item-stores solved without it
+are a relaxation of the store's model: when their plans together keep the capacity, they are
+that model's optimum (optimization.replenishment_lp.solve_in_blocks checks, and otherwise solves the
+store whole).
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
+from models.forecast_frame import SERIES_KEY
 from optimization.problem import (
     CostSettings,
     ModelOptions,
@@ -41,6 +48,43 @@ def split_by_location(problem: PlanningProblem) -> list[PlanningProblem]:
         set(problem.demand["store_id"]) | set(problem.on_hand["store_id"]) | set(problem.open_orders["store_id"])
     )
     return [_for_store(problem, store) for store in stores]
+
+
+def split_by_items(problem: PlanningProblem, cells_per_block: int) -> list[PlanningProblem]:
+    """Blocks of whole item-stores in key order, each of at most `cells_per_block` item-store ×
+    scenario × period cells (one item-store at least), without capacity: the caller checks it."""
+    demand = problem.demand
+    n_scenarios = int(demand["scenario"].max()) + 1 if "scenario" in demand and len(demand) else 1
+    per_block = max(1, cells_per_block // (n_scenarios * max(problem.n_periods, 1)))
+    frames = {"demand": demand, "on_hand": problem.on_hand, "open_orders": problem.open_orders}
+    if problem.safety_stock is not None:
+        frames["safety_stock"] = problem.safety_stock
+    rows_of = {name: frame.groupby(SERIES_KEY, sort=False).indices for name, frame in frames.items()}
+    keys = sorted(set(rows_of["demand"]) | set(rows_of["on_hand"]) | set(rows_of["open_orders"]))
+    if len(keys) <= per_block:
+        return [problem]
+    no_capacity = problem.capacity.iloc[0:0]
+    blocks = []
+    for start in range(0, len(keys), per_block):
+        block = keys[start : start + per_block]
+
+        def rows(name: str, block: list[tuple] = block) -> pd.DataFrame:
+            positions = [rows_of[name][key] for key in block if key in rows_of[name]]
+            return frames[name].iloc[np.concatenate(positions) if positions else []]
+
+        items = {item for item, _ in block}
+        blocks.append(
+            replace(
+                problem,
+                demand=rows("demand"),
+                items=problem.items.loc[problem.items["item_id"].isin(items)],
+                on_hand=rows("on_hand"),
+                open_orders=rows("open_orders"),
+                capacity=no_capacity,
+                safety_stock=rows("safety_stock") if problem.safety_stock is not None else None,
+            )
+        )
+    return blocks
 
 
 def _for_store(problem: PlanningProblem, store: object) -> PlanningProblem:

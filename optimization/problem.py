@@ -128,6 +128,10 @@ class ModelOptions:
     # Split the plan into one model per store when nothing but store constraints couples items.
     decompose_by_location: bool = False
     workers: int = 1  # processes solving the per-store models at once
+    # A store's item-stores are solved in blocks of at most this many item-store × scenario × period
+    # cells, with capacity checked on their plans together (optimization.decomposition); None: each
+    # store as one model.  One model's solve time grows faster than its item count: a block's does not.
+    block_cells: int | None = 30_000
 
     def __post_init__(self) -> None:
         holds = {
@@ -135,9 +139,13 @@ class ModelOptions:
             "budget_per_period": self.budget_per_period is None or self.budget_per_period >= 0,
             "violation_penalty": self.violation_penalty > 0,
             "workers": self.workers >= 1,
+            "block_cells": self.block_cells is None or self.block_cells >= 1,
         }
         require_in_range(
-            self, holds, "planning model options", "limits at least 0, violation_penalty above 0, workers at least 1"
+            self,
+            holds,
+            "planning model options",
+            "limits at least 0, violation_penalty above 0, workers and block_cells at least 1",
         )
 
 

@@ -15,13 +15,14 @@ ways:
 
 Infeasible plans raise `PlanInfeasibleError` naming the constraints at fault; soft mode prices
 violations instead and always returns a plan.  Every order comes with an explanation.  Solved by
-store (decomposition), every infeasible store is named together.
+store (decomposition), every infeasible store is named together.  Within a model, blocks of
+item-stores are solved apart and checked against capacity together (`solve_in_blocks`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,14 @@ from optimization.backends import (
     build_pyomo_model,
     solve_program,
 )
-from optimization.decomposition import PartPlan, merge_parts, solve_parts, split_by_location
+from optimization.decomposition import (
+    PartPlan,
+    merge_parts,
+    merge_results,
+    solve_parts,
+    split_by_items,
+    split_by_location,
+)
 from optimization.diagnosis import (
     capacity_slack,
     infeasibility_reasons,
@@ -102,7 +110,7 @@ def solve_replenishment_plan(
             raise ValueError("a budget couples all stores: it cannot be decomposed by location")
         parts = split_by_location(problem)
         return merge_parts(solve_parts(parts, costs, solver, options, solve_part))
-    return solve_as_one_model(problem, costs, solver, options)
+    return solve_in_blocks(problem, costs, solver, options)
 
 
 def solve_part(
@@ -110,14 +118,59 @@ def solve_part(
 ) -> PartPlan:
     """One part of a plan solved apart (a store): its plan, or why it has none."""
     try:
-        return PartPlan(solve_as_one_model(problem, costs, solver, options))
+        return PartPlan(solve_in_blocks(problem, costs, solver, options))
     except PlanInfeasibleError as error:
         return PartPlan(None, error)
+
+
+def solve_in_blocks(
+    problem: PlanningProblem, costs: CostSettings, solver: SolverSettings, options: ModelOptions
+) -> PlanResult:
+    """The model's plan, found block by block of item-stores where that is exact.
+
+    Only capacity and a budget couple item-stores.  Without a budget, each block of at most
+    `options.block_cells` cells is solved without capacity (a relaxation of the whole model).  When
+    the blocks' plans together keep every store's capacity in every scenario and period, they are
+    the whole model's optimum, found in time linear in the item-stores.  Otherwise (capacity binds,
+    or a block has no plan) the model is solved whole, as `solve_as_one_model`, which also names
+    every constraint at fault.  The solver's time limit applies to each model solved."""
+    if options.budget_per_period is not None or options.block_cells is None:
+        return solve_as_one_model(problem, costs, solver, options)
+    blocks = split_by_items(problem, options.block_cells)
+    if len(blocks) == 1:
+        return solve_as_one_model(problem, costs, solver, options)
+    try:
+        solved = [_solve_model(block, costs, solver, options) for block in blocks]
+    except PlanInfeasibleError:
+        return solve_as_one_model(problem, costs, solver, options)
+    shelf: dict[object, np.ndarray] = {}
+    for block in solved:
+        for store, volume in block.shelf_volume.items():
+            shelf[store] = shelf[store] + volume if store in shelf else volume
+    limits = capacity_by_store(pd.DataFrame({"store_id": list(shelf)}), problem.capacity)
+    if any((shelf[store] > limit + capacity_slack(limit)).any() for store, limit in limits.items()):
+        return solve_as_one_model(problem, costs, solver, options)
+    merged = merge_results([block.result for block in solved])
+    dates = solved[0].period_dates
+    return replace(merged, capacity_utilisation=_capacity_utilisation_frame(dates, limits, shelf))
 
 
 def solve_as_one_model(
     problem: PlanningProblem, costs: CostSettings, solver: SolverSettings, options: ModelOptions
 ) -> PlanResult:
+    return _solve_model(problem, costs, solver, options).result
+
+
+@dataclass(frozen=True)
+class _SolvedModel:
+    result: PlanResult
+    shelf_volume: dict[object, np.ndarray]  # store -> scenario × period volume right after deliveries
+    period_dates: pd.DatetimeIndex
+
+
+def _solve_model(
+    problem: PlanningProblem, costs: CostSettings, solver: SolverSettings, options: ModelOptions
+) -> _SolvedModel:
     started = time.perf_counter()
     grid = prepare_grid(problem)
     if grid.item_stores.empty:
@@ -206,7 +259,7 @@ def _plan_result(
     solution: Solution,
     values: np.ndarray,  # the solution's, found
     arrays_seconds: float,
-) -> PlanResult:
+) -> _SolvedModel:
     layout = formulation.layout
     orders = _order_units(values, layout.order_columns, layout.lot_size, options.whole_orders != "none")
     stock = values[layout.stock_columns]
@@ -223,7 +276,10 @@ def _plan_result(
     program = formulation.program
     cost_breakdown = {name: float(vector @ values) for name, vector in program.costs.items()}
     activities = program.matrix @ values
-    return PlanResult(
+    shelf = _shelf_volume(grid, after_arrivals)
+    limits = capacity_by_store(grid.item_stores, capacity)
+    dates = grid.period_dates(np.arange(grid.n_periods))
+    result = PlanResult(
         orders=_orders_frame(grid, orders),
         inventory=_inventory_frame(grid, arrivals, unmet, backlog, stock, after_arrivals, backorders),
         objective=sum(cost_breakdown.values()),
@@ -231,7 +287,7 @@ def _plan_result(
         solver_status=solution.status,
         solve_seconds=solution.solve_seconds,
         expected_fill_rate=_fill_rate(grid.demand, unmet),
-        capacity_utilisation=_capacity_utilisation_frame(grid, capacity, after_arrivals),
+        capacity_utilisation=_capacity_utilisation_frame(dates, limits, shelf),
         explanations=explain_orders(
             grid,
             options,
@@ -250,6 +306,7 @@ def _plan_result(
         ),
         build_seconds=arrays_seconds + solution.build_seconds,
     )
+    return _SolvedModel(result, shelf, dates)
 
 
 def _order_units(values: np.ndarray, order_columns: np.ndarray, lot_size: np.ndarray, whole: bool) -> np.ndarray:
@@ -260,9 +317,10 @@ def _order_units(values: np.ndarray, order_columns: np.ndarray, lot_size: np.nda
     return lots * lot_size[:, None]
 
 
-def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> PlanResult:
+def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> _SolvedModel:
     nothing = np.zeros(grid.demand.shape)
-    return PlanResult(
+    dates = grid.period_dates(np.arange(grid.n_periods))
+    result = PlanResult(
         orders=_orders_frame(grid, nothing[:, 0, :]),
         inventory=_inventory_frame(grid, nothing[:, 0, :], nothing, nothing, nothing, nothing, backorders=False),
         objective=0.0,
@@ -270,11 +328,12 @@ def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> PlanResult:
         solver_status="optimal",
         solve_seconds=0.0,
         expected_fill_rate=1.0,
-        capacity_utilisation=_capacity_utilisation_frame(grid, capacity, nothing),
+        capacity_utilisation=_capacity_utilisation_frame(dates, capacity_by_store(grid.item_stores, capacity), {}),
         explanations=pd.DataFrame(columns=EXPLANATION_COLUMNS),
         violations=pd.DataFrame(columns=VIOLATION_COLUMNS),
         build_seconds=0.0,
     )
+    return _SolvedModel(result, {}, dates)
 
 
 def _orders_frame(grid: ItemStoreGrid, orders: np.ndarray) -> pd.DataFrame:
@@ -325,8 +384,15 @@ def _inventory_frame(
     )
 
 
+def _shelf_volume(grid: ItemStoreGrid, after_arrivals: np.ndarray) -> dict[object, np.ndarray]:
+    """Per store, the volume on its shelves right after deliveries: scenario × period."""
+    volume = after_arrivals * grid.column("unit_volume")[:, None, None]
+    positions = grid.item_stores.groupby("store_id").indices
+    return {store: volume[rows].sum(axis=0) for store, rows in positions.items()}
+
+
 def _capacity_utilisation_frame(
-    grid: ItemStoreGrid, capacity: pd.DataFrame, after_arrivals: np.ndarray
+    dates: pd.DatetimeIndex, limits: dict[object, float], shelf: dict[object, np.ndarray]
 ) -> pd.DataFrame:
     """Post-delivery volume against capacity for every capacitated store and period.
 
@@ -334,21 +400,19 @@ def _capacity_utilisation_frame(
     zero capacity); binding means the volume reaches capacity, within its tolerance, or (soft
     mode) exceeds it.
     """
-    limits = capacity_by_store(grid.item_stores, capacity)
-    n_periods = after_arrivals.shape[2]
+    n_periods = len(dates)
     if not limits or n_periods == 0:
         return pd.DataFrame(columns=CAPACITY_UTILISATION_COLUMNS)
-    volume = (after_arrivals * grid.column("unit_volume")[:, None, None]).max(axis=1)
-    positions = grid.item_stores.groupby("store_id").indices
     stores = list(limits)
-    volumes = np.concatenate([volume[positions[store]].sum(axis=0) for store in stores])
+    empty = np.zeros(n_periods)
+    volumes = np.concatenate([shelf[store].max(axis=0) if store in shelf else empty for store in stores])
     store_limits = np.repeat([limits[store] for store in stores], n_periods)
     periods = np.tile(np.arange(n_periods), len(stores))
     frame = pd.DataFrame(
         {
             "store_id": np.repeat(np.array(stores, dtype=object), n_periods),
             "period": periods,
-            "date": grid.period_dates(periods),
+            "date": dates[periods],
             "volume_after_arrivals": volumes,
             "capacity_volume": store_limits,
             "utilisation": np.divide(

@@ -535,3 +535,89 @@ def test_nothing_to_plan_gives_an_empty_optimal_plan() -> None:
     assert result.capacity_utilisation.empty
     assert result.objective == 0.0
     assert result.expected_fill_rate == 1.0
+
+
+# Three item-stores of ten periods to a block: the random problems below split into several.
+SMALL_BLOCKS = ModelOptions(whole_orders="none", block_cells=30)
+ONE_MODEL = ModelOptions(whole_orders="none", block_cells=None)
+
+
+def test_blocks_of_items_give_the_whole_models_plan_when_capacity_is_slack() -> None:
+    problem = _random_problem(n_items=8, n_stores=2, n_periods=10, seed=7, capacity_volume=1e6)
+
+    whole = solve_replenishment_plan(problem, PLAIN_COSTS, options=ONE_MODEL)
+    blocks = solve_replenishment_plan(problem, PLAIN_COSTS, options=SMALL_BLOCKS)
+
+    assert blocks.objective == pytest.approx(whole.objective, rel=1e-9)
+    assert blocks.expected_fill_rate == pytest.approx(whole.expected_fill_rate, rel=1e-9)
+    pd.testing.assert_frame_equal(
+        blocks.inventory[["item_id", "store_id", "period"]], whole.inventory[["item_id", "store_id", "period"]]
+    )
+    columns = ["store_id", "period", "volume_after_arrivals", "capacity_volume"]
+    pd.testing.assert_frame_equal(blocks.capacity_utilisation[columns], whole.capacity_utilisation[columns], atol=1e-6)
+
+
+def test_capacity_broken_only_by_the_blocks_together_is_planned_as_one_model() -> None:
+    problem = _random_problem(n_items=8, n_stores=2, n_periods=10, seed=7, capacity_volume=1e6)
+    loose = solve_replenishment_plan(problem, PLAIN_COSTS, options=ONE_MODEL)
+    loose_peak = _recomputed_volumes_after_arrivals(problem, loose).groupby(level=0).max()
+    forced_peak = _forced_volumes_after_arrivals(problem).groupby(level=0).max()
+    limits = (loose_peak + forced_peak) / 2
+    capacity = limits.rename("capacity_volume").rename_axis("store_id").reset_index()
+    tight_problem = PlanningProblem(**{**problem.__dict__, "capacity": capacity})
+
+    whole = solve_replenishment_plan(tight_problem, PLAIN_COSTS, options=ONE_MODEL)
+    blocks = solve_replenishment_plan(tight_problem, PLAIN_COSTS, options=SMALL_BLOCKS)
+
+    # Each block alone has no capacity to break; their plans together break it, so the store is solved whole.
+    assert whole.objective > loose.objective
+    assert blocks.objective == pytest.approx(whole.objective, rel=1e-9)
+    volumes = _recomputed_volumes_after_arrivals(tight_problem, blocks)
+    for store, limit in limits.items():
+        assert (volumes.loc[store] <= limit + 1e-6).all()
+
+
+def test_blocks_of_items_name_the_same_infeasibility_as_one_model() -> None:
+    problem = _random_problem(n_items=8, n_stores=2, n_periods=10, seed=7, capacity_volume=1.0)
+
+    with pytest.raises(PlanInfeasibleError) as whole:
+        solve_replenishment_plan(problem, PLAIN_COSTS, options=ONE_MODEL)
+    with pytest.raises(PlanInfeasibleError) as blocks:
+        solve_replenishment_plan(problem, PLAIN_COSTS, options=SMALL_BLOCKS)
+
+    assert str(blocks.value) == str(whole.value)
+
+
+def test_capacity_use_is_the_fullest_scenarios_not_each_items_own_fullest() -> None:
+    # Two items that sell out in opposite scenarios: each holds 10 units in one scenario, so the
+    # shelf holds 10 in either, never 20.  Nothing ordered could land within two days.
+    problem = PlanningProblem(
+        start_date=START,
+        n_periods=2,
+        demand=pd.DataFrame(
+            {
+                "item_id": ["A", "A", "A", "A", "B", "B", "B", "B"],
+                "store_id": "S1",
+                "scenario": [0, 0, 1, 1, 0, 0, 1, 1],
+                "period": [0, 1, 0, 1, 0, 1, 0, 1],
+                "demand": [0.0, 0.0, 10.0, 0.0, 10.0, 0.0, 0.0, 0.0],
+            }
+        ),
+        items=pd.DataFrame(
+            {
+                "item_id": ["A", "B"],
+                "unit_cost": [10.0, 10.0],
+                "holding_cost_rate": [0.365, 0.365],
+                "lead_time_days": [5, 5],
+                "unit_volume": [1.0, 1.0],
+            }
+        ),
+        on_hand=pd.DataFrame({"item_id": ["A", "B"], "store_id": ["S1", "S1"], "on_hand": [10.0, 10.0]}),
+        open_orders=NO_OPEN_ORDERS,
+        capacity=_capacity(40.0),
+    )
+
+    result = solve_replenishment_plan(problem, PLAIN_COSTS, options=FRACTIONAL)
+
+    assert result.capacity_utilisation["volume_after_arrivals"].tolist() == pytest.approx([20.0, 10.0])
+    assert result.capacity_utilisation["utilisation"].tolist() == pytest.approx([0.5, 0.25])
