@@ -6,8 +6,8 @@ A budget over all stores breaks that, and the caller refuses to decompose one.  
 solved even when one has no feasible plan, so that every infeasible store is named at once.
 
 Within a store only its capacity couples item-stores.  Blocks of item-stores solved without it
-are a relaxation of the store's model: when their plans together keep the capacity, they are
-that model's optimum (optimization.replenishment_lp.solve_in_blocks checks, and otherwise solves the
+are a relaxation of the store's model: when their plans together keep the capacity (with room
+for one more lot of any item, so that no explanation would name it), they are that model's optimum (optimization.replenishment_lp.solve_in_blocks checks, and otherwise solves the
 store whole).
 """
 

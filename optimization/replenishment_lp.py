@@ -130,10 +130,11 @@ def solve_in_blocks(
 
     Only capacity and a budget couple item-stores.  Without a budget, each block of at most
     `options.block_cells` cells is solved without capacity (a relaxation of the whole model).  When
-    the blocks' plans together keep every store's capacity in every scenario and period, they are
-    the whole model's optimum, found in time linear in the item-stores.  Otherwise (capacity binds,
-    or a block has no plan) the model is solved whole, as `solve_as_one_model`, which also names
-    every constraint at fault.  The solver's time limit applies to each model solved."""
+    the blocks' plans together keep every store's capacity in every scenario and period, with room
+    for one more lot of any item, they are the whole model's optimum, found in time linear in the
+    item-stores.  Otherwise (capacity binds or nearly so, or a block has no plan) the model is
+    solved whole, as `solve_as_one_model`, which also names every constraint at fault.  The
+    solver's time limit applies to each model solved."""
     if options.budget_per_period is not None or options.block_cells is None:
         return solve_as_one_model(problem, costs, solver, options)
     blocks = split_by_items(problem, options.block_cells)
@@ -144,11 +145,18 @@ def solve_in_blocks(
     except PlanInfeasibleError:
         return solve_as_one_model(problem, costs, solver, options)
     shelf: dict[object, np.ndarray] = {}
+    largest_lot: dict[object, float] = {}
     for block in solved:
         for store, volume in block.shelf_volume.items():
             shelf[store] = shelf[store] + volume if store in shelf else volume
+        for store, lot in block.largest_lot_volume.items():
+            largest_lot[store] = max(largest_lot.get(store, 0.0), lot)
     limits = capacity_by_store(pd.DataFrame({"store_id": list(shelf)}), problem.capacity)
-    if any((shelf[store] > limit + capacity_slack(limit)).any() for store, limit in limits.items()):
+    # Room for one more lot of every item, as the whole model's explanations would find it: no
+    # order's explanation then names capacity, in either.
+    if any(
+        (shelf[store] + largest_lot[store] >= limit - capacity_slack(limit)).any() for store, limit in limits.items()
+    ):
         return solve_as_one_model(problem, costs, solver, options)
     merged = merge_results([block.result for block in solved])
     dates = solved[0].period_dates
@@ -165,6 +173,7 @@ def solve_as_one_model(
 class _SolvedModel:
     result: PlanResult
     shelf_volume: dict[object, np.ndarray]  # store -> scenario × period volume right after deliveries
+    largest_lot_volume: dict[object, float]  # store -> the volume of its bulkiest item's lot (0: continuous orders)
     period_dates: pd.DatetimeIndex
 
 
@@ -306,7 +315,9 @@ def _plan_result(
         ),
         build_seconds=arrays_seconds + solution.build_seconds,
     )
-    return _SolvedModel(result, shelf, dates)
+    lot = layout.lot_size if options.whole_orders != "none" else np.zeros(len(layout.lot_size))
+    lot_volume = pd.Series(lot * grid.column("unit_volume")).groupby(grid.item_stores["store_id"].to_numpy()).max()
+    return _SolvedModel(result, shelf, lot_volume.to_dict(), dates)
 
 
 def _order_units(values: np.ndarray, order_columns: np.ndarray, lot_size: np.ndarray, whole: bool) -> np.ndarray:
@@ -333,7 +344,7 @@ def _empty_plan(grid: ItemStoreGrid, capacity: pd.DataFrame) -> _SolvedModel:
         violations=pd.DataFrame(columns=VIOLATION_COLUMNS),
         build_seconds=0.0,
     )
-    return _SolvedModel(result, {}, dates)
+    return _SolvedModel(result, {}, {}, dates)
 
 
 def _orders_frame(grid: ItemStoreGrid, orders: np.ndarray) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -621,3 +623,21 @@ def test_capacity_use_is_the_fullest_scenarios_not_each_items_own_fullest() -> N
 
     assert result.capacity_utilisation["volume_after_arrivals"].tolist() == pytest.approx([20.0, 10.0])
     assert result.capacity_utilisation["utilisation"].tolist() == pytest.approx([0.5, 0.25])
+
+
+def test_blocks_that_leave_no_room_for_one_more_case_are_planned_as_one_model() -> None:
+    problem = _random_problem(n_items=8, n_stores=2, n_periods=10, seed=7, capacity_volume=1e6)
+    whole_units = ModelOptions(block_cells=None)
+    loose = solve_replenishment_plan(problem, PLAIN_COSTS, options=whole_units)
+    peak = _recomputed_volumes_after_arrivals(problem, loose).groupby(level=0).max()
+    # The free plan fits, with less room left than one unit of the smallest item takes.
+    limits = peak + 0.5 * problem.items["unit_volume"].min()
+    capacity = limits.rename("capacity_volume").rename_axis("store_id").reset_index()
+    near_full = PlanningProblem(**{**problem.__dict__, "capacity": capacity})
+
+    whole = solve_replenishment_plan(near_full, PLAIN_COSTS, options=whole_units)
+    blocks = solve_replenishment_plan(near_full, PLAIN_COSTS, options=replace(whole_units, block_cells=30))
+
+    assert whole.explanations["binding"].str.contains("capacity").any()
+    pd.testing.assert_frame_equal(blocks.explanations, whole.explanations)
+    assert blocks.objective == pytest.approx(whole.objective, rel=1e-9)
