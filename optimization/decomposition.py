@@ -7,7 +7,8 @@ solved even when one has no feasible plan, so that every infeasible store is nam
 
 Within a store only its capacity couples item-stores.  Blocks of item-stores solved without it
 are a relaxation of the store's model: when their plans together keep the capacity (with room
-for one more lot of any item, so that no explanation would name it), they are that model's optimum (optimization.replenishment_lp.solve_in_blocks checks, and otherwise solves the
+for one more lot of any item, so that no explanation would name it), they are that model's
+optimum (optimization.replenishment_lp.solve_in_blocks checks, and otherwise solves the
 store whole).
 """
 
