@@ -109,6 +109,19 @@ def _random_problem(n_items: int, n_stores: int, n_periods: int, seed: int, capa
     )
 
 
+def _items_a_and_b(lead_time_days: list[int], unit_volume: list[float]) -> pd.DataFrame:
+    """Items A and B at a unit cost of 10, holding exactly 1% of it a day."""
+    return pd.DataFrame(
+        {
+            "item_id": ["A", "B"],
+            "unit_cost": [10.0, 10.0],
+            "holding_cost_rate": [0.365, 0.365],
+            "lead_time_days": lead_time_days,
+            "unit_volume": unit_volume,
+        }
+    )
+
+
 def _capacity(volume: float) -> pd.DataFrame:
     return pd.DataFrame({"store_id": ["S1"], "capacity_volume": [volume]})
 
@@ -283,15 +296,7 @@ def test_shared_shelf_space_goes_to_the_item_that_loses_most_per_volume() -> Non
                 "demand": [20.0] * 5 + [10.0] * 5,
             }
         ),
-        items=pd.DataFrame(
-            {
-                "item_id": ["A", "B"],
-                "unit_cost": [10.0, 10.0],
-                "holding_cost_rate": [0.365, 0.365],
-                "lead_time_days": [0, 1],
-                "unit_volume": [1.0, 2.0],
-            }
-        ),
+        items=_items_a_and_b(lead_time_days=[0, 1], unit_volume=[1.0, 2.0]),
         on_hand=pd.DataFrame({"item_id": ["B"], "store_id": ["S1"], "on_hand": [5.0]}),
         open_orders=NO_OPEN_ORDERS,
         capacity=_capacity(30.0),
@@ -605,15 +610,7 @@ def test_capacity_use_is_the_fullest_scenarios_not_each_items_own_fullest() -> N
                 "demand": [0.0, 0.0, 10.0, 0.0, 10.0, 0.0, 0.0, 0.0],
             }
         ),
-        items=pd.DataFrame(
-            {
-                "item_id": ["A", "B"],
-                "unit_cost": [10.0, 10.0],
-                "holding_cost_rate": [0.365, 0.365],
-                "lead_time_days": [5, 5],
-                "unit_volume": [1.0, 1.0],
-            }
-        ),
+        items=_items_a_and_b(lead_time_days=[5, 5], unit_volume=[1.0, 1.0]),
         on_hand=pd.DataFrame({"item_id": ["A", "B"], "store_id": ["S1", "S1"], "on_hand": [10.0, 10.0]}),
         open_orders=NO_OPEN_ORDERS,
         capacity=_capacity(40.0),
