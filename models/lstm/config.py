@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from replenish.bounds import require_in_range
+
+ScaleWindow = Literal["recent", "context"]
 
 # On the CPU, one device, unless forecast.lstm.trainer says otherwise: the same fit on every machine.
 TRAINER_DEFAULTS: Mapping[str, Any] = {"accelerator": "cpu", "devices": 1, "strategy": "auto"}
@@ -24,6 +26,9 @@ class LSTMConfig:
     hidden_size: int = 32
     num_layers: int = 1
     embedding_dim: int = 8
+    # The level each series is scaled by: "recent", its mean over the frequency's longest rolling window
+    # (28 days, 13 weeks, 12 months), or "context", over all the periods the network reads.
+    scale_window: ScaleWindow = "context"
     dropout: float = 0.0
     learning_rate: float = 3e-3
     mean_loss_weight: float = 1.0  # squared error of the mean output, beside the pinball loss
@@ -42,6 +47,9 @@ class LSTMConfig:
     # On M5's tuning windows a 365-day half-life narrowed the intervals (80% coverage 0.64 against 0.77).
     window_half_life_days: float | None = None
     early_stopping_patience: int = 3
+    # The fitted network: the mean of the weights of this many epochs, those of lowest validation loss (1:
+    # the best epoch's alone). Averaging neighbouring points of one descent finds a flatter, steadier fit.
+    averaged_epochs: int = 1
     ensemble_size: int = 1  # networks fitted from seeds seed, seed + 1, ...; their forecasts are averaged
     # Lightning Trainer options, passed through over TRAINER_DEFAULTS: accelerator, devices, strategy
     # (a "ddp" strategy trains in a process of its own), precision, num_nodes...
@@ -53,6 +61,7 @@ class LSTMConfig:
             "context_length": self.context_length >= 12,
             **{name: getattr(self, name) >= 1 for name in whole},
             "early_stopping_patience": self.early_stopping_patience >= 1,
+            "averaged_epochs": self.averaged_epochs >= 1,
             "ensemble_size": self.ensemble_size >= 1,
             "max_training_days": self.max_training_days is None or self.max_training_days >= 1,
             "windows_per_epoch": self.windows_per_epoch is None or self.windows_per_epoch >= 1,
@@ -65,9 +74,9 @@ class LSTMConfig:
             self,
             holds,
             "LSTM settings",
-            "context_length at least 12; sizes, epochs, stride, windows_per_epoch, patience and ensemble_size "
-            "at least 1; dropout in [0, 1); learning_rate and window_half_life_days above 0; mean_loss_weight "
-            "at least 0",
+            "context_length at least 12; sizes, epochs, stride, windows_per_epoch, patience, averaged_epochs and "
+            "ensemble_size at least 1; dropout in [0, 1); learning_rate and window_half_life_days above 0; "
+            "mean_loss_weight at least 0",
         )
 
     @property

@@ -72,6 +72,24 @@ def training_curves_logger(tracking_uri: str, run_id: str | None) -> TrainingCur
 LAST_CHECKPOINT = "last.ckpt"
 
 
+class EpochWeights(Callback):
+    """Keeps the network's weights after each epoch, with the epoch's validation loss, for averaging."""
+
+    def __init__(self) -> None:
+        self.epochs: list[tuple[float, dict[str, torch.Tensor]]] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        weights = {name: value.detach().cpu().clone() for name, value in pl_module.network.state_dict().items()}
+        self.epochs.append((float(trainer.callback_metrics["val_loss"]), weights))
+
+    def averaged(self, count: int) -> dict[str, torch.Tensor]:
+        """The mean weights of the ``count`` epochs of lowest validation loss."""
+        best = [weights for _, weights in sorted(self.epochs, key=lambda epoch: epoch[0])[:count]]
+        return {name: torch.stack([weights[name] for weights in best]).mean(dim=0) for name in best[0]}
+
+
 @dataclass
 class LSTMPredictor:
     networks: list[LSTMQuantileNetwork]  # ensemble members, fitted from different seeds
@@ -157,7 +175,8 @@ class LSTMPredictor:
     @classmethod
     def load(cls, directory: Path) -> LSTMPredictor:
         metadata = json.loads((directory / "predictor.json").read_text())
-        config = LSTMConfig(**metadata["config"])
+        # Networks saved before the scale window was a setting were scaled by their whole context.
+        config = LSTMConfig(**{"scale_window": "context", **metadata["config"]})
         horizon, quantiles = metadata["horizon"], tuple(metadata["quantiles"])
         frequency = Frequency(metadata["frequency"])
         networks = []
@@ -212,6 +231,7 @@ def network_arguments(
         "dropout": config.dropout,
         "rolling_windows": frequency.rolling_windows,
         "lags": frequency.seasonal_lags,
+        "scale_window": frequency.rolling_windows[-1] if config.scale_window == "recent" else None,
     }
 
 
@@ -349,6 +369,7 @@ class LSTMEstimator:
             save_top_k=1,
             enable_version_counter=False,
         )
+        epoch_weights = EpochWeights()
         trainer = pl.Trainer(
             **{
                 "log_every_n_steps": 5,
@@ -361,6 +382,7 @@ class LSTMEstimator:
                     EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
                     checkpoint,
                     every_epoch,
+                    epoch_weights,
                     *self.callbacks,
                 ],
                 # One member's curves: several members logging the same metric names would interleave.
@@ -372,4 +394,8 @@ class LSTMEstimator:
         self.is_global_zero = trainer.is_global_zero
         self.epochs_run += trainer.current_epoch
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
-        return best.network.cpu()
+        network = best.network.cpu()
+        # A resumed fit holds only the epochs it ran itself; averaging fewer than asked is still an average.
+        if config.averaged_epochs > 1 and epoch_weights.epochs:
+            network.load_state_dict(epoch_weights.averaged(config.averaged_epochs))
+        return network

@@ -20,10 +20,20 @@ DAILY_SEASONAL_LAGS = (7, 28)
 HORIZON_CONTEXT_SIZE = 16
 
 
-def series_scale(past_target: torch.Tensor, past_observed: torch.Tensor) -> torch.Tensor:
-    observed_total = (past_target * past_observed).sum(dim=1)  # [batch]
-    observed_days = past_observed.sum(dim=1).clamp(min=1.0)  # [batch]
-    return (observed_total / observed_days).clamp(min=MINIMUM_SCALE)  # [batch]
+def _observed_mean(values: torch.Tensor, observed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of the observed values of each row, and how many there are: [batch], [batch]."""
+    count = observed.sum(dim=1)  # [batch]
+    return (values * observed).sum(dim=1) / count.clamp(min=1.0), count
+
+
+def series_scale(past_target: torch.Tensor, past_observed: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """The series' level: the mean of its observed values over the last ``window`` periods of the context
+    (the whole context when ``window`` is None, or when none of those periods is observed): [batch]."""
+    level, _ = _observed_mean(past_target, past_observed)  # [batch]
+    if window is not None:
+        recent, recent_count = _observed_mean(past_target[:, -window:], past_observed[:, -window:])  # [batch]
+        level = torch.where(recent_count > 0, recent, level)
+    return level.clamp(min=MINIMUM_SCALE)
 
 
 def rolling_means(values: torch.Tensor, observed: torch.Tensor, windows: tuple[int, ...]) -> torch.Tensor:
@@ -65,12 +75,14 @@ class LSTMQuantileNetwork(nn.Module):
         dropout: float,
         rolling_windows: tuple[int, ...] = DAILY_ROLLING_WINDOWS,
         lags: tuple[int, ...] = DAILY_SEASONAL_LAGS,  # every horizon period's value at a lag lies in the context
+        scale_window: int | None = None,  # the periods the series' level is averaged over; None: the context
     ) -> None:
         super().__init__()
         self.horizon = horizon
         self.n_quantiles = n_quantiles
         self.rolling_windows = tuple(rolling_windows)
         self.lags = tuple(lags)
+        self.scale_window = scale_window
         # Index 0 of every table is "unseen", so a new item still gets its store, dept and category.
         self.embeddings = nn.ModuleList(
             nn.Embedding(cardinality, embedding_dim) for cardinality in category_cardinalities
@@ -106,7 +118,7 @@ class LSTMQuantileNetwork(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return the scaled mean [batch, horizon], scaled quantiles [batch, horizon, quantiles] and
         the scale [batch] that maps both to units."""
-        scale = series_scale(past_target, past_observed)  # [batch]
+        scale = series_scale(past_target, past_observed, self.scale_window)  # [batch]
         scaled = past_target / scale[:, None]  # [batch, context]
         embedding = torch.cat(
             [table(categories[:, i]) for i, table in enumerate(self.embeddings)], dim=-1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -16,8 +17,15 @@ from pytorch_lightning.callbacks import Callback
 
 from models.features import COVARIATE_COLUMNS, build_feature_frame, future_rows
 from models.lstm.config import LSTMConfig
-from models.lstm.estimator import LSTMEstimator, LSTMPredictor, category_indices
-from models.lstm.module import LSTMQuantileNetwork, pinball_loss, rolling_means, seasonal_lags, squared_error_loss
+from models.lstm.estimator import EpochWeights, LSTMEstimator, LSTMPredictor, category_indices
+from models.lstm.module import (
+    LSTMQuantileNetwork,
+    pinball_loss,
+    rolling_means,
+    seasonal_lags,
+    series_scale,
+    squared_error_loss,
+)
 from models.lstm.windows import build_panel, in_sample_scales, training_window_starts
 
 WEEKLY_PROFILE = np.array([4.0, 5.0, 6.0, 8.0, 12.0, 16.0, 6.0])
@@ -100,6 +108,18 @@ def test_rolling_means_count_only_observed_days() -> None:
     assert means[0, :, 1].tolist() == [2.0, 3.0, 3.0, 4.0]
 
 
+def test_the_recent_scale_follows_a_relaunch_and_falls_back_to_the_whole_context() -> None:
+    # A series back on sale for its last 4 days at 20 a day, after 8 days of nothing.
+    relaunched = torch.tensor([[0.0] * 8 + [20.0] * 4])
+    seen = torch.ones_like(relaunched)
+    assert series_scale(relaunched, seen).item() == pytest.approx(80 / 12)
+    assert series_scale(relaunched, seen, window=4).item() == pytest.approx(20.0)
+    # Nothing observed in the recent window: the level of the whole context, never below one unit.
+    unseen_lately = torch.tensor([[1.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+    assert series_scale(torch.tensor([[9.0, 3.0, 0.0, 0.0, 5.0, 5.0]]), unseen_lately, window=3).item() == 9.0
+    assert series_scale(torch.zeros(1, 6), torch.ones(1, 6), window=3).item() == 1.0
+
+
 def test_seasonal_lags_repeat_the_last_season_over_the_horizon() -> None:
     values = torch.arange(28, dtype=torch.float32)[None, :]  # day t holds t
     lags = seasonal_lags(values, torch.ones_like(values), horizon=10, lags=(7, 28))
@@ -180,6 +200,20 @@ def test_predictor_round_trips_through_disk(fitted: LSTMPredictor, tmp_path: Pat
     pd.testing.assert_frame_equal(fitted.predict(history), reloaded.predict(history))
 
 
+def test_a_predictor_saved_before_the_scale_window_setting_scales_by_its_whole_context(tmp_path: Path) -> None:
+    features = build_feature_frame(weekly_sales(n_series=2, n_days=90))
+    config = small_config(max_epochs=1, scale_window="recent")
+    fitted = estimator(config, tmp_path / "checkpoints", show_progress=False).fit(features)
+    fitted.save(tmp_path / "predictor")
+    metadata_file = tmp_path / "predictor" / "predictor.json"
+    metadata = json.loads(metadata_file.read_text())
+    del metadata["config"]["scale_window"]
+    metadata_file.write_text(json.dumps(metadata))
+    reloaded = LSTMPredictor.load(tmp_path / "predictor")
+    assert fitted.networks[0].scale_window == 28
+    assert reloaded.config.scale_window == "context" and reloaded.networks[0].scale_window is None
+
+
 def test_predictor_handles_short_history_and_unseen_series(fitted: LSTMPredictor) -> None:
     newcomer = weekly_sales(n_series=1, n_days=5).assign(item_id="NEW_ITEM")
     forecast = fitted.predict(newcomer)
@@ -209,6 +243,25 @@ def test_predictor_uses_given_future_covariates(fitted: LSTMPredictor) -> None:
     planned = future_rows(history, 14)
     promoted = planned.assign(promo=1, price=planned["price"] * 0.5)
     assert not np.allclose(fitted.predict(history, planned)["q0.5"], fitted.predict(history, promoted)["q0.5"])
+
+
+def test_averaged_weights_are_the_mean_of_the_epochs_of_lowest_validation_loss() -> None:
+    epochs = EpochWeights()
+    for loss, weight in [(0.9, 10.0), (0.5, 2.0), (0.7, 4.0), (0.6, 6.0)]:
+        epochs.epochs.append((loss, {"weight": torch.full((2,), weight)}))
+    assert epochs.averaged(1)["weight"].tolist() == [2.0, 2.0]
+    assert epochs.averaged(3)["weight"].tolist() == [4.0, 4.0]  # epochs of loss 0.5, 0.6 and 0.7
+    assert epochs.averaged(10)["weight"].tolist() == [5.5, 5.5]  # fewer epochs than asked: all of them
+
+
+def test_a_fit_with_averaged_epochs_predicts_from_the_averaged_network(tmp_path: Path) -> None:
+    features = build_feature_frame(weekly_sales(n_series=3, n_days=120))
+    recorded = EpochWeights()
+    config = small_config(max_epochs=3, averaged_epochs=2)
+    predictor = estimator(config, tmp_path, callbacks=[recorded], show_progress=False).fit(features)
+    expected = recorded.averaged(2)
+    for name, value in predictor.networks[0].state_dict().items():
+        torch.testing.assert_close(value, expected[name])
 
 
 def test_same_seed_gives_the_same_model(tmp_path: Path) -> None:
