@@ -28,7 +28,7 @@ class LSTMConfig:
     embedding_dim: int = 8
     # The level each series is scaled by: "recent", its mean over the frequency's longest rolling window
     # (28 days, 13 weeks, 12 months), or "context", over all the periods the network reads.
-    scale_window: ScaleWindow = "context"
+    scale_window: ScaleWindow = "recent"
     dropout: float = 0.0
     learning_rate: float = 3e-3
     mean_loss_weight: float = 1.0  # squared error of the mean output, beside the pinball loss
