@@ -369,7 +369,8 @@ class LSTMEstimator:
             save_top_k=1,
             enable_version_counter=False,
         )
-        epoch_weights = EpochWeights()
+        # Only a fit that averages keeps a copy of every epoch's weights.
+        epoch_weights = [EpochWeights()] if config.averaged_epochs > 1 else []
         trainer = pl.Trainer(
             **{
                 "log_every_n_steps": 5,
@@ -382,7 +383,7 @@ class LSTMEstimator:
                     EarlyStopping(monitor="val_loss", patience=config.early_stopping_patience),
                     checkpoint,
                     every_epoch,
-                    epoch_weights,
+                    *epoch_weights,
                     *self.callbacks,
                 ],
                 # One member's curves: several members logging the same metric names would interleave.
@@ -396,6 +397,6 @@ class LSTMEstimator:
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
         network = best.network.cpu()
         # A resumed fit holds only the epochs it ran itself; averaging fewer than asked is still an average.
-        if config.averaged_epochs > 1 and epoch_weights.epochs:
-            network.load_state_dict(epoch_weights.averaged(config.averaged_epochs))
+        if epoch_weights and epoch_weights[0].epochs:
+            network.load_state_dict(epoch_weights[0].averaged(config.averaged_epochs))
         return network
