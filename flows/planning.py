@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import flow, unmapped
 
 from flows.common import tracked_run, validated_input
-from replenish.publishing import PublishedPlan
+from replenish.plan_output import PublishedPlan
 from replenish.settings import load_settings
 from replenish.tracking import ModelRegistry
 from tasks.data import load_data

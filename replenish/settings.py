@@ -31,6 +31,7 @@ from replenish.addresses import DEFAULT_MLFLOW_UI_URL
 from replenish.data.synthetic import SyntheticConfig
 from replenish.data.tables import MasterDefaults
 from replenish.frequency import Frequency
+from replenish.publishing import PLAN_FILE
 
 _config_file: ContextVar[Path | None] = ContextVar("replenish_config_file", default=None)
 
@@ -309,10 +310,6 @@ class Settings(BaseSettings):
 
     @property
     def plan_path(self) -> Path:
-        # Imported here: publishing builds the plan's files, with the report's charts and the planning
-        # steps, which a command that only loads settings (or validates data) does not need to import.
-        from replenish.publishing import PLAN_FILE
-
         return self.output_dir / PLAN_FILE
 
 

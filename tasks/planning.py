@@ -32,15 +32,8 @@ from optimization.planning import (
 from optimization.problem import PlanningProblem, PlanResult
 from optimization.uncertainty import ScenarioCalibration
 from replenish.data.tables import RetailData
-from replenish.publishing import (
-    REPORT_FILE,
-    PublishedPlan,
-    plan_files,
-    plan_metrics,
-    plan_tables,
-    publish_unit,
-    published_plan,
-)
+from replenish.plan_output import PublishedPlan, plan_files, plan_metrics, plan_tables, published_plan
+from replenish.publishing import REPORT_FILE, publish_unit
 from replenish.report import PlanReport, plan_report, report_markdown
 from replenish.settings import DataSettings
 from replenish.simulate import latest_simulation

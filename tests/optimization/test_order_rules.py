@@ -26,7 +26,8 @@ from optimization.service_levels import ServiceLevels, abc_classes, penalty_impl
 from replenish.data.synthetic import SyntheticConfig, generate_synthetic
 from replenish.data.tables import MasterDefaults, RetailData, complete_tables
 from replenish.frequency import DAILY, Frequency
-from replenish.publishing import VIOLATIONS_FILE, plan_files
+from replenish.plan_output import plan_files
+from replenish.publishing import VIOLATIONS_FILE
 from replenish.report import plan_report, render_html
 from replenish.settings import load_settings
 from tests.replenish.test_report import GIVEN_OUTLOOK, NO_PURCHASE_ORDERS, Tables

@@ -22,7 +22,8 @@ import pytest
 from optimization.planning import PlanOutlook
 from replenish import publishing
 from replenish.io import write_atomically
-from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishedPlan, PublishError, publish_unit
+from replenish.plan_output import PublishedPlan
+from replenish.publishing import CURRENT_LINK, MANIFEST, PLANS_FOLDER, PublishError, publish_unit
 from tests.conftest import REPOSITORY
 
 NAMES = ["order_plan.csv", "order_plan_explained.csv", "plan_demand.csv", "plan_report.html"]
