@@ -36,11 +36,16 @@ def sales_files(folder: Path, shifted: bool) -> tuple[Path, Path]:
     return before, after
 
 
-def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
-    before, after = sales_files(folder, shifted)
+def test_stable_demand_is_kept_then_a_regime_shift_is_retrained_and_promoted(tmp_path: Path) -> None:
+    """One champion, trained and planning on the days before the shift, is monitored twice: on sales
+    that kept their pattern, and then on the same sales with the regime shift."""
+    (tmp_path / "stable").mkdir(), (tmp_path / "shifted").mkdir()
+    before, stable = sales_files(tmp_path / "stable", shifted=False)
+    shifted_before, shifted = sales_files(tmp_path / "shifted", shifted=True)
+    assert shifted_before.read_bytes() == before.read_bytes()  # the shift starts after the champion's data
     overrides = [
-        f"work_dir={folder / 'state'}",
-        f"output_dir={folder / 'out'}",
+        f"work_dir={tmp_path / 'state'}",
+        f"output_dir={tmp_path / 'out'}",
         # A small network, two epochs: the shift doubles demand, which any retrained model sees.
         "forecast.lstm.max_epochs=2",
         "forecast.lstm.hidden_size=16",
@@ -50,19 +55,27 @@ def run_feedback_loop(folder: Path, shifted: bool) -> tuple[list[str], str]:
         "planning.n_scenarios=50",
         "planning.kpi_demand_paths=100",
     ]
-    for command, data in (("train", before), ("plan", before), ("monitor", after)):
+    outputs = []
+    for command, data in (("train", before), ("plan", before), ("monitor", stable), ("monitor", shifted)):
         exit_code, output, errors = invoke_cli(command, "--data", str(data), *set_options(overrides))
         assert exit_code == 0, output + errors[-3000:]
-    return overrides, output
-
-
-def test_regime_shift_is_detected_retrained_and_promoted(tmp_path: Path) -> None:
-    overrides, output = run_feedback_loop(tmp_path, shifted=True)
-
-    assert "Monitoring finished: retrain" in output
+        outputs.append(output)
     settings = load_settings(overrides=overrides)
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     name = settings.tracking.registered_model_name
+    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
+    kept, retrained = sorted(
+        client.search_runs([experiment.experiment_id], "tags.job = 'monitor'"), key=lambda run: run.info.start_time
+    )
+
+    # Stable demand: the champion stays, and nothing is trained.
+    assert "Monitoring finished: keep the champion" in outputs[2]
+    assert kept.data.tags["retrain"] == "False"
+    assert kept.data.metrics["recent_scored_days"] == 28
+
+    # The regime shift: detected, retrained, and the new model promoted.
+    assert "Monitoring finished: retrain" in outputs[3]
+    assert [str(v.version) for v in client.search_model_versions(f"name='{name}'")] == ["2", "1"]
     assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
     new_champion = client.get_model_version(name, "2")
     decision = new_champion.tags["promotion_decision"]
@@ -72,31 +85,13 @@ def test_regime_shift_is_detected_retrained_and_promoted(tmp_path: Path) -> None
     assert metric == f"holdout_pyfunc_{new_champion.tags['forecaster']}_rmsse"
     assert f"{client.get_run(new_champion.run_id).data.metrics[metric]:.4f}" == candidate
     assert new_champion.tags[metric] == candidate and f"{metric}: {candidate}" in new_champion.description
-
-    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
-    [monitoring] = client.search_runs([experiment.experiment_id], "tags.job = 'monitor'")
-    assert monitoring.data.tags["retrain"] == "True"
-    assert "validation RMSSE" in monitoring.data.tags["retrain_reasons"]
-    assert monitoring.data.tags["retrained_model_promoted"] == "True"
+    assert retrained.data.tags["retrain"] == "True"
+    assert "validation RMSSE" in retrained.data.tags["retrain_reasons"]
+    assert retrained.data.tags["retrained_model_promoted"] == "True"
     assert (
-        monitoring.data.metrics["recent_rmsse"]
+        retrained.data.metrics["recent_rmsse"]
         > 1.3 * client.get_run(client.get_model_version(name, "1").run_id).data.metrics["lstm_rmsse"]
     )
-
-
-def test_stable_demand_is_not_retrained(tmp_path: Path) -> None:
-    overrides, output = run_feedback_loop(tmp_path, shifted=False)
-
-    assert "Monitoring finished: keep the champion" in output
-    settings = load_settings(overrides=overrides)
-    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
-    assert [
-        str(v.version) for v in client.search_model_versions(f"name='{settings.tracking.registered_model_name}'")
-    ] == ["1"]
-    experiment = client.get_experiment_by_name(settings.tracking.experiment_name)
-    [monitoring] = client.search_runs([experiment.experiment_id], "tags.job = 'monitor'")
-    assert monitoring.data.tags["retrain"] == "False"
-    assert monitoring.data.metrics["recent_scored_days"] == 28
 
 
 def test_the_decision_is_a_prefect_artifact(tmp_path: Path) -> None:
