@@ -10,25 +10,27 @@ from replenish.data.tables import RawTables, RetailData
 from replenish.orchestration import without_process_tag
 from replenish.settings import Settings
 from replenish.tracking import RunTracker
-from tasks.data import complete_data
+from tasks.data import complete_data, load_data
 from tasks.runs import finish_tracking_run, start_tracking_run
 from tasks.validation import report_validation, require_valid_data, validate_data
 
 
 @contextmanager
-def tracked_run(settings: Settings, raw: RawTables, job: str) -> Iterator[RunTracker]:
-    """An MLflow run that ends FINISHED, or FAILED when anything inside raises; its tracker is what the
-    tasks inside record to.  They go without the process tag, which costs each an API round trip
-    (replenish.orchestration)."""
-    tracker = start_tracking_run(settings, raw, job)
-    try:
-        with without_process_tag():
-            yield tracker
-    except BaseException:
-        # Directly, not as a task: the failure may be that the Prefect API is gone.
-        finish_tracking_run.fn(tracker, "FAILED")
-        raise
-    finish_tracking_run(tracker, "FINISHED")
+def tracked_run(settings: Settings, job: str) -> Iterator[tuple[RawTables, RunTracker]]:
+    """The data the settings name, and an MLflow run over it that ends FINISHED, or FAILED when
+    anything inside raises; its tracker is what the tasks inside record to.  Every task goes without
+    the process tag, which costs each an API round trip (replenish.orchestration): the flow run
+    holding them has it."""
+    with without_process_tag():
+        raw = load_data(settings.data)
+        tracker = start_tracking_run(settings, raw, job)
+        try:
+            yield raw, tracker
+        except BaseException:
+            # Directly, not as a task: the failure may be that the Prefect API is gone.
+            finish_tracking_run.fn(tracker, "FAILED")
+            raise
+        finish_tracking_run(tracker, "FINISHED")
 
 
 def checked_input(settings: Settings, raw: RawTables, tracker: RunTracker) -> CheckedTables:

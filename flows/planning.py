@@ -11,7 +11,6 @@ from flows.common import tracked_run, validated_input
 from replenish.plan_output import PublishedPlan
 from replenish.settings import load_settings
 from replenish.tracking import ModelRegistry
-from tasks.data import load_data
 from tasks.planning import (
     build_plan_report,
     build_planning_problem,
@@ -36,8 +35,7 @@ class PlanningSummary:
 @flow(name="replenish-plan", log_prints=True, task_runner=ConfiguredTaskRunner())
 def planning_flow(config_file: str | None = None, overrides: list[str] | None = None) -> PlanningSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
-    raw = load_data(settings.data)
-    with tracked_run(settings, raw, "plan") as tracker:
+    with tracked_run(settings, "plan") as (raw, tracker):
         data = validated_input(settings, raw, tracker)
         settings = settings.for_frequency(data.frequency)
         registry = ModelRegistry.open(settings)

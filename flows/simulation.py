@@ -10,7 +10,6 @@ from prefect import flow
 from flows.common import checked_input, tracked_run
 from replenish.settings import load_settings
 from replenish.simulate import PolicySimulation
-from tasks.data import load_data
 from tasks.simulation import log_simulation, simulate_planning_policies
 
 
@@ -24,8 +23,7 @@ class SimulationSummary:
 @flow(name="replenish-simulate", log_prints=True)
 def simulation_flow(config_file: str | None = None, overrides: list[str] | None = None) -> SimulationSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
-    raw = load_data(settings.data)
-    with tracked_run(settings, raw, "simulate") as tracker:
+    with tracked_run(settings, "simulate") as (raw, tracker):
         tables = checked_input(settings, raw, tracker).tables
         simulation = simulate_planning_policies(tables, settings)
         child = log_simulation(settings.data, tracker, simulation)

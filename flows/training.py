@@ -11,7 +11,7 @@ from prefect import flow
 from flows.common import checked_input, tracked_run
 from replenish.settings import load_settings
 from replenish.tracking import ModelRegistry
-from tasks.data import complete_data, load_data
+from tasks.data import complete_data
 from tasks.forecasting import (
     backtest_forecasters,
     build_features,
@@ -36,8 +36,7 @@ class TrainingSummary:
 @flow(name="replenish-train", log_prints=True, task_runner=ConfiguredTaskRunner())
 def training_flow(config_file: str | None = None, overrides: list[str] | None = None) -> TrainingSummary:
     settings = load_settings(Path(config_file) if config_file else None, overrides or [])
-    raw = load_data(settings.data)
-    with tracked_run(settings, raw, "train") as tracker:
+    with tracked_run(settings, "train") as (raw, tracker):
         checked = checked_input(settings, raw, tracker)
         data = complete_data(checked, settings.data)
         settings = settings.for_frequency(data.frequency)

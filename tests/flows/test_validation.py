@@ -6,6 +6,7 @@ import contextlib
 import io
 import re
 from pathlib import Path
+from uuid import UUID
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from replenish.cli import app
+from replenish.orchestration import PROCESS_TAG_PREFIX, process_tag
 from replenish.settings import load_settings
 from tests.conftest import BAD_INPUT_CORPUS
 
@@ -122,3 +124,23 @@ def test_validation_result_is_a_prefect_artifact(overrides: list[str]) -> None:
     # The Data Docs are reached through the MLflow run's page, not a path on the flow's machine.
     assert "Data Docs" in newest.data and "file://" not in newest.data
     assert re.search(r"\(http://127\.0\.0\.1:5000/#/experiments/\w+/runs/\w{32}\)", newest.data), newest.data
+
+
+def test_the_flow_run_carries_the_process_tag_and_none_of_its_task_runs_do(overrides: list[str]) -> None:
+    """The tag marks what a later command closes if this process dies; a task run with it would cost
+    an API round trip for a concurrency lease (replenish.orchestration)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    exit_code, _, stderr = invoke(["validate", *options(overrides)])
+    assert exit_code == 0, stderr[-3000:]
+    settings = load_settings(overrides=overrides)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    [run] = client.search_runs([client.get_experiment_by_name(settings.tracking.experiment_name).experiment_id])
+    with get_client(sync_client=True) as prefect:
+        flow_run = prefect.read_flow_run(UUID(run.data.tags["prefect_flow_run_id"]))
+        task_runs = prefect.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+    assert process_tag() in flow_run.tags
+    names = {task_run.name.rsplit("-", 1)[0] for task_run in task_runs}
+    assert {"load-data", "start-tracking-run", "validate-data", "finish-tracking-run"} <= names, names
+    assert not [task_run.name for task_run in task_runs if any(t.startswith(PROCESS_TAG_PREFIX) for t in task_run.tags)]
