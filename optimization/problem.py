@@ -184,6 +184,11 @@ class PlanInfeasibleError(ValueError):
         return (PlanInfeasibleError, (self.reasons, self.hint))
 
 
+class SolverLimitError(RuntimeError):
+    """HiGHS reached a limit (its time limit, most often on a loaded machine) before it had any plan;
+    the message names the stores, the model's size and the setting to raise."""
+
+
 def rounded(amount: float) -> str:
     """Units, volume or money as a person reads them: whole above 100, three figures below."""
     return f"{amount:,.0f}" if abs(amount) >= 100 else f"{amount:,.3g}"

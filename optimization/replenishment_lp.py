@@ -70,6 +70,7 @@ from optimization.problem import (
     PlanInfeasibleError,
     PlanningProblem,
     PlanResult,
+    SolverLimitError,
     SolverSettings,
 )
 from optimization.repair import relaxation, repair_whole_orders
@@ -84,6 +85,7 @@ __all__ = [
     "PlanInfeasibleError",
     "PlanningProblem",
     "PlanResult",
+    "SolverLimitError",
     "SolverSettings",
     "build_model",
     "solve_replenishment_plan",
@@ -194,7 +196,7 @@ def _solve_model(
     if solution.status in NO_PLAN and solution.values is None:
         raise _no_plan_error(grid, problem.capacity, costs, solver, options, solution)
     if solution.values is None:
-        raise RuntimeError(f"HiGHS returned no usable plan (termination: {solution.status})")
+        raise SolverLimitError(_stopped_without_plan(grid, solver, solution))
     return _plan_result(grid, problem.capacity, options, formulation, solution, solution.values, arrays_seconds)
 
 
@@ -234,6 +236,16 @@ def _solve(
     ):
         return replace(repaired, build_seconds=exact.build_seconds, solve_seconds=exact.solve_seconds)
     return exact
+
+
+def _stopped_without_plan(grid: ItemStoreGrid, solver: SolverSettings, stopped: Solution) -> str:
+    stores = ", ".join(map(str, sorted(grid.item_stores["store_id"].unique())))
+    return (
+        f"HiGHS stopped ({stopped.status}) after {stopped.solve_seconds:,.1f} s before it had any plan for store(s)"
+        f" {stores}: {len(grid.item_stores):,} item-stores, {grid.n_scenarios:,} demand path(s), {grid.n_periods:,}"
+        f" periods. Raise planning.solver.time_limit_seconds (now {solver.time_limit_seconds:g}), or lower"
+        " planning.n_scenarios"
+    )
 
 
 def _no_plan_error(

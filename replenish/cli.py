@@ -77,7 +77,7 @@ _USER_ERRORS = {
     "replenish.simulate": ("SimulationWindowError",),
     "expectations.validation": ("DataValidationError",),
     "models.forecast_contract": ("ForecastContractError",),
-    "optimization.replenishment_lp": ("PlanInfeasibleError",),
+    "optimization.replenishment_lp": ("PlanInfeasibleError", "SolverLimitError"),
     "tasks.planning": ("ChampionMissingError",),
 }
 

@@ -60,7 +60,7 @@ from optimization.policies import (
     rounded_up_to_whole_orders,
     seasonal_naive_order_up_to,
 )
-from optimization.problem import PlanningProblem
+from optimization.problem import PlanningProblem, SolverLimitError
 from optimization.service_levels import ABC_CLASSES
 from optimization.simulation import (
     InventorySystem,
@@ -339,7 +339,10 @@ class _Replay:
                 for part in stores(problem, planning)
                 if only_stores is None or set(part.demand["store_id"]) <= set(only_stores)
             ]
-            plan = merged_plan([store_plan(part, planning) for part in parts], planning)
+            try:
+                plan = merged_plan([store_plan(part, planning) for part in parts], planning)
+            except SolverLimitError as error:
+                raise SolverLimitError(f"replaying {today:%Y-%m-%d}: {error}") from error
             placed = plan.orders.loc[plan.orders["order_date"] == today]
             return self.keys.merge(placed, on=SERIES_KEY, how="left")["quantity"].fillna(0.0).to_numpy()
 

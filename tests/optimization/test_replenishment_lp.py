@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -14,6 +15,7 @@ from optimization.replenishment_lp import (
     PlanInfeasibleError,
     PlanningProblem,
     PlanResult,
+    SolverLimitError,
     SolverSettings,
     build_model,
     solve_replenishment_plan,
@@ -494,11 +496,15 @@ def test_two_hundred_item_stores_over_four_weeks_solve_to_optimal() -> None:
     assert (result.orders["arrival_date"] <= START + pd.Timedelta(days=27)).all()
 
 
-def test_time_limit_reaches_highs() -> None:
+def test_time_limit_reaches_highs_and_a_solve_it_stops_names_the_stores_and_the_setting() -> None:
     problem = _random_problem(n_items=40, n_stores=5, n_periods=28, seed=11, capacity_volume=1e6)
 
-    with pytest.raises(RuntimeError, match="maxTimeLimit"):
+    with pytest.raises(SolverLimitError, match="maxTimeLimit") as stopped:
         solve_replenishment_plan(problem, solver=SolverSettings(time_limit_seconds=1e-9, backend="pyomo"))
+    stores = set(problem.demand["store_id"].astype(str))
+    named = re.search(r"any plan for store\(s\) (.+?): ", str(stopped.value)).group(1).split(", ")
+    assert named and set(named) <= stores
+    assert "Raise planning.solver.time_limit_seconds (now 1e-09)" in str(stopped.value)
 
 
 def test_free_form_highs_options_pass_through() -> None:

@@ -181,3 +181,27 @@ def report_with(simulation: SimulatedPolicies) -> str:
         ),
         "run-2",
     )
+
+
+def test_a_replayed_plan_stopped_by_the_time_limit_names_its_day_and_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = poisson_data(tmp_path / "data")
+    overrides = [
+        f"work_dir={tmp_path / 'state'}",
+        f"output_dir={tmp_path / 'out'}",
+        "simulate.weeks=1",
+        "planning.n_scenarios=20",
+        "planning.solver.time_limit_seconds=1e-9",
+    ]
+    monkeypatch.setattr(replenish.simulate, "lstm_training", lambda settings: oracle)
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+        exit_code = app(
+            ["simulate", "--data", str(data), "--format", "long", *[p for o in overrides for p in ("--set", o)]],
+            standalone_mode=False,
+        )
+    assert exit_code == 1
+    [line] = [line for line in errors.getvalue().splitlines() if line.startswith("error:")]
+    assert re.match(r"error: replaying \d{4}-\d\d-\d\d: HiGHS stopped \(maxTimeLimit\)", line), line
+    assert "Raise planning.solver.time_limit_seconds (now 1e-09)" in line and "Traceback" not in errors.getvalue()
