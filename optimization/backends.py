@@ -22,6 +22,7 @@ from optimization.problem import Backend, SolverSettings
 INFEASIBLE = "provenInfeasible"
 UNBOUNDED = "unbounded"
 INFEASIBLE_OR_UNBOUNDED = "infeasibleOrUnbounded"
+TIME_LIMIT = "maxTimeLimit"  # Pyomo's name for it, which the highspy route reports too
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ _HIGHS_STATUS = {
     highspy.HighsModelStatus.kInfeasible: INFEASIBLE,
     highspy.HighsModelStatus.kUnbounded: UNBOUNDED,
     highspy.HighsModelStatus.kUnboundedOrInfeasible: INFEASIBLE_OR_UNBOUNDED,
-    highspy.HighsModelStatus.kTimeLimit: "maxTimeLimit",
+    highspy.HighsModelStatus.kTimeLimit: TIME_LIMIT,
     highspy.HighsModelStatus.kIterationLimit: "iterationLimit",
     highspy.HighsModelStatus.kSolutionLimit: "objectiveLimit",
 }

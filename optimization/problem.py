@@ -185,8 +185,8 @@ class PlanInfeasibleError(ValueError):
 
 
 class SolverLimitError(RuntimeError):
-    """HiGHS reached a limit (its time limit, most often on a loaded machine) before it had any plan;
-    the message names the stores, the model's size and the setting to raise."""
+    """HiGHS reached its time limit (most often on a loaded machine) before it had any plan; the
+    message names the stores, the model's size and the setting to raise."""
 
 
 def rounded(amount: float) -> str:

@@ -32,6 +32,7 @@ from models.forecast_frame import SERIES_KEY
 from optimization.backends import (
     INFEASIBLE,
     INFEASIBLE_OR_UNBOUNDED,
+    TIME_LIMIT,
     UNBOUNDED,
     Solution,
     build_pyomo_model,
@@ -195,8 +196,10 @@ def _solve_model(
     solution = _solve(grid, formulation, costs, solver, options)
     if solution.status in NO_PLAN and solution.values is None:
         raise _no_plan_error(grid, problem.capacity, costs, solver, options, solution)
-    if solution.values is None:
+    if solution.values is None and solution.status == TIME_LIMIT:
         raise SolverLimitError(_stopped_without_plan(grid, solver, solution))
+    if solution.values is None:
+        raise RuntimeError(f"HiGHS returned no usable plan (termination: {solution.status})")
     return _plan_result(grid, problem.capacity, options, formulation, solution, solution.values, arrays_seconds)
 
 

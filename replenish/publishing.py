@@ -8,7 +8,7 @@ written last. The symlink ``current`` then points at it, and every stable name a
 switches every file at once, and a publish killed at any point leaves the old plan or the new one.
 
 Only files, folders and links: which files a plan has is replenish/plan_output.py.  This module
-imports nothing but pandas, so what loads settings or publishes starts in a fraction of a second.
+imports only pandas and replenish.io, so what loads settings or publishes starts in a fraction of a second.
 """
 
 from __future__ import annotations
