@@ -7,6 +7,7 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,21 +74,34 @@ LAST_CHECKPOINT = "last.ckpt"
 
 
 class EpochWeights(Callback):
-    """Keeps the network's weights after each epoch, with the epoch's validation loss, for averaging."""
+    """The network's weights after the ``count`` epochs of lowest validation loss so far, for averaging.
 
-    def __init__(self) -> None:
-        self.epochs: list[tuple[float, dict[str, torch.Tensor]]] = []
+    They are callback state, so every checkpoint holds them: a fit resumed after a kill averages over the
+    epochs before the kill too.  Only ``count`` are kept, so a checkpoint grows by that many copies at most.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.epochs: list[tuple[float, dict[str, torch.Tensor]]] = []  # (val_loss, weights), lowest loss first
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         weights = {name: value.detach().cpu().clone() for name, value in pl_module.network.state_dict().items()}
-        self.epochs.append((float(trainer.callback_metrics["val_loss"]), weights))
+        loss = float(trainer.callback_metrics["val_loss"])
+        self.epochs = sorted([*self.epochs, (loss, weights)], key=lambda epoch: epoch[0])[: self.count]
 
-    def averaged(self, count: int) -> dict[str, torch.Tensor]:
-        """The mean weights of the ``count`` epochs of lowest validation loss."""
-        best = [weights for _, weights in sorted(self.epochs, key=lambda epoch: epoch[0])[:count]]
-        return {name: torch.stack([weights[name] for weights in best]).mean(dim=0) for name in best[0]}
+    def averaged(self) -> dict[str, torch.Tensor]:
+        """The mean weights of the epochs kept (fewer than ``count`` where the fit ran fewer)."""
+        kept = [weights for _, weights in self.epochs]
+        return {name: torch.stack([weights[name] for weights in kept]).mean(dim=0) for name in kept[0]}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Kept under this fit's count: a resumed fit may average fewer epochs than the one it resumes.
+        self.epochs = state_dict["epochs"][: self.count]
 
 
 @dataclass
@@ -369,8 +383,8 @@ class LSTMEstimator:
             save_top_k=1,
             enable_version_counter=False,
         )
-        # Only a fit that averages keeps a copy of every epoch's weights.
-        epoch_weights = [EpochWeights()] if config.averaged_epochs > 1 else []
+        # Only a fit that averages keeps copies of epochs' weights.
+        epoch_weights = [EpochWeights(config.averaged_epochs)] if config.averaged_epochs > 1 else []
         trainer = pl.Trainer(
             **{
                 "log_every_n_steps": 5,
@@ -396,7 +410,6 @@ class LSTMEstimator:
         self.epochs_run += trainer.current_epoch
         best = LSTMQuantileLightningModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
         network = best.network.cpu()
-        # A resumed fit holds only the epochs it ran itself; averaging fewer than asked is still an average.
         if epoch_weights and epoch_weights[0].epochs:
-            network.load_state_dict(epoch_weights[0].averaged(config.averaged_epochs))
+            network.load_state_dict(epoch_weights[0].averaged())
         return network

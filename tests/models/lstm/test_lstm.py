@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
@@ -245,21 +247,48 @@ def test_predictor_uses_given_future_covariates(fitted: LSTMPredictor) -> None:
     assert not np.allclose(fitted.predict(history, planned)["q0.5"], fitted.predict(history, promoted)["q0.5"])
 
 
-def test_averaged_weights_are_the_mean_of_the_epochs_of_lowest_validation_loss() -> None:
-    epochs = EpochWeights()
-    for loss, weight in [(0.9, 10.0), (0.5, 2.0), (0.7, 4.0), (0.6, 6.0)]:
-        epochs.epochs.append((loss, {"weight": torch.full((2,), weight)}))
-    assert epochs.averaged(1)["weight"].tolist() == [2.0, 2.0]
-    assert epochs.averaged(3)["weight"].tolist() == [4.0, 4.0]  # epochs of loss 0.5, 0.6 and 0.7
-    assert epochs.averaged(10)["weight"].tolist() == [5.5, 5.5]  # fewer epochs than asked: all of them
+class ValidationRecorder(Callback):
+    """Every validated epoch's loss and network weights, as the test sees them."""
+
+    def __init__(self) -> None:
+        self.epochs: list[tuple[float, dict[str, torch.Tensor]]] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            weights = {name: value.detach().clone() for name, value in pl_module.network.state_dict().items()}
+            self.epochs.append((float(trainer.callback_metrics["val_loss"]), weights))
+
+
+def mean_of_lowest(epochs: list[tuple[float, dict[str, torch.Tensor]]], count: int) -> dict[str, torch.Tensor]:
+    lowest = [weights for _, weights in sorted(epochs, key=lambda epoch: epoch[0])[:count]]
+    return {name: sum(weights[name] for weights in lowest) / len(lowest) for name in lowest[0]}
+
+
+def test_epoch_weights_keep_the_epochs_of_lowest_validation_loss_and_average_them() -> None:
+    def validated(loss: float) -> SimpleNamespace:
+        return SimpleNamespace(sanity_checking=False, callback_metrics={"val_loss": torch.tensor(loss)})
+
+    def trained(weight: float) -> SimpleNamespace:
+        return SimpleNamespace(network=SimpleNamespace(state_dict=lambda: {"weight": torch.full((2,), weight)}))
+
+    epochs = EpochWeights(3)
+    for loss, weight in [(0.9, 10.0), (0.5, 2.0), (0.7, 7.0), (0.6, 6.0)]:
+        epochs.on_validation_end(validated(loss), trained(weight))  # type: ignore[arg-type]
+    assert [loss for loss, _ in epochs.epochs] == pytest.approx([0.5, 0.6, 0.7])  # 0.9's weights not kept
+    assert epochs.averaged()["weight"].tolist() == [5.0, 5.0]
+    # From a checkpoint's state, as a resumed fit: with a smaller count, the lowest of those kept.
+    resumed = EpochWeights(2)
+    resumed.load_state_dict(epochs.state_dict())
+    assert resumed.averaged()["weight"].tolist() == [4.0, 4.0]
 
 
 def test_a_fit_with_averaged_epochs_predicts_from_the_averaged_network(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=3, n_days=120))
-    recorded = EpochWeights()
+    recorded = ValidationRecorder()
     config = small_config(max_epochs=3, averaged_epochs=2)
     predictor = estimator(config, tmp_path, callbacks=[recorded], show_progress=False).fit(features)
-    expected = recorded.averaged(2)
+    assert len(recorded.epochs) == 3
+    expected = mean_of_lowest(recorded.epochs, 2)
     for name, value in predictor.networks[0].state_dict().items():
         torch.testing.assert_close(value, expected[name])
 
@@ -295,20 +324,26 @@ class EpochCounter(Callback):
         self.epochs_started += 1
 
 
-def test_interrupted_fit_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+def test_interrupted_fit_resumes_from_its_last_checkpoint_and_averages_epochs_from_before_it(tmp_path: Path) -> None:
     features = build_feature_frame(weekly_sales(n_series=3, n_days=90))
-    config = small_config(max_epochs=4, early_stopping_patience=10)
+    config = small_config(max_epochs=4, early_stopping_patience=10, averaged_epochs=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        estimator(config, tmp_path, resume=True, callbacks=[CrashAtEpoch(2)], show_progress=False).fit(features)
-    assert (tmp_path / "last.ckpt").exists()
+        estimator(config, tmp_path, resume=True, callbacks=[CrashAtEpoch(3)], show_progress=False).fit(features)
+    checkpoint = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=True)
+    before_crash = checkpoint["callbacks"]["EpochWeights"]["epochs"]
 
     counter = EpochCounter()
-    resumed = estimator(config, tmp_path, resume=True, callbacks=[counter], show_progress=False)
+    after_crash = ValidationRecorder()
+    resumed = estimator(config, tmp_path, resume=True, callbacks=[counter, after_crash], show_progress=False)
     predictor = resumed.fit(features)
-    # The crash came in the third epoch: at least the first two are in the last checkpoint.
-    assert resumed.resumed_from_epoch in (2, 3)
+    # The crash came in the last epoch: at least the first three are in the last checkpoint.
+    assert resumed.resumed_from_epoch in (3, 4) and len(before_crash) == 2
     assert counter.epochs_started == 4 - resumed.resumed_from_epoch  # finished epochs were not trained again
     assert resumed.epochs_run == 4
+    # The average is over the best two epochs of the whole fit: at least one of them before the crash.
+    expected = mean_of_lowest([*before_crash, *after_crash.epochs], 2)
+    for name, value in predictor.networks[0].state_dict().items():
+        torch.testing.assert_close(value, expected[name])
     assert predictor.predict(features)["q0.5"].notna().all()
 
 
