@@ -77,37 +77,53 @@ def settings_file(overrides: list[str], path: Path) -> Path:
     return path
 
 
-def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_trains_beside_another_process(
-    servers: Servers, tmp_path: Path
-) -> None:
-    """`prefect deploy --all` from the repository root, a process worker, and a triggered training run,
-    while a `replenish train` of other data runs in a process of its own: both are recorded, nothing lost."""
-    overrides = servers.overrides(tmp_path / "deployed")
+@dataclass(frozen=True)
+class DeployedTraining:
+    """`prefect deploy --all` from the repository root, and a run of its training deployment triggered
+    and taken by a process worker while the feedback loop's `replenish run` ran beside it."""
+
+    deployments: dict[str, dict]  # name -> the deployment as the server registered it
+    trigger_output: str
+    flow_runs: list[dict]  # every flow run once both had finished
+
+
+@dataclass(frozen=True)
+class FeedbackLoop:
+    """`replenish run` on the servers (beside the deployed training), then `replenish monitor` on shifted
+    sales while `replenish serve` serves the training deployment that monitoring starts."""
+
+    deployed: DeployedTraining
+    jobs: dict[str, str]  # job (train, plan) -> MLflow run id, as `replenish run` left them
+    monitor_output: str
+    retraining_flow_run_id: str
+    retraining_state: str
+    serve_log: Path
+
+
+def deployed_training_beside(servers: Servers, folder: Path, beside: subprocess.Popen[str]) -> DeployedTraining:
+    """Deploys prefect.yaml, triggers its training deployment for a process worker to run, and waits for
+    that run and for ``beside``; the deployments are deleted again before it returns."""
+    overrides = servers.overrides(folder / "deployed")
     environment = {
         **os.environ,
         "PREFECT_API_URL": servers.prefect_api,
         "PWD": str(ROOT),
-        "REPLENISH_CONFIG": str(settings_file(overrides, tmp_path / "settings.yaml")),
+        "REPLENISH_CONFIG": str(settings_file(overrides, folder / "settings.yaml")),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
     }  # the worker looks for runs every second, not every 10 s
-    for command in (
-        ["work-pool", "create", "replenish", "--type", "process", "--overwrite"],
-        ["--no-prompt", "deploy", "--all"],
-    ):
-        result = subprocess.run(
-            [str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    deployments = {
-        d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()
-    }
-    assert SERVED <= set(deployments)
-    assert [schedule["schedule"]["cron"] for schedule in deployments["daily-planning"]["schedules"]] == ["0 5 * * *"]
-    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
-    versions_before = len(client.search_model_versions("name='replenish-demand-lstm'"))
-    runs_before = len(servers.flow_runs())
-
+    deployments: dict[str, dict] = {}
     try:
+        for command in (
+            ["work-pool", "create", "replenish", "--type", "process", "--overwrite"],
+            ["--no-prompt", "deploy", "--all"],
+        ):
+            result = subprocess.run(
+                [str(BIN / "prefect"), *command], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300
+            )
+            assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        deployments = {
+            d["name"]: d for d in httpx.post(f"{servers.prefect_api}/deployments/filter", json={}, timeout=30).json()
+        }
         worker = subprocess.Popen(
             [str(BIN / "prefect"), "worker", "start", "--pool", "replenish"],
             cwd=ROOT,
@@ -116,45 +132,18 @@ def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_trains_beside_anoth
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        beside = replenish("train", *set_options([*servers.overrides(tmp_path / "beside"), "data.synthetic.seed=2"]))
         try:
             output = finished(replenish("trigger", "train", "--wait", *set_options(overrides)))
             finished(beside)
         finally:
             stop_process(worker)
-            stop_process(beside)
-        assert ": Completed" in output
-        triggered = [
-            run for run in servers.flow_runs() if run.get("deployment_id") == deployments["train-on-demand"]["id"]
-        ]
-        assert triggered and all(run["state"]["type"] == "COMPLETED" for run in triggered)
+        return DeployedTraining(deployments, output, servers.flow_runs())
     finally:
-        # `replenish serve` (the next test) registers the same names; with these left in place, its
-        # runs went to `python -m prefect.engine`, which looked for the flow's code at storage path None.
+        stop_process(beside)
+        # `replenish serve` (below) registers the same names; with these left in place, its runs went
+        # to `python -m prefect.engine`, which looked for the flow's code at storage path None.
         for deployment in deployments.values():
             httpx.delete(f"{servers.prefect_api}/deployments/{deployment['id']}", timeout=30)
-
-    # Two versions, numbered without a gap, and a champion from a finished run; both flow runs completed.
-    versions = client.search_model_versions("name='replenish-demand-lstm'")
-    assert len(versions) == versions_before + 2
-    assert sorted(int(v.version) for v in versions) == list(range(1, len(versions) + 1))
-    champion = client.get_model_version_by_alias("replenish-demand-lstm", "champion")
-    assert client.get_run(champion.run_id).info.status == "FINISHED"
-    flow_runs = servers.flow_runs()
-    assert len(flow_runs) == runs_before + 2
-    assert all(run["state"]["type"] == "COMPLETED" for run in flow_runs)
-
-
-@dataclass(frozen=True)
-class FeedbackLoop:
-    """`replenish run` on the servers, then `replenish monitor` on shifted sales while `replenish serve`
-    serves the training deployment that monitoring starts."""
-
-    jobs: dict[str, str]  # job (train, plan) -> MLflow run id, as `replenish run` left them
-    monitor_output: str
-    retraining_flow_run_id: str
-    retraining_state: str
-    serve_log: Path
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +161,10 @@ def feedback_loop(servers: Servers, tmp_path_factory: pytest.TempPathFactory) ->
         "tracking.registered_model_name=replenish-feedback",
         "tracking.experiment_name=feedback",
     ]
-    finished(replenish("run", "--data", str(before), *set_options(overrides)))
+    # Two trainings at once on one pair of servers: the worker's, and this run's in a process of its own.
+    deployed = deployed_training_beside(
+        servers, folder, replenish("run", "--data", str(before), *set_options(overrides))
+    )
     client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
     experiment = client.get_experiment_by_name("feedback")
     jobs = {
@@ -192,7 +184,31 @@ def feedback_loop(servers: Servers, tmp_path_factory: pytest.TempPathFactory) ->
         ) not in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
             assert time.monotonic() < deadline, f"retraining still {state}"
             time.sleep(2)
-    return FeedbackLoop(jobs, output, flow_run_id, state, serve_log)
+    return FeedbackLoop(deployed, jobs, output, flow_run_id, state, serve_log)
+
+
+def test_prefect_yaml_deploys_to_a_process_pool_whose_worker_trains_beside_another_process(
+    servers: Servers, feedback_loop: FeedbackLoop
+) -> None:
+    """The triggered training ran in the worker while `replenish run` trained in a process of its own:
+    both recorded, each in its own registered model, every flow run completed."""
+    deployed = feedback_loop.deployed
+    assert SERVED <= set(deployed.deployments)
+    schedules = deployed.deployments["daily-planning"]["schedules"]
+    assert [schedule["schedule"]["cron"] for schedule in schedules] == ["0 5 * * *"]
+    assert ": Completed" in deployed.trigger_output
+    train_on_demand = deployed.deployments["train-on-demand"]["id"]
+    triggered = [run for run in deployed.flow_runs if run.get("deployment_id") == train_on_demand]
+    assert len(triggered) == 1
+    assert all(run["state"]["type"] == "COMPLETED" for run in deployed.flow_runs)
+
+    # Each training registered version 1 of its own model, from a finished run, and made it champion.
+    client = MlflowClient(servers.mlflow_uri, servers.mlflow_uri)
+    for name in ("replenish-demand-lstm", "replenish-feedback"):
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert champion.version == "1"
+        assert client.get_run(champion.run_id).info.status == "FINISHED"
+    assert [v.version for v in client.search_model_versions("name='replenish-demand-lstm'")] == ["1"]
 
 
 def test_a_run_and_then_monitoring_retrain_through_the_served_training_deployment(
